@@ -1,0 +1,48 @@
+//! The `fusionprot` binary: parses arguments, installs logging, runs one subcommand and picks the
+//! exit code. The work itself lives in the library crates.
+
+mod doctor;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// FusionProt: prepare protein structure data, train and embed with ESM-2 + GearNet fusion, track runs.
+#[derive(Debug, Parser)]
+#[command(name = "fusionprot", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check this installation: versions of libtorch, CUDA, MMseqs2, DuckDB and SQLite, and a
+    /// libtorch forward on each device. Exits non-zero when a required part is missing.
+    Doctor(doctor::DoctorArgs),
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Doctor(args) => doctor::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, `info` by default; `RUST_LOG` overrides.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,5 @@
+//! fusionprot-tracker: records experiments, runs, metrics and checkpoints in SQLite behind an
+//! MLflow-compatible REST API, and answers SQL over results and datasets through DuckDB (feature
+//! `sql`). It stores numbers, paths and hashes, and knows nothing of tch or the trainer.
+
+pub mod engines;

@@ -2,6 +2,8 @@
 //! exit code. The work itself lives in the library crates.
 
 mod doctor;
+mod prepare;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -20,6 +22,9 @@ enum Command {
     /// Check this installation: versions of libtorch, CUDA, MMseqs2, DuckDB and SQLite, and a
     /// libtorch forward on each device. Exits non-zero when a required part is missing.
     Doctor(doctor::DoctorArgs),
+    /// Turn structure files (PDB, mmCIF, AlphaFold; plain, gzipped, in tar or zip) into a dataset
+    /// of Parquet residue-graph tables with a manifest.
+    Prepare(prepare::PrepareArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),
+        Command::Prepare(args) => prepare::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -4,8 +4,8 @@
 /// TorchDrug's 20 residue types, in id order (`data/protein.py::residue_symbol2id`): the
 /// `residue_type` column and the ESM token mapping use these ids.
 pub const TORCHDRUG_RESIDUES: [&str; 20] = [
-    "GLY", "ALA", "SER", "PRO", "VAL", "THR", "CYS", "ILE", "LEU", "ASN", "ASP", "GLN", "LYS", "GLU",
-    "MET", "HIS", "PHE", "ARG", "TYR", "TRP",
+    "GLY", "ALA", "SER", "PRO", "VAL", "THR", "CYS", "ILE", "LEU", "ASN", "ASP", "GLN", "LYS",
+    "GLU", "MET", "HIS", "PHE", "ARG", "TYR", "TRP",
 ];
 
 /// One-letter codes of [`TORCHDRUG_RESIDUES`], same order.
@@ -54,7 +54,10 @@ fn amino_acid(name: &str) -> Option<u8> {
 
 /// Water residue names; waters are never part of a protein.
 pub fn is_water(name: &str) -> bool {
-    matches!(name, "HOH" | "WAT" | "H2O" | "DOD" | "D2O" | "TIP" | "TIP3" | "SOL")
+    matches!(
+        name,
+        "HOH" | "WAT" | "H2O" | "DOD" | "D2O" | "TIP" | "TIP3" | "SOL"
+    )
 }
 
 /// Amino-acid residue names and their parent one-letter codes, sorted by name. The set and the

@@ -1,0 +1,123 @@
+//! `fusionprot prepare`: structure files to a dataset of Parquet tables.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use fusionprot_pipeline::protein::ProteinOptions;
+use fusionprot_pipeline::{PrepareConfig, prepare};
+
+use crate::progress;
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Structure files (PDB, mmCIF; plain or .gz), folders (searched recursively), .tar or .zip
+    /// archives of them.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Dataset folder to write (created if needed; its tables are replaced).
+    #[arg(long)]
+    out: PathBuf,
+    /// Keep all chains of an entry as one graph instead of one protein per chain.
+    #[arg(long)]
+    whole_entry: bool,
+    /// Keep the first N residues of each protein before edges are built (the downstream recipe
+    /// uses 1024; ESM takes at most 1022).
+    #[arg(long, value_name = "N")]
+    truncate: Option<usize>,
+    /// Leave out proteins with fewer residues (with a CA atom, before truncation).
+    #[arg(long, value_name = "N")]
+    min_residues: Option<usize>,
+    /// Leave out proteins with more residues (with a CA atom, before truncation).
+    #[arg(long, value_name = "N")]
+    max_residues: Option<usize>,
+    /// Leave out AlphaFold models whose mean pLDDT is below this (0–100).
+    #[arg(long, value_name = "PLDDT")]
+    plddt_min: Option<f32>,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Stop at the first file that cannot be read instead of recording it and going on.
+    #[arg(long)]
+    strict: bool,
+}
+
+impl PrepareArgs {
+    fn config(&self) -> anyhow::Result<PrepareConfig> {
+        if self.truncate == Some(0) {
+            bail!("--truncate must be at least 1");
+        }
+        if let (Some(min), Some(max)) = (self.min_residues, self.max_residues)
+            && min > max
+        {
+            bail!("--min-residues {min} is larger than --max-residues {max}");
+        }
+        if let Some(p) = self.plddt_min
+            && !(0.0..=100.0).contains(&p)
+        {
+            bail!("--plddt-min must be within 0–100, got {p}");
+        }
+        let jobs = match self.jobs {
+            Some(0) => bail!("--jobs must be at least 1"),
+            Some(j) => j,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        Ok(PrepareConfig {
+            inputs: self.inputs.clone(),
+            out: self.out.clone(),
+            proteins: ProteinOptions {
+                whole_entry: self.whole_entry,
+                truncate: self.truncate,
+                min_residues: self.min_residues,
+                max_residues: self.max_residues,
+                plddt_min: self.plddt_min,
+            },
+            jobs,
+            strict: self.strict,
+        })
+    }
+}
+
+pub fn run(args: &PrepareArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.config()?;
+    let bar = progress::bar("files");
+    let summary =
+        prepare(&cfg, &bar).with_context(|| format!("preparing {}", cfg.out.display()))?;
+    bar.finish_and_clear();
+    let c = &summary.counts;
+    let secs = summary.elapsed_secs.max(1e-9);
+    let filtered: usize = c.filtered.values().sum();
+    println!(
+        "prepared {}: {} proteins, {} residues, {} edges from {} files ({} failed)",
+        summary.out.display(),
+        c.proteins,
+        c.residues,
+        c.edges,
+        c.files,
+        c.files_failed
+    );
+    println!(
+        "  skipped {} duplicate protein ids and {filtered} filtered proteins; left out {} non-protein chains, {} ligand residues, {} waters",
+        c.duplicates_skipped, c.non_protein_chains, c.ligands, c.waters
+    );
+    println!(
+        "  {:.2} s on {} threads: {:.1} files/s, {:.0} residues/s, {:.1} MB/s of input",
+        secs,
+        cfg.jobs,
+        c.files as f64 / secs,
+        c.residues as f64 / secs,
+        summary.input_bytes as f64 / 1e6 / secs
+    );
+    for f in &summary.failures {
+        eprintln!("  failed: {}: {}", f.path, f.error);
+    }
+    if c.files_failed > summary.failures.len() {
+        eprintln!(
+            "  … {} more failures in {}",
+            c.files_failed - summary.failures.len(),
+            cfg.out.join("manifest.json").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

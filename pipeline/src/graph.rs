@@ -1,0 +1,248 @@
+//! The residue graph of spec §2.2: seven relations over alpha-carbon nodes, exactly as TorchDrug's
+//! `GraphConstruction` (SequentialEdge max 2, SpatialEdge 10 Å / min 5, KNNEdge k 10 / min 5)
+//! builds them with torch_cluster's GPU kernels, which the published checkpoints were trained on.
+
+/// Relations 0–4: sequential offsets −2…+2 (2 is the self-loop).
+pub const SEQUENTIAL_MAX_DISTANCE: usize = 2;
+/// Relation 5: neighbours within this radius.
+pub const RADIUS_ANGSTROM: f32 = 10.0;
+/// torch_cluster's `radius_graph(max_num_neighbors=32)`: the first 32 candidates in index order.
+pub const RADIUS_MAX_NEIGHBORS: usize = 32;
+/// Relation 6: this many nearest neighbours.
+pub const KNN_K: usize = 10;
+/// Spatial and KNN edges need |i − j| ≥ this (node indices).
+pub const MIN_SEQUENCE_DISTANCE: usize = 5;
+/// TorchDrug drops spatial pairs whose distance (the norm, not its square) is below this.
+pub const ZERO_DISTANCE_EPS: f32 = 1e-10;
+pub const RELATION_RADIUS: i8 = 5;
+pub const RELATION_KNN: i8 = 6;
+pub const NUM_RELATIONS: usize = 7;
+
+/// Edges as parallel columns: message flows `src → dst` (TorchDrug's node_in → node_out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edges {
+    pub src: Vec<i32>,
+    pub dst: Vec<i32>,
+    pub relation: Vec<i8>,
+}
+
+impl Edges {
+    pub fn len(&self) -> usize {
+        self.src.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty()
+    }
+
+    fn push(&mut self, src: usize, dst: usize, relation: i8) {
+        // Node counts come from i32 residue indices, so they fit.
+        self.src.push(src as i32);
+        self.dst.push(dst as i32);
+        self.relation.push(relation);
+    }
+}
+
+/// Builds all edges for one graph. `pos[i]` is node i's CA position; `chain[i]` a chain key
+/// (sequential edges never cross chains; spatial ones may, as in TorchDrug's whole-entry graphs).
+///
+/// Order: relation 0…6; sequential edges by node, spatial and KNN edges by centre (`dst`), then
+/// by the order the reference kernel finds them.
+pub fn build(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
+    assert_eq!(pos.len(), chain.len(), "one chain key per node");
+    let n = pos.len();
+    let mut edges = Edges::default();
+    sequential(chain, &mut edges);
+    let mut d2 = vec![0f32; n];
+    let mut radius_found: Vec<(usize, usize)> = Vec::new();
+    let mut knn_found: Vec<(usize, usize)> = Vec::new();
+    let mut order: Vec<usize> = (0..n).collect();
+    for centre in 0..n {
+        for (j, d) in d2.iter_mut().enumerate() {
+            *d = squared_distance(&pos[j], &pos[centre]);
+        }
+        radius_neighbours(centre, &d2, &mut radius_found);
+        knn_neighbours(centre, &d2, &mut order, &mut knn_found);
+    }
+    for (src, dst) in radius_found {
+        edges.push(src, dst, RELATION_RADIUS);
+    }
+    for (src, dst) in knn_found {
+        edges.push(src, dst, RELATION_KNN);
+    }
+    edges
+}
+
+/// Relation `d + 2` for offset d ∈ −2…2: edge (r + |d| → r) for d < 0, (r → r + d) for d > 0,
+/// self-loops for d = 0; both ends in the same chain.
+fn sequential(chain: &[u32], edges: &mut Edges) {
+    let n = chain.len();
+    let max = SEQUENTIAL_MAX_DISTANCE as isize;
+    for d in -max..=max {
+        let relation = (d + max) as i8;
+        let k = d.unsigned_abs();
+        for r in 0..n.saturating_sub(k) {
+            if chain[r] != chain[r + k] {
+                continue;
+            }
+            match d {
+                ..0 => edges.push(r + k, r, relation),
+                0 => edges.push(r, r, relation),
+                _ => edges.push(r, r + k, relation),
+            }
+        }
+    }
+}
+
+/// Squared distance accumulated over x, y, z in f32, as torch_cluster's radius kernel does.
+#[inline]
+fn squared_distance(a: &[f32; 3], b: &[f32; 3]) -> f32 {
+    let mut d = 0f32;
+    for k in 0..3 {
+        let t = a[k] - b[k];
+        d += t * t;
+    }
+    d
+}
+
+/// torch_cluster `radius_graph(loop=False, max_num_neighbors=32)` on the GPU: scan candidates in
+/// index order, keep d² < r² (self excluded), stop after 32 — then TorchDrug's filters
+/// (|i − j| ≥ 5, distance ≥ 1e-10) drop some of those 32. The cap is taken before the filters, so
+/// a dense neighbourhood can lose far neighbours even when near ones are filtered out.
+fn radius_neighbours(centre: usize, d2: &[f32], out: &mut Vec<(usize, usize)>) {
+    let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
+    let mut count = 0;
+    for (j, &d) in d2.iter().enumerate() {
+        if j == centre || d >= r2 {
+            continue;
+        }
+        if keep(centre, j, d) {
+            out.push((j, centre));
+        }
+        count += 1;
+        if count >= RADIUS_MAX_NEIGHBORS {
+            break;
+        }
+    }
+}
+
+/// torch_cluster `knn_graph(k=10, loop=False)`: the k + 1 nearest including the centre itself
+/// (ties to the lower index), the centre removed, then TorchDrug's filters.
+fn knn_neighbours(centre: usize, d2: &[f32], order: &mut [usize], out: &mut Vec<(usize, usize)>) {
+    let take = (KNN_K + 1).min(d2.len());
+    if take == 0 {
+        return;
+    }
+    let by_distance = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
+    if take < order.len() {
+        order.select_nth_unstable_by(take - 1, by_distance);
+    }
+    let nearest = &mut order[..take];
+    nearest.sort_unstable_by(by_distance);
+    for &j in nearest.iter() {
+        if j != centre && keep(centre, j, d2[j]) {
+            out.push((j, centre));
+        }
+    }
+}
+
+/// TorchDrug's SpatialEdge/KNNEdge filters: sequence separation and non-zero distance.
+#[inline]
+fn keep(centre: usize, j: usize, d2: f32) -> bool {
+    centre.abs_diff(j) >= MIN_SEQUENCE_DISTANCE && d2.sqrt() >= ZERO_DISTANCE_EPS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(n: usize, spacing: f32) -> Vec<[f32; 3]> {
+        (0..n).map(|i| [i as f32 * spacing, 0.0, 0.0]).collect()
+    }
+
+    fn of(edges: &Edges, relation: i8) -> Vec<(i32, i32)> {
+        (0..edges.len())
+            .filter(|&i| edges.relation[i] == relation)
+            .map(|i| (edges.src[i], edges.dst[i]))
+            .collect()
+    }
+
+    #[test]
+    fn sequential_edges_follow_torchdrug_direction_and_stay_in_chain() {
+        let e = build(&line(4, 100.0), &[0, 0, 1, 1]);
+        assert_eq!(of(&e, 0), []); // |d| = 2 crosses the chain break everywhere
+        assert_eq!(of(&e, 1), [(1, 0), (3, 2)]);
+        assert_eq!(of(&e, 2), [(0, 0), (1, 1), (2, 2), (3, 3)]);
+        assert_eq!(of(&e, 3), [(0, 1), (2, 3)]);
+        assert_eq!(of(&e, 4), []);
+    }
+
+    #[test]
+    fn radius_edges_need_sequence_separation_and_point_to_the_centre() {
+        // 3.8 Å apart: nodes within 10 Å are at most 2 apart, so no pair passes |i-j| >= 5.
+        let e = build(&line(12, 3.8), &[0; 12]);
+        assert_eq!(of(&e, RELATION_RADIUS), []);
+        // 1 Å apart: 0..=9 within 10 Å of each other (strict <), |i-j| >= 5 keeps 0↔5…9.
+        let e = build(&line(12, 1.0), &[0; 12]);
+        let to0: Vec<i32> = of(&e, RELATION_RADIUS)
+            .into_iter()
+            .filter(|&(_, d)| d == 0)
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(to0, [5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn radius_cap_counts_filtered_candidates_in_index_order() {
+        // 40 nodes at the same spot except the centre's sequence neighbours are also close:
+        // all 39 others are within 10 Å; the first 32 candidates in index order are 1..=32,
+        // of which 1..=4 fail |i-j| >= 5, leaving 5..=32 (28 edges) and nothing from 33..39.
+        let pos: Vec<[f32; 3]> = (0..40).map(|i| [0.01 * i as f32, 0.0, 0.0]).collect();
+        let e = build(&pos, &[0; 40]);
+        let to0: Vec<i32> = of(&e, RELATION_RADIUS)
+            .into_iter()
+            .filter(|&(_, d)| d == 0)
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(to0, (5..=32).collect::<Vec<i32>>());
+    }
+
+    #[test]
+    fn knn_takes_ten_nearest_then_filters() {
+        let e = build(&line(30, 1.0), &[0; 30]);
+        // Node 0's 10 nearest are 1..=10; the filter keeps 5..=10.
+        let to0: Vec<i32> = of(&e, RELATION_KNN)
+            .into_iter()
+            .filter(|&(_, d)| d == 0)
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(to0, [5, 6, 7, 8, 9, 10]);
+        // Node 15's nearest are 10..=20 minus itself, ties broken toward the lower index.
+        let to15: Vec<i32> = of(&e, RELATION_KNN)
+            .into_iter()
+            .filter(|&(_, d)| d == 15)
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(to15, [10, 20]);
+    }
+
+    #[test]
+    fn coincident_nodes_get_no_spatial_edge() {
+        let mut pos = line(12, 1.0);
+        pos[11] = pos[0];
+        let e = build(&pos, &[0; 12]);
+        assert!(!of(&e, RELATION_RADIUS).contains(&(11, 0)));
+        assert!(!of(&e, RELATION_KNN).contains(&(11, 0)));
+    }
+
+    #[test]
+    fn tiny_graphs_have_only_sequential_edges() {
+        let e = build(&line(3, 1.0), &[0; 3]);
+        // 3 self-loops, 2 edges at offset ±1 each way, 1 at offset ±2 each way.
+        assert_eq!(e.len(), 3 + 2 * 2 + 2);
+        assert!(build(&[], &[]).is_empty());
+    }
+}

@@ -1,0 +1,348 @@
+//! Where structure files come from: files, folders (recursive), `.tar` (also gzipped) and `.zip`
+//! archives. [`plan`] lists inputs in a fixed order; [`read_all`] streams each structure's bytes
+//! with the name it is known by (`archive.tar/member.cif.gz`, or the path below its folder).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Errors that stop a run before any parsing: an input that does not exist or cannot be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("input {} does not exist", .0.display())]
+    Missing(PathBuf),
+    #[error("cannot list {}: {source}", .path.display())]
+    List {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How an input is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Tar,
+    Zip,
+}
+
+/// One file to read: a structure file or an archive of them.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub path: PathBuf,
+    /// Name relative to its input root (for a file given directly, its file name).
+    pub name: String,
+    pub kind: Kind,
+}
+
+/// Names of structure files inside folders and archives; files named directly are always tried.
+pub fn is_structure_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let base = lower.strip_suffix(".gz").unwrap_or(&lower);
+    [".pdb", ".ent", ".cif", ".mmcif"]
+        .iter()
+        .any(|ext| base.ends_with(ext))
+}
+
+fn archive_kind(name: &str) -> Option<Kind> {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".tar") || lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+        Some(Kind::Tar)
+    } else if lower.ends_with(".zip") {
+        Some(Kind::Zip)
+    } else {
+        None
+    }
+}
+
+/// Lists the inputs: folders are walked recursively in byte order of their paths; a path given
+/// twice is read once.
+///
+/// # Errors
+/// A missing input or an unlistable folder.
+pub fn plan(inputs: &[PathBuf]) -> Result<Vec<Item>, InputError> {
+    let mut items = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|_| InputError::Missing(input.clone()))?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(input, &mut found)?;
+            found.sort();
+            for path in found {
+                let rel = path.strip_prefix(input).unwrap_or(&path);
+                let name = rel.to_string_lossy().into_owned();
+                let kind = archive_kind(&name);
+                if kind.is_some() || is_structure_name(&name) {
+                    items.push(Item {
+                        path,
+                        name,
+                        kind: kind.unwrap_or(Kind::File),
+                    });
+                }
+            }
+        } else {
+            let name = input
+                .file_name()
+                .map_or_else(|| input.to_string_lossy(), |n| n.to_string_lossy())
+                .into_owned();
+            items.push(Item {
+                path: input.clone(),
+                kind: archive_kind(&name).unwrap_or(Kind::File),
+                name,
+            });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|i| seen.insert(i.path.clone()));
+    Ok(items)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
+    let list = |source| InputError::List {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(list)? {
+        let entry = entry.map_err(list)?;
+        let path = entry.path();
+        let ty = entry.file_type().map_err(list)?;
+        if ty.is_dir() {
+            walk(&path, out)?;
+        } else if ty.is_file() || (ty.is_symlink() && path.is_file()) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// One structure's bytes, or why they could not be read.
+#[derive(Debug)]
+pub struct Source {
+    pub name: String,
+    pub bytes: Result<Vec<u8>, String>,
+}
+
+/// Reads every item in order and hands each structure to `emit`, which returns `false` to stop.
+/// Archives are read sequentially (tar has no index); a broken archive member or archive is
+/// emitted as a source with an error, so it is reported like any bad file.
+pub fn read_all(items: &[Item], mut emit: impl FnMut(Source) -> bool) {
+    for item in items {
+        let keep_going = match item.kind {
+            Kind::File => emit(Source {
+                name: item.name.clone(),
+                bytes: std::fs::read(&item.path).map_err(|e| e.to_string()),
+            }),
+            Kind::Tar => read_tar(item, &mut emit),
+            Kind::Zip => read_zip(item, &mut emit),
+        };
+        if !keep_going {
+            return;
+        }
+    }
+}
+
+fn read_tar(item: &Item, emit: &mut impl FnMut(Source) -> bool) -> bool {
+    let file = match File::open(&item.path) {
+        Ok(f) => f,
+        Err(e) => return emit(archive_error(item, &e.to_string())),
+    };
+    let mut head = [0u8; 2];
+    let gz = File::open(&item.path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == [0x1f, 0x8b];
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            file,
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut archive = tar::Archive::new(reader);
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => return emit(archive_error(item, &e.to_string())),
+    };
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => return emit(archive_error(item, &format!("broken tar archive: {e}"))),
+        };
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let member = entry.path().map(|p| p.to_string_lossy().into_owned());
+        let Ok(member) = member else { continue };
+        if !is_structure_name(&member) {
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        let bytes = entry
+            .read_to_end(&mut bytes)
+            .map(|_| bytes)
+            .map_err(|e| format!("broken tar member: {e}"));
+        if !emit(Source {
+            name: format!("{}/{member}", item.name),
+            bytes,
+        }) {
+            return false;
+        }
+    }
+    true
+}
+
+fn read_zip(item: &Item, emit: &mut impl FnMut(Source) -> bool) -> bool {
+    let archive = File::open(&item.path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| e.to_string()));
+    let mut archive = match archive {
+        Ok(a) => a,
+        Err(e) => return emit(archive_error(item, &format!("broken zip archive: {e}"))),
+    };
+    for i in 0..archive.len() {
+        let mut entry = match archive.by_index(i) {
+            Ok(e) => e,
+            Err(e) => {
+                if !emit(archive_error(item, &format!("broken zip member {i}: {e}"))) {
+                    return false;
+                }
+                continue;
+            }
+        };
+        if !entry.is_file() || !is_structure_name(entry.name()) {
+            continue;
+        }
+        let name = format!("{}/{}", item.name, entry.name());
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        let bytes = entry
+            .read_to_end(&mut bytes)
+            .map(|_| bytes)
+            .map_err(|e| format!("broken zip member: {e}"));
+        if !emit(Source { name, bytes }) {
+            return false;
+        }
+    }
+    true
+}
+
+fn archive_error(item: &Item, why: &str) -> Source {
+    Source {
+        name: item.name.clone(),
+        bytes: Err(why.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structure_names_include_gzipped_variants() {
+        for n in [
+            "a.pdb",
+            "b.CIF",
+            "c.ent.gz",
+            "d.mmcif.gz",
+            "AF-X-F1-model_v4.cif.gz",
+        ] {
+            assert!(is_structure_name(n), "{n}");
+        }
+        for n in ["README", "x.tar", "y.gz", "z.pdbqt"] {
+            assert!(!is_structure_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn folders_are_walked_in_order_and_archives_recognised() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).expect("mkdir");
+        for f in ["b.pdb", "a.cif.gz", "notes.txt", "sub/c.ent", "set.tar"] {
+            std::fs::write(d.join(f), b"x").expect("write");
+        }
+        let items = plan(&[d.to_owned()]).expect("plan");
+        let names: Vec<(&str, Kind)> = items.iter().map(|i| (i.name.as_str(), i.kind)).collect();
+        assert_eq!(
+            names,
+            [
+                ("a.cif.gz", Kind::File),
+                ("b.pdb", Kind::File),
+                ("set.tar", Kind::Tar),
+                ("sub/c.ent", Kind::File)
+            ]
+        );
+        assert!(matches!(
+            plan(&[d.join("nope")]),
+            Err(InputError::Missing(_))
+        ));
+    }
+
+    #[test]
+    fn tar_and_zip_members_are_read_in_archive_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tar_path = dir.path().join("set.tar");
+        {
+            let mut b = tar::Builder::new(File::create(&tar_path).expect("create"));
+            for (name, body) in [
+                ("x/2.pdb", "two"),
+                ("readme.txt", "skip"),
+                ("x/1.cif", "one"),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(body.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, name, body.as_bytes())
+                    .expect("append");
+            }
+            b.finish().expect("finish");
+        }
+        let zip_path = dir.path().join("set.zip");
+        {
+            let mut z = zip::ZipWriter::new(File::create(&zip_path).expect("create"));
+            let opts = zip::write::SimpleFileOptions::default();
+            z.start_file("m/3.ent.gz", opts).expect("start");
+            std::io::Write::write_all(&mut z, b"three").expect("write");
+            z.finish().expect("finish");
+        }
+        let items = plan(&[tar_path, zip_path]).expect("plan");
+        let mut got = Vec::new();
+        read_all(&items, |s| {
+            got.push((s.name, s.bytes.expect("readable")));
+            true
+        });
+        let got: Vec<(&str, &[u8])> = got
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("set.tar/x/2.pdb", b"two".as_slice()),
+                ("set.tar/x/1.cif", b"one".as_slice()),
+                ("set.zip/m/3.ent.gz", b"three".as_slice())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_broken_archive_is_reported_as_a_failed_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("bad.zip");
+        std::fs::write(&p, b"not a zip").expect("write");
+        let items = plan(&[p]).expect("plan");
+        let mut got = Vec::new();
+        read_all(&items, |s| {
+            got.push(s);
+            true
+        });
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0]
+                .bytes
+                .as_ref()
+                .is_err_and(|e| e.contains("broken zip archive"))
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! `DATASET/manifest.json`: what went in (every input with its sha256, every parameter), what came
+//! out (every part with rows and sha256), and what failed. No wall-clock times, so the same inputs
+//! and parameters give the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protein::{Filtered, ProteinOptions};
+use crate::write::PartInfo;
+
+/// The manifest as written; [`serde_json::Value`] sections let later steps (splits) add theirs
+/// without this crate knowing them in advance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub tool: &'static str,
+    pub tool_version: &'static str,
+    pub dataset_schema_version: u32,
+    pub parameters: Parameters,
+    pub graph: GraphParameters,
+    pub counts: Counts,
+    pub tables: BTreeMap<&'static str, TableEntry>,
+    pub inputs: Vec<InputEntry>,
+    pub failures: Vec<Failure>,
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// The run's parameters, as given (after validation).
+#[derive(Debug, Clone, Serialize)]
+pub struct Parameters {
+    /// Inputs exactly as named on the command line.
+    pub inputs: Vec<String>,
+    #[serde(flatten)]
+    pub proteins: ProteinOptions,
+    pub strict: bool,
+}
+
+/// The fixed graph construction of spec §2.2, recorded so a reader need not trust the version.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphParameters {
+    pub node: &'static str,
+    pub sequential_max_distance: usize,
+    pub radius_angstrom: f32,
+    pub radius_max_neighbors: usize,
+    pub radius_cap: &'static str,
+    pub knn_k: usize,
+    pub min_sequence_distance: usize,
+    pub relations: [&'static str; 7],
+}
+
+impl GraphParameters {
+    pub fn spec() -> Self {
+        use crate::graph::*;
+        Self {
+            node: "alpha carbon of each polymer residue that has one",
+            sequential_max_distance: SEQUENTIAL_MAX_DISTANCE,
+            radius_angstrom: RADIUS_ANGSTROM,
+            radius_max_neighbors: RADIUS_MAX_NEIGHBORS,
+            radius_cap: "first 32 candidates in index order, before the sequence-distance filter",
+            knn_k: KNN_K,
+            min_sequence_distance: MIN_SEQUENCE_DISTANCE,
+            relations: [
+                "sequential -2 (r+2 -> r)",
+                "sequential -1 (r+1 -> r)",
+                "self-loop",
+                "sequential +1 (r -> r+1)",
+                "sequential +2 (r -> r+2)",
+                "radius 10 A, |i-j| >= 5",
+                "knn 10, |i-j| >= 5",
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub files: usize,
+    pub files_failed: usize,
+    pub proteins: usize,
+    pub residues: u64,
+    pub edges: u64,
+    pub duplicates_skipped: usize,
+    pub filtered: BTreeMap<Filtered, usize>,
+    pub non_protein_chains: usize,
+    pub waters: usize,
+    pub ligands: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableEntry {
+    pub schema: String,
+    pub rows: u64,
+    pub parts: Vec<PartInfo>,
+}
+
+/// One structure that was read (a file, or a member of an archive).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InputEntry {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub proteins: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Failure {
+    pub path: String,
+    pub error: String,
+}
+
+/// A protein id seen again in a later input; the first one is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Duplicate {
+    pub protein_id: String,
+    pub skipped: String,
+    pub kept: String,
+}
+
+impl Manifest {
+    /// Writes pretty JSON to `path` through a temporary file and a rename.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        let mut text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        text.push('\n');
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}

@@ -1,0 +1,126 @@
+//! The dataset's table contracts: names, versions and Arrow schemas of `proteins`, `residues` and
+//! `edges`. A column change bumps the table's version (and [`DATASET_SCHEMA_VERSION`]); readers
+//! check the `fusionprot.schema` key in each part's metadata. Documented in ARCHITECTURE.md.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+/// Version of the dataset layout as a whole (tables, manifest).
+pub const DATASET_SCHEMA_VERSION: u32 = 1;
+
+/// Parquet key-value metadata key carrying `<table>/v<N>`.
+pub const SCHEMA_KEY: &str = "fusionprot.schema";
+
+/// The tables `prepare` writes, each a folder of Parquet parts under the dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    Proteins,
+    Residues,
+    Edges,
+}
+
+impl Table {
+    pub const ALL: [Table; 3] = [Table::Proteins, Table::Residues, Table::Edges];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Proteins => "proteins",
+            Table::Residues => "residues",
+            Table::Edges => "edges",
+        }
+    }
+
+    pub fn version(self) -> u32 {
+        1
+    }
+
+    /// `residues/v1`: the value of [`SCHEMA_KEY`].
+    pub fn schema_tag(self) -> String {
+        format!("{}/v{}", self.name(), self.version())
+    }
+
+    /// Rows per row group: small enough that fetching one protein reads little, large enough
+    /// for good compression. Sorted by `protein_id`, so row-group statistics locate a protein.
+    pub(crate) fn row_group_rows(self) -> usize {
+        match self {
+            Table::Proteins => 8_192,
+            Table::Residues => 65_536,
+            Table::Edges => 262_144,
+        }
+    }
+
+    /// A part is closed at the first protein boundary after this many rows.
+    pub(crate) fn part_rows(self) -> usize {
+        match self {
+            Table::Proteins => 1_000_000,
+            Table::Residues => 8_000_000,
+            Table::Edges => 64_000_000,
+        }
+    }
+
+    pub fn arrow_schema(self) -> SchemaRef {
+        let f = |name: &str, ty: DataType, nullable: bool| Field::new(name, ty, nullable);
+        let fields = match self {
+            Table::Proteins => vec![
+                f("protein_id", DataType::Utf8, false),
+                f("entry_id", DataType::Utf8, false),
+                f("chain_id", DataType::Utf8, false),
+                f("sequence", DataType::Utf8, false),
+                f("num_residues", DataType::Int32, false),
+                f("num_residues_in_file", DataType::Int32, false),
+                f("source", DataType::Utf8, false),
+                f("source_sha256", DataType::Utf8, false),
+                f("format", DataType::Utf8, false),
+                f("mean_plddt", DataType::Float32, true),
+                f("method", DataType::Utf8, true),
+                f("resolution_angstrom", DataType::Float32, true),
+                f(
+                    "ec_numbers",
+                    DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+                    false,
+                ),
+                f("title", DataType::Utf8, true),
+            ],
+            Table::Residues => vec![
+                f("protein_id", DataType::Utf8, false),
+                f("residue_index", DataType::Int32, false),
+                f("residue_name", DataType::Utf8, false),
+                f("residue_type", DataType::Int8, false),
+                f("chain_id", DataType::Utf8, false),
+                f("residue_number", DataType::Int32, false),
+                f("insertion_code", DataType::Utf8, true),
+                f("x", DataType::Float32, false),
+                f("y", DataType::Float32, false),
+                f("z", DataType::Float32, false),
+                f("b_factor", DataType::Float32, false),
+            ],
+            Table::Edges => vec![
+                f("protein_id", DataType::Utf8, false),
+                f("src", DataType::Int32, false),
+                f("dst", DataType::Int32, false),
+                f("relation", DataType::Int8, false),
+            ],
+        };
+        Arc::new(Schema::new(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_starts_with_protein_id_for_sorting_and_lookup() {
+        for t in Table::ALL {
+            assert_eq!(
+                t.arrow_schema().field(0).name(),
+                "protein_id",
+                "{}",
+                t.name()
+            );
+        }
+        assert_eq!(Table::Residues.schema_tag(), "residues/v1");
+    }
+}

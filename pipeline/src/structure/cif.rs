@@ -1,0 +1,208 @@
+//! Tokenizer for CIF 1.1 / STAR syntax as mmCIF uses it: bare and quoted values, `;` text fields,
+//! comments, `data_`, `loop_` and tags. It yields borrowed tokens with their line numbers.
+
+use super::error::LineError;
+
+/// One CIF token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token<'a> {
+    pub text: &'a [u8],
+    /// Quoted values and text fields are always values, even when they look like keywords.
+    pub quoted: bool,
+    pub line: usize,
+}
+
+impl Token<'_> {
+    pub fn is_tag(&self) -> bool {
+        !self.quoted && self.text.first() == Some(&b'_')
+    }
+
+    pub fn is_loop(&self) -> bool {
+        !self.quoted && self.text.eq_ignore_ascii_case(b"loop_")
+    }
+
+    pub fn is_data(&self) -> bool {
+        !self.quoted && self.text.len() >= 5 && self.text[..5].eq_ignore_ascii_case(b"data_")
+    }
+
+    /// `?` (unknown) and `.` (inapplicable) when not quoted.
+    pub fn is_null(&self) -> bool {
+        !self.quoted && (self.text == b"?" || self.text == b".")
+    }
+
+    /// The value as text; CIF is ASCII, anything else is replaced.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.text)
+    }
+}
+
+/// Streaming tokenizer over the whole file.
+#[derive(Debug)]
+pub(crate) struct Tokenizer<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Tokenizer<'a> {
+    pub fn new(text: &'a [u8]) -> Self {
+        Self {
+            text,
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// The next token, `Ok(None)` at the end.
+    ///
+    /// # Errors
+    /// An unterminated quote or text field, with the line it started on.
+    pub fn next_token(&mut self) -> Result<Option<Token<'a>>, (usize, LineError)> {
+        let t = self.text;
+        loop {
+            match t.get(self.pos) {
+                None => return Ok(None),
+                Some(b'\n') => {
+                    self.line += 1;
+                    self.pos += 1;
+                }
+                Some(b' ' | b'\t' | b'\r') => self.pos += 1,
+                Some(b'#') => {
+                    while self.pos < t.len() && t[self.pos] != b'\n' {
+                        self.pos += 1;
+                    }
+                }
+                Some(_) => break,
+            }
+        }
+        let start = self.pos;
+        let line = self.line;
+        let at_line_start = start == 0 || t[start - 1] == b'\n';
+        match t[start] {
+            b';' if at_line_start => {
+                // Text field: up to a line that starts with ';'.
+                let mut i = start + 1;
+                loop {
+                    match memchr_newline(&t[i..]) {
+                        None => {
+                            return Err((
+                                line,
+                                LineError::Unterminated {
+                                    what: "text field (;)",
+                                },
+                            ));
+                        }
+                        Some(off) => {
+                            i += off + 1;
+                            self.line += 1;
+                            if t.get(i) == Some(&b';') {
+                                let mut body = &t[start + 1..i - 1];
+                                body = body.strip_suffix(b"\r").unwrap_or(body);
+                                self.pos = i + 1;
+                                return Ok(Some(Token {
+                                    text: body,
+                                    quoted: true,
+                                    line,
+                                }));
+                            }
+                        }
+                    }
+                }
+            }
+            q @ (b'\'' | b'"') => {
+                // A quote closes only when followed by whitespace or the end (CIF 1.1).
+                let mut i = start + 1;
+                loop {
+                    match t.get(i) {
+                        None | Some(b'\n') => {
+                            return Err((
+                                line,
+                                LineError::Unterminated {
+                                    what: "quoted value",
+                                },
+                            ));
+                        }
+                        Some(&c) if c == q => {
+                            let next = t.get(i + 1);
+                            if next.is_none_or(|n| n.is_ascii_whitespace()) {
+                                self.pos = i + 1;
+                                return Ok(Some(Token {
+                                    text: &t[start + 1..i],
+                                    quoted: true,
+                                    line,
+                                }));
+                            }
+                            i += 1;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            _ => {
+                let mut i = start;
+                while i < t.len() && !t[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                self.pos = i;
+                Ok(Some(Token {
+                    text: &t[start..i],
+                    quoted: false,
+                    line,
+                }))
+            }
+        }
+    }
+}
+
+fn memchr_newline(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(text: &str) -> Vec<(String, bool, usize)> {
+        let mut t = Tokenizer::new(text.as_bytes());
+        let mut out = Vec::new();
+        while let Some(tok) = t.next_token().expect("valid CIF") {
+            out.push((tok.as_str().into_owned(), tok.quoted, tok.line));
+        }
+        out
+    }
+
+    #[test]
+    fn reads_bare_quoted_and_text_field_values_with_line_numbers() {
+        let got =
+            tokens("data_x\n_a.b 'it''s ok' # comment\n_c.d\n;line one\nline two\n;\n_e.f \"q\"\n");
+        assert_eq!(
+            got,
+            [
+                ("data_x".into(), false, 1),
+                ("_a.b".into(), false, 2),
+                ("it''s ok".into(), true, 2),
+                ("_c.d".into(), false, 3),
+                ("line one\nline two".into(), true, 4),
+                ("_e.f".into(), false, 7),
+                ("q".into(), true, 7),
+            ]
+        );
+    }
+
+    #[test]
+    fn unterminated_quote_names_its_line() {
+        let mut t = Tokenizer::new(b"data_x\n_a.b 'open\n");
+        t.next_token().expect("data_");
+        t.next_token().expect("tag");
+        let (line, err) = t.next_token().expect_err("unterminated");
+        assert_eq!(line, 2);
+        assert_eq!(err.to_string(), "unterminated quoted value");
+    }
+
+    #[test]
+    fn unterminated_text_field_is_an_error() {
+        let mut t = Tokenizer::new(b"_a.b\n;never closed\n");
+        t.next_token().expect("tag");
+        assert!(t.next_token().is_err());
+    }
+}

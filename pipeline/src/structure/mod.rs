@@ -1,0 +1,125 @@
+//! Structure files (PDB, mmCIF; plain or gzipped) to the first model's polymer chains.
+
+mod cif;
+mod error;
+mod mmcif;
+mod model;
+mod pdb;
+
+pub use error::{LineError, ParseError};
+pub use model::{AlphaCarbon, Chain, Format, Residue, Structure};
+
+use std::io::Read;
+
+/// Reads a structure from the bytes of a file: gunzips when the content is gzip, detects the
+/// format from the content (not the name), and parses the first model.
+///
+/// # Errors
+/// [`ParseError`] saying what is wrong and, for a bad line, where.
+pub fn read_bytes(raw: &[u8]) -> Result<(Format, Structure), ParseError> {
+    let text = decompress(raw)?;
+    let format = detect(&text)?;
+    let structure = match format {
+        Format::Pdb => pdb::parse(&text)?,
+        Format::Mmcif => mmcif::parse(&text)?,
+    };
+    if structure.residues_with_ca() == 0 {
+        return Err(ParseError::NoProtein);
+    }
+    Ok((format, structure))
+}
+
+/// Gzip (possibly multi-member) is recognised by its magic bytes; anything else passes through.
+fn decompress(raw: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, ParseError> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        flate2::read::MultiGzDecoder::new(raw)
+            .read_to_end(&mut out)
+            .map_err(ParseError::Gzip)?;
+        Ok(out.into())
+    } else {
+        Ok(raw.into())
+    }
+}
+
+/// mmCIF starts with a `data_` block (after comments); PDB with fixed-column records.
+fn detect(text: &[u8]) -> Result<Format, ParseError> {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
+    }
+    // Text files hold no control bytes besides tab, newline, carriage return and form feed.
+    let head = &text[..text.len().min(1 << 16)];
+    if let Some(offset) = head
+        .iter()
+        .position(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c))
+    {
+        return Err(ParseError::Binary {
+            offset,
+            byte: head[offset],
+        });
+    }
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.is_empty());
+    let first_cif_line = lines.clone().find(|l| !l.starts_with(b"#"));
+    if first_cif_line.is_some_and(|l| l.len() >= 5 && l[..5].eq_ignore_ascii_case(b"data_")) {
+        return Ok(Format::Mmcif);
+    }
+    const RECORDS: [&[u8]; 14] = [
+        b"HEADER", b"TITLE", b"COMPND", b"SOURCE", b"REMARK", b"CRYST1", b"ATOM", b"HETATM",
+        b"MODEL", b"EXPDTA", b"AUTHOR", b"SEQRES", b"DBREF", b"KEYWDS",
+    ];
+    if lines.any(|l| RECORDS.iter().any(|r| l.starts_with(r))) {
+        return Ok(Format::Pdb);
+    }
+    Err(ParseError::UnknownFormat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_binary_files_are_named_as_such() {
+        assert!(matches!(read_bytes(b""), Err(ParseError::Empty)));
+        assert!(matches!(read_bytes(b"  \n\n"), Err(ParseError::Empty)));
+        let err = read_bytes(b"ATOM\x00\x01\x02").expect_err("binary");
+        assert_eq!(
+            err.to_string(),
+            "not a text file: binary byte 0x00 at offset 4"
+        );
+    }
+
+    #[test]
+    fn broken_gzip_is_reported() {
+        let err = read_bytes(&[0x1f, 0x8b, 8, 0, 0, 0]).expect_err("truncated gzip");
+        assert!(
+            err.to_string().starts_with("gzip stream is broken"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn format_comes_from_content() {
+        assert_eq!(
+            detect(b"# comment\ndata_1abc\n_entry.id 1ABC\n").ok(),
+            Some(Format::Mmcif)
+        );
+        assert_eq!(detect(b"\nCRYST1    1.000\nATOM\n").ok(), Some(Format::Pdb));
+        assert!(matches!(
+            detect(b"hello world\n"),
+            Err(ParseError::UnknownFormat)
+        ));
+    }
+
+    #[test]
+    fn a_file_without_any_ca_is_not_a_protein() {
+        let text =
+            "ATOM      1  P    DA B   1       1.000   1.000   1.000  1.00  9.68           P\n";
+        assert!(matches!(
+            read_bytes(text.as_bytes()),
+            Err(ParseError::NoProtein)
+        ));
+    }
+}

@@ -1,0 +1,395 @@
+//! Writing the tables: one [`TableWriter`] per table rolls Parquet parts (zstd, fixed row groups,
+//! page statistics, no timestamps) and returns each part's rows and sha256; [`Batches`] turns
+//! protein records and their edges into Arrow record batches.
+
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{Float32Builder, Int8Builder, Int32Builder, ListBuilder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use sha2::{Digest, Sha256};
+
+use crate::graph::Edges;
+use crate::protein::ProteinRecord;
+use crate::residue;
+use crate::schema::{SCHEMA_KEY, Table};
+
+/// Errors writing a table part.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("writing {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing {}: {source}", .path.display())]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("building a {table} batch: {source}")]
+    Arrow {
+        table: &'static str,
+        source: arrow_schema::ArrowError,
+    },
+}
+
+/// One written part, as the manifest lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartInfo {
+    /// Path relative to the dataset folder, e.g. `residues/part-00000.parquet`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Writes one table as `dir/<table>/part-NNNNN.parquet`.
+pub(crate) struct TableWriter {
+    table: Table,
+    dir: PathBuf,
+    writer: Option<(PathBuf, ArrowWriter<BufWriter<File>>)>,
+    rows_in_part: usize,
+    parts: Vec<(PathBuf, u64)>,
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter")
+            .field("table", &self.table)
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
+impl TableWriter {
+    pub fn new(dataset: &Path, table: Table) -> Result<Self, WriteError> {
+        let dir = dataset.join(table.name());
+        std::fs::create_dir_all(&dir).map_err(|source| WriteError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Self {
+            table,
+            dir,
+            writer: None,
+            rows_in_part: 0,
+            parts: Vec::new(),
+        })
+    }
+
+    fn properties(&self) -> WriterProperties {
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(self.table.row_group_rows()))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_created_by(format!("fusionprot {}", env!("CARGO_PKG_VERSION")))
+            .set_sorting_columns(Some(vec![SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            }]))
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                SCHEMA_KEY.to_owned(),
+                self.table.schema_tag(),
+            )]))
+            .build()
+    }
+
+    /// Writes `batch`, which holds whole proteins; starts a new part first if the current one
+    /// is full, so a protein never spans two parts.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
+        if self.rows_in_part >= self.table.part_rows() {
+            self.close_part()?;
+        }
+        if self.writer.is_none() {
+            self.open_part()?;
+        }
+        let (path, w) = self.writer.as_mut().expect("a part was just opened");
+        w.write(batch).map_err(|source| WriteError::Parquet {
+            path: path.clone(),
+            source,
+        })?;
+        self.rows_in_part += batch.num_rows();
+        Ok(())
+    }
+
+    fn open_part(&mut self) -> Result<(), WriteError> {
+        let path = self
+            .dir
+            .join(format!("part-{:05}.parquet", self.parts.len()));
+        let file = File::create(&path).map_err(|source| WriteError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let w = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            self.table.arrow_schema(),
+            Some(self.properties()),
+        )
+        .map_err(|source| WriteError::Parquet {
+            path: path.clone(),
+            source,
+        })?;
+        self.writer = Some((path, w));
+        self.rows_in_part = 0;
+        Ok(())
+    }
+
+    fn close_part(&mut self) -> Result<(), WriteError> {
+        if let Some((path, w)) = self.writer.take() {
+            // close() writes the footer; without it the part is unreadable.
+            let meta = w.close().map_err(|source| WriteError::Parquet {
+                path: path.clone(),
+                source,
+            })?;
+            self.parts
+                .push((path, meta.file_metadata().num_rows() as u64));
+        }
+        Ok(())
+    }
+
+    /// Closes the last part (writing an empty one if the table has no rows, so its schema is
+    /// still there) and hashes every part.
+    pub fn finish(mut self, dataset: &Path) -> Result<Vec<PartInfo>, WriteError> {
+        if self.writer.is_none() && self.parts.is_empty() {
+            self.open_part()?;
+        }
+        self.close_part()?;
+        self.parts
+            .iter()
+            .map(|(path, rows)| {
+                let (bytes, sha256) = sha256_file(path)?;
+                let rel = path.strip_prefix(dataset).unwrap_or(path);
+                Ok(PartInfo {
+                    path: rel.to_string_lossy().into_owned(),
+                    rows: *rows,
+                    bytes,
+                    sha256,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Size and hex sha256 of a file.
+pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), WriteError> {
+    let io = |source| WriteError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((total, hex(&h.finalize())))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Row builders for the three tables, filled protein by protein.
+pub(crate) struct Batches {
+    p_id: StringBuilder,
+    p_entry: StringBuilder,
+    p_chain: StringBuilder,
+    p_seq: StringBuilder,
+    p_n: Int32Builder,
+    p_n_file: Int32Builder,
+    p_source: StringBuilder,
+    p_sha: StringBuilder,
+    p_format: StringBuilder,
+    p_plddt: Float32Builder,
+    p_method: StringBuilder,
+    p_res: Float32Builder,
+    p_ec: ListBuilder<StringBuilder>,
+    p_title: StringBuilder,
+    r_id: StringBuilder,
+    r_index: Int32Builder,
+    r_name: StringBuilder,
+    r_type: Int8Builder,
+    r_chain: StringBuilder,
+    r_number: Int32Builder,
+    r_icode: StringBuilder,
+    r_x: Float32Builder,
+    r_y: Float32Builder,
+    r_z: Float32Builder,
+    r_b: Float32Builder,
+    e_id: StringBuilder,
+    e_src: Int32Builder,
+    e_dst: Int32Builder,
+    e_rel: Int8Builder,
+    pub residue_rows: usize,
+    pub edge_rows: usize,
+}
+
+impl std::fmt::Debug for Batches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batches")
+            .field("residue_rows", &self.residue_rows)
+            .field("edge_rows", &self.edge_rows)
+            .finish()
+    }
+}
+
+impl Batches {
+    pub fn new() -> Self {
+        Self {
+            p_id: StringBuilder::new(),
+            p_entry: StringBuilder::new(),
+            p_chain: StringBuilder::new(),
+            p_seq: StringBuilder::new(),
+            p_n: Int32Builder::new(),
+            p_n_file: Int32Builder::new(),
+            p_source: StringBuilder::new(),
+            p_sha: StringBuilder::new(),
+            p_format: StringBuilder::new(),
+            p_plddt: Float32Builder::new(),
+            p_method: StringBuilder::new(),
+            p_res: Float32Builder::new(),
+            p_ec: ListBuilder::new(StringBuilder::new()).with_field(Arc::new(
+                arrow_schema::Field::new("item", arrow_schema::DataType::Utf8, false),
+            )),
+            p_title: StringBuilder::new(),
+            r_id: StringBuilder::new(),
+            r_index: Int32Builder::new(),
+            r_name: StringBuilder::new(),
+            r_type: Int8Builder::new(),
+            r_chain: StringBuilder::new(),
+            r_number: Int32Builder::new(),
+            r_icode: StringBuilder::new(),
+            r_x: Float32Builder::new(),
+            r_y: Float32Builder::new(),
+            r_z: Float32Builder::new(),
+            r_b: Float32Builder::new(),
+            e_id: StringBuilder::new(),
+            e_src: Int32Builder::new(),
+            e_dst: Int32Builder::new(),
+            e_rel: Int8Builder::new(),
+            residue_rows: 0,
+            edge_rows: 0,
+        }
+    }
+
+    pub fn push(&mut self, p: &ProteinRecord, edges: &Edges) {
+        let r = &p.residues;
+        let id = p.protein_id.as_str();
+        self.p_id.append_value(id);
+        self.p_entry.append_value(&p.entry_id);
+        self.p_chain.append_value(&p.chain_id);
+        self.p_seq.append_value(&p.sequence);
+        self.p_n.append_value(r.len() as i32);
+        self.p_n_file.append_value(p.num_residues_in_file as i32);
+        self.p_source.append_value(&p.source);
+        self.p_sha.append_value(&p.source_sha256);
+        self.p_format.append_value(match p.format {
+            crate::structure::Format::Pdb => "pdb",
+            crate::structure::Format::Mmcif => "mmcif",
+        });
+        self.p_plddt.append_option(p.mean_plddt);
+        self.p_method.append_option(p.method.as_deref());
+        self.p_res.append_option(p.resolution_angstrom);
+        for ec in &p.ec_numbers {
+            self.p_ec.values().append_value(ec);
+        }
+        self.p_ec.append(true);
+        self.p_title.append_option(p.title.as_deref());
+
+        for i in 0..r.len() {
+            self.r_id.append_value(id);
+            self.r_index.append_value(i as i32);
+            self.r_name.append_value(&r.name[i]);
+            self.r_type
+                .append_value(residue::residue_type(&r.name[i]) as i8);
+            self.r_chain.append_value(&r.chain[i]);
+            self.r_number.append_value(r.number[i]);
+            self.r_icode
+                .append_option(r.insertion_code[i].map(|c| c.to_string()));
+            self.r_x.append_value(r.pos[i][0]);
+            self.r_y.append_value(r.pos[i][1]);
+            self.r_z.append_value(r.pos[i][2]);
+            self.r_b.append_value(r.b_factor[i]);
+        }
+        self.residue_rows += r.len();
+
+        for _ in 0..edges.len() {
+            self.e_id.append_value(id);
+        }
+        self.e_src.append_slice(&edges.src);
+        self.e_dst.append_slice(&edges.dst);
+        self.e_rel.append_slice(&edges.relation);
+        self.edge_rows += edges.len();
+    }
+
+    /// Takes the rows collected so far as one batch per table and resets the builders.
+    pub fn take(&mut self) -> Result<[RecordBatch; 3], WriteError> {
+        let batch = |table: Table, cols: Vec<ArrayRef>| {
+            RecordBatch::try_new(table.arrow_schema(), cols).map_err(|source| WriteError::Arrow {
+                table: table.name(),
+                source,
+            })
+        };
+        let proteins = batch(
+            Table::Proteins,
+            vec![
+                Arc::new(self.p_id.finish()),
+                Arc::new(self.p_entry.finish()),
+                Arc::new(self.p_chain.finish()),
+                Arc::new(self.p_seq.finish()),
+                Arc::new(self.p_n.finish()),
+                Arc::new(self.p_n_file.finish()),
+                Arc::new(self.p_source.finish()),
+                Arc::new(self.p_sha.finish()),
+                Arc::new(self.p_format.finish()),
+                Arc::new(self.p_plddt.finish()),
+                Arc::new(self.p_method.finish()),
+                Arc::new(self.p_res.finish()),
+                Arc::new(self.p_ec.finish()),
+                Arc::new(self.p_title.finish()),
+            ],
+        )?;
+        let residues = batch(
+            Table::Residues,
+            vec![
+                Arc::new(self.r_id.finish()),
+                Arc::new(self.r_index.finish()),
+                Arc::new(self.r_name.finish()),
+                Arc::new(self.r_type.finish()),
+                Arc::new(self.r_chain.finish()),
+                Arc::new(self.r_number.finish()),
+                Arc::new(self.r_icode.finish()),
+                Arc::new(self.r_x.finish()),
+                Arc::new(self.r_y.finish()),
+                Arc::new(self.r_z.finish()),
+                Arc::new(self.r_b.finish()),
+            ],
+        )?;
+        let edges = batch(
+            Table::Edges,
+            vec![
+                Arc::new(self.e_id.finish()),
+                Arc::new(self.e_src.finish()),
+                Arc::new(self.e_dst.finish()),
+                Arc::new(self.e_rel.finish()),
+            ],
+        )?;
+        self.residue_rows = 0;
+        self.edge_rows = 0;
+        Ok([proteins, residues, edges])
+    }
+}

@@ -1,0 +1,69 @@
+//! Shared helpers for the pipeline's integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+
+use fusionprot_pipeline::protein::ProteinOptions;
+use fusionprot_pipeline::{PrepareConfig, Summary, prepare};
+
+#[track_caller]
+pub fn real_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    assert!(
+        dir.join("expected.tsv").is_file(),
+        "{} not found: these tests read the shared real structure files",
+        dir.display()
+    );
+    dir
+}
+
+pub fn sample_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+}
+
+#[track_caller]
+pub fn run(inputs: &[PathBuf], out: &Path, proteins: ProteinOptions, jobs: usize) -> Summary {
+    try_run(inputs, out, proteins, jobs, false).expect("prepare succeeds")
+}
+
+pub fn try_run(
+    inputs: &[PathBuf],
+    out: &Path,
+    proteins: ProteinOptions,
+    jobs: usize,
+    strict: bool,
+) -> Result<Summary, fusionprot_pipeline::PrepareError> {
+    let cfg = PrepareConfig {
+        inputs: inputs.to_vec(),
+        out: out.to_owned(),
+        proteins,
+        jobs,
+        strict,
+    };
+    prepare(&cfg, &indicatif::ProgressBar::hidden())
+}
+
+#[track_caller]
+pub fn manifest(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("manifest.json")).expect("manifest.json");
+    serde_json::from_str(&text).expect("manifest is JSON")
+}
+
+/// The venv's python (scripts/env sets FUSIONPROT_VENV; scripts/setup installs numpy, scipy and
+/// pyarrow into it for the peers).
+#[track_caller]
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("FUSIONPROT_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME");
+            PathBuf::from(home).join(".cache/fusionprot/venv")
+        });
+    let py = venv.join("bin/python");
+    assert!(
+        py.is_file(),
+        "{} not found: run the tests through scripts/test (it sets up the venv)",
+        py.display()
+    );
+    py
+}

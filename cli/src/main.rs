@@ -4,6 +4,7 @@
 mod doctor;
 mod prepare;
 mod progress;
+mod show;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     /// Turn structure files (PDB, mmCIF, AlphaFold; plain, gzipped, in tar or zip) into a dataset
     /// of Parquet residue-graph tables with a manifest.
     Prepare(prepare::PrepareArgs),
+    /// Print rows of a prepared dataset's tables (all, or one protein's).
+    Show(show::ShowArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),
         Command::Prepare(args) => prepare::run(&args),
+        Command::Show(args) => show::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -56,13 +56,14 @@ pub fn build(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
     let mut d2 = vec![0f32; n];
     let mut radius_found: Vec<(usize, usize)> = Vec::new();
     let mut knn_found: Vec<(usize, usize)> = Vec::new();
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut near: Vec<usize> = Vec::new();
+    let mut order: Vec<usize> = Vec::new();
     for centre in 0..n {
         for (j, d) in d2.iter_mut().enumerate() {
             *d = squared_distance(&pos[j], &pos[centre]);
         }
         radius_neighbours(centre, &d2, &mut radius_found);
-        knn_neighbours(centre, &d2, &mut order, &mut knn_found);
+        knn_neighbours(centre, &d2, &mut near, &mut order, &mut knn_found);
     }
     for (src, dst) in radius_found {
         edges.push(src, dst, RELATION_RADIUS);
@@ -128,19 +129,35 @@ fn radius_neighbours(centre: usize, d2: &[f32], out: &mut Vec<(usize, usize)>) {
 
 /// torch_cluster `knn_graph(k=10, loop=False)`: the k + 1 nearest including the centre itself
 /// (ties to the lower index), the centre removed, then TorchDrug's filters.
-fn knn_neighbours(centre: usize, d2: &[f32], order: &mut [usize], out: &mut Vec<(usize, usize)>) {
+///
+/// In a protein the 11 nearest almost always lie within the 10 Å radius, so they are selected
+/// from that small set; only when it holds fewer than 11 nodes is the whole row searched.
+fn knn_neighbours(
+    centre: usize,
+    d2: &[f32],
+    near: &mut Vec<usize>,
+    order: &mut Vec<usize>,
+    out: &mut Vec<(usize, usize)>,
+) {
     let take = (KNN_K + 1).min(d2.len());
     if take == 0 {
         return;
     }
     let by_distance = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = i;
+    let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
+    near.clear();
+    near.extend((0..d2.len()).filter(|&j| d2[j] < r2));
+    let candidates: &mut Vec<usize> = if near.len() >= take {
+        near
+    } else {
+        order.clear();
+        order.extend(0..d2.len());
+        order
+    };
+    if take < candidates.len() {
+        candidates.select_nth_unstable_by(take - 1, by_distance);
     }
-    if take < order.len() {
-        order.select_nth_unstable_by(take - 1, by_distance);
-    }
-    let nearest = &mut order[..take];
+    let nearest = &mut candidates[..take];
     nearest.sort_unstable_by(by_distance);
     for &j in nearest.iter() {
         if j != centre && keep(centre, j, d2[j]) {

@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod mmseqs;
 pub mod prepare;
 pub mod protein;
+pub mod read;
 pub mod residue;
 pub mod schema;
 mod spill;

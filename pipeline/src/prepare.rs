@@ -139,6 +139,7 @@ fn prepare_into(
     let jobs = cfg.jobs.max(1);
     progress.set_message("parsing");
     let outs = parse_all(cfg, items, staging, jobs, progress)?;
+    tracing::debug!(secs = start.elapsed().as_secs_f64(), "parsed");
 
     let mut counts = Counts::default();
     let mut index = Vec::new();
@@ -190,6 +191,7 @@ fn prepare_into(
     progress.set_position(0);
     progress.set_length(kept.len() as u64);
     let tables = write_tables(staging, &kept, jobs, progress, &mut counts)?;
+    tracing::debug!(secs = start.elapsed().as_secs_f64(), "graphs built and tables written");
     for w in 0..jobs {
         let path = spill_path(staging, w);
         let _ = std::fs::remove_file(path);

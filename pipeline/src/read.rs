@@ -1,0 +1,162 @@
+//! Readers for a dataset's tables, for the trainer and the CLI: whole tables, or one protein's
+//! rows found through row-group statistics (tables are sorted by `protein_id`), after checking
+//! each part's schema tag.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, RecordBatch, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::schema::{SCHEMA_KEY, Table};
+
+/// Errors reading a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: not a prepared dataset (no {} folder); run `fusionprot prepare` first", .dataset.display(), .table)]
+    NoTable { dataset: PathBuf, table: &'static str },
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{}: schema {found:?}, this fusionprot reads {expected:?}", .path.display())]
+    Schema {
+        path: PathBuf,
+        found: Option<String>,
+        expected: String,
+    },
+}
+
+/// The parts of `table`, in name order.
+///
+/// # Errors
+/// When the table folder is missing or unlistable.
+pub fn parts(dataset: &Path, table: Table) -> Result<Vec<PathBuf>, ReadError> {
+    let dir = dataset.join(table.name());
+    if !dir.is_dir() {
+        return Err(ReadError::NoTable {
+            dataset: dataset.to_owned(),
+            table: table.name(),
+        });
+    }
+    let io = |source| ReadError::Io {
+        path: dir.clone(),
+        source,
+    };
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()).map_err(io))
+        .collect::<Result<_, _>>()?;
+    parts.retain(|p| p.extension().is_some_and(|e| e == "parquet"));
+    parts.sort();
+    Ok(parts)
+}
+
+fn open(path: &Path, table: Table) -> Result<ParquetRecordBatchReaderBuilder<File>, ReadError> {
+    let file = File::open(path).map_err(|source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| ReadError::Parquet {
+        path: path.to_owned(),
+        source,
+    })?;
+    let found = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == SCHEMA_KEY))
+        .and_then(|k| k.value.clone());
+    if found.as_deref() != Some(table.schema_tag().as_str()) {
+        return Err(ReadError::Schema {
+            path: path.to_owned(),
+            found,
+            expected: table.schema_tag(),
+        });
+    }
+    Ok(builder)
+}
+
+fn collect(path: &Path, builder: ParquetRecordBatchReaderBuilder<File>) -> Result<Vec<RecordBatch>, ReadError> {
+    let parquet = |source| ReadError::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    let reader = builder.build().map_err(parquet)?;
+    reader
+        .map(|b| b.map_err(|e| parquet(e.into())))
+        .collect()
+}
+
+/// All rows of `table`, part after part.
+///
+/// # Errors
+/// Missing table, unreadable part, or a part of another schema version.
+pub fn read_table(dataset: &Path, table: Table) -> Result<Vec<RecordBatch>, ReadError> {
+    let mut out = Vec::new();
+    for path in parts(dataset, table)? {
+        let builder = open(&path, table)?;
+        out.extend(collect(&path, builder)?);
+    }
+    Ok(out)
+}
+
+/// The rows of one protein in `table`. Only row groups whose `protein_id` statistics can hold
+/// the id are read, so this touches a small fraction of a large table.
+///
+/// # Errors
+/// As [`read_table`].
+pub fn read_protein(dataset: &Path, table: Table, protein_id: &str) -> Result<Vec<RecordBatch>, ReadError> {
+    let mut out = Vec::new();
+    for path in parts(dataset, table)? {
+        let builder = open(&path, table)?;
+        let groups: Vec<usize> = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .enumerate()
+            .filter(|(_, rg)| {
+                rg.column(0).statistics().is_none_or(|s| {
+                    let id = protein_id.as_bytes();
+                    s.min_bytes_opt().is_none_or(|min| min <= id) && s.max_bytes_opt().is_none_or(|max| id <= max)
+                })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if groups.is_empty() {
+            continue;
+        }
+        for batch in collect(&path, builder.with_row_groups(groups))? {
+            let ids = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("column 0 of every table is the utf8 protein_id (schema checked)");
+            // Rows of one protein are contiguous: tables are sorted by protein_id.
+            let Some(start) = (0..ids.len()).find(|&i| ids.value(i) == protein_id) else {
+                continue;
+            };
+            let len = (start..ids.len()).take_while(|&i| ids.value(i) == protein_id).count();
+            out.push(batch.slice(start, len));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_without_tables_is_not_a_dataset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = read_table(dir.path(), Table::Proteins).expect_err("no tables");
+        assert!(err.to_string().contains("not a prepared dataset"), "{err}");
+    }
+}

@@ -59,7 +59,10 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         "{} of {total} {} rows{}",
         total.min(args.limit),
         table.name(),
-        args.protein.as_deref().map(|p| format!(" for {p}")).unwrap_or_default()
+        args.protein
+            .as_deref()
+            .map(|p| format!(" for {p}"))
+            .unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

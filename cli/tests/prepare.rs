@@ -26,20 +26,42 @@ fn prepare_the_sample_then_show_a_protein() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ds = dir.path().join("ds");
     let ds_str = ds.to_str().expect("utf-8 path");
-    let out = fusionprot(&["prepare", sample().to_str().expect("utf-8"), "--out", ds_str, "--jobs", "2"]);
+    let out = fusionprot(&[
+        "prepare",
+        sample().to_str().expect("utf-8"),
+        "--out",
+        ds_str,
+        "--jobs",
+        "2",
+    ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("34 proteins, 6317 residues"), "{stdout}");
     assert!(stdout.contains("from 16 files (0 failed)"), "{stdout}");
 
     // 1A8O starts with selenomethionine: typed GLY (0) for ESM parity, its name kept.
-    let out = fusionprot(&["show", ds_str, "--table", "residues", "--protein", "1A8O_A", "--limit", "1"]);
+    let out = fusionprot(&[
+        "show",
+        ds_str,
+        "--table",
+        "residues",
+        "--protein",
+        "1A8O_A",
+        "--limit",
+        "1",
+    ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    let row = stdout.lines().find(|l| l.contains("1A8O_A")).expect("a 1A8O_A row");
+    let row = stdout
+        .lines()
+        .find(|l| l.contains("1A8O_A"))
+        .expect("a 1A8O_A row");
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
     assert_eq!(&cells[1..6], ["1A8O_A", "0", "MSE", "0", "A"], "{row}");
-    assert!(stdout.contains("1 of 70 residues rows for 1A8O_A"), "{stdout}");
+    assert!(
+        stdout.contains("1 of 70 residues rows for 1A8O_A"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -49,11 +71,21 @@ fn invalid_options_and_missing_inputs_are_named() {
     let ds_str = ds.to_str().expect("utf-8 path");
     let out = fusionprot(&["prepare", "data/sample", "--out", ds_str, "--truncate", "0"]);
     assert!(!out.status.success());
-    assert!(text(&out).1.contains("--truncate must be at least 1"), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("--truncate must be at least 1"),
+        "{}",
+        text(&out).1
+    );
 
     let out = fusionprot(&["prepare", "/nonexistent/structures", "--out", ds_str]);
     assert!(!out.status.success());
     let (_, stderr) = text(&out);
-    assert!(stderr.contains("input /nonexistent/structures does not exist"), "{stderr}");
-    assert!(!ds.join("proteins").exists(), "nothing is written for a failed run");
+    assert!(
+        stderr.contains("input /nonexistent/structures does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        !ds.join("proteins").exists(),
+        "nothing is written for a failed run"
+    );
 }

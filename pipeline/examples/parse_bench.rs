@@ -8,12 +8,20 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut repeat = 5usize;
     if let Some(i) = args.iter().position(|a| a == "--repeat") {
-        repeat = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(repeat);
+        repeat = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(repeat);
         args.drain(i..=(i + 1).min(args.len() - 1));
     }
     let files: Vec<(String, Vec<u8>)> = args
         .iter()
-        .map(|p| (p.clone(), std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"))))
+        .map(|p| {
+            (
+                p.clone(),
+                std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}")),
+            )
+        })
         .collect();
     let start = Instant::now();
     let mut residues = 0usize;

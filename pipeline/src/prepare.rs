@@ -191,7 +191,10 @@ fn prepare_into(
     progress.set_position(0);
     progress.set_length(kept.len() as u64);
     let tables = write_tables(staging, &kept, jobs, progress, &mut counts)?;
-    tracing::debug!(secs = start.elapsed().as_secs_f64(), "graphs built and tables written");
+    tracing::debug!(
+        secs = start.elapsed().as_secs_f64(),
+        "graphs built and tables written"
+    );
     for w in 0..jobs {
         let path = spill_path(staging, w);
         let _ = std::fs::remove_file(path);

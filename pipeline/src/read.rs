@@ -14,7 +14,10 @@ use crate::schema::{SCHEMA_KEY, Table};
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{}: not a prepared dataset (no {} folder); run `fusionprot prepare` first", .dataset.display(), .table)]
-    NoTable { dataset: PathBuf, table: &'static str },
+    NoTable {
+        dataset: PathBuf,
+        table: &'static str,
+    },
     #[error("cannot read {}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -63,10 +66,11 @@ fn open(path: &Path, table: Table) -> Result<ParquetRecordBatchReaderBuilder<Fil
         path: path.to_owned(),
         source,
     })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| ReadError::Parquet {
-        path: path.to_owned(),
-        source,
-    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| ReadError::Parquet {
+            path: path.to_owned(),
+            source,
+        })?;
     let found = builder
         .metadata()
         .file_metadata()
@@ -83,15 +87,16 @@ fn open(path: &Path, table: Table) -> Result<ParquetRecordBatchReaderBuilder<Fil
     Ok(builder)
 }
 
-fn collect(path: &Path, builder: ParquetRecordBatchReaderBuilder<File>) -> Result<Vec<RecordBatch>, ReadError> {
+fn collect(
+    path: &Path,
+    builder: ParquetRecordBatchReaderBuilder<File>,
+) -> Result<Vec<RecordBatch>, ReadError> {
     let parquet = |source| ReadError::Parquet {
         path: path.to_owned(),
         source,
     };
     let reader = builder.build().map_err(parquet)?;
-    reader
-        .map(|b| b.map_err(|e| parquet(e.into())))
-        .collect()
+    reader.map(|b| b.map_err(|e| parquet(e.into()))).collect()
 }
 
 /// All rows of `table`, part after part.
@@ -112,7 +117,11 @@ pub fn read_table(dataset: &Path, table: Table) -> Result<Vec<RecordBatch>, Read
 ///
 /// # Errors
 /// As [`read_table`].
-pub fn read_protein(dataset: &Path, table: Table, protein_id: &str) -> Result<Vec<RecordBatch>, ReadError> {
+pub fn read_protein(
+    dataset: &Path,
+    table: Table,
+    protein_id: &str,
+) -> Result<Vec<RecordBatch>, ReadError> {
     let mut out = Vec::new();
     for path in parts(dataset, table)? {
         let builder = open(&path, table)?;
@@ -124,7 +133,8 @@ pub fn read_protein(dataset: &Path, table: Table, protein_id: &str) -> Result<Ve
             .filter(|(_, rg)| {
                 rg.column(0).statistics().is_none_or(|s| {
                     let id = protein_id.as_bytes();
-                    s.min_bytes_opt().is_none_or(|min| min <= id) && s.max_bytes_opt().is_none_or(|max| id <= max)
+                    s.min_bytes_opt().is_none_or(|min| min <= id)
+                        && s.max_bytes_opt().is_none_or(|max| id <= max)
                 })
             })
             .map(|(i, _)| i)
@@ -142,7 +152,9 @@ pub fn read_protein(dataset: &Path, table: Table, protein_id: &str) -> Result<Ve
             let Some(start) = (0..ids.len()).find(|&i| ids.value(i) == protein_id) else {
                 continue;
             };
-            let len = (start..ids.len()).take_while(|&i| ids.value(i) == protein_id).count();
+            let len = (start..ids.len())
+                .take_while(|&i| ids.value(i) == protein_id)
+                .count();
             out.push(batch.slice(start, len));
         }
     }

@@ -66,7 +66,8 @@ impl<'a> Tokenizer<'a> {
                     self.line += 1;
                     self.pos += 1;
                 }
-                Some(b' ' | b'\t' | b'\r') => self.pos += 1,
+                // Every ASCII whitespace separates tokens (form feeds do occur), as in the bare-token scan below.
+                Some(c) if c.is_ascii_whitespace() => self.pos += 1,
                 Some(b'#') => {
                     while self.pos < t.len() && t[self.pos] != b'\n' {
                         self.pos += 1;
@@ -139,7 +140,8 @@ impl<'a> Tokenizer<'a> {
                 }
             }
             _ => {
-                let mut i = start;
+                // t[start] is not whitespace (skipped above), so the token has at least one byte.
+                let mut i = start + 1;
                 while i < t.len() && !t[i].is_ascii_whitespace() {
                     i += 1;
                 }
@@ -197,6 +199,20 @@ mod tests {
         let (line, err) = t.next_token().expect_err("unterminated");
         assert_eq!(line, 2);
         assert_eq!(err.to_string(), "unterminated quoted value");
+    }
+
+    #[test]
+    fn issue_3_form_feed_separates_tokens_instead_of_looping_forever() {
+        // Found by scripts/fuzz (mmcif target): a form feed inside a loop row.
+        assert_eq!(
+            tokens("_a.b 79\x0c82 x\n"),
+            [
+                ("_a.b".into(), false, 1),
+                ("79".into(), false, 1),
+                ("82".into(), false, 1),
+                ("x".into(), false, 1)
+            ]
+        );
     }
 
     #[test]

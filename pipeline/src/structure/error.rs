@@ -37,9 +37,11 @@ pub enum LineError {
     #[error("unterminated {what}")]
     Unterminated { what: &'static str },
     #[error(
-        "_atom_site loop ends after {values} values, not a multiple of its {columns} columns (truncated file?)"
+        "loop_ ends after {values} values, not a multiple of its {columns} columns (truncated file?)"
     )]
     RaggedLoop { values: usize, columns: usize },
+    #[error("loop_ without any tag")]
+    EmptyLoop,
     #[error("non-ASCII byte in {what}")]
     NonAscii { what: &'static str },
 }

@@ -51,7 +51,13 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
                     other => break other,
                 }
             };
-            if tags.first().is_some_and(|t| t.starts_with("_atom_site.")) && atoms.is_none() {
+            if tags.is_empty() {
+                return Err(ParseError::At {
+                    line: loop_line,
+                    cause: LineError::EmptyLoop,
+                });
+            }
+            if tags[0].starts_with("_atom_site.") && atoms.is_none() {
                 let (result, after) = read_atom_loop(&mut tok, &tags, first_value, loop_line)?;
                 atoms = Some(result);
                 lookahead = after;
@@ -59,14 +65,14 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
                 let mut values = 0usize;
                 let mut cur = first_value;
                 while let Some(v) = cur.filter(|v| !(v.is_tag() || v.is_loop() || v.is_data())) {
-                    let tag = &tags[values % tags.len().max(1)];
+                    let tag = &tags[values % tags.len()];
                     if KEPT.contains(&tag.as_str()) {
                         items.entry(tag.clone()).or_default().push(value_text(&v));
                     }
                     values += 1;
                     cur = next(&mut tok)?;
                 }
-                if !tags.is_empty() && !values.is_multiple_of(tags.len()) {
+                if !values.is_multiple_of(tags.len()) {
                     let line = cur.map_or(loop_line, |t| t.line);
                     return Err(ParseError::At {
                         line,

@@ -19,14 +19,23 @@ use std::io::Read;
 pub fn read_bytes(raw: &[u8]) -> Result<(Format, Structure), ParseError> {
     let text = decompress(raw)?;
     let format = detect(&text)?;
-    let structure = match format {
-        Format::Pdb => pdb::parse(&text)?,
-        Format::Mmcif => mmcif::parse(&text)?,
-    };
+    let structure = parse_text(format, &text)?;
     if structure.residues_with_ca() == 0 {
         return Err(ParseError::NoProtein);
     }
     Ok((format, structure))
+}
+
+/// Parses decompressed text in a known format (no detection, no protein check); the fuzz
+/// targets drive each reader through this.
+///
+/// # Errors
+/// The reader's [`ParseError`].
+pub fn parse_text(format: Format, text: &[u8]) -> Result<Structure, ParseError> {
+    match format {
+        Format::Pdb => pdb::parse(text),
+        Format::Mmcif => mmcif::parse(text),
+    }
 }
 
 /// Gzip (possibly multi-member) is recognised by its magic bytes; anything else passes through.

@@ -180,6 +180,15 @@ mod tests {
         (0..n).map(|i| [i as f32 * spacing, 0.0, 0.0]).collect()
     }
 
+    /// Sources of the `relation` edges into `dst`, in stored order.
+    fn into(edges: &Edges, relation: i8, dst: i32) -> Vec<i32> {
+        of(edges, relation)
+            .into_iter()
+            .filter(|&(_, d)| d == dst)
+            .map(|(s, _)| s)
+            .collect()
+    }
+
     fn of(edges: &Edges, relation: i8) -> Vec<(i32, i32)> {
         (0..edges.len())
             .filter(|&i| edges.relation[i] == relation)
@@ -204,11 +213,7 @@ mod tests {
         assert_eq!(of(&e, RELATION_RADIUS), []);
         // 1 Å apart: 0..=9 within 10 Å of each other (strict <), |i-j| >= 5 keeps 0↔5…9.
         let e = build(&line(12, 1.0), &[0; 12]);
-        let to0: Vec<i32> = of(&e, RELATION_RADIUS)
-            .into_iter()
-            .filter(|&(_, d)| d == 0)
-            .map(|(s, _)| s)
-            .collect();
+        let to0 = into(&e, RELATION_RADIUS, 0);
         assert_eq!(to0, [5, 6, 7, 8, 9]);
     }
 
@@ -219,11 +224,7 @@ mod tests {
         // of which 1..=4 fail |i-j| >= 5, leaving 5..=32 (28 edges) and nothing from 33..39.
         let pos: Vec<[f32; 3]> = (0..40).map(|i| [0.01 * i as f32, 0.0, 0.0]).collect();
         let e = build(&pos, &[0; 40]);
-        let to0: Vec<i32> = of(&e, RELATION_RADIUS)
-            .into_iter()
-            .filter(|&(_, d)| d == 0)
-            .map(|(s, _)| s)
-            .collect();
+        let to0 = into(&e, RELATION_RADIUS, 0);
         assert_eq!(to0, (5..=32).collect::<Vec<i32>>());
     }
 
@@ -231,18 +232,10 @@ mod tests {
     fn knn_takes_ten_nearest_then_filters() {
         let e = build(&line(30, 1.0), &[0; 30]);
         // Node 0's 10 nearest are 1..=10; the filter keeps 5..=10.
-        let to0: Vec<i32> = of(&e, RELATION_KNN)
-            .into_iter()
-            .filter(|&(_, d)| d == 0)
-            .map(|(s, _)| s)
-            .collect();
+        let to0 = into(&e, RELATION_KNN, 0);
         assert_eq!(to0, [5, 6, 7, 8, 9, 10]);
         // Node 15's nearest are 10..=20 minus itself, ties broken toward the lower index.
-        let to15: Vec<i32> = of(&e, RELATION_KNN)
-            .into_iter()
-            .filter(|&(_, d)| d == 15)
-            .map(|(s, _)| s)
-            .collect();
+        let to15 = into(&e, RELATION_KNN, 15);
         assert_eq!(to15, [10, 20]);
     }
 

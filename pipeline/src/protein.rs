@@ -213,17 +213,11 @@ impl Ids {
         let stem = file_stem(source);
         let af_name = parse_alphafold_name(stem);
         if st.is_alphafold || af_name.is_some() {
-            let (accession, fragment) = af_name
+            // The accession from the file (DBREF / _ma_target_ref_db_details) wins over the name.
+            let (name_accession, fragment) = af_name
                 .or_else(|| st.entry_id.as_deref().and_then(parse_alphafold_name))
-                .unwrap_or_else(|| {
-                    (
-                        st.alphafold_accession
-                            .clone()
-                            .unwrap_or_else(|| stem.to_owned()),
-                        1,
-                    )
-                });
-            let accession = st.alphafold_accession.clone().unwrap_or(accession);
+                .unwrap_or_else(|| (stem.to_owned(), 1));
+            let accession = st.alphafold_accession.clone().unwrap_or(name_accession);
             let protein = if fragment == 1 {
                 accession.clone()
             } else {

@@ -2,20 +2,11 @@
 //! for every real file, the chains that have polymer residues with a CA atom, their counts and their
 //! one-letter sequences ("parent" convention: MSE → M, unknown → X).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use fusionprot_pipeline::structure::{self, Format};
-
-fn real_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
-    assert!(
-        dir.join("expected.tsv").is_file(),
-        "{} not found: these tests compare with the shared real structure files",
-        dir.display()
-    );
-    dir
-}
 
 #[derive(Debug)]
 struct Expected {
@@ -26,7 +17,8 @@ struct Expected {
 
 /// file → chain → expected row
 fn expected() -> BTreeMap<String, BTreeMap<String, Expected>> {
-    let text = std::fs::read_to_string(real_dir().join("expected.tsv")).expect("expected.tsv");
+    let text =
+        std::fs::read_to_string(common::real_dir().join("expected.tsv")).expect("expected.tsv");
     let mut out: BTreeMap<String, BTreeMap<String, Expected>> = BTreeMap::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
@@ -52,7 +44,7 @@ fn every_real_file_matches_gemmi_chain_by_chain() {
     );
     let mut failures = Vec::new();
     for (file, chains) in &expected {
-        let bytes = std::fs::read(real_dir().join(file)).expect("read real file");
+        let bytes = std::fs::read(common::real_dir().join(file)).expect("read real file");
         let (format, st) = match structure::read_bytes(&bytes) {
             Ok(v) => v,
             Err(e) => {

@@ -5,6 +5,7 @@ mod doctor;
 mod prepare;
 mod progress;
 mod show;
+mod split;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,9 @@ enum Command {
     Prepare(prepare::PrepareArgs),
     /// Print rows of a prepared dataset's tables (all, or one protein's).
     Show(show::ShowArgs),
+    /// Assign proteins to train / valid / test so that no pair across splits reaches the identity
+    /// threshold (family-level split), and prove it.
+    Split(split::SplitArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
         Command::Prepare(args) => prepare::run(&args),
         Command::Show(args) => show::run(&args),
+        Command::Split(args) => split::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -13,6 +13,7 @@ enum TableArg {
     Proteins,
     Residues,
     Edges,
+    Splits,
 }
 
 #[derive(Debug, Args)]
@@ -35,6 +36,7 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         TableArg::Proteins => Table::Proteins,
         TableArg::Residues => Table::Residues,
         TableArg::Edges => Table::Edges,
+        TableArg::Splits => Table::Splits,
     };
     let batches = match &args.protein {
         Some(id) => read::read_protein(&args.dataset, table, id),

@@ -89,3 +89,48 @@ fn invalid_options_and_missing_inputs_are_named() {
         "nothing is written for a failed run"
     );
 }
+
+#[test]
+fn split_the_prepared_sample_and_print_the_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ds = dir.path().join("ds");
+    let ds_str = ds.to_str().expect("utf-8 path");
+    let out = fusionprot(&[
+        "prepare",
+        sample().to_str().expect("utf-8"),
+        "--out",
+        ds_str,
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = fusionprot(&[
+        "split",
+        ds_str,
+        "--min-seq-id",
+        "0.3",
+        "--fractions",
+        "0.8,0.1,0.1",
+        "--seed",
+        "7",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("34 proteins (25 distinct sequences)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verified: max cross-split identity"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("< 30%"), "{stdout}");
+    let out = fusionprot(&["show", ds_str, "--table", "splits", "--protein", "3PWP_A"]);
+    assert!(text(&out).0.contains("train"), "{}", text(&out).0);
+
+    let out = fusionprot(&["split", ds_str, "--fractions", "0.8,0.1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("--fractions needs three values"),
+        "{}",
+        text(&out).1
+    );
+}

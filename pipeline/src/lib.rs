@@ -12,6 +12,7 @@ pub mod read;
 pub mod residue;
 pub mod schema;
 mod spill;
+pub mod split;
 pub mod structure;
 mod write;
 

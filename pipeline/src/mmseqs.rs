@@ -76,7 +76,7 @@ impl Mmseqs {
     }
 
     /// Runs MMseqs2 with `args` and returns its stdout.
-    fn run(&self, args: &[&str]) -> Result<Vec<u8>, MmseqsError> {
+    pub(crate) fn run(&self, args: &[&str]) -> Result<Vec<u8>, MmseqsError> {
         let command = format!("{} {}", self.exe.display(), args.join(" "));
         let out = Command::new(&self.exe)
             .args(args)

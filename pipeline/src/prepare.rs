@@ -375,7 +375,7 @@ fn write_tables(
         .num_threads(jobs)
         .build()
         .expect("a rayon pool with a positive thread count");
-    let mut writers = Table::ALL
+    let mut writers = Table::PREPARED
         .iter()
         .map(|t| TableWriter::new(staging, *t))
         .collect::<Result<Vec<_>, _>>()?;
@@ -415,7 +415,7 @@ fn write_tables(
     }
     flush(&mut batches, &mut writers)?;
     let mut tables = BTreeMap::new();
-    for (t, w) in Table::ALL.iter().zip(writers) {
+    for (t, w) in Table::PREPARED.iter().zip(writers) {
         let parts = w.finish(staging)?;
         tables.insert(
             t.name(),
@@ -447,7 +447,7 @@ fn commit(out: &Path, staging: &Path) -> Result<(), PrepareError> {
             std::fs::rename(&p, old.join(name)).map_err(io(&p))?;
         }
     }
-    for t in Table::ALL {
+    for t in Table::PREPARED {
         let from = staging.join(t.name());
         std::fs::rename(&from, out.join(t.name())).map_err(io(&from))?;
     }

@@ -19,16 +19,26 @@ pub enum Table {
     Proteins,
     Residues,
     Edges,
+    /// Written by `split`: one row per protein with its cluster, component and split.
+    Splits,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Proteins, Table::Residues, Table::Edges];
+    /// The tables `prepare` writes.
+    pub const PREPARED: [Table; 3] = [Table::Proteins, Table::Residues, Table::Edges];
+    pub const ALL: [Table; 4] = [
+        Table::Proteins,
+        Table::Residues,
+        Table::Edges,
+        Table::Splits,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Table::Proteins => "proteins",
             Table::Residues => "residues",
             Table::Edges => "edges",
+            Table::Splits => "splits",
         }
     }
 
@@ -45,7 +55,7 @@ impl Table {
     /// for good compression. Sorted by `protein_id`, so row-group statistics locate a protein.
     pub(crate) fn row_group_rows(self) -> usize {
         match self {
-            Table::Proteins => 8_192,
+            Table::Proteins | Table::Splits => 8_192,
             Table::Residues => 65_536,
             Table::Edges => 262_144,
         }
@@ -54,7 +64,7 @@ impl Table {
     /// A part is closed at the first protein boundary after this many rows.
     pub(crate) fn part_rows(self) -> usize {
         match self {
-            Table::Proteins => 1_000_000,
+            Table::Proteins | Table::Splits => 1_000_000,
             Table::Residues => 8_000_000,
             Table::Edges => 64_000_000,
         }
@@ -101,6 +111,12 @@ impl Table {
                 f("src", DataType::Int32, false),
                 f("dst", DataType::Int32, false),
                 f("relation", DataType::Int8, false),
+            ],
+            Table::Splits => vec![
+                f("protein_id", DataType::Utf8, false),
+                f("cluster_id", DataType::Utf8, false),
+                f("component_id", DataType::Int32, false),
+                f("split", DataType::Utf8, false),
             ],
         };
         Arc::new(Schema::new(fields))

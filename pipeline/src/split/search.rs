@@ -1,0 +1,170 @@
+//! MMseqs2 runs for splitting: an all-vs-all search (every reported pair with identity and
+//! coverage) and a clustering (cluster representatives). Sequences are written as FASTA with
+//! their index as the name; results come back as indices.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::SplitError;
+use crate::mmseqs::Mmseqs;
+
+/// One pair MMseqs2 reported (query ≠ target).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Hit {
+    pub q: u32,
+    pub t: u32,
+    /// Identical columns / alignment length (MMseqs2 `fident` with `--seq-id-mode 0`).
+    pub identity: f32,
+    pub qcov: f32,
+    pub tcov: f32,
+}
+
+/// Search settings, under MMseqs2's own names.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SearchParams {
+    pub sensitivity: f32,
+    pub evalue: f64,
+    pub max_seqs: usize,
+    pub threads: usize,
+}
+
+fn write_fasta(seqs: &[&str], path: &Path) -> Result<(), SplitError> {
+    let io = |source| SplitError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    for (i, s) in seqs.iter().enumerate() {
+        writeln!(f, ">{i}\n{s}").map_err(io)?;
+    }
+    f.flush().map_err(io)
+}
+
+fn read(path: &Path) -> Result<String, SplitError> {
+    std::fs::read_to_string(path).map_err(|source| SplitError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn index(field: Option<&str>, path: &Path, line: usize) -> Result<u32, SplitError> {
+    field
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| SplitError::Output {
+            path: path.to_owned(),
+            line,
+        })
+}
+
+/// All-vs-all search of `seqs` against themselves; self hits are dropped.
+pub(crate) fn all_vs_all(
+    mm: &Mmseqs,
+    seqs: &[&str],
+    p: &SearchParams,
+    work: &Path,
+) -> Result<Vec<Hit>, SplitError> {
+    let fasta = work.join("seqs.fasta");
+    write_fasta(seqs, &fasta)?;
+    let out = work.join("hits.tsv");
+    let tmp = work.join("search-tmp");
+    let s = |v: &Path| v.to_string_lossy().into_owned();
+    let args = [
+        "easy-search".to_owned(),
+        s(&fasta),
+        s(&fasta),
+        s(&out),
+        s(&tmp),
+        "-s".into(),
+        p.sensitivity.to_string(),
+        "-e".into(),
+        p.evalue.to_string(),
+        "--max-seqs".into(),
+        p.max_seqs.to_string(),
+        "--alignment-mode".into(),
+        "3".into(),
+        "--seq-id-mode".into(),
+        "0".into(),
+        "--format-output".into(),
+        "query,target,fident,qstart,qend,qlen,tstart,tend,tlen".into(),
+        "--threads".into(),
+        p.threads.to_string(),
+        "-v".into(),
+        "1".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    mm.run(&args)?;
+    let text = read(&out)?;
+    let mut hits = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let num = |i: usize| -> Result<f32, SplitError> {
+            f.get(i)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| SplitError::Output {
+                    path: out.clone(),
+                    line: n + 1,
+                })
+        };
+        let (q, t) = (
+            index(f.first().copied(), &out, n + 1)?,
+            index(f.get(1).copied(), &out, n + 1)?,
+        );
+        if q == t {
+            continue;
+        }
+        hits.push(Hit {
+            q,
+            t,
+            identity: num(2)?,
+            qcov: (num(4)? - num(3)? + 1.0) / num(5)?,
+            tcov: (num(7)? - num(6)? + 1.0) / num(8)?,
+        });
+    }
+    Ok(hits)
+}
+
+/// `mmseqs easy-cluster` at `min_seq_id` / coverage: the representative index of every sequence.
+pub(crate) fn cluster(
+    mm: &Mmseqs,
+    n: usize,
+    min_seq_id: f32,
+    coverage: f32,
+    cov_mode: u8,
+    threads: usize,
+    work: &Path,
+) -> Result<Vec<u32>, SplitError> {
+    let fasta = work.join("seqs.fasta");
+    let prefix = work.join("clu");
+    let tmp = work.join("cluster-tmp");
+    let s = |v: &Path| v.to_string_lossy().into_owned();
+    let args = [
+        "easy-cluster".to_owned(),
+        s(&fasta),
+        s(&prefix),
+        s(&tmp),
+        "--min-seq-id".into(),
+        min_seq_id.to_string(),
+        "-c".into(),
+        coverage.to_string(),
+        "--cov-mode".into(),
+        cov_mode.to_string(),
+        "--threads".into(),
+        threads.to_string(),
+        "-v".into(),
+        "1".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    mm.run(&args)?;
+    let path = work.join("clu_cluster.tsv");
+    let text = read(&path)?;
+    let mut rep: Vec<u32> = (0..n as u32).collect();
+    for (i, line) in text.lines().enumerate() {
+        let mut f = line.split('\t');
+        let r = index(f.next(), &path, i + 1)?;
+        let m = index(f.next(), &path, i + 1)?;
+        if let Some(slot) = rep.get_mut(m as usize) {
+            *slot = r;
+        }
+    }
+    Ok(rep)
+}

@@ -6,7 +6,10 @@ use fusionprot_pipeline::split::synthetic::{FamilySpec, synthetic_families};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(n), Some(out)) = (args.first().and_then(|n| n.parse::<usize>().ok()), args.get(1)) else {
+    let (Some(n), Some(out)) = (
+        args.first().and_then(|n| n.parse::<usize>().ok()),
+        args.get(1),
+    ) else {
         eprintln!("usage: synthetic_dataset N OUT_DIR [SEED]");
         std::process::exit(2);
     };
@@ -24,9 +27,15 @@ fn main() {
     let set = synthetic_families(&spec, seed);
     let out = std::path::Path::new(out);
     std::fs::create_dir_all(out).expect("create OUT_DIR");
-    let records: Vec<(String, String)> = set.iter().map(|s| (s.id.clone(), s.sequence.clone())).collect();
+    let records: Vec<(String, String)> = set
+        .iter()
+        .map(|s| (s.id.clone(), s.sequence.clone()))
+        .collect();
     fusionprot_pipeline::split::sequences_dataset(out, &records).expect("write dataset");
-    let fasta: String = records.iter().map(|(id, s)| format!(">{id}\n{s}\n")).collect();
+    let fasta: String = records
+        .iter()
+        .map(|(id, s)| format!(">{id}\n{s}\n"))
+        .collect();
     std::fs::write(out.join("sequences.fasta"), fasta).expect("write FASTA");
     let groups = set.iter().map(|s| s.group).max().map_or(0, |g| g + 1);
     println!("{{\"proteins\": {}, \"groups\": {groups}}}", set.len());

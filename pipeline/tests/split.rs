@@ -127,21 +127,28 @@ fn synthetic_families_never_straddle_splits_and_the_maximum_is_exhaustive() {
 }
 
 #[test]
-fn same_inputs_and_seed_give_identical_splits() {
+fn same_inputs_and_seed_give_identical_splits_whatever_the_thread_count() {
     let set = synthetic_families(&spec(12), 3);
     let records: Vec<(String, String)> = set
         .iter()
         .map(|s| (s.id.clone(), s.sequence.clone()))
         .collect();
-    let parts: Vec<Vec<u8>> = (0..2)
-        .map(|_| {
+    let parts: Vec<Vec<u8>> = [1, 2, 2]
+        .iter()
+        .map(|&threads| {
             let dir = tempfile::tempdir().expect("tempdir");
             split::sequences_dataset(dir.path(), &records).expect("dataset");
-            split::split(&config(dir.path()), &hidden()).expect("split");
+            let mut cfg = config(dir.path());
+            cfg.search.threads = threads;
+            split::split(&cfg, &hidden()).expect("split");
             std::fs::read(dir.path().join("splits/part-00000.parquet")).expect("part")
         })
         .collect();
-    assert!(parts[0] == parts[1], "splits differ between identical runs");
+    assert!(
+        parts[0] == parts[1],
+        "splits differ between 1 and 2 threads"
+    );
+    assert!(parts[1] == parts[2], "splits differ between identical runs");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod prepare;
 mod progress;
 mod show;
 mod split;
+mod threads;
 
 use std::process::ExitCode;
 

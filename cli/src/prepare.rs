@@ -58,11 +58,7 @@ impl PrepareArgs {
         {
             bail!("--plddt-min must be within 0–100, got {p}");
         }
-        let jobs = match self.jobs {
-            Some(0) => bail!("--jobs must be at least 1"),
-            Some(j) => j,
-            None => std::thread::available_parallelism().map_or(1, usize::from),
-        };
+        let jobs = crate::threads::resolve(self.jobs)?;
         Ok(PrepareConfig {
             inputs: self.inputs.clone(),
             out: self.out.clone(),

@@ -86,11 +86,7 @@ impl SplitArgs {
                 self.fractions
             );
         }
-        let threads = match self.jobs {
-            Some(0) => bail!("--jobs must be at least 1"),
-            Some(j) => j,
-            None => std::thread::available_parallelism().map_or(1, usize::from),
-        };
+        let threads = crate::threads::resolve(self.jobs)?;
         Ok(SplitConfig {
             dataset: self.dataset.clone(),
             min_seq_id: self.min_seq_id,

@@ -21,16 +21,16 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
 }
 
-#[test]
-fn prepare_the_sample_then_show_a_protein() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ds = dir.path().join("ds");
-    let ds_str = ds.to_str().expect("utf-8 path");
+/// Prepares the sample into `dir/ds` and returns that path as text.
+#[track_caller]
+fn prepared_sample(dir: &Path) -> String {
+    let ds = dir.join("ds");
+    let ds_str = ds.to_str().expect("utf-8 path").to_owned();
     let out = fusionprot(&[
         "prepare",
         sample().to_str().expect("utf-8"),
         "--out",
-        ds_str,
+        &ds_str,
         "--jobs",
         "2",
     ]);
@@ -38,6 +38,14 @@ fn prepare_the_sample_then_show_a_protein() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("34 proteins, 6317 residues"), "{stdout}");
     assert!(stdout.contains("from 16 files (0 failed)"), "{stdout}");
+    ds_str
+}
+
+#[test]
+fn prepare_the_sample_then_show_a_protein() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ds = prepared_sample(dir.path());
+    let ds_str = ds.as_str();
 
     // 1A8O starts with selenomethionine: typed GLY (0) for ESM parity, its name kept.
     let out = fusionprot(&[
@@ -93,15 +101,8 @@ fn invalid_options_and_missing_inputs_are_named() {
 #[test]
 fn split_the_prepared_sample_and_print_the_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ds = dir.path().join("ds");
-    let ds_str = ds.to_str().expect("utf-8 path");
-    let out = fusionprot(&[
-        "prepare",
-        sample().to_str().expect("utf-8"),
-        "--out",
-        ds_str,
-    ]);
-    assert!(out.status.success(), "{}", text(&out).1);
+    let ds = prepared_sample(dir.path());
+    let ds_str = ds.as_str();
     let out = fusionprot(&[
         "split",
         ds_str,

@@ -6,6 +6,7 @@
 
 mod align;
 mod assign;
+mod rng;
 mod search;
 pub mod synthetic;
 
@@ -24,6 +25,7 @@ use crate::read::{self, ReadError};
 use crate::schema::Table;
 use crate::write::{PartInfo, TableWriter, WriteError};
 use assign::Components;
+use rng::SplitMix;
 
 /// Split names, in the order of `fractions`.
 pub const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
@@ -184,7 +186,12 @@ pub fn split(cfg: &SplitConfig, progress: &ProgressBar) -> Result<SplitReport, S
         .dataset
         .join(format!(".split-work-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(io(&work))?;
-    let result = split_in(cfg, &work, progress);
+    // Alignments use as many threads as MMseqs2 is given (--jobs), not the whole machine.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.search.threads.max(1))
+        .build()
+        .expect("a rayon pool with a positive thread count");
+    let result = pool.install(|| split_in(cfg, &work, progress));
     let _ = std::fs::remove_dir_all(&work);
     result
 }
@@ -492,19 +499,6 @@ fn group_unions(
         }
     }
     Ok(())
-}
-
-/// splitmix64: a small seeded generator for the audit sample.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 /// Aligns cross-split pairs of sequences exactly, with no prefilter: all of them when there are

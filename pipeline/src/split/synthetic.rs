@@ -32,22 +32,10 @@ pub struct Synthetic {
 
 const AMINO: &[u8; 20] = b"ACDEFGHIKLMNPQRSTVWY";
 
-struct Rng(u64);
+use super::rng::SplitMix as Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn residue(&mut self) -> u8 {
-        AMINO[(self.next() % 20) as usize]
-    }
+fn residue(rng: &mut Rng) -> u8 {
+    AMINO[(rng.next() % 20) as usize]
 }
 
 /// Substitutions only, so identity to the parent is (1 − rate) up to chance repeats.
@@ -59,7 +47,7 @@ fn mutate(parent: &[u8], identity: f64, rng: &mut Rng) -> Vec<u8> {
                 return c;
             }
             loop {
-                let r = rng.residue();
+                let r = residue(rng);
                 if r != c {
                     return r;
                 }
@@ -87,7 +75,7 @@ pub fn synthetic_families(spec: &FamilySpec, seed: u64) -> Vec<Synthetic> {
         };
     while family < spec.families {
         let len = spec.length.0 + (rng.next() as usize) % (spec.length.1 - spec.length.0 + 1);
-        let ancestor: Vec<u8> = (0..len).map(|_| rng.residue()).collect();
+        let ancestor: Vec<u8> = (0..len).map(|_| residue(&mut rng)).collect();
         let chained = spec.chain_every > 0 && family.is_multiple_of(spec.chain_every);
         let links = if chained { 3 } else { 1 };
         let mut a = ancestor.clone();

@@ -136,7 +136,12 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<ExitCode> {
     );
     let pct = |m: &Option<split::MaxPair>| {
         m.as_ref().map_or_else(
-            || "none covered".to_owned(),
+            || {
+                format!(
+                    "none (no pair's alignment covers {:.0}% of the sequences)",
+                    100.0 * cfg.coverage
+                )
+            },
             |m| format!("{:.1}% ({} vs {})", 100.0 * m.pair.identity, m.a, m.b),
         )
     };

@@ -47,6 +47,10 @@ pub struct SplitArgs {
     /// Random cross-split pairs to align exactly, without a prefilter, as an audit.
     #[arg(long, default_value_t = 100_000)]
     audit_pairs: usize,
+    /// When a family is too large for the train fraction, drop the fewest proteins that break it
+    /// apart (GraphPart's remedy; they are listed, with split `removed`) instead of failing.
+    #[arg(long)]
+    remove_to_separate: bool,
     /// Threads for MMseqs2 and the alignments (default: all cores).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
@@ -106,6 +110,7 @@ impl SplitArgs {
                 _ => SplitBy::Sequence,
             },
             audit_pairs: self.audit_pairs,
+            remove_to_separate: self.remove_to_separate,
         })
     }
 }
@@ -134,6 +139,14 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if !r.removed.is_empty() {
+        println!(
+            "removed {} proteins to separate an oversized family (--remove-to-separate; {:.2}% kept): {}",
+            r.removed.len(),
+            100.0 * (r.proteins - r.removed.len()) as f64 / r.proteins.max(1) as f64,
+            r.removed.join(" ")
+        );
+    }
     let pct = |m: &Option<split::MaxPair>| {
         m.as_ref().map_or_else(
             || {

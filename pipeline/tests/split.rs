@@ -27,6 +27,7 @@ fn config(dataset: &Path) -> SplitConfig {
         seed: 7,
         split_by: SplitBy::Sequence,
         audit_pairs: 100_000,
+        remove_to_separate: false,
     }
 }
 
@@ -188,6 +189,61 @@ fn one_family_too_large_for_train_fails_and_writes_nothing() {
         std::fs::read(dir.path().join("manifest.json")).expect("manifest"),
         before
     );
+}
+
+#[test]
+fn remove_to_separate_drops_the_hub_of_a_star_shaped_family() {
+    // A hub related to four otherwise unrelated families: together 13 of 16 proteins, more than
+    // train's 80%. Dropping the hub alone separates them.
+    let spec = FamilySpec {
+        families: 4,
+        members: 3,
+        length: (150, 150),
+        member_identity: 0.97,
+        chain_every: 0,
+        chain_identity: 0.0,
+        relative_every: 0,
+        relative_identity: 0.0,
+    };
+    let set = synthetic_families(&spec, 21);
+    let mut records: Vec<(String, String)> = set
+        .iter()
+        .map(|s| (s.id.clone(), s.sequence.clone()))
+        .collect();
+    // The hub: the first 38 residues of four families' first members, concatenated (150 each):
+    // its alignment with each covers a quarter of it, so it links through coverage mode 2
+    // (query coverage is that of the member, fully covered).
+    let hub: String = (0..4).map(|f| &records[f * 3].1[..38]).collect();
+    records.push(("hub".into(), hub));
+    for k in 0..3 {
+        records.push((
+            format!("z_free{k}"),
+            synthetic_families(
+                &FamilySpec {
+                    families: 1,
+                    members: 1,
+                    ..spec.clone()
+                },
+                100 + k,
+            )[0]
+            .sequence
+            .clone(),
+        ));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    split::sequences_dataset(dir.path(), &records).expect("dataset");
+    let mut cfg = config(dir.path());
+    cfg.cov_mode = 2;
+    cfg.coverage = 0.2;
+    assert!(matches!(
+        split::split(&cfg, &hidden()),
+        Err(SplitError::Oversized { .. })
+    ));
+    cfg.remove_to_separate = true;
+    let report = split::split(&cfg, &hidden()).expect("separable");
+    assert_eq!(report.removed, ["hub"]);
+    assert_eq!(splits(dir.path())["hub"], "removed");
+    assert_eq!(report.counts.iter().sum::<usize>(), records.len() - 1);
 }
 
 #[test]

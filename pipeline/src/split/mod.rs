@@ -29,6 +29,8 @@ use rng::SplitMix;
 
 /// Split names, in the order of `fractions`.
 pub const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
+/// The `split` value of proteins dropped by `--remove-to-separate`.
+pub const REMOVED: &str = "removed";
 
 /// Which proteins must stay together besides sequence similarity.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -60,6 +62,9 @@ pub struct SplitConfig {
     pub split_by: SplitBy,
     /// Random cross-split pairs aligned exactly for the audit.
     pub audit_pairs: usize,
+    /// When a family is too large for the train fraction, drop the fewest proteins needed to break
+    /// it apart (GraphPart's remedy) instead of failing; dropped proteins get the split `removed`.
+    pub remove_to_separate: bool,
 }
 
 /// Errors that stop `split`; nothing is written when one occurs.
@@ -84,8 +89,8 @@ pub enum SplitError {
     ClusterFile { path: PathBuf, line: usize },
     #[error(
         "the largest family holds {size} of {total} proteins ({:.1}%), more than the train fraction allows; \
-         raise --min-seq-id or the train fraction (GraphPart's remedy, removing the fewest proteins to separate it, \
-         is not implemented yet)",
+         raise --min-seq-id or the train fraction, or pass --remove-to-separate to drop the fewest proteins that \
+         break it apart",
         100.0 * *.size as f64 / *.total as f64
     )]
     Oversized { size: u64, total: u64 },
@@ -129,6 +134,8 @@ pub struct SplitReport {
     pub proteins: usize,
     pub unique_sequences: usize,
     pub counts: [usize; 3],
+    /// Proteins dropped by `--remove-to-separate` (split `removed` in the table).
+    pub removed: Vec<String>,
     pub requested_fractions: [f64; 3],
     pub achieved_fractions: [f64; 3],
     pub components: usize,
@@ -278,19 +285,21 @@ fn split_in(
         work,
     )?;
 
-    let mut uf = Components::new(unique.len());
-    for h in &hits {
-        let pair = PairIdentity {
-            identity: h.identity,
-            cov_a: h.qcov,
-            cov_b: h.tcov,
-            aligned_columns: 0,
-        };
-        if cfg.counts(&pair) {
-            uf.union(h.q, h.t);
-        }
-    }
-    group_unions(cfg, &p, &node_of, &mut uf)?;
+    // Every link, kept as a list so that --remove-to-separate can cut the graph it forms.
+    let mut links: Vec<(u32, u32)> = hits
+        .iter()
+        .filter(|h| {
+            cfg.counts(&PairIdentity {
+                identity: h.identity,
+                cov_a: h.qcov,
+                cov_b: h.tcov,
+                aligned_columns: 0,
+            })
+        })
+        .map(|h| (h.q, h.t))
+        .collect();
+    group_unions(cfg, &p, &node_of, &mut links)?;
+    let mut removed = vec![false; unique.len()];
 
     // Cross-split candidates: every distinct pair the search reported.
     let mut pairs: Vec<(u32, u32)> = hits.iter().map(|h| (h.q.min(h.t), h.q.max(h.t))).collect();
@@ -300,23 +309,39 @@ fn split_in(
     let mut rounds = 0;
     let (split_of, labels, weights, max_cross, checked) = loop {
         rounds += 1;
-        let (labels, weights) = uf.labels(&weight);
+        let mut uf = Components::new(unique.len());
+        for &(a, b) in &links {
+            if !removed[a as usize] && !removed[b as usize] {
+                uf.union(a, b);
+            }
+        }
+        let kept_weight = kept(&weight, &removed);
+        let (labels, weights) = uf.labels(&kept_weight);
         let total: u64 = weights.iter().sum();
-        let train_room = cfg.fractions[0] * total as f64;
-        if weights
-            .first()
-            .is_some_and(|&w| w as f64 > train_room.max(1.0))
-        {
-            return Err(SplitError::Oversized {
-                size: weights[0],
-                total,
-            });
+        let train_room = (cfg.fractions[0] * total as f64).max(1.0);
+        if weights.first().is_some_and(|&w| w as f64 > train_room) {
+            if !cfg.remove_to_separate {
+                return Err(SplitError::Oversized {
+                    size: weights[0],
+                    total,
+                });
+            }
+            let cut = separate(&links, &labels, &kept_weight, &removed, train_room);
+            tracing::info!(
+                sequences = cut.len(),
+                "removing sequences to separate an oversized family"
+            );
+            for n in cut {
+                removed[n as usize] = true;
+            }
+            continue;
         }
         let comp_split = assign::assign(&weights, &cfg.fractions);
         let split_of: Vec<u8> = labels.iter().map(|&l| comp_split[l as usize]).collect();
         let cross: Vec<(u32, u32)> = pairs
             .iter()
             .copied()
+            .filter(|&(a, b)| !removed[a as usize] && !removed[b as usize])
             .filter(|&(a, b)| split_of[a as usize] != split_of[b as usize])
             .collect();
         progress.set_message(format!(
@@ -373,16 +398,14 @@ fn split_in(
             round = rounds,
             "linking pairs the exact alignment found above the threshold"
         );
-        for (a, b) in violators {
-            uf.union(a, b);
-        }
+        links.extend(violators);
     };
 
     progress.set_message(format!(
         "audit: {} random cross-split pairs",
         cfg.audit_pairs
     ));
-    let (audit, audit_exhaustive) = audit(cfg, &unique, &weight, &split_of);
+    let (audit, audit_exhaustive) = audit(cfg, &unique, &kept(&weight, &removed), &split_of);
     if let Some((a, b, pair)) = audit.iter().find(|(_, _, pair)| cfg.counts(pair)) {
         return Err(violation(
             &p,
@@ -406,19 +429,23 @@ fn split_in(
         first_protein[n as usize] = first_protein[n as usize].min(i);
     }
     let mut counts = [0usize; 3];
-    for &n in &node_of {
-        counts[split_of[n as usize] as usize] += 1;
+    let mut removed_ids = Vec::new();
+    for (i, &n) in node_of.iter().enumerate() {
+        if removed[n as usize] {
+            removed_ids.push(p.ids[i].clone());
+        } else {
+            counts[split_of[n as usize] as usize] += 1;
+        }
     }
-    let total = p.ids.len().max(1) as f64;
-    let parts = write_splits(
-        work,
-        &p,
-        &node_of,
-        &reps,
-        &first_protein,
-        &labels,
-        &split_of,
-    )?;
+    let total = counts.iter().sum::<usize>().max(1) as f64;
+    let columns = SplitColumns {
+        reps: &reps,
+        first_protein: &first_protein,
+        labels: &labels,
+        split_of: &split_of,
+        removed: &removed,
+    };
+    let parts = write_splits(work, &p, &node_of, &columns)?;
     let report = SplitReport {
         tool_version: env!("CARGO_PKG_VERSION"),
         mmseqs_version,
@@ -430,12 +457,14 @@ fn split_in(
             "fractions": cfg.fractions,
             "seed": cfg.seed,
             "split_by": cfg.split_by,
-            "audit_pairs": cfg.audit_pairs,
+                        "audit_pairs": cfg.audit_pairs,
+            "remove_to_separate": cfg.remove_to_separate,
         }),
         identity_definition: IDENTITY_DEFINITION,
         proteins: p.ids.len(),
         unique_sequences: unique.len(),
         counts,
+        removed: removed_ids,
         requested_fractions: cfg.fractions,
         achieved_fractions: counts.map(|c| c as f64 / total),
         components: weights.len(),
@@ -453,12 +482,92 @@ fn split_in(
     Ok(report)
 }
 
+/// Protein weights with removed sequences at 0.
+fn kept(weight: &[u32], removed: &[bool]) -> Vec<u32> {
+    weight
+        .iter()
+        .zip(removed)
+        .map(|(&w, &r)| if r { 0 } else { w })
+        .collect()
+}
+
+/// GraphPart-style separation of the oversized component (label 0): repeatedly drop the node with
+/// the most links inside the heaviest remaining piece (ties to the lower index) until no piece
+/// outweighs `room`. Greedy, so "fewest" is approximate; returns the dropped nodes.
+fn separate(
+    links: &[(u32, u32)],
+    labels: &[u32],
+    weight: &[u32],
+    removed: &[bool],
+    room: f64,
+) -> Vec<u32> {
+    let n = labels.len();
+    let inside = |x: u32| labels[x as usize] == 0 && !removed[x as usize];
+    let mut adj: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for &(a, b) in links {
+        if a != b && inside(a) && inside(b) {
+            adj[a as usize].push(b);
+            adj[b as usize].push(a);
+        }
+    }
+    for list in &mut adj {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let mut gone = vec![false; n];
+    let mut cut = Vec::new();
+    loop {
+        let mut seen = vec![false; n];
+        let mut heaviest = 0u64;
+        let mut heaviest_nodes: Vec<u32> = Vec::new();
+        for start in (0..n as u32).filter(|&x| inside(x) && !gone[x as usize]) {
+            if seen[start as usize] {
+                continue;
+            }
+            seen[start as usize] = true;
+            let mut stack = vec![start];
+            let mut piece = Vec::new();
+            let mut w = 0u64;
+            while let Some(x) = stack.pop() {
+                piece.push(x);
+                w += u64::from(weight[x as usize]);
+                for &y in &adj[x as usize] {
+                    if !gone[y as usize] && !seen[y as usize] {
+                        seen[y as usize] = true;
+                        stack.push(y);
+                    }
+                }
+            }
+            if w > heaviest {
+                heaviest = w;
+                heaviest_nodes = piece;
+            }
+        }
+        if heaviest as f64 <= room || heaviest_nodes.is_empty() {
+            return cut;
+        }
+        let degree = |x: u32| {
+            adj[x as usize]
+                .iter()
+                .filter(|&&y| !gone[y as usize])
+                .count()
+        };
+        let pick = heaviest_nodes
+            .iter()
+            .copied()
+            .max_by(|&a, &b| degree(a).cmp(&degree(b)).then(b.cmp(&a)))
+            .expect("a non-empty piece");
+        gone[pick as usize] = true;
+        cut.push(pick);
+    }
+}
+
 /// Extra links from `--split-by`: a column's equal values, or a cluster file's clusters.
 fn group_unions(
     cfg: &SplitConfig,
     p: &Proteins,
     node_of: &[u32],
-    uf: &mut Components,
+    links: &mut Vec<(u32, u32)>,
 ) -> Result<(), SplitError> {
     match &cfg.split_by {
         SplitBy::Sequence => {}
@@ -467,7 +576,7 @@ fn group_unions(
             for (i, g) in p.groups.iter().enumerate() {
                 if let Some(g) = g {
                     let n = *first.entry(g.as_str()).or_insert(node_of[i]);
-                    uf.union(n, node_of[i]);
+                    links.push((n, node_of[i]));
                 }
             }
         }
@@ -493,7 +602,7 @@ fn group_unions(
                 };
                 // Ids not in this dataset (a published clustering covers more) are skipped.
                 if let (Some(&a), Some(&b)) = (node.get(rep.trim()), node.get(member.trim())) {
-                    uf.union(a, b);
+                    links.push((a, b));
                 }
             }
         }
@@ -524,7 +633,10 @@ fn audit(
     };
     let mut members: [Vec<u32>; 3] = Default::default();
     for (i, &s) in split_of.iter().enumerate() {
-        members[s as usize].push(i as u32);
+        // Weight 0: removed by --remove-to-separate, in no split.
+        if weight[i] > 0 {
+            members[s as usize].push(i as u32);
+        }
     }
     let cross_pairs: usize = [(0, 1), (0, 2), (1, 2)]
         .iter()
@@ -654,25 +766,40 @@ pub fn sequences_dataset(dir: &Path, proteins: &[(String, String)]) -> Result<()
     .map_err(io(&manifest))
 }
 
+/// Per sequence node: its MMseqs2 representative, first protein, component, split and removal.
+struct SplitColumns<'a> {
+    reps: &'a [u32],
+    first_protein: &'a [usize],
+    labels: &'a [u32],
+    split_of: &'a [u8],
+    removed: &'a [bool],
+}
+
 /// Writes `splits/` into the work folder: one row per protein, sorted by protein id.
 fn write_splits(
     work: &Path,
     p: &Proteins,
     node_of: &[u32],
-    reps: &[u32],
-    first_protein: &[usize],
-    labels: &[u32],
-    split_of: &[u8],
+    columns: &SplitColumns<'_>,
 ) -> Result<Vec<PartInfo>, SplitError> {
     let staging = work.join("out");
     let mut w = TableWriter::new(&staging, Table::Splits)?;
     let n = node_of.iter().map(|&n| n as usize);
+    let c = columns;
     let cluster: StringArray = n
         .clone()
-        .map(|n| Some(p.ids[first_protein[reps[n] as usize]].as_str()))
+        .map(|n| Some(p.ids[c.first_protein[c.reps[n] as usize]].as_str()))
         .collect();
-    let component: Int32Array = n.clone().map(|n| Some(labels[n] as i32)).collect();
-    let split: StringArray = n.map(|n| Some(SPLIT_NAMES[split_of[n] as usize])).collect();
+    let component: Int32Array = n.clone().map(|n| Some(c.labels[n] as i32)).collect();
+    let split: StringArray = n
+        .map(|n| {
+            Some(if c.removed[n] {
+                REMOVED
+            } else {
+                SPLIT_NAMES[c.split_of[n] as usize]
+            })
+        })
+        .collect();
     let ids: StringArray = p.ids.iter().map(|s| Some(s.as_str())).collect();
     let batch = RecordBatch::try_new(
         Table::Splits.arrow_schema(),

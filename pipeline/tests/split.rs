@@ -280,3 +280,45 @@ fn real_proteins_split_and_verify_keeping_entries_together_on_request() {
         "prepare's sections are kept"
     );
 }
+
+#[test]
+fn a_published_cluster_file_keeps_its_clusters_together_and_bad_rows_are_named() {
+    let set = synthetic_families(&spec(10), 9);
+    let records: Vec<(String, String)> = set
+        .iter()
+        .map(|s| (s.id.clone(), s.sequence.clone()))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    split::sequences_dataset(dir.path(), &records).expect("dataset");
+    // Glue the first protein of every family into one published cluster (ids it does not know
+    // are skipped, as published clusterings cover more proteins than one dataset).
+    let firsts: Vec<&str> = set
+        .iter()
+        .filter(|s| s.id.ends_with("_m00"))
+        .map(|s| s.id.as_str())
+        .take(4)
+        .collect();
+    let mut tsv: String = firsts
+        .iter()
+        .map(|m| format!("{}\t{m}\n", firsts[0]))
+        .collect();
+    tsv.push_str("not_in_dataset\talso_not\n");
+    let clusters = dir.path().join("clusters.tsv");
+    std::fs::write(&clusters, &tsv).expect("write tsv");
+    let mut cfg = config(dir.path());
+    cfg.split_by = SplitBy::ClusterFile(clusters.clone());
+    split::split(&cfg, &hidden()).expect("split");
+    let got = splits(dir.path());
+    assert!(
+        firsts.iter().all(|f| got[*f] == got[firsts[0]]),
+        "{firsts:?}"
+    );
+
+    std::fs::write(&clusters, format!("{tsv}only-one-column\n")).expect("write tsv");
+    let err = split::split(&cfg, &hidden()).expect_err("bad row");
+    assert!(
+        err.to_string()
+            .ends_with("clusters.tsv:6: expected `representative<TAB>member` protein ids"),
+        "{err}"
+    );
+}

@@ -76,8 +76,15 @@ impl Mmseqs {
     }
 
     /// Runs MMseqs2 with `args` and returns its stdout.
-    pub(crate) fn run(&self, args: &[&str]) -> Result<Vec<u8>, MmseqsError> {
-        let command = format!("{} {}", self.exe.display(), args.join(" "));
+    pub(crate) fn run<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[S],
+    ) -> Result<Vec<u8>, MmseqsError> {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let command = format!("{} {}", self.exe.display(), shown.join(" "));
         let out = Command::new(&self.exe)
             .args(args)
             .output()

@@ -270,6 +270,11 @@ fn split_in(
         })
         .collect();
 
+    // The first protein (by id) of each sequence node names it in the report and as cluster_id.
+    let mut first_protein: Vec<usize> = vec![usize::MAX; unique.len()];
+    for (i, &n) in node_of.iter().enumerate() {
+        first_protein[n as usize] = first_protein[n as usize].min(i);
+    }
     let mm = Mmseqs::locate()?;
     let mmseqs_version = mm.version()?;
     progress.set_message("MMseqs2 all-vs-all search");
@@ -385,7 +390,7 @@ fn split_in(
             let (a, b) = violators[0];
             return Err(violation(
                 &p,
-                &node_of,
+                &first_protein,
                 &split_of,
                 a,
                 b,
@@ -409,7 +414,7 @@ fn split_in(
     if let Some((a, b, pair)) = audit.iter().find(|(_, _, pair)| cfg.counts(pair)) {
         return Err(violation(
             &p,
-            &node_of,
+            &first_protein,
             &split_of,
             *a,
             *b,
@@ -421,13 +426,8 @@ fn split_in(
         .iter()
         .filter(|(_, _, pair)| cfg.covered(pair))
         .max_by(|x, y| x.2.identity.total_cmp(&y.2.identity))
-        .map(|&(a, b, pair)| max_pair(&p, &node_of, a, b, pair));
+        .map(|&(a, b, pair)| max_pair(&p, &first_protein, a, b, pair));
 
-    // Representative protein of each sequence node: the first protein (by id) with that sequence.
-    let mut first_protein: Vec<usize> = vec![usize::MAX; unique.len()];
-    for (i, &n) in node_of.iter().enumerate() {
-        first_protein[n as usize] = first_protein[n as usize].min(i);
-    }
     let mut counts = [0usize; 3];
     let mut removed_ids = Vec::new();
     for (i, &n) in node_of.iter().enumerate() {
@@ -472,7 +472,7 @@ fn split_in(
         search_pairs: pairs.len(),
         cross_split_pairs_checked: checked,
         rounds,
-        max_cross_split: max_cross.map(|(a, b)| max_pair(&p, &node_of, a, b, known[&(a, b)])),
+        max_cross_split: max_cross.map(|(a, b)| max_pair(&p, &first_protein, a, b, known[&(a, b)])),
         audit_pairs: audit.len(),
         audit_exhaustive,
         audit_max,
@@ -688,30 +688,24 @@ fn audit(
 }
 
 /// Names a pair of sequence nodes by their first proteins.
-fn max_pair(p: &Proteins, node_of: &[u32], a: u32, b: u32, pair: PairIdentity) -> MaxPair {
-    let name = |n: u32| {
-        node_of
-            .iter()
-            .position(|&x| x == n)
-            .map_or_else(String::new, |i| p.ids[i].clone())
-    };
+fn max_pair(p: &Proteins, first_protein: &[usize], a: u32, b: u32, pair: PairIdentity) -> MaxPair {
     MaxPair {
-        a: name(a),
-        b: name(b),
+        a: p.ids[first_protein[a as usize]].clone(),
+        b: p.ids[first_protein[b as usize]].clone(),
         pair,
     }
 }
 
 fn violation(
     p: &Proteins,
-    node_of: &[u32],
+    first_protein: &[usize],
     split_of: &[u8],
     a: u32,
     b: u32,
     pair: PairIdentity,
     how: &'static str,
 ) -> SplitError {
-    let m = max_pair(p, node_of, a, b, pair);
+    let m = max_pair(p, first_protein, a, b, pair);
     SplitError::Violation {
         a: m.a,
         b: m.b,

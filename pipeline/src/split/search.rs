@@ -2,6 +2,7 @@
 //! coverage) and a clustering (cluster representatives). Sequences are written as FASTA with
 //! their index as the name; results come back as indices.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 
@@ -26,6 +27,14 @@ pub struct SearchParams {
     pub evalue: f64,
     pub max_seqs: usize,
     pub threads: usize,
+}
+
+/// `--flag value` pairs as command-line arguments.
+fn options(pairs: &[(&str, String)]) -> Vec<OsString> {
+    pairs
+        .iter()
+        .flat_map(|(flag, value)| [OsString::from(flag), OsString::from(value)])
+        .collect()
 }
 
 fn write_fasta(seqs: &[&str], path: &Path) -> Result<(), SplitError> {
@@ -67,31 +76,26 @@ pub(crate) fn all_vs_all(
     write_fasta(seqs, &fasta)?;
     let out = work.join("hits.tsv");
     let tmp = work.join("search-tmp");
-    let s = |v: &Path| v.to_string_lossy().into_owned();
-    let args = [
-        "easy-search".to_owned(),
-        s(&fasta),
-        s(&fasta),
-        s(&out),
-        s(&tmp),
-        "-s".into(),
-        p.sensitivity.to_string(),
-        "-e".into(),
-        p.evalue.to_string(),
-        "--max-seqs".into(),
-        p.max_seqs.to_string(),
-        "--alignment-mode".into(),
-        "3".into(),
-        "--seq-id-mode".into(),
-        "0".into(),
-        "--format-output".into(),
-        "query,target,fident,qstart,qend,qlen,tstart,tend,tlen".into(),
-        "--threads".into(),
-        p.threads.to_string(),
-        "-v".into(),
-        "1".into(),
+    let mut args: Vec<OsString> = vec![
+        "easy-search".into(),
+        fasta.clone().into(),
+        fasta.into(),
+        out.clone().into(),
+        tmp.into(),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(options(&[
+        ("-s", p.sensitivity.to_string()),
+        ("-e", p.evalue.to_string()),
+        ("--max-seqs", p.max_seqs.to_string()),
+        ("--alignment-mode", "3".into()),
+        ("--seq-id-mode", "0".into()),
+        (
+            "--format-output",
+            "query,target,fident,qstart,qend,qlen,tstart,tend,tlen".into(),
+        ),
+        ("--threads", p.threads.to_string()),
+        ("-v", "1".into()),
+    ]));
     mm.run(&args)?;
     let text = read(&out)?;
     let mut hits = Vec::new();
@@ -136,24 +140,19 @@ pub(crate) fn cluster(
     let fasta = work.join("seqs.fasta");
     let prefix = work.join("clu");
     let tmp = work.join("cluster-tmp");
-    let s = |v: &Path| v.to_string_lossy().into_owned();
-    let args = [
-        "easy-cluster".to_owned(),
-        s(&fasta),
-        s(&prefix),
-        s(&tmp),
-        "--min-seq-id".into(),
-        min_seq_id.to_string(),
-        "-c".into(),
-        coverage.to_string(),
-        "--cov-mode".into(),
-        cov_mode.to_string(),
-        "--threads".into(),
-        threads.to_string(),
-        "-v".into(),
-        "1".into(),
+    let mut args: Vec<OsString> = vec![
+        "easy-cluster".into(),
+        fasta.into(),
+        prefix.into(),
+        tmp.into(),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(options(&[
+        ("--min-seq-id", min_seq_id.to_string()),
+        ("-c", coverage.to_string()),
+        ("--cov-mode", cov_mode.to_string()),
+        ("--threads", threads.to_string()),
+        ("-v", "1".into()),
+    ]));
     mm.run(&args)?;
     let path = work.join("clu_cluster.tsv");
     let text = read(&path)?;

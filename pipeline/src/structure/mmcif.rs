@@ -62,12 +62,17 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
                 atoms = Some(result);
                 lookahead = after;
             } else {
+                // Decided once per loop, not per value: loops like _pdbx_poly_seq_scheme are long.
+                let keep: Vec<bool> = tags.iter().map(|t| KEPT.contains(&t.as_str())).collect();
                 let mut values = 0usize;
                 let mut cur = first_value;
                 while let Some(v) = cur.filter(|v| !(v.is_tag() || v.is_loop() || v.is_data())) {
-                    let tag = &tags[values % tags.len()];
-                    if KEPT.contains(&tag.as_str()) {
-                        items.entry(tag.clone()).or_default().push(value_text(&v));
+                    let column = values % tags.len();
+                    if keep[column] {
+                        items
+                            .entry(tags[column].clone())
+                            .or_default()
+                            .push(value_text(&v));
                     }
                     values += 1;
                     cur = next(&mut tok)?;

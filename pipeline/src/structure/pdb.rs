@@ -1,7 +1,7 @@
 //! Reader for the PDB format (wwPDB v3.3 fixed columns): the first model's atoms and the header
 //! records we keep (HEADER, TITLE, EXPDTA, REMARK 2, COMPND, DBREF).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::error::{LineError, ParseError};
 use super::model::{AtomSite, Builder, Polymer, Structure};
@@ -20,7 +20,7 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
     let mut last_atom_chain: Option<u8> = None;
     // SEQRES residue names per chain: a HETATM residue listed there belongs to the polymer even
     // without a full backbone (1GRM's C-terminal ethanolamine), as gemmi decides.
-    let mut seqres: Vec<(u8, Vec<Vec<u8>>)> = Vec::new();
+    let mut seqres: HashSet<[u8; 4]> = HashSet::new();
     for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         let at = |cause| ParseError::At { line: n + 1, cause };
@@ -35,12 +35,7 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
                     .any(|c| c.as_slice() == a.chain.as_bytes())
                 {
                     Polymer::No
-                } else if hetero
-                    && seqres.iter().any(|(c, names)| {
-                        *c == chain_id
-                            && names.iter().any(|n| n.as_slice() == a.res_name.as_bytes())
-                    })
-                {
+                } else if hetero && seqres.contains(&seqres_key(chain_id, a.res_name.as_bytes())) {
                     Polymer::Yes
                 } else {
                     Polymer::Unknown
@@ -76,11 +71,8 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
                     .unwrap_or_default()
                     .split(|b| *b == b' ')
                     .filter(|n| !n.is_empty())
-                    .map(<[u8]>::to_vec);
-                match seqres.iter_mut().find(|(c, _)| *c == chain_id) {
-                    Some((_, list)) => list.extend(names),
-                    None => seqres.push((chain_id, names.collect())),
-                }
+                    .map(|n| seqres_key(chain_id, n));
+                seqres.extend(names);
             }
             b"DBREF " if field(line, 26, 32) == Some("UNP") => {
                 header.uniprot = header.uniprot.or(field(line, 33, 41).map(str::to_owned));
@@ -179,6 +171,16 @@ fn parse_atom(line: &[u8], hetero: bool) -> Result<AtomSite<'_>, LineError> {
         b_factor: b_factor as f32,
         polymer: Polymer::Unknown,
     })
+}
+
+/// Chain id and residue name (at most 3 characters in this format) as one set key, so that the
+/// SEQRES lookup for each HETATM atom is a hash probe rather than a scan of the sequence.
+fn seqres_key(chain: u8, name: &[u8]) -> [u8; 4] {
+    let mut key = [chain, b' ', b' ', b' '];
+    for (k, &c) in key[1..].iter_mut().zip(name) {
+        *k = c;
+    }
+    key
 }
 
 /// Residue number: decimal, or hybrid-36 (`A000` = 10000) as written by large MD systems.

@@ -2,6 +2,7 @@
 //! exit code. The work itself lives in the library crates.
 
 mod doctor;
+mod embed;
 mod prepare;
 mod progress;
 mod show;
@@ -25,6 +26,7 @@ enum Command {
     /// Check this installation: versions of libtorch, CUDA, MMseqs2, DuckDB and SQLite, and a
     /// libtorch forward on each device. Exits non-zero when a required part is missing.
     Doctor(doctor::DoctorArgs),
+    Embed(embed::EmbedArgs),
     /// Turn structure files (PDB, mmCIF, AlphaFold; plain, gzipped, in tar or zip) into a dataset
     /// of Parquet residue-graph tables with a manifest.
     Prepare(prepare::PrepareArgs),
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),
+        Command::Embed(args) => embed::run(&args),
         Command::Prepare(args) => prepare::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Split(args) => split::run(&args),

@@ -112,6 +112,36 @@ pub fn read_table(dataset: &Path, table: Table) -> Result<Vec<RecordBatch>, Read
     Ok(out)
 }
 
+/// All rows of `table` as a lazy stream of record batches, part after part, so a large table
+/// is never held in memory at once. Rows come in the table's order (sorted by protein_id).
+///
+/// # Errors
+/// Missing table; later items carry unreadable parts or schema mismatches.
+pub fn stream_table(
+    dataset: &Path,
+    table: Table,
+) -> Result<impl Iterator<Item = Result<RecordBatch, ReadError>> + use<>, ReadError> {
+    let parts = parts(dataset, table)?;
+    Ok(parts.into_iter().flat_map(move |path| {
+        let reader = open(&path, table).and_then(|b| {
+            b.build().map_err(|source| ReadError::Parquet {
+                path: path.clone(),
+                source,
+            })
+        });
+        let boxed: Box<dyn Iterator<Item = Result<RecordBatch, ReadError>>> = match reader {
+            Ok(r) => Box::new(r.map(move |b| {
+                b.map_err(|e| ReadError::Parquet {
+                    path: path.clone(),
+                    source: e.into(),
+                })
+            })),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        boxed
+    }))
+}
+
 /// The rows of one protein in `table`. Only row groups whose `protein_id` statistics can hold
 /// the id are read, so this touches a small fraction of a large table.
 ///

@@ -1,0 +1,38 @@
+//! The trainer's typed errors.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("model config {path}: {message}")]
+    Config { path: String, message: String },
+    /// A weights file that cannot be read, or whose contents are not what its format promises.
+    #[error("{path}: {message}")]
+    Checkpoint { path: String, message: String },
+    /// A weights file that reads fine but does not fit the model (strict loading).
+    #[error("{path}: the weights do not match the {model} model:\n{details}")]
+    Mismatch {
+        path: String,
+        model: String,
+        details: String,
+    },
+    #[error("hub: {0}")]
+    Hub(String),
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Read(#[from] fusionprot_pipeline::read::ReadError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+}

@@ -1,0 +1,196 @@
+//! Building a model the way the CLI asks for it: configuration from a TOML file or implied by
+//! the weights (and checked against them when both are given), weights from a checkpoint, from
+//! ESM-2 weights by path or hub id, or a seeded random initialisation.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use tch::Device;
+
+use crate::config::{ModelConfig, ModelKind};
+use crate::error::ModelError;
+use crate::hub;
+use crate::model::Model;
+use crate::weights::{self, Scope};
+
+/// Weights read before the model is built: file, tensors, what they fill.
+type WeightsIn = (PathBuf, Vec<(String, tch::Tensor)>, Scope);
+
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub kind: ModelKind,
+    pub config: Option<PathBuf>,
+    /// A whole-model checkpoint (FusionProt `.pth`, our safetensors; for `esm2`, any ESM-2 file).
+    pub checkpoint: Option<PathBuf>,
+    /// ESM-2 weights only: a file, a folder, or a hub repository id.
+    pub esm: Option<String>,
+    /// Allow a model with no weights loaded at all.
+    pub random_init: bool,
+    pub device: Device,
+    pub seed: i64,
+}
+
+#[derive(Debug)]
+pub struct Loaded {
+    pub model: Model,
+    /// What was loaded from where (paths, sha256, flavour), for manifests.
+    pub provenance: serde_json::Value,
+    /// Parts of the model left at their random initialisation, if any.
+    pub random_parts: Vec<&'static str>,
+}
+
+/// Builds and loads the model `spec` describes.
+///
+/// # Errors
+/// Invalid configuration, a configuration that disagrees with the weights (every difference is
+/// listed), unreadable or mismatching weights, or no weights without `random_init`.
+pub fn build(spec: &ModelSpec) -> Result<Loaded, ModelError> {
+    let base = match &spec.config {
+        Some(p) => ModelConfig::load(p)?,
+        None => ModelConfig::default(),
+    };
+    let config_name = spec.config.as_ref().map_or_else(
+        || "built-in defaults".to_owned(),
+        |p| p.display().to_string(),
+    );
+    let mismatch = |source: &str, diffs: Vec<String>| ModelError::Config {
+        path: config_name.clone(),
+        message: format!("disagrees with {source}: {}", diffs.join("; ")),
+    };
+    let mut random_parts = Vec::new();
+    let mut provenance = json!({ "seed": spec.seed });
+    let (config, weights_in): (ModelConfig, Option<WeightsIn>) = if let Some(path) =
+        &spec.checkpoint
+    {
+        let tensors = weights::read_tensors(path)?;
+        let implied = weights::infer_config(&tensors, spec.kind, &base, None).map_err(|m| {
+            ModelError::Checkpoint {
+                path: path.display().to_string(),
+                message: m,
+            }
+        })?;
+        if spec.config.is_some() {
+            let diffs = weights::config_differences(&base, &implied);
+            if !diffs.is_empty() {
+                return Err(mismatch(&path.display().to_string(), diffs));
+            }
+        }
+        let config = if spec.config.is_some() { base } else { implied };
+        provenance["checkpoint"] = file_provenance(path)?;
+        (config, Some((path.clone(), tensors, Scope::Whole)))
+    } else if let Some(source) = &spec.esm {
+        if !spec.kind.uses_esm() {
+            return Err(ModelError::Input(format!(
+                "--esm gives ESM-2 weights, and the {} model has no ESM part",
+                spec.kind.name()
+            )));
+        }
+        let found = hub::resolve(source)?;
+        let tensors = weights::read_tensors(&found.weights)?;
+        let mut config = base.clone();
+        match &found.config {
+            Some(hf) => {
+                if spec.config.is_some() {
+                    hf.check(&base.esm).map_err(|m| mismatch(source, vec![m]))?;
+                }
+                config.esm = hf.to_esm();
+                config.esm.max_residues = base.esm.max_residues;
+            }
+            None => {
+                let heads = spec.config.as_ref().map(|_| base.esm.heads);
+                let implied = weights::infer_config(&tensors, ModelKind::Esm2, &base, heads)
+                    .map_err(|m| ModelError::Checkpoint {
+                        path: found.weights.display().to_string(),
+                        message: m,
+                    })?;
+                if spec.config.is_some() {
+                    let diffs: Vec<String> = weights::config_differences(&base, &implied)
+                        .into_iter()
+                        .filter(|d| d.starts_with("esm."))
+                        .collect();
+                    if !diffs.is_empty() {
+                        return Err(mismatch(source, diffs));
+                    }
+                }
+                config.esm = implied.esm;
+            }
+        }
+        provenance["esm"] = file_provenance(&found.weights)?;
+        provenance["esm"]["source"] = json!(source);
+        if spec.kind.uses_gearnet() {
+            random_parts.push("GearNet");
+        }
+        if spec.kind == ModelKind::Fusionprot {
+            random_parts.push("fusion token and projections");
+        }
+        (config, Some((found.weights, tensors, Scope::Esm)))
+    } else if spec.random_init {
+        random_parts.push("all weights");
+        (base, None)
+    } else {
+        return Err(ModelError::Input(
+                "no weights: give --checkpoint FILE or --esm SOURCE, or --random-init for a randomly initialised model".into(),
+            ));
+    };
+    tch::manual_seed(spec.seed);
+    let mut model =
+        Model::new(spec.kind, &config, spec.device).map_err(|message| ModelError::Config {
+            path: config_name.clone(),
+            message,
+        })?;
+    if let Some((path, tensors, scope)) = weights_in {
+        let flavour = weights::load_tensors(&mut model, tensors, &path, scope)?;
+        provenance["weights_format"] = json!(format!("{flavour:?}"));
+    }
+    provenance["random_init"] = json!(random_parts);
+    provenance["config"] = serde_json::to_value(&model.config).unwrap_or_default();
+    provenance["model"] = json!(spec.kind.name());
+    Ok(Loaded {
+        model,
+        provenance,
+        random_parts,
+    })
+}
+
+fn file_provenance(path: &std::path::Path) -> Result<serde_json::Value, ModelError> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut h = Sha256::new();
+    let bytes = std::io::copy(&mut f, &mut h).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(json!({ "path": path.display().to_string(), "bytes": bytes, "sha256": digest }))
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N`, checking that CUDA is there.
+///
+/// # Errors
+/// An unknown device, or CUDA asked for where libtorch sees none.
+pub fn parse_device(s: &str) -> Result<Device, ModelError> {
+    let dev = match s {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| {
+                ModelError::Input(format!("unknown device {other:?}: use cpu, cuda or cuda:N"))
+            })?,
+    };
+    let count = if tch::Cuda::is_available() {
+        tch::Cuda::device_count() as usize
+    } else {
+        0
+    };
+    if dev >= count {
+        return Err(ModelError::Input(format!(
+            "--device {s}: libtorch sees {count} CUDA device(s); run `fusionprot doctor` to see why"
+        )));
+    }
+    Ok(Device::Cuda(dev))
+}

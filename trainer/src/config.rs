@@ -349,6 +349,16 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_files_are_the_defaults_and_the_tiny_model() {
+        let published: ModelConfig =
+            toml::from_str(include_str!("../configs/fusionprot-650m.toml")).expect("parses");
+        assert_eq!(published, ModelConfig::default());
+        let tiny: ModelConfig =
+            toml::from_str(include_str!("../configs/tiny.toml")).expect("parses");
+        assert_eq!(tiny, ModelConfig::tiny());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
         let err = toml::from_str::<ModelConfig>("[esm]\nlayer = 3\n").expect_err("an error");
         assert!(err.to_string().contains("layer"), "{err}");

@@ -462,6 +462,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_checkpoint_implies_its_configuration() {
+        // ESM-2 8M (6 layers of 320, a published size: 20 heads) with a 5-layer GearNet of 24
+        let mut config = ModelConfig::default();
+        config.esm.layers = 6;
+        config.esm.embed_dim = 320;
+        config.gearnet.hidden_dims = vec![24; 5];
+        for kind in [
+            ModelKind::Fusionprot,
+            ModelKind::EsmGearnet,
+            ModelKind::Gearnet,
+            ModelKind::Esm2,
+        ] {
+            let model = Model::new(kind, &config, tch::Device::Cpu).expect("model");
+            let tensors: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+            let implied =
+                infer_config(&tensors, kind, &ModelConfig::default(), None).expect("infer");
+            let diffs = config_differences(&config, &implied);
+            let relevant: Vec<&String> = diffs
+                .iter()
+                .filter(|d| {
+                    (kind.uses_esm() && d.starts_with("esm."))
+                        || (kind.uses_gearnet() && d.starts_with("gearnet."))
+                })
+                .collect();
+            assert!(relevant.is_empty(), "{kind:?}: {relevant:?}");
+        }
+        // an unpublished ESM size needs its head count
+        let mut odd = config.clone();
+        odd.esm.embed_dim = 64;
+        odd.esm.heads = 4;
+        let model = Model::new(ModelKind::Esm2, &odd, tch::Device::Cpu).expect("model");
+        let tensors: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+        let err = infer_config(&tensors, ModelKind::Esm2, &ModelConfig::default(), None)
+            .expect_err("heads");
+        assert!(err.contains("head count"), "{err}");
+        let ok = infer_config(&tensors, ModelKind::Esm2, &ModelConfig::default(), Some(4))
+            .expect("heads given");
+        assert_eq!((ok.esm.layers, ok.esm.embed_dim, ok.esm.heads), (6, 64, 4));
+    }
+
+    #[test]
     fn hf_names_map_to_fair_esm_names() {
         assert_eq!(
             hf_to_fair("esm.encoder.layer.3.attention.self.query.weight").as_deref(),

@@ -139,7 +139,14 @@ impl DatasetGraphs {
                         graph.residue_type.len()
                     )));
                 }
-                graph.residue_type.push(i64::from(types.value(i)));
+                let t = types.value(i);
+                if !(0..20).contains(&t) {
+                    return Err(ModelError::Input(format!(
+                        "protein {id}, residue {}: residue_type {t} outside 0..20 (residues/v1 uses TorchDrug ids)",
+                        index.value(i)
+                    )));
+                }
+                graph.residue_type.push(i64::from(t));
                 graph.onehot.push(i64::from(onehot_index(names.value(i))));
             }
         }

@@ -120,8 +120,31 @@ fn forward(
     device: Device,
     per_residue: bool,
 ) -> Result<Vec<Row>, ModelError> {
-    let batch = Batch::new(proteins, device);
-    let out = tch::no_grad(|| model.forward(&batch, false));
+    // tch's tensor operations panic on libtorch errors (a CUDA allocation failure, most likely
+    // here); turn that into an error that names the batch instead of a crash.
+    let run = std::panic::AssertUnwindSafe(|| {
+        let batch = Batch::new(proteins, device);
+        tch::no_grad(|| model.forward(&batch, false))
+    });
+    let out = std::panic::catch_unwind(run).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "unknown libtorch failure".into());
+        let first = message.lines().next().unwrap_or_default().to_owned();
+        ModelError::Input(format!(
+            "forward pass failed on a batch of {} proteins ({} residues; first {}): {first}{}",
+            proteins.len(),
+            proteins.iter().map(ProteinGraph::len).sum::<usize>(),
+            proteins.first().map_or("-", |p| p.id.as_str()),
+            if message.contains("out of memory") {
+                " (try a smaller --batch-size)"
+            } else {
+                ""
+            }
+        ))
+    })?;
     let graph = to_vec(&out.graph_feature)?;
     let nodes = if per_residue {
         Some(to_vec(&out.node_feature)?)

@@ -5,6 +5,7 @@ mod doctor;
 mod embed;
 mod prepare;
 mod progress;
+mod serve;
 mod show;
 mod split;
 mod threads;
@@ -31,6 +32,7 @@ enum Command {
     /// of Parquet residue-graph tables with a manifest.
     Prepare(prepare::PrepareArgs),
     /// Print rows of a prepared dataset's tables (all, or one protein's).
+    Serve(serve::ServeArgs),
     Show(show::ShowArgs),
     /// Assign proteins to train / valid / test so that no pair across splits reaches the identity
     /// threshold (family-level split), and prove it.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
         Command::Embed(args) => embed::run(&args),
         Command::Prepare(args) => prepare::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Split(args) => split::run(&args),
     };

@@ -2,4 +2,15 @@
 //! MLflow-compatible REST API, and answers SQL over results and datasets through DuckDB (feature
 //! `sql`). It stores numbers, paths and hashes, and knows nothing of tch or the trainer.
 
+pub mod api;
 pub mod engines;
+pub mod error;
+pub mod filter;
+pub mod migrate;
+pub mod model;
+pub mod server;
+pub mod store;
+
+pub use error::{ErrorCode, TrackerError};
+pub use server::{ServeConfig, serve};
+pub use store::{Durability, Store};

@@ -1,0 +1,64 @@
+//! `fusionprot serve`: the tracking server (MLflow REST API on SQLite).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use fusionprot_tracker::{Durability, ServeConfig};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SyncArg {
+    /// WAL + synchronous=NORMAL: acknowledged writes survive a killed server.
+    Normal,
+    /// synchronous=FULL: also survive an OS crash or power loss (an fsync per commit).
+    Full,
+}
+
+/// Serve run tracking over MLflow's REST API, backed by SQLite.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The SQLite database (created and migrated at start).
+    #[arg(long, default_value = "fusionprot.db")]
+    pub db: PathBuf,
+    /// Address to listen on. Non-loopback addresses need --token (or --insecure).
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// Root folder of run artifacts.
+    #[arg(long, default_value = "artifacts")]
+    pub artifacts: PathBuf,
+    /// Require `Authorization: Bearer TOKEN` on every request.
+    #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Allow a non-loopback address without a token.
+    #[arg(long)]
+    pub insecure: bool,
+    #[arg(long, value_enum, default_value = "normal")]
+    pub sync: SyncArg,
+}
+
+pub fn run(args: &ServeArgs) -> Result<ExitCode> {
+    let cfg = ServeConfig {
+        db: args.db.clone(),
+        addr: args.addr.clone(),
+        artifacts: args.artifacts.clone(),
+        token: args.token.clone().filter(|t| !t.is_empty()),
+        insecure: args.insecure,
+        durability: match args.sync {
+            SyncArg::Normal => Durability::Normal,
+            SyncArg::Full => Durability::Full,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let db = args.db.display().to_string();
+    runtime
+        .block_on(fusionprot_tracker::serve(cfg, |addr| {
+            println!("fusionprot tracking server on http://{addr}  (database {db})");
+            println!("log to it with: MLFLOW_TRACKING_URI=http://{addr}");
+        }))
+        .with_context(|| format!("serving {}", args.addr))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,228 @@
+//! End-to-end: `fusionprot serve` driven by the real `mlflow` client from PyPI (pinned in
+//! scripts/setup), plus start-up refusals and a clean shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn python() -> PathBuf {
+    let venv = std::env::var_os("FUSIONPROT_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/fusionprot/venv")
+        });
+    venv.join("bin/python")
+}
+
+/// A running server; killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.join("fp.db"))
+        .arg("--artifacts")
+        .arg(dir.join("artifacts"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+/// One raw HTTP/1.1 request; returns (status, body).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_mlflow_client_logs_searches_and_reads_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/mlflow_client.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(format!("http://{}", server.addr))
+        .arg(dir.path().join("fp.db"))
+        .arg(dir.path().join("artifacts"))
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim().lines().last(),
+        Some("ok")
+    );
+}
+
+#[test]
+fn errors_come_in_mlflow_form_with_matching_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(dir.path(), &[]);
+    let json = [("Content-Type", "application/json")];
+    let (code, body) = http(
+        &s.addr,
+        "GET",
+        "/api/2.0/mlflow/runs/get?run_id=0123",
+        &[],
+        "",
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(
+        body.contains(r#""error_code":"RESOURCE_DOES_NOT_EXIST""#),
+        "{body}"
+    );
+    let (code, body) = http(
+        &s.addr,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        &json,
+        "{not json",
+    );
+    assert_eq!(code, 400);
+    assert!(
+        body.contains("INVALID_PARAMETER_VALUE") && body.contains("malformed request body"),
+        "{body}"
+    );
+    let (code, body) = http(
+        &s.addr,
+        "POST",
+        "/api/2.0/mlflow/runs/search",
+        &json,
+        r#"{"experiment_ids":["0"],"filter":"metrics.a > 1 or metrics.b < 2"}"#,
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("OR is not supported"), "{body}");
+    let (code, body) = http(
+        &s.addr,
+        "POST",
+        "/api/2.0/mlflow/experiments/delete",
+        &json,
+        r#"{"experiment_id":"0"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+}
+
+#[test]
+fn exposure_without_a_token_and_newer_databases_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(["serve", "--addr", "0.0.0.0:0", "--db"])
+        .arg(dir.path().join("fp.db"))
+        .env_remove("FUSIONPROT_TOKEN")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("without a token"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("fp.db").exists(),
+        "nothing opened before the refusal"
+    );
+
+    // A database migrated by a newer fusionprot is left untouched.
+    drop(start(dir.path(), &[]));
+    let db = dir.path().join("fp.db");
+    let bump = Command::new(python())
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'future', 1, x'00', 0)\"); c.commit()"])
+        .arg(&db)
+        .output()
+        .expect("python");
+    assert!(
+        bump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bump.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("schema version 99, newer than this fusionprot knows"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path(), &[]);
+    let (code, _) = http(&server.addr, "GET", "/health", &[], "");
+    assert_eq!(code, 200);
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = server.child.wait().expect("wait");
+    assert!(status.success(), "exit status {status:?} after SIGTERM");
+}

@@ -1,0 +1,634 @@
+//! The HTTP API: MLflow's tracking REST endpoints (`/api/2.0/mlflow/…`), behind one guard layer
+//! that every route passes (authentication, content type, origin/host, request ids and logs).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::{ErrorCode, TrackerError};
+use crate::model::{KeyValue, Metric, de_f64, de_opt_i64};
+use crate::store::{Batch, Store, limits, now_ms};
+
+/// What every request is checked against.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// Bearer token; `None` disables authentication (loopback only, enforced at start).
+    pub token: Option<String>,
+    /// Host header values accepted (DNS-rebinding defence): the bound address and localhost names.
+    pub allowed_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub guard: Arc<Guard>,
+}
+
+type ApiResult = Result<Json<Value>, TrackerError>;
+
+/// Every route of the API, as (method, path). The guard test walks this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/version"),
+    ("POST", "/api/2.0/mlflow/experiments/create"),
+    ("GET", "/api/2.0/mlflow/experiments/get"),
+    ("GET", "/api/2.0/mlflow/experiments/get-by-name"),
+    ("POST", "/api/2.0/mlflow/experiments/search"),
+    ("GET", "/api/2.0/mlflow/experiments/search"),
+    ("POST", "/api/2.0/mlflow/experiments/delete"),
+    ("POST", "/api/2.0/mlflow/experiments/restore"),
+    ("POST", "/api/2.0/mlflow/experiments/update"),
+    ("POST", "/api/2.0/mlflow/experiments/set-experiment-tag"),
+    ("POST", "/api/2.0/mlflow/runs/create"),
+    ("GET", "/api/2.0/mlflow/runs/get"),
+    ("POST", "/api/2.0/mlflow/runs/update"),
+    ("POST", "/api/2.0/mlflow/runs/delete"),
+    ("POST", "/api/2.0/mlflow/runs/restore"),
+    ("POST", "/api/2.0/mlflow/runs/search"),
+    ("POST", "/api/2.0/mlflow/runs/log-metric"),
+    ("POST", "/api/2.0/mlflow/runs/log-parameter"),
+    ("POST", "/api/2.0/mlflow/runs/set-tag"),
+    ("POST", "/api/2.0/mlflow/runs/delete-tag"),
+    ("POST", "/api/2.0/mlflow/runs/log-batch"),
+    ("POST", "/api/2.0/mlflow/runs/log-inputs"),
+    ("GET", "/api/2.0/mlflow/metrics/get-history"),
+];
+
+pub fn router(state: AppState) -> Router {
+    let m = "/api/2.0/mlflow";
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .route(&format!("{m}/experiments/create"), post(create_experiment))
+        .route(&format!("{m}/experiments/get"), get(get_experiment))
+        .route(
+            &format!("{m}/experiments/get-by-name"),
+            get(get_experiment_by_name),
+        )
+        .route(
+            &format!("{m}/experiments/search"),
+            post(search_experiments).get(search_experiments_get),
+        )
+        .route(&format!("{m}/experiments/delete"), post(delete_experiment))
+        .route(
+            &format!("{m}/experiments/restore"),
+            post(restore_experiment),
+        )
+        .route(&format!("{m}/experiments/update"), post(update_experiment))
+        .route(
+            &format!("{m}/experiments/set-experiment-tag"),
+            post(set_experiment_tag),
+        )
+        .route(&format!("{m}/runs/create"), post(create_run))
+        .route(&format!("{m}/runs/get"), get(get_run))
+        .route(&format!("{m}/runs/update"), post(update_run))
+        .route(&format!("{m}/runs/delete"), post(delete_run))
+        .route(&format!("{m}/runs/restore"), post(restore_run))
+        .route(&format!("{m}/runs/search"), post(search_runs))
+        .route(&format!("{m}/runs/log-metric"), post(log_metric))
+        .route(&format!("{m}/runs/log-parameter"), post(log_param))
+        .route(&format!("{m}/runs/set-tag"), post(set_tag))
+        .route(&format!("{m}/runs/delete-tag"), post(delete_tag))
+        .route(&format!("{m}/runs/log-batch"), post(log_batch))
+        .route(&format!("{m}/runs/log-inputs"), post(log_inputs))
+        .route(&format!("{m}/metrics/get-history"), get(metric_history))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits::MAX_BATCH_BYTES + 64 * 1024))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> TrackerError {
+    TrackerError::Api {
+        code: ErrorCode::ResourceDoesNotExist,
+        message: format!("no endpoint {method} {}", uri.path()),
+    }
+}
+
+fn deny(code: ErrorCode, message: &str) -> Response {
+    TrackerError::Api {
+        code,
+        message: message.to_owned(),
+    }
+    .into_response()
+}
+
+/// The one layer every request passes: request id and log line, bearer token, Host allow-list,
+/// and for state-changing requests a JSON content type and a same-origin Origin.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = match check(&state.guard, request.headers(), &method, &path) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    };
+    let status = response.status().as_u16();
+    tracing::info!(request_id = id, %method, path, status, ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    response
+}
+
+/// `Some(refusal)` when a request must not reach its handler.
+fn check(guard: &Guard, headers: &HeaderMap, method: &Method, path: &str) -> Option<Response> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let host_name = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let any_host = guard.allowed_hosts.iter().any(|a| a == "*");
+    if !any_host
+        && !guard
+            .allowed_hosts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(host_name) || a.eq_ignore_ascii_case(host))
+    {
+        return Some(deny(
+            ErrorCode::PermissionDenied,
+            &format!("Host {host:?} is not served here (DNS rebinding defence)"),
+        ));
+    }
+    if let Some(token) = &guard.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+            && path != "/health"
+        {
+            return Some(deny(
+                ErrorCode::Unauthenticated,
+                "missing or wrong bearer token (Authorization: Bearer …)",
+            ));
+        }
+    }
+    let changes_state = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes_state {
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let json = ctype
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        let artifact_upload =
+            path.starts_with("/api/2.0/mlflow-artifacts/") && *method == Method::PUT;
+        if !json && !artifact_upload {
+            return Some(deny(
+                ErrorCode::BadRequest,
+                "state-changing requests must have Content-Type: application/json",
+            ));
+        }
+        if let Some(origin) = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok()) {
+            let origin_host = origin.split("://").nth(1).unwrap_or("");
+            if !origin_host.eq_ignore_ascii_case(host) {
+                return Some(deny(
+                    ErrorCode::PermissionDenied,
+                    &format!("cross-origin request from {origin} refused"),
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, TrackerError> {
+    serde_json::from_slice(body)
+        .map_err(|e| TrackerError::invalid(format!("malformed request body: {e}")))
+}
+
+fn required<'a>(q: &'a HashMap<String, String>, key: &str) -> Result<&'a str, TrackerError> {
+    q.get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            TrackerError::invalid(format!("Missing value for required parameter '{key}'."))
+        })
+}
+
+fn need(v: Option<String>, key: &str) -> Result<String, TrackerError> {
+    v.filter(|s| !s.is_empty()).ok_or_else(|| {
+        TrackerError::invalid(format!("Missing value for required parameter '{key}'."))
+    })
+}
+
+// ---- experiments ----
+
+#[derive(Deserialize)]
+struct CreateExperiment {
+    name: Option<String>,
+    artifact_location: Option<String>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: CreateExperiment = parse(&body)?;
+    let name = need(r.name, "name")?;
+    let id = s
+        .store
+        .create_experiment(&name, r.artifact_location.as_deref(), &r.tags)
+        .await?;
+    Ok(Json(json!({ "experiment_id": id })))
+}
+
+async fn get_experiment(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let e = s
+        .store
+        .get_experiment(required(&q, "experiment_id")?)
+        .await?;
+    Ok(Json(json!({ "experiment": e })))
+}
+
+async fn get_experiment_by_name(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let e = s
+        .store
+        .get_experiment_by_name(required(&q, "experiment_name")?)
+        .await?;
+    Ok(Json(json!({ "experiment": e })))
+}
+
+#[derive(Deserialize, Default)]
+struct SearchExperiments {
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    max_results: Option<i64>,
+    page_token: Option<String>,
+    filter: Option<String>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    view_type: Option<String>,
+}
+
+async fn search_experiments(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: SearchExperiments = if body.is_empty() {
+        SearchExperiments::default()
+    } else {
+        parse(&body)?
+    };
+    search_experiments_with(&s, r).await
+}
+
+async fn search_experiments_get(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let max_results = match q.get("max_results") {
+        Some(m) => Some(
+            m.parse()
+                .map_err(|_| TrackerError::invalid("max_results must be an integer"))?,
+        ),
+        None => None,
+    };
+    let r = SearchExperiments {
+        max_results,
+        page_token: q.get("page_token").cloned(),
+        filter: q.get("filter").cloned(),
+        order_by: q.get("order_by").cloned().into_iter().collect(),
+        view_type: q.get("view_type").cloned(),
+    };
+    search_experiments_with(&s, r).await
+}
+
+async fn search_experiments_with(s: &AppState, r: SearchExperiments) -> ApiResult {
+    let (exps, next) = s
+        .store
+        .search_experiments(
+            r.view_type.as_deref(),
+            r.max_results,
+            r.filter.as_deref(),
+            &r.order_by,
+            r.page_token.as_deref(),
+        )
+        .await?;
+    let mut out = json!({ "experiments": exps });
+    if let Some(t) = next {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct ExperimentId {
+    experiment_id: Option<String>,
+    new_name: Option<String>,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+async fn delete_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: ExperimentId = parse(&body)?;
+    s.store
+        .set_experiment_lifecycle(&need(r.experiment_id, "experiment_id")?, true)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: ExperimentId = parse(&body)?;
+    s.store
+        .set_experiment_lifecycle(&need(r.experiment_id, "experiment_id")?, false)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn update_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: ExperimentId = parse(&body)?;
+    s.store
+        .rename_experiment(
+            &need(r.experiment_id, "experiment_id")?,
+            &need(r.new_name, "new_name")?,
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_experiment_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: ExperimentId = parse(&body)?;
+    let tag = KeyValue {
+        key: need(r.key, "key")?,
+        value: r.value.unwrap_or_default(),
+    };
+    s.store
+        .set_experiment_tag(&need(r.experiment_id, "experiment_id")?, &tag)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+// ---- runs ----
+
+#[derive(Deserialize)]
+struct CreateRun {
+    experiment_id: Option<String>,
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    run_name: String,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    start_time: Option<i64>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: CreateRun = parse(&body)?;
+    let exp = r.experiment_id.unwrap_or_else(|| "0".into());
+    let run = s
+        .store
+        .create_run(&exp, &r.user_id, &r.run_name, r.start_time, &r.tags)
+        .await?;
+    Ok(Json(json!({ "run": run })))
+}
+
+fn run_id_of(q_run_id: Option<String>, q_run_uuid: Option<String>) -> Result<String, TrackerError> {
+    need(q_run_id.filter(|s| !s.is_empty()).or(q_run_uuid), "run_id")
+}
+
+async fn get_run(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let id = run_id_of(q.get("run_id").cloned(), q.get("run_uuid").cloned())?;
+    Ok(Json(json!({ "run": s.store.get_run(&id).await? })))
+}
+
+#[derive(Deserialize)]
+struct RunRequest {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    status: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    end_time: Option<i64>,
+    run_name: Option<String>,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+async fn update_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    let info = s
+        .store
+        .update_run(&id, r.status.as_deref(), r.end_time, r.run_name.as_deref())
+        .await?;
+    Ok(Json(json!({ "run_info": info })))
+}
+
+async fn delete_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    s.store
+        .set_run_lifecycle(&run_id_of(r.run_id, r.run_uuid)?, true)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    s.store
+        .set_run_lifecycle(&run_id_of(r.run_id, r.run_uuid)?, false)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct LogMetric {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    key: Option<String>,
+    #[serde(deserialize_with = "de_f64")]
+    value: f64,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    step: Option<i64>,
+}
+
+async fn log_metric(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: LogMetric = parse(&body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    let metric = Metric {
+        key: need(r.key, "key")?,
+        value: r.value,
+        timestamp: r.timestamp.unwrap_or_else(now_ms),
+        step: r.step.unwrap_or(0),
+    };
+    s.store
+        .log_batch(
+            &id,
+            &Batch {
+                metrics: vec![metric],
+                ..Batch::default()
+            },
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_param(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    let p = KeyValue {
+        key: need(r.key, "key")?,
+        value: r.value.unwrap_or_default(),
+    };
+    s.store
+        .log_batch(
+            &id,
+            &Batch {
+                params: vec![p],
+                ..Batch::default()
+            },
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    let t = KeyValue {
+        key: need(r.key, "key")?,
+        value: r.value.unwrap_or_default(),
+    };
+    s.store
+        .log_batch(
+            &id,
+            &Batch {
+                tags: vec![t],
+                ..Batch::default()
+            },
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    s.store.delete_tag(&id, &need(r.key, "key")?).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct LogBatch {
+    run_id: Option<String>,
+    #[serde(default)]
+    metrics: Vec<Metric>,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn log_batch(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    if body.len() > limits::MAX_BATCH_BYTES {
+        return Err(TrackerError::invalid(format!(
+            "log-batch request of {} bytes exceeds the {} byte limit",
+            body.len(),
+            limits::MAX_BATCH_BYTES
+        )));
+    }
+    let r: LogBatch = parse(&body)?;
+    let id = need(r.run_id, "run_id")?;
+    s.store
+        .log_batch(
+            &id,
+            &Batch {
+                metrics: r.metrics,
+                params: r.params,
+                tags: r.tags,
+            },
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+/// Dataset inputs (MLflow 2.4+): accepted so clients that send them keep working; fusionprot
+/// records datasets through its own dataset registry.
+async fn log_inputs(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    s.store.get_run(&run_id_of(r.run_id, r.run_uuid)?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn metric_history(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let id = run_id_of(q.get("run_id").cloned(), q.get("run_uuid").cloned())?;
+    let key = required(&q, "metric_key")?;
+    let max = match q.get("max_results") {
+        Some(m) => Some(
+            m.parse()
+                .map_err(|_| TrackerError::invalid("max_results must be an integer"))?,
+        ),
+        None => None,
+    };
+    let (metrics, next) = s
+        .store
+        .metric_history(&id, key, max, q.get("page_token").map(String::as_str))
+        .await?;
+    let mut out = json!({ "metrics": metrics });
+    if let Some(t) = next {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct SearchRuns {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+    filter: Option<String>,
+    run_view_type: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    page_token: Option<String>,
+}
+
+async fn search_runs(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: SearchRuns = parse(&body)?;
+    let (runs, next) = s
+        .store
+        .search_runs(
+            &r.experiment_ids,
+            r.filter.as_deref(),
+            r.run_view_type.as_deref(),
+            r.max_results,
+            &r.order_by,
+            r.page_token.as_deref(),
+        )
+        .await?;
+    let mut out = json!({ "runs": runs });
+    if let Some(t) = next {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
+}

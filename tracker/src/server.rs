@@ -1,0 +1,114 @@
+//! `fusionprot serve`: binds, opens the store, serves until SIGTERM / Ctrl-C, then drains.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::api::{AppState, Guard, router};
+use crate::error::TrackerError;
+use crate::store::{Durability, Store};
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub db: PathBuf,
+    pub addr: String,
+    pub artifacts: PathBuf,
+    pub token: Option<String>,
+    pub insecure: bool,
+    pub durability: Durability,
+}
+
+/// Checks the address/token combination before anything is opened.
+///
+/// # Errors
+/// A non-loopback address without a token (and without `insecure`), or an unparsable address.
+pub fn check_exposure(cfg: &ServeConfig) -> Result<SocketAddr, TrackerError> {
+    let addr: SocketAddr = cfg.addr.parse().map_err(|_| {
+        TrackerError::invalid(format!(
+            "--addr {:?}: expected HOST:PORT such as 127.0.0.1:5000",
+            cfg.addr
+        ))
+    })?;
+    if !addr.ip().is_loopback() && cfg.token.is_none() && !cfg.insecure {
+        return Err(TrackerError::invalid(format!(
+            "refusing to listen on {addr} without a token: anyone who can reach it could read and change your runs. \
+             Give --token (or FUSIONPROT_TOKEN), or --insecure if the network is trusted"
+        )));
+    }
+    Ok(addr)
+}
+
+pub fn guard_for(addr: SocketAddr, token: Option<String>) -> Guard {
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "[::1]".to_owned(),
+        "::1".to_owned(),
+    ];
+    if addr.ip().is_unspecified() || (!addr.ip().is_loopback() && token.is_some()) {
+        // Reachable under names we cannot know; the token (or --insecure) is the protection.
+        hosts.push("*".to_owned());
+    } else {
+        hosts.push(addr.ip().to_string());
+    }
+    Guard {
+        token,
+        allowed_hosts: hosts,
+    }
+}
+
+/// Serves until a shutdown signal. `ready` is called with the bound address once listening.
+///
+/// # Errors
+/// Exposure refused, the database cannot be opened or migrated, or the address cannot be bound.
+pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), TrackerError> {
+    let addr = check_exposure(&cfg)?;
+    std::fs::create_dir_all(&cfg.artifacts).map_err(|source| TrackerError::Io {
+        path: cfg.artifacts.display().to_string(),
+        source,
+    })?;
+    let store = Store::open(&cfg.db.display().to_string(), cfg.durability).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| TrackerError::Io {
+            path: addr.to_string(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| TrackerError::Io {
+        path: addr.to_string(),
+        source,
+    })?;
+    let state = AppState {
+        store,
+        guard: Arc::new(guard_for(bound, cfg.token.clone())),
+    };
+    ready(bound);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| TrackerError::Io {
+            path: bound.to_string(),
+            source,
+        })?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal: finishing requests in flight");
+}

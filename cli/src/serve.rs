@@ -35,6 +35,9 @@ pub struct ServeArgs {
     pub insecure: bool,
     #[arg(long, value_enum, default_value = "normal")]
     pub sync: SyncArg,
+    /// Largest artifact accepted in one upload, in MiB.
+    #[arg(long, default_value_t = 16384)]
+    pub max_artifact_mib: u64,
 }
 
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
@@ -48,6 +51,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
             SyncArg::Normal => Durability::Normal,
             SyncArg::Full => Durability::Full,
         },
+        max_artifact_bytes: args.max_artifact_mib.saturating_mul(1 << 20),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -56,8 +60,15 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
     let db = args.db.display().to_string();
     runtime
         .block_on(fusionprot_tracker::serve(cfg, |addr| {
-            println!("fusionprot tracking server on http://{addr}  (database {db})");
-            println!("log to it with: MLFLOW_TRACKING_URI=http://{addr}");
+            // A closed stdout (a supervisor that stopped reading) must not stop the server.
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let _ = writeln!(
+                out,
+                "fusionprot tracking server on http://{addr}  (database {db})"
+            );
+            let _ = writeln!(out, "log to it with: MLFLOW_TRACKING_URI=http://{addr}");
+            let _ = out.flush();
         }))
         .with_context(|| format!("serving {}", args.addr))?;
     Ok(ExitCode::SUCCESS)

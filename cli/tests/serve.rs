@@ -21,6 +21,7 @@ fn python() -> PathBuf {
 pub struct Server {
     child: Child,
     pub addr: String,
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Server {
@@ -42,16 +43,19 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
         .spawn()
         .expect("start server");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    stdout.read_line(&mut line).expect("first line");
     let addr = line
         .split("http://")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
-    Server { child, addr }
+    Server {
+        child,
+        addr,
+        _stdout: stdout,
+    }
 }
 
 /// One raw HTTP/1.1 request; returns (status, body).
@@ -162,6 +166,75 @@ fn errors_come_in_mlflow_form_with_matching_status() {
         r#"{"experiment_id":"0"}"#,
     );
     assert_eq!(code, 400, "{body}");
+}
+
+#[test]
+fn artifact_paths_cannot_escape_the_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(dir.path(), &[]);
+    let base = "/api/2.0/mlflow-artifacts/artifacts";
+    let octet = [("Content-Type", "application/octet-stream")];
+    for bad in [
+        "../../escaped.txt",
+        "a/../../escaped.txt",
+        "%2e%2e/%2e%2e/escaped.txt",
+        "%2E%2E%2Fescaped.txt",
+        "%252e%252e/escaped.txt",
+        "..%5c..%5cescaped.txt",
+        "a%5c..%5c..%5cescaped.txt",
+        "a%23/../../escaped.txt",
+        "a;/../escaped.txt",
+        "file:%2Fetc%2Fescaped.txt",
+        "%2Fetc%2Fescaped.txt",
+    ] {
+        let (code, body) = http(&s.addr, "PUT", &format!("{base}/{bad}"), &octet, "pwned");
+        assert!(code == 400 || code == 404, "PUT {bad}: {code} {body}");
+        let (code, body) = http(&s.addr, "GET", &format!("{base}/{bad}"), &[], "");
+        assert!(code == 400 || code == 404, "GET {bad}: {code} {body}");
+    }
+    let (code, body) = http(
+        &s.addr,
+        "GET",
+        "/api/2.0/mlflow-artifacts/artifacts?path=..%2F..",
+        &[],
+        "",
+    );
+    assert_eq!(code, 400, "list ..: {body}");
+    // a symlink planted inside the root leads nowhere
+    let root = dir.path().join("artifacts");
+    std::os::unix::fs::symlink("/etc", root.join("link")).expect("symlink");
+    let (code, body) = http(&s.addr, "GET", &format!("{base}/link/hostname"), &[], "");
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = http(&s.addr, "PUT", &format!("{base}/link/planted"), &octet, "x");
+    assert_eq!(code, 400);
+    // nothing was written outside the root; a good path works
+    for p in [
+        dir.path().join("escaped.txt"),
+        PathBuf::from("/etc/escaped.txt"),
+        PathBuf::from("/etc/planted"),
+    ] {
+        assert!(!p.exists(), "{} was written", p.display());
+    }
+    let (code, body) = http(
+        &s.addr,
+        "PUT",
+        &format!("{base}/1/r/artifacts/ok.txt"),
+        &octet,
+        "fine",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("1/r/artifacts/ok.txt")).expect("stored"),
+        "fine"
+    );
+    let (code, body) = http(
+        &s.addr,
+        "GET",
+        &format!("{base}/1/r/artifacts/ok.txt"),
+        &[],
+        "",
+    );
+    assert_eq!((code, body.as_str()), (200, "fine"));
 }
 
 #[test]

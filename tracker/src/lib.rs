@@ -3,6 +3,7 @@
 //! `sql`). It stores numbers, paths and hashes, and knows nothing of tch or the trainer.
 
 pub mod api;
+pub mod artifacts;
 pub mod engines;
 pub mod error;
 pub mod filter;

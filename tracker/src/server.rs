@@ -16,6 +16,8 @@ pub struct ServeConfig {
     pub token: Option<String>,
     pub insecure: bool,
     pub durability: Durability,
+    /// Largest artifact accepted in one upload.
+    pub max_artifact_bytes: u64,
 }
 
 /// Checks the address/token combination before anything is opened.
@@ -81,6 +83,14 @@ pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     let state = AppState {
         store,
         guard: Arc::new(guard_for(bound, cfg.token.clone())),
+        artifacts: cfg
+            .artifacts
+            .canonicalize()
+            .map_err(|source| TrackerError::Io {
+                path: cfg.artifacts.display().to_string(),
+                source,
+            })?,
+        max_artifact_bytes: cfg.max_artifact_bytes,
     };
     ready(bound);
     axum::serve(listener, router(state))

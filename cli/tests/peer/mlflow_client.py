@@ -111,6 +111,30 @@ assert len(c.search_runs([eid], run_view_type=ViewType.ALL)) == 3
 c.restore_run(ids[2])
 assert len(c.search_runs([eid])) == 3
 
+# artifacts through the mlflow-artifacts proxy: upload, list, download
+with tempfile.TemporaryDirectory() as tmp:
+    src = os.path.join(tmp, "notes.txt")
+    with open(src, "w") as f:
+        f.write("fusionprot artifact\n")
+    c.log_artifact(ids[0], src)
+    os.makedirs(os.path.join(tmp, "ckpt", "sub"))
+    with open(os.path.join(tmp, "ckpt", "sub", "w.bin"), "wb") as f:
+        f.write(bytes(range(256)) * 4000)
+    c.log_artifacts(ids[0], os.path.join(tmp, "ckpt"), artifact_path="model")
+    c.log_dict(ids[0], {"a": 1}, "meta/config.json")
+    names = sorted(a.path for a in c.list_artifacts(ids[0]))
+    assert names == ["meta", "model", "notes.txt"], names
+    sub = c.list_artifacts(ids[0], "model/sub")
+    assert [(a.path, a.file_size) for a in sub] == [("model/sub/w.bin", 1024000)], sub
+    out = c.download_artifacts(ids[0], "", os.path.join(tmp, "down"))
+    with open(os.path.join(out, "notes.txt")) as f:
+        assert f.read() == "fusionprot artifact\n"
+    with open(os.path.join(out, "model", "sub", "w.bin"), "rb") as f:
+        assert f.read() == bytes(range(256)) * 4000
+    assert mlflow.artifacts.load_dict(f"runs:/{ids[0]}/meta/config.json") == {"a": 1}
+art_dir = sys.argv[3]
+assert os.path.isfile(os.path.join(art_dir, eid, ids[0], "artifacts", "model", "sub", "w.bin")), "stored under the root"
+
 # the stored values, read straight from SQLite
 con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 assert con.execute("SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = 'batch'", (ids[0],)).fetchone()[0] == 500

@@ -1,0 +1,279 @@
+//! Run artifacts through MLflow's `mlflow-artifacts` proxy endpoints, stored under one root
+//! folder. Uploaded files are opaque bytes (never unpickled or interpreted).
+//!
+//! Every path is checked before it touches the disk: decoded exactly once, then each segment must
+//! be a plain name (ASCII letters, digits and `-_.+=,@~ `, not `.` or `..`); anything else —
+//! `..`, backslashes, `%2e%2e` and double encodings (a `%` left after decoding), `#`, `;`, `:`
+//! (drive letters, `file:` URIs), absolute paths, NUL — is refused. Symlinks inside the root
+//! are refused too, so a link planted there cannot lead outside.
+
+use std::path::{Path, PathBuf};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::api::AppState;
+use crate::error::TrackerError;
+
+pub const PREFIX: &str = "/api/2.0/mlflow-artifacts/artifacts";
+
+/// A relative artifact path, checked: the segments to join under the root.
+///
+/// # Errors
+/// `INVALID_PARAMETER_VALUE` naming the reason.
+pub fn check_path(raw: &str) -> Result<Vec<String>, TrackerError> {
+    let bad = |why: &str| TrackerError::invalid(format!("invalid artifact path {raw:?}: {why}"));
+    if raw.len() > 4096 {
+        return Err(bad("longer than 4096 bytes"));
+    }
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| bad("not UTF-8 after decoding"))?;
+    if decoded.contains('%') {
+        return Err(bad("percent sign after decoding (double encoding)"));
+    }
+    if decoded.starts_with('/') || decoded.starts_with('\\') {
+        return Err(bad("absolute path"));
+    }
+    let mut out = Vec::new();
+    for seg in decoded.split('/') {
+        if seg.is_empty() {
+            continue;
+        }
+        if seg == "." || seg == ".." {
+            return Err(bad("'.' or '..' segment"));
+        }
+        if let Some(c) = seg
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-_.+=,@~ ".contains(*c)))
+        {
+            return Err(bad(&format!("character {c:?} is not allowed")));
+        }
+        out.push(seg.to_owned());
+    }
+    Ok(out)
+}
+
+/// The on-disk path for `segments` under `root`, refusing symlinks on the way.
+fn resolve(root: &Path, segments: &[String]) -> Result<PathBuf, TrackerError> {
+    let mut p = root.to_path_buf();
+    for s in segments {
+        p.push(s);
+        if let Ok(meta) = std::fs::symlink_metadata(&p)
+            && meta.file_type().is_symlink()
+        {
+            return Err(TrackerError::invalid(format!(
+                "artifact path {:?} goes through a symbolic link; refused",
+                segments.join("/")
+            )));
+        }
+    }
+    Ok(p)
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> TrackerError + '_ {
+    move |source| TrackerError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn raw_path(uri: &axum::http::Uri) -> Result<String, TrackerError> {
+    let p = uri.path();
+    let rest = p.strip_prefix(PREFIX).unwrap_or("");
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Err(TrackerError::invalid("an artifact path is required"));
+    }
+    Ok(rest.to_owned())
+}
+
+/// PUT: stores the request body at the path (temporary private file, then renamed into place).
+pub async fn upload(
+    State(s): State<AppState>,
+    request: Request,
+) -> Result<Json<serde_json::Value>, TrackerError> {
+    let segments = check_path(&raw_path(request.uri())?)?;
+    if segments.is_empty() {
+        return Err(TrackerError::invalid("an artifact path is required"));
+    }
+    let root = s.artifacts.clone();
+    let target = resolve(&root, &segments)?;
+    let dir = target
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.clone());
+    tokio::fs::create_dir_all(&dir).await.map_err(io(&dir))?;
+    resolve(&root, &segments)?; // a link created meanwhile is still refused
+    let tmp = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempfile_in(&dir)
+        .map_err(io(&dir))?; // mode 0600
+    let (std_file, tmp_path) = tmp.into_parts();
+    let mut file = tokio::fs::File::from_std(std_file);
+    let mut body = request.into_body();
+    let mut size = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| TrackerError::invalid(format!("upload interrupted: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            size += data.len() as u64;
+            if size > s.max_artifact_bytes {
+                return Err(TrackerError::invalid(format!(
+                    "artifact larger than the server's limit of {} bytes",
+                    s.max_artifact_bytes
+                )));
+            }
+            file.write_all(&data).await.map_err(io(&target))?;
+        }
+    }
+    file.flush().await.map_err(io(&target))?;
+    file.sync_all().await.map_err(io(&target))?;
+    tmp_path.persist(&target).map_err(|e| TrackerError::Io {
+        path: target.display().to_string(),
+        source: e.error,
+    })?;
+    Ok(Json(json!({})))
+}
+
+/// GET with a path: the file's bytes, streamed.
+pub async fn download(
+    State(s): State<AppState>,
+    request: Request,
+) -> Result<Response, TrackerError> {
+    let segments = check_path(&raw_path(request.uri())?)?;
+    let path = resolve(&s.artifacts, &segments)?;
+    let meta = tokio::fs::metadata(&path).await.map_err(|_| {
+        TrackerError::not_found(format!("artifact {} does not exist", segments.join("/")))
+    })?;
+    if !meta.is_file() {
+        return Err(TrackerError::invalid(format!(
+            "{} is a directory; list it instead",
+            segments.join("/")
+        )));
+    }
+    let file = tokio::fs::File::open(&path).await.map_err(io(&path))?;
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// GET `?path=`: the entries of a folder, as MLflow lists them.
+pub async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, TrackerError> {
+    let raw = q.get("path").cloned().unwrap_or_default();
+    // `path` arrives decoded by the query parser; check it as given (no second decoding).
+    let segments = check_path(&raw.replace('%', "%25"))?;
+    let dir = resolve(&s.artifacts, &segments)?;
+    let mut files = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
+        while let Some(e) = entries.next_entry().await.map_err(io(&dir))? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".upload-") {
+                continue;
+            }
+            let meta = e.metadata().await.map_err(io(&dir))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let mut entry = json!({ "path": name, "is_dir": meta.is_dir() });
+            if meta.is_file() {
+                entry["file_size"] = json!(meta.len());
+            }
+            files.push(entry);
+        }
+    }
+    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    Ok(Json(json!({ "files": files })))
+}
+
+/// DELETE: removes a file or folder.
+pub async fn delete(
+    State(s): State<AppState>,
+    request: Request,
+) -> Result<Json<serde_json::Value>, TrackerError> {
+    let segments = check_path(&raw_path(request.uri())?)?;
+    if segments.is_empty() {
+        return Err(TrackerError::invalid(
+            "refusing to delete the artifact root",
+        ));
+    }
+    let path = resolve(&s.artifacts, &segments)?;
+    let meta = tokio::fs::metadata(&path).await.map_err(|_| {
+        TrackerError::not_found(format!("artifact {} does not exist", segments.join("/")))
+    })?;
+    if meta.is_dir() {
+        tokio::fs::remove_dir_all(&path).await.map_err(io(&path))?;
+    } else {
+        tokio::fs::remove_file(&path).await.map_err(io(&path))?;
+    }
+    Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traversal_and_encoding_tricks_are_refused() {
+        for bad in [
+            "..",
+            "a/../../etc/passwd",
+            "a/..\\..\\x",
+            "%2e%2e/x",
+            "%2E%2E%2Fetc",
+            "%252e%252e/x",
+            "a/b#frag",
+            "a;b",
+            "/etc/passwd",
+            "file:/etc/passwd",
+            "C:/x",
+            "a/%00b",
+            "a/\u{0}",
+            "..%2f..%2fx",
+            "a/%5c..%5cx",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            check_path("1/abc/artifacts/model/w.safetensors")
+                .expect("ok")
+                .len(),
+            5
+        );
+        assert_eq!(check_path("a%20b/c.txt").expect("ok"), vec!["a b", "c.txt"]);
+    }
+
+    #[test]
+    fn symlinks_inside_the_root_are_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink("/etc", root.path().join("link")).expect("symlink");
+        let err = resolve(root.path(), &["link".into(), "passwd".into()]).expect_err("symlink");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+}

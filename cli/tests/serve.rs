@@ -299,3 +299,103 @@ fn sigterm_stops_the_server_cleanly() {
     let status = server.child.wait().expect("wait");
     assert!(status.success(), "exit status {status:?} after SIGTERM");
 }
+
+fn load(addr: &str, clients: u32, points: u32) -> Child {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/load.py");
+    Command::new(python())
+        .arg(&script)
+        .args([addr, &clients.to_string(), &points.to_string(), "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start load")
+}
+
+fn finish(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().expect("load output");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn stored_points(db: &Path) -> (i64, i64) {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); \
+             print(c.execute(\"SELECT count(*), count(DISTINCT run_uuid || ':' || step) FROM metrics WHERE key='m'\").fetchone())",
+        ])
+        .arg(db)
+        .output()
+        .expect("python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<i64> = text
+        .trim()
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
+    // 32 clients × 10,000 points, in log-batch requests of 100, all at once.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let summary = finish(load(&server.addr, 32, 10_000));
+    assert_eq!(summary["points"], 320_000, "{summary}");
+    assert_eq!(stored_points(&dir.path().join("fp.db")), (320_000, 320_000));
+    eprintln!("32 × 10,000 points: {summary}");
+    drop(server);
+
+    // The same with the server killed (-9) mid-way and restarted on the same port.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path(), &[]);
+    let addr = server.addr.clone();
+    let child = load(&addr, 32, 10_000);
+    std::thread::sleep(Duration::from_millis(2500));
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let _ = server.child.wait();
+    let mut restarted = None;
+    for _ in 0..50 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+            .args(["serve", "--addr", &addr, "--db"])
+            .arg(dir.path().join("fp.db"))
+            .arg("--artifacts")
+            .arg(dir.path().join("artifacts"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("restart");
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let _ = stdout.read_line(&mut line);
+        if line.contains("http://") {
+            restarted = Some(Server {
+                child,
+                addr: addr.clone(),
+                _stdout: stdout,
+            });
+            break;
+        }
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(restarted.is_some(), "server did not restart on {addr}");
+    let summary = finish(child);
+    eprintln!("with kill -9 and restart: {summary}");
+    assert_eq!(summary["points"], 320_000, "{summary}");
+    assert_eq!(stored_points(&dir.path().join("fp.db")), (320_000, 320_000));
+}

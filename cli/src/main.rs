@@ -5,6 +5,10 @@ mod doctor;
 mod embed;
 mod prepare;
 mod progress;
+#[cfg(feature = "sql")]
+mod query;
+#[cfg(feature = "sql")]
+mod remote;
 mod serve;
 mod show;
 mod split;
@@ -32,6 +36,10 @@ enum Command {
     /// of Parquet residue-graph tables with a manifest.
     Prepare(prepare::PrepareArgs),
     /// Print rows of a prepared dataset's tables (all, or one protein's).
+    #[cfg(feature = "sql")]
+    Query(query::QueryArgs),
+    #[cfg(feature = "sql")]
+    Register(query::RegisterArgs),
     Serve(serve::ServeArgs),
     Show(show::ShowArgs),
     /// Assign proteins to train / valid / test so that no pair across splits reaches the identity
@@ -46,6 +54,10 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
         Command::Embed(args) => embed::run(&args),
         Command::Prepare(args) => prepare::run(&args),
+        #[cfg(feature = "sql")]
+        Command::Query(args) => query::run(&args),
+        #[cfg(feature = "sql")]
+        Command::Register(args) => query::register(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Split(args) => split::run(&args),

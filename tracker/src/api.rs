@@ -69,6 +69,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/2.0/mlflow/runs/log-inputs"),
     ("GET", "/api/2.0/mlflow/metrics/get-history"),
     ("POST", "/api/2.0/mlflow/logged-models/search"),
+    ("POST", "/api/fusionprot/datasets/register"),
+    ("GET", "/api/fusionprot/datasets/list"),
+    ("POST", "/api/fusionprot/runs/link-dataset"),
+    ("POST", "/api/fusionprot/checkpoints/log"),
+    ("GET", "/api/fusionprot/checkpoints/list"),
+    ("POST", "/api/sql"),
+    ("GET", "/api/openapi.json"),
     ("GET", "/api/2.0/mlflow-artifacts/artifacts"),
     ("GET", "/api/2.0/mlflow-artifacts/artifacts/{*path}"),
     ("PUT", "/api/2.0/mlflow-artifacts/artifacts/{*path}"),
@@ -124,6 +131,13 @@ pub fn router(state: AppState) -> Router {
                 .put(artifacts::upload)
                 .delete(artifacts::delete),
         )
+        .route("/api/fusionprot/datasets/register", post(register_dataset))
+        .route("/api/fusionprot/datasets/list", get(list_datasets))
+        .route("/api/fusionprot/runs/link-dataset", post(link_dataset))
+        .route("/api/fusionprot/checkpoints/log", post(log_checkpoint))
+        .route("/api/fusionprot/checkpoints/list", get(list_checkpoints))
+        .route("/api/sql", post(sql_query))
+        .route("/api/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits::MAX_BATCH_BYTES + 64 * 1024))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -595,6 +609,129 @@ async fn log_inputs(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let r: RunRequest = parse(&body)?;
     s.store.get_run(&run_id_of(r.run_id, r.run_uuid)?).await?;
     Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct RegisterDataset {
+    name: Option<String>,
+    path: Option<String>,
+    manifest: Option<Value>,
+}
+
+async fn register_dataset(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RegisterDataset = parse(&body)?;
+    let name = need(r.name, "name")?;
+    Ok(Json(
+        s.store
+            .register_dataset(&name, r.path.as_deref(), r.manifest.as_ref())
+            .await?,
+    ))
+}
+
+async fn list_datasets(State(s): State<AppState>) -> ApiResult {
+    Ok(Json(json!({ "datasets": s.store.list_datasets().await? })))
+}
+
+#[derive(Deserialize)]
+struct LinkDataset {
+    run_id: Option<String>,
+    dataset_id: Option<String>,
+    #[serde(default)]
+    context: String,
+}
+
+async fn link_dataset(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: LinkDataset = parse(&body)?;
+    s.store
+        .link_dataset(
+            &need(r.run_id, "run_id")?,
+            &need(r.dataset_id, "dataset_id")?,
+            &r.context,
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_checkpoint(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: crate::registry::CheckpointIn = parse(&body)?;
+    let id = s.store.log_checkpoint(&r).await?;
+    Ok(Json(json!({ "checkpoint_id": id.to_string() })))
+}
+
+async fn list_checkpoints(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let id = required(&q, "run_id")?;
+    Ok(Json(
+        json!({ "checkpoints": s.store.list_checkpoints(id).await? }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SqlRequest {
+    query: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    max_rows: Option<i64>,
+}
+
+#[cfg(feature = "sql")]
+async fn sql_query(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: SqlRequest = parse(&body)?;
+    let query = need(r.query, "query")?;
+    let mut limits = crate::sql::SqlLimits::default();
+    if let Some(m) = r.max_rows {
+        limits.max_rows = usize::try_from(m)
+            .ok()
+            .filter(|m| (1..=limits.max_rows).contains(m))
+            .ok_or_else(|| {
+                TrackerError::invalid(format!(
+                    "max_rows must be between 1 and {}",
+                    limits.max_rows
+                ))
+            })?;
+    }
+    let result = crate::sql::query(&s.store, &query, limits).await?;
+    let mut writer = arrow_json::ArrayWriter::new(Vec::new());
+    let refs: Vec<&arrow_array::RecordBatch> = result.batches.iter().collect();
+    writer
+        .write_batches(&refs)
+        .map_err(|e| TrackerError::invalid(e.to_string()))?;
+    writer
+        .finish()
+        .map_err(|e| TrackerError::invalid(e.to_string()))?;
+    let bytes = writer.into_inner();
+    let rows: Value = if bytes.is_empty() {
+        json!([])
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(json!([]))
+    };
+    let columns: Vec<String> = result
+        .batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(
+        json!({ "columns": columns, "rows": rows, "truncated": result.truncated }),
+    ))
+}
+
+#[cfg(not(feature = "sql"))]
+async fn sql_query(body: Bytes) -> ApiResult {
+    let _: SqlRequest = parse(&body)?;
+    Err(TrackerError::invalid(
+        "this fusionprot was built without SQL (feature `sql`)",
+    ))
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
 }
 
 /// MLflow 3's logged models are not stored here (a documented difference); the client asks for

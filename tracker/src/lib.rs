@@ -9,7 +9,11 @@ pub mod error;
 pub mod filter;
 pub mod migrate;
 pub mod model;
+pub mod openapi;
+pub mod registry;
 pub mod server;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod store;
 
 pub use error::{ErrorCode, TrackerError};

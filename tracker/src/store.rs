@@ -166,6 +166,11 @@ impl Store {
         &self.read
     }
 
+    /// The single writer connection (every write goes through it).
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
     async fn ensure_default_experiment(&self) -> Result<(), TrackerError> {
         let now = now_ms();
         sqlx::query(

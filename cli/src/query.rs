@@ -1,0 +1,240 @@
+//! `fusionprot query`: read-only SQL over runs, metrics and registered datasets (DuckDB), from
+//! the local database or a running tracker; `fusionprot register`: make a dataset queryable.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use arrow_array::RecordBatch;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use crate::remote;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+/// Run a read-only SQL query (DuckDB) over the tracker's tables (experiments, experiment_tags,
+/// runs, params, tags, metrics, latest_metrics, checkpoints, datasets, run_datasets) and the
+/// tables of registered datasets (<name>_proteins, <name>_residues, <name>_edges, <name>_splits).
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    pub sql: String,
+    /// The tracker database, read directly.
+    #[arg(long, default_value = "fusionprot.db", conflicts_with = "tracker")]
+    pub db: PathBuf,
+    /// A running tracker (http://HOST:PORT) instead of the local database.
+    #[arg(long)]
+    pub tracker: Option<String>,
+    #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write here instead of stdout (required for parquet).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rows: usize,
+    /// Seconds before the query is interrupted.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+pub fn run(args: &QueryArgs) -> Result<ExitCode> {
+    let (batches, truncated) = match &args.tracker {
+        Some(url) => remote_query(url, args)?,
+        None => local_query(args)?,
+    };
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    match (args.format, &args.out) {
+        (Format::Parquet, None) => bail!("--format parquet needs --out FILE"),
+        (Format::Parquet, Some(path)) => write_atomic(path, |f| {
+            let schema = batches
+                .first()
+                .map(RecordBatch::schema)
+                .unwrap_or_else(|| Arc::new(arrow_schema::Schema::empty()));
+            let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, None)?;
+            for b in &batches {
+                w.write(b)?;
+            }
+            w.close()?;
+            Ok(())
+        })?,
+        (fmt, out) => {
+            let mut buf = Vec::new();
+            match fmt {
+                Format::Table => {
+                    let text = arrow_cast::pretty::pretty_format_batches(&batches)?;
+                    buf.extend(format!("{text}\n").into_bytes());
+                }
+                Format::Csv => {
+                    let mut w = arrow_csv::Writer::new(&mut buf);
+                    for b in &batches {
+                        w.write(b)?;
+                    }
+                }
+                Format::Json => {
+                    let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
+                    let refs: Vec<&RecordBatch> = batches.iter().collect();
+                    w.write_batches(&refs)?;
+                    w.finish()?;
+                }
+                Format::Parquet => unreachable!("handled above"),
+            }
+            match out {
+                Some(path) => write_atomic(path, |mut f| {
+                    std::io::Write::write_all(&mut f, &buf)?;
+                    Ok(())
+                })?,
+                None => std::io::Write::write_all(&mut std::io::stdout(), &buf)?,
+            }
+        }
+    }
+    if truncated {
+        eprintln!(
+            "(stopped at --max-rows {}; more rows matched)",
+            args.max_rows
+        );
+    }
+    tracing::debug!(rows, "query done");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn local_query(args: &QueryArgs) -> Result<(Vec<RecordBatch>, bool)> {
+    if !args.db.is_file() {
+        bail!(
+            "{}: no tracker database here (give --db FILE or --tracker URL)",
+            args.db.display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let db = args.db.display().to_string();
+    let limits = fusionprot_tracker::sql::SqlLimits {
+        max_rows: args.max_rows,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        ..Default::default()
+    };
+    let result = rt.block_on(async {
+        let store =
+            fusionprot_tracker::Store::open(&db, fusionprot_tracker::Durability::Normal).await?;
+        fusionprot_tracker::sql::query(&store, &args.sql, limits).await
+    })?;
+    Ok((result.batches, result.truncated))
+}
+
+fn remote_query(url: &str, args: &QueryArgs) -> Result<(Vec<RecordBatch>, bool)> {
+    let v = remote::post(
+        url,
+        args.token.as_deref(),
+        "/api/sql",
+        &json!({ "query": args.sql, "max_rows": args.max_rows }),
+    )?;
+    let rows = v["rows"].as_array().cloned().unwrap_or_default();
+    let truncated = v["truncated"].as_bool().unwrap_or(false);
+    if rows.is_empty() {
+        return Ok((Vec::new(), truncated));
+    }
+    let inferred = arrow_json::reader::infer_json_schema_from_iterator(rows.iter().map(Ok))?;
+    // JSON objects lose the column order; put it back from the answer's `columns`.
+    let order: Vec<String> = v["columns"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fields: Vec<arrow_schema::FieldRef> = order
+        .iter()
+        .filter_map(|name| {
+            inferred
+                .field_with_name(name)
+                .ok()
+                .map(|f| Arc::new(f.clone()))
+        })
+        .collect();
+    if fields.len() != inferred.fields().len() {
+        fields = inferred.fields().iter().cloned().collect();
+    }
+    let schema = arrow_schema::Schema::new(fields);
+    let mut decoder = arrow_json::ReaderBuilder::new(Arc::new(schema)).build_decoder()?;
+    decoder.serialize(&rows)?;
+    let batch = decoder.flush()?.into_iter().collect();
+    Ok((batch, truncated))
+}
+
+fn write_atomic(path: &Path, write: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    write(tmp.reopen()?)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Register a prepared dataset with the tracker, so runs can link to it and SQL can read it.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// A dataset written by `fusionprot prepare`.
+    pub dataset: PathBuf,
+    /// Name in SQL (tables become <name>_proteins, …); default: the folder name.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, default_value = "fusionprot.db", conflicts_with = "tracker")]
+    pub db: PathBuf,
+    #[arg(long)]
+    pub tracker: Option<String>,
+    #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+pub fn register(args: &RegisterArgs) -> Result<ExitCode> {
+    let dir = std::fs::canonicalize(&args.dataset)
+        .with_context(|| format!("{}", args.dataset.display()))?;
+    let name = args
+        .name
+        .clone()
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "dataset".into());
+    let path = dir.display().to_string();
+    let v = match &args.tracker {
+        Some(url) => remote::post(
+            url,
+            args.token.as_deref(),
+            "/api/fusionprot/datasets/register",
+            &json!({ "name": name, "path": path }),
+        )?,
+        None => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let db = args.db.display().to_string();
+            rt.block_on(async {
+                let store =
+                    fusionprot_tracker::Store::open(&db, fusionprot_tracker::Durability::Normal)
+                        .await?;
+                store.register_dataset(&name, Some(&path), None).await
+            })?
+        }
+    };
+    println!(
+        "registered {} as {name:?} (dataset_id {}, content {}); SQL tables: {}_proteins, _residues, _edges, _splits",
+        path,
+        v["dataset_id"].as_str().unwrap_or("?"),
+        &v["content_hash"].as_str().unwrap_or("?")
+            [..12.min(v["content_hash"].as_str().unwrap_or("?").len())],
+        fusionprot_tracker::sql::sql_name(&name)
+    );
+    Ok(ExitCode::SUCCESS)
+}

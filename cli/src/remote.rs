@@ -1,0 +1,29 @@
+//! Talking to a running tracker (`--tracker URL`): JSON in, JSON out, MLflow errors shown as such.
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+/// POSTs `body` to `url` + `path` and returns the JSON answer.
+pub fn post(url: &str, token: Option<&str>, path: &str, body: &Value) -> Result<Value> {
+    let full = format!("{}{path}", url.trim_end_matches('/'));
+    let mut req = ureq::post(&full).set("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.send_string(&body.to_string()) {
+        Ok(resp) => Ok(resp.into_json()?),
+        Err(ureq::Error::Status(code, resp)) => {
+            let text = resp.into_string().unwrap_or_default();
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            match (v.get("error_code"), v.get("message")) {
+                (Some(c), Some(m)) => bail!(
+                    "{full}: {code} {}: {}",
+                    c.as_str().unwrap_or("?"),
+                    m.as_str().unwrap_or("?")
+                ),
+                _ => bail!("{full}: HTTP {code}: {text}"),
+            }
+        }
+        Err(e) => bail!("{full}: {e}"),
+    }
+}

@@ -1,0 +1,130 @@
+//! The OpenAPI 3 description of the API, served at `/api/openapi.json`, built from the route
+//! table so it cannot miss a route.
+
+use serde_json::{Map, Value, json};
+
+use crate::api::ROUTES;
+
+fn summary(method: &str, path: &str) -> &'static str {
+    match (method, path.rsplit('/').next().unwrap_or("")) {
+        (_, "health") => "Liveness: returns OK",
+        (_, "version") => "fusionprot version",
+        (_, "create") if path.contains("experiments") => "Create an experiment (MLflow)",
+        (_, "get") if path.contains("experiments") => "Get an experiment by id (MLflow)",
+        (_, "get-by-name") => "Get an experiment by name (MLflow)",
+        (_, "search") if path.contains("experiments") => {
+            "Search experiments: filter, order_by, paging (MLflow)"
+        }
+        (_, "delete") if path.contains("experiments") => {
+            "Mark an experiment and its runs deleted (MLflow)"
+        }
+        (_, "restore") if path.contains("experiments") => "Restore a deleted experiment (MLflow)",
+        (_, "update") if path.contains("experiments") => "Rename an experiment (MLflow)",
+        (_, "set-experiment-tag") => "Set an experiment tag (MLflow)",
+        (_, "create") => "Create a run (MLflow)",
+        (_, "get") => "Get a run with its latest metrics, params and tags (MLflow)",
+        (_, "update") => "Update a run's status, end time or name (MLflow)",
+        (_, "delete") if path.contains("/runs/") => "Mark a run deleted (MLflow)",
+        (_, "restore") => "Restore a deleted run (MLflow)",
+        (_, "search") if path.contains("/runs/") => {
+            "Search runs: MLflow filter string, order_by, paging (MLflow)"
+        }
+        (_, "log-metric") => "Log one metric point (MLflow)",
+        (_, "log-parameter") => "Log a parameter; parameters are immutable (MLflow)",
+        (_, "set-tag") => "Set a run tag; tags overwrite (MLflow)",
+        (_, "delete-tag") => "Delete a run tag (MLflow)",
+        (_, "log-batch") => {
+            "Log metrics, params and tags atomically; ≤1000 metrics, 100 params, 100 tags, 1 MB (MLflow)"
+        }
+        (_, "log-inputs") => {
+            "Accepted for client compatibility; datasets go through /api/fusionprot/datasets"
+        }
+        (_, "get-history") => "Every point of one metric, paged (MLflow)",
+        (_, "search") if path.contains("logged-models") => {
+            "Logged models are not stored; always empty"
+        }
+        ("GET", "artifacts") => "List the artifacts under ?path= (mlflow-artifacts)",
+        ("GET", _) if path.contains("mlflow-artifacts") => {
+            "Download an artifact (mlflow-artifacts)"
+        }
+        ("PUT", _) => "Upload an artifact; the body is stored as opaque bytes (mlflow-artifacts)",
+        ("DELETE", _) => "Delete an artifact or folder (mlflow-artifacts)",
+        (_, "register") => "Register a prepared dataset by path (queryable by SQL) or by manifest",
+        (_, "list") if path.contains("datasets") => "List registered datasets",
+        (_, "link-dataset") => "Link a run to a dataset it used (context: train, valid, test, …)",
+        (_, "log") => {
+            "Record a checkpoint: step, path or artifact, size, sha256, metrics, best flag"
+        }
+        (_, "list") => "List a run's checkpoints",
+        (_, "sql") => "Read-only SQL (DuckDB) over the tracker's tables and registered datasets",
+        (_, "openapi.json") => "This document",
+        _ => "",
+    }
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path) in ROUTES {
+        let p = path.replace("{*path}", "{path}");
+        let mut op = json!({
+            "summary": summary(method, path),
+            "responses": {
+                "200": { "description": "success (JSON unless noted)" },
+                "default": {
+                    "description": "an MLflow-style error",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                }
+            }
+        });
+        if p.contains("{path}") {
+            op["parameters"] = json!([{ "name": "path", "in": "path", "required": true, "schema": { "type": "string" } }]);
+        }
+        if *method == "POST" {
+            op["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": { "type": "object" } } } });
+        }
+        if *method == "PUT" {
+            op["requestBody"] = json!({ "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
+        }
+        let entry = paths.entry(p).or_insert_with(|| json!({}));
+        entry[method.to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "fusionprot tracking server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "MLflow's tracking REST API (the subset its clients use) plus fusionprot's checkpoints, datasets and SQL. Differences from MLflow are listed in ARCHITECTURE.md."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error_code", "message"],
+                    "properties": { "error_code": { "type": "string" }, "message": { "type": "string" } }
+                }
+            },
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
+        },
+        "security": [{ "bearer": [] }]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described() {
+        let doc = document();
+        for (method, path) in ROUTES {
+            let p = path.replace("{*path}", "{path}");
+            let op = &doc["paths"][&p][method.to_ascii_lowercase()];
+            assert!(op.is_object(), "{method} {path} missing");
+            assert!(
+                !op["summary"].as_str().unwrap_or_default().is_empty(),
+                "{method} {path} has no summary"
+            );
+        }
+    }
+}

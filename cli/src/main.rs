@@ -12,6 +12,7 @@ mod remote;
 mod serve;
 mod show;
 mod split;
+mod sync;
 mod threads;
 
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ enum Command {
     /// Assign proteins to train / valid / test so that no pair across splits reaches the identity
     /// threshold (family-level split), and prove it.
     Split(split::SplitArgs),
+    Sync(sync::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Split(args) => split::run(&args),
+        Command::Sync(args) => sync::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod artifacts;
+pub mod client;
 pub mod engines;
 pub mod error;
 pub mod filter;

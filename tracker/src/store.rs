@@ -73,6 +73,19 @@ fn valid_key(kind: &str, key: &str) -> Result<(), TrackerError> {
     Ok(())
 }
 
+fn valid_tag(t: &KeyValue) -> Result<(), TrackerError> {
+    valid_key("tag", &t.key)?;
+    if t.value.len() > limits::MAX_TAG_VALUE_LEN {
+        return Err(TrackerError::invalid(format!(
+            "Tag value for key '{}' is {} characters; the limit is {}",
+            t.key,
+            t.value.len(),
+            limits::MAX_TAG_VALUE_LEN
+        )));
+    }
+    Ok(())
+}
+
 fn parse_experiment_id(id: &str) -> Result<i64, TrackerError> {
     id.trim()
         .parse::<i64>()
@@ -200,7 +213,7 @@ impl Store {
             )));
         }
         for t in tags {
-            valid_key("tag", &t.key)?;
+            valid_tag(t)?;
         }
         let now = now_ms();
         let mut tx = self.write.begin().await?;
@@ -427,7 +440,7 @@ impl Store {
 
     pub async fn set_experiment_tag(&self, id: &str, tag: &KeyValue) -> Result<(), TrackerError> {
         let n = parse_experiment_id(id)?;
-        valid_key("tag", &tag.key)?;
+        valid_tag(tag)?;
         self.get_experiment(id).await?;
         sqlx::query(
             "INSERT OR REPLACE INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)",
@@ -450,15 +463,21 @@ impl Store {
         start_time: Option<i64>,
         tags: &[KeyValue],
     ) -> Result<Run, TrackerError> {
-        let exp = self.get_experiment(experiment_id).await?;
-        if exp.lifecycle_stage != "active" {
+        let exp_n = parse_experiment_id(experiment_id)?;
+        let row = sqlx::query(
+            "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = ?",
+        )
+        .bind(exp_n)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| {
+            TrackerError::not_found(format!("No Experiment with id={experiment_id} exists"))
+        })?;
+        let (artifact_location, stage): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        if stage != "active" {
             return Err(TrackerError::invalid(format!(
-                "The experiment {experiment_id} must be in the 'active' state. Current state is {}.",
-                exp.lifecycle_stage
+                "The experiment {experiment_id} must be in the 'active' state. Current state is {stage}."
             )));
-        }
-        for t in tags {
-            valid_key("tag", &t.key)?;
         }
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         let tag_name = tags
@@ -470,7 +489,8 @@ impl Store {
             (true, Some(n)) if !n.is_empty() => n,
             _ => generated_name(&run_id),
         };
-        let artifact_uri = format!("{}/{run_id}/artifacts", exp.artifact_location);
+        let artifact_uri = format!("{artifact_location}/{run_id}/artifacts");
+        let start = start_time.unwrap_or_else(now_ms);
         let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO runs (run_uuid, experiment_id, run_name, user_id, status, start_time, artifact_uri) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
@@ -479,26 +499,50 @@ impl Store {
         .bind(parse_experiment_id(experiment_id)?)
         .bind(&name)
         .bind(user_id)
-        .bind(start_time.unwrap_or_else(now_ms))
+        .bind(start)
         .bind(&artifact_uri)
         .execute(&mut *tx)
         .await?;
-        let mut all_tags = tags.to_vec();
-        all_tags.retain(|t| t.key != "mlflow.runName");
+        // the last value of a key wins, as if set in order; mlflow.runName is the run's name
+        let mut all_tags: Vec<KeyValue> = Vec::new();
+        for t in tags.iter().filter(|t| t.key != "mlflow.runName") {
+            all_tags.retain(|x| x.key != t.key);
+            all_tags.push(t.clone());
+        }
         all_tags.push(KeyValue {
             key: "mlflow.runName".into(),
             value: name.clone(),
         });
+        let rows = vec!["(?, ?, ?)"; all_tags.len()].join(", ");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO tags (run_uuid, key, value) VALUES {rows}"
+        )));
         for t in &all_tags {
-            sqlx::query("INSERT OR REPLACE INTO tags (run_uuid, key, value) VALUES (?, ?, ?)")
-                .bind(&run_id)
-                .bind(&t.key)
-                .bind(&t.value)
-                .execute(&mut *tx)
-                .await?;
+            q = q.bind(&run_id).bind(&t.key).bind(&t.value);
         }
+        q.execute(&mut *tx).await?;
         tx.commit().await?;
-        self.get_run(&run_id).await
+        all_tags.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(Run {
+            info: RunInfo {
+                run_id: run_id.clone(),
+                run_uuid: run_id,
+                run_name: name,
+                experiment_id: exp_n.to_string(),
+                user_id: user_id.to_owned(),
+                status: "RUNNING".into(),
+                start_time: Some(start),
+                end_time: None,
+                artifact_uri,
+                lifecycle_stage: "active".into(),
+            },
+            data: RunData {
+                metrics: Vec::new(),
+                params: Vec::new(),
+                tags: all_tags,
+            },
+            inputs: serde_json::json!({}),
+        })
     }
 
     async fn run_info(&self, run_id: &str) -> Result<RunInfo, TrackerError> {
@@ -582,6 +626,11 @@ impl Store {
         end_time: Option<i64>,
         run_name: Option<&str>,
     ) -> Result<RunInfo, TrackerError> {
+        if run_name.is_some_and(|n| n.len() > limits::MAX_NAME_LEN) {
+            return Err(TrackerError::invalid(
+                "run_name must be at most 500 characters",
+            ));
+        }
         if let Some(s) = status
             && !["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"].contains(&s)
         {
@@ -688,15 +737,7 @@ impl Store {
             }
         }
         for t in &batch.tags {
-            valid_key("tag", &t.key)?;
-            if t.value.len() > limits::MAX_TAG_VALUE_LEN {
-                return Err(TrackerError::invalid(format!(
-                    "Tag value for key '{}' is {} characters; the limit is {}",
-                    t.key,
-                    t.value.len(),
-                    limits::MAX_TAG_VALUE_LEN
-                )));
-            }
+            valid_tag(t)?;
         }
         let mut tx = self.write.begin().await?;
         let stage: Option<String> =
@@ -717,71 +758,122 @@ impl Store {
                 )));
             }
         }
-        for p in &batch.params {
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT value FROM params WHERE run_uuid = ? AND key = ?")
-                    .bind(run_id)
-                    .bind(&p.key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            match existing {
-                Some(v) if v != p.value => {
-                    return Err(TrackerError::invalid(format!(
-                        "Changing param values is not allowed. Param with key='{}' was already logged with value='{v}' for run ID='{run_id}'. Attempted logging new value '{}'.",
-                        p.key, p.value
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    sqlx::query("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)")
-                        .bind(run_id)
-                        .bind(&p.key)
-                        .bind(&p.value)
-                        .execute(&mut *tx)
-                        .await?;
+        // Params: one lookup of the keys already logged, then one multi-row insert.
+        if !batch.params.is_empty() {
+            let marks = vec!["?"; batch.params.len()].join(",");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT key, value FROM params WHERE run_uuid = ? AND key IN ({marks})"
+            )))
+            .bind(run_id);
+            for p in &batch.params {
+                q = q.bind(&p.key);
+            }
+            let existing: std::collections::HashMap<String, String> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            let mut new: Vec<&KeyValue> = Vec::new();
+            for p in &batch.params {
+                match existing.get(&p.key) {
+                    Some(v) if *v != p.value => {
+                        return Err(TrackerError::invalid(format!(
+                            "Changing param values is not allowed. Param with key='{}' was already logged with value='{v}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                            p.key, p.value
+                        )));
+                    }
+                    Some(_) => {}
+                    None if new.iter().any(|n| n.key == p.key) => {}
+                    None => new.push(p),
                 }
             }
+            if !new.is_empty() {
+                let rows = vec!["(?, ?, ?)"; new.len()].join(", ");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO params (run_uuid, key, value) VALUES {rows}"
+                )));
+                for p in new {
+                    q = q.bind(run_id).bind(&p.key).bind(&p.value);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
-        for t in &batch.tags {
-            sqlx::query("INSERT OR REPLACE INTO tags (run_uuid, key, value) VALUES (?, ?, ?)")
-                .bind(run_id)
-                .bind(&t.key)
-                .bind(&t.value)
-                .execute(&mut *tx)
-                .await?;
-            if t.key == "mlflow.runName" {
+        if !batch.tags.is_empty() {
+            // the last value of a key in the batch wins, as if applied in order
+            let mut last: Vec<&KeyValue> = Vec::new();
+            for t in &batch.tags {
+                last.retain(|x| x.key != t.key);
+                last.push(t);
+            }
+            let rows = vec!["(?, ?, ?)"; last.len()].join(", ");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT OR REPLACE INTO tags (run_uuid, key, value) VALUES {rows}"
+            )));
+            for t in &last {
+                q = q.bind(run_id).bind(&t.key).bind(&t.value);
+            }
+            q.execute(&mut *tx).await?;
+            if let Some(name) = last.iter().find(|t| t.key == "mlflow.runName") {
                 sqlx::query("UPDATE runs SET run_name = ? WHERE run_uuid = ?")
-                    .bind(&t.value)
+                    .bind(&name.value)
                     .bind(run_id)
                     .execute(&mut *tx)
                     .await?;
             }
         }
-        for m in &batch.metrics {
-            let (value, is_nan) = stored(m.value);
-            sqlx::query("INSERT OR IGNORE INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(run_id)
-                .bind(&m.key)
-                .bind(m.step)
-                .bind(m.timestamp)
-                .bind(value)
-                .bind(is_nan)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (run_uuid, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp,
-                   value = excluded.value, is_nan = excluded.is_nan
-                 WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
-            )
-            .bind(run_id)
-            .bind(&m.key)
-            .bind(m.step)
-            .bind(m.timestamp)
-            .bind(value)
-            .bind(is_nan)
-            .execute(&mut *tx)
-            .await?;
+        if !batch.metrics.is_empty() {
+            // Every point, in multi-row inserts (identical points are stored once) …
+            for chunk in batch.metrics.chunks(500) {
+                let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT OR IGNORE INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES {rows}"
+                )));
+                for m in chunk {
+                    let (value, is_nan) = stored(m.value);
+                    q = q
+                        .bind(run_id)
+                        .bind(&m.key)
+                        .bind(m.step)
+                        .bind(m.timestamp)
+                        .bind(value)
+                        .bind(is_nan);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            // … and, per key, the batch's latest point against the stored latest.
+            let mut latest: Vec<(&str, i64, i64, f64, bool)> = Vec::new();
+            for m in &batch.metrics {
+                let (value, is_nan) = stored(m.value);
+                let cand = (m.key.as_str(), m.step, m.timestamp, value, is_nan);
+                match latest.iter_mut().find(|l| l.0 == cand.0) {
+                    Some(l) => {
+                        if (cand.1, cand.2, cand.3) > (l.1, l.2, l.3) {
+                            *l = cand;
+                        }
+                    }
+                    None => latest.push(cand),
+                }
+            }
+            for chunk in latest.chunks(500) {
+                let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES {rows}
+                     ON CONFLICT (run_uuid, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp,
+                       value = excluded.value, is_nan = excluded.is_nan
+                     WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
+                )));
+                for (key, step, ts, value, is_nan) in chunk {
+                    q = q
+                        .bind(run_id)
+                        .bind(*key)
+                        .bind(*step)
+                        .bind(*ts)
+                        .bind(*value)
+                        .bind(*is_nan);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())

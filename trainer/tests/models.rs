@@ -83,8 +83,10 @@ fn per_protein_token_position_makes_embeddings_independent_of_the_batch() {
                 d > 1e-2,
                 "reference layout should depend on the batch, diff {d}"
             ),
+            // float32 noise only: a batch of two runs other kernels (shapes) than a batch of
+            // one, ~1e-5 relative after 33 layers; the reference layout differs by > 1e-2.
             TokenPosition::PerProtein => {
-                assert!(d < 1e-5, "per-protein layout should not, diff {d}")
+                assert!(d < 1e-4, "per-protein layout should not, diff {d}")
             }
         }
     }

@@ -1,8 +1,10 @@
 //! End-to-end: `fusionprot embed` on the prepared sample, as a user runs it; ESM-2 weights by
 //! hub id through a local stand-in for the HuggingFace hub.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 fn fusionprot(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -19,15 +21,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("FUSIONPROT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/fusionprot/venv")
-        });
-    venv.join("bin/python")
 }
 
 #[track_caller]
@@ -60,7 +53,7 @@ fn read_back(path: &str) -> serde_json::Value {
         'ids': d['protein_id'], 'lens': d['num_residues'], 'dim': len(d['embedding'][0]),\
         'residue_rows': [len(r) for r in d.get('residue_embedding', [])],\
         'finite': all(x == x for row in d['embedding'] for x in row)}))";
-    let out = Command::new(python())
+    let out = Command::new(common::python())
         .args(["-c", script, path])
         .output()
         .expect("python");
@@ -237,7 +230,7 @@ fn esm_weights_by_hub_id_are_downloaded_once_then_read_from_the_cache() {
     let ds = prepared_sample(dir.path());
     // A tiny HF checkpoint (config.json + model.safetensors) written by transformers.
     let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/tests/peer/esm_peer.py");
-    let made = Command::new(python())
+    let made = Command::new(common::python())
         .arg(&peer)
         .arg(dir.path())
         .output()
@@ -254,7 +247,7 @@ fn esm_weights_by_hub_id_are_downloaded_once_then_read_from_the_cache() {
     }
     let log = dir.path().join("requests.log");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/hub_server.py");
-    let mut child = Command::new(python())
+    let mut child = Command::new(common::python())
         .arg(&script)
         .arg(dir.path().join("hub"))
         .arg(&log)

@@ -1,20 +1,13 @@
 //! End-to-end: `fusionprot serve` driven by the real `mlflow` client from PyPI (pinned in
 //! scripts/setup), plus start-up refusals and a clean shutdown on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("FUSIONPROT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/fusionprot/venv")
-        });
-    venv.join("bin/python")
-}
 
 /// A running server; killed when dropped.
 #[derive(Debug)]
@@ -98,7 +91,7 @@ fn the_mlflow_client_logs_searches_and_reads_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path(), &[]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/mlflow_client.py");
-    let out = Command::new(python())
+    let out = Command::new(common::python())
         .arg(&script)
         .arg(format!("http://{}", server.addr))
         .arg(dir.path().join("fp.db"))
@@ -259,7 +252,7 @@ fn exposure_without_a_token_and_newer_databases_are_refused() {
     // A database migrated by a newer fusionprot is left untouched.
     drop(start(dir.path(), &[]));
     let db = dir.path().join("fp.db");
-    let bump = Command::new(python())
+    let bump = Command::new(common::python())
         .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'future', 1, x'00', 0)\"); c.commit()"])
         .arg(&db)
         .output()
@@ -302,7 +295,7 @@ fn sigterm_stops_the_server_cleanly() {
 
 fn load(addr: &str, clients: u32, points: u32) -> Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/load.py");
-    Command::new(python())
+    Command::new(common::python())
         .arg(&script)
         .args([addr, &clients.to_string(), &points.to_string(), "100"])
         .stdout(Stdio::piped())
@@ -323,7 +316,7 @@ fn finish(child: Child) -> serde_json::Value {
 }
 
 fn stored_points(db: &Path) -> (i64, i64) {
-    let out = Command::new(python())
+    let out = Command::new(common::python())
         .args([
             "-c",
             "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); \

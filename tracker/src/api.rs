@@ -524,42 +524,32 @@ async fn log_metric(State(s): State<AppState>, body: Bytes) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-async fn log_param(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: RunRequest = parse(&body)?;
+/// log-parameter and set-tag: one key/value, logged as a one-item batch.
+async fn log_one(s: &AppState, body: &Bytes, into: fn(KeyValue) -> Batch) -> ApiResult {
+    let r: RunRequest = parse(body)?;
     let id = run_id_of(r.run_id, r.run_uuid)?;
-    let p = KeyValue {
+    let kv = KeyValue {
         key: need(r.key, "key")?,
         value: r.value.unwrap_or_default(),
     };
-    s.store
-        .log_batch(
-            &id,
-            &Batch {
-                params: vec![p],
-                ..Batch::default()
-            },
-        )
-        .await?;
+    s.store.log_batch(&id, &into(kv)).await?;
     Ok(Json(json!({})))
 }
 
+async fn log_param(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    log_one(&s, &body, |p| Batch {
+        params: vec![p],
+        ..Batch::default()
+    })
+    .await
+}
+
 async fn set_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: RunRequest = parse(&body)?;
-    let id = run_id_of(r.run_id, r.run_uuid)?;
-    let t = KeyValue {
-        key: need(r.key, "key")?,
-        value: r.value.unwrap_or_default(),
-    };
-    s.store
-        .log_batch(
-            &id,
-            &Batch {
-                tags: vec![t],
-                ..Batch::default()
-            },
-        )
-        .await?;
-    Ok(Json(json!({})))
+    log_one(&s, &body, |t| Batch {
+        tags: vec![t],
+        ..Batch::default()
+    })
+    .await
 }
 
 async fn delete_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {

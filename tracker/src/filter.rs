@@ -367,10 +367,11 @@ pub fn to_sql(
     for c in clauses {
         let cond = match (target, c.entity) {
             (Target::Runs, Entity::Metric) => {
+                // driven by the (key, value) index of latest_metrics
                 binds.push(Bind::Str(c.key.clone()));
                 let inner = numeric_cond("m.value", &c.op, &c.value, binds)?;
                 format!(
-                    "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ? AND m.is_nan = 0 AND {inner})"
+                    "r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = ? AND m.is_nan = 0 AND {inner})"
                 )
             }
             (Target::Runs, Entity::Param | Entity::Tag) => {
@@ -417,18 +418,24 @@ pub fn to_sql(
     Ok(out)
 }
 
-/// ORDER BY terms for `order_by` entries such as "metrics.`acc` DESC" or "attributes.start_time".
-/// Missing values sort last in either direction, as in MLflow.
+/// What `order_by` adds to a query: LEFT JOINs (with their bound keys, which come before the
+/// WHERE clause's) and ORDER BY terms.
+#[derive(Debug, Default)]
+pub struct Order {
+    pub joins: Vec<String>,
+    pub join_binds: Vec<Bind>,
+    pub terms: Vec<String>,
+}
+
+/// ORDER BY for `order_by` entries such as "metrics.`acc` DESC" or "attributes.start_time".
+/// Metrics, params and tags are joined once each; missing values (and NaN metrics) sort last
+/// in either direction, as in MLflow.
 ///
 /// # Errors
 /// An unknown attribute or a malformed entry.
-pub fn order_sql(
-    order_by: &[String],
-    target: Target,
-    binds: &mut Vec<Bind>,
-) -> Result<Vec<String>, TrackerError> {
-    let mut out = Vec::new();
-    for o in order_by {
+pub fn order_sql(order_by: &[String], target: Target) -> Result<Order, TrackerError> {
+    let mut out = Order::default();
+    for (i, o) in order_by.iter().enumerate() {
         let trimmed = o.trim();
         let (body, desc) = if let Some(b) = trimmed.strip_suffix_ci(" DESC") {
             (b, true)
@@ -437,62 +444,38 @@ pub fn order_sql(
         } else {
             (trimmed, false)
         };
-        let clauses = parse(&format!("{body} = 0"))
-            .map_err(|_| TrackerError::invalid(format!("invalid order_by clause {o:?}")))?;
-        let c = clauses
-            .first()
-            .ok_or_else(|| TrackerError::invalid(format!("invalid order_by clause {o:?}")))?;
-        let expr = match (target, c.entity) {
-            (Target::Runs, Entity::Metric) => {
-                binds.push(Bind::Str(c.key.clone()));
-                "(SELECT CASE WHEN m.is_nan = 1 THEN NULL ELSE m.value END FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ?)".to_owned()
-            }
-            (Target::Runs, Entity::Param | Entity::Tag) => {
-                let table = if c.entity == Entity::Param {
-                    "params"
-                } else {
-                    "tags"
+        let invalid = || TrackerError::invalid(format!("invalid order_by clause {o:?}"));
+        let clauses = parse(&format!("{body} = 0")).map_err(|_| invalid())?;
+        let c = clauses.first().ok_or_else(invalid)?;
+        let dir = if desc { "DESC" } else { "ASC" };
+        let unknown =
+            || TrackerError::invalid(format!("invalid order_by: unknown attribute {:?}", c.key));
+        match (target, c.entity) {
+            (Target::Runs, Entity::Metric | Entity::Param | Entity::Tag) => {
+                let (table, missing) = match c.entity {
+                    Entity::Metric => (
+                        "latest_metrics",
+                        format!("(o{i}.value IS NULL OR o{i}.is_nan = 1)"),
+                    ),
+                    Entity::Param => ("params", format!("o{i}.value IS NULL")),
+                    _ => ("tags", format!("o{i}.value IS NULL")),
                 };
-                binds.push(Bind::Str(c.key.clone()));
-                format!(
-                    "(SELECT x.value FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = ?)"
-                )
+                out.joins.push(format!(
+                    "LEFT JOIN {table} o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.key = ?"
+                ));
+                out.join_binds.push(Bind::Str(c.key.clone()));
+                out.terms.push(format!("{missing}, o{i}.value {dir}"));
             }
-            (Target::Runs, Entity::Attribute) => run_attribute(&c.key)
-                .ok_or_else(|| {
-                    TrackerError::invalid(format!(
-                        "invalid order_by: unknown attribute {:?}",
-                        c.key
-                    ))
-                })?
-                .0
-                .to_owned(),
-            (Target::Experiments, Entity::Attribute) => experiment_attribute(&c.key)
-                .ok_or_else(|| {
-                    TrackerError::invalid(format!(
-                        "invalid order_by: unknown attribute {:?}",
-                        c.key
-                    ))
-                })?
-                .0
-                .to_owned(),
-            _ => {
-                return Err(TrackerError::invalid(format!(
-                    "invalid order_by clause {o:?}"
-                )));
+            (Target::Runs, Entity::Attribute) => {
+                let col = run_attribute(&c.key).ok_or_else(unknown)?.0;
+                out.terms.push(format!("{col} IS NULL, {col} {dir}"));
             }
-        };
-        // The key binds twice when the expression appears twice; bind once by using a CTE-free
-        // form: sort on (expr IS NULL) first, reusing the same bound key.
-        if let Some(Bind::Str(k)) = binds.last().cloned()
-            && matches!(c.entity, Entity::Metric | Entity::Param | Entity::Tag)
-        {
-            binds.push(Bind::Str(k));
+            (Target::Experiments, Entity::Attribute) => {
+                let col = experiment_attribute(&c.key).ok_or_else(unknown)?.0;
+                out.terms.push(format!("{col} IS NULL, {col} {dir}"));
+            }
+            _ => return Err(invalid()),
         }
-        out.push(format!(
-            "({expr}) IS NULL, {expr} {}",
-            if desc { "DESC" } else { "ASC" }
-        ));
     }
     Ok(out)
 }

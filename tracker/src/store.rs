@@ -333,13 +333,14 @@ impl Store {
             Target::Experiments,
             &mut binds,
         )?);
-        let mut order = filter::order_sql(order_by, Target::Experiments, &mut binds)?;
-        order.push("e.creation_time DESC".into());
-        order.push("e.experiment_id ASC".into());
+        let order = filter::order_sql(order_by, Target::Experiments)?;
+        let mut terms = order.terms;
+        terms.push("e.creation_time DESC".into());
+        terms.push("e.experiment_id ASC".into());
         let sql = format!(
             "SELECT e.experiment_id FROM experiments e WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
             conds.join(" AND "),
-            order.join(", "),
+            terms.join(", "),
             max + 1,
             offset
         );
@@ -966,16 +967,21 @@ impl Store {
             Target::Runs,
             &mut binds,
         )?);
-        let mut order = filter::order_sql(order_by, Target::Runs, &mut binds)?;
-        order.push("r.start_time DESC".into());
-        order.push("r.run_uuid ASC".into());
+        let order = filter::order_sql(order_by, Target::Runs)?;
+        let mut terms = order.terms;
+        terms.push("r.start_time DESC".into());
+        terms.push("r.run_uuid ASC".into());
         let sql = format!(
-            "SELECT r.* FROM runs r WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            "SELECT r.* FROM runs r {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            order.joins.join(" "),
             conds.join(" AND "),
-            order.join(", "),
+            terms.join(", "),
             max + 1,
             offset
         );
+        let mut all = order.join_binds;
+        all.extend(binds);
+        let binds = all;
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
             .fetch_all(&self.read)
             .await?;

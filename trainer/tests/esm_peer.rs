@@ -56,12 +56,14 @@ fn esm2_matches_fair_esm_and_transformers() {
     let cfg = tiny_config(dir.path());
     let fair = build(&spec(&dir.path().join("fair/esm.pt"), Some(&cfg))).expect("load fair-esm");
     let d = compare(&fair.model, &dir.path().join("fair/io.safetensors"));
+    eprintln!("fair-esm: max |diff| {d:.2e}");
     assert!(d < 1e-5, "fair-esm: max |diff| {d:e}");
 
     // HuggingFace folder: config.json gives the architecture.
     let hf = build(&spec(&dir.path().join("hf"), None)).expect("load HF");
     assert_eq!(hf.model.config.esm.layers, 3);
     let d = compare(&hf.model, &dir.path().join("hf/io.safetensors"));
+    eprintln!("transformers: max |diff| {d:.2e}");
     assert!(d < 1e-5, "transformers: max |diff| {d:e}");
 }
 

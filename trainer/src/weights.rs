@@ -406,55 +406,34 @@ pub fn infer_config(
     Ok(c)
 }
 
+/// The values a checkpoint can imply, by config key.
+fn implied_values(c: &ModelConfig) -> [(&'static str, String); 8] {
+    [
+        ("esm.layers", c.esm.layers.to_string()),
+        ("esm.embed_dim", c.esm.embed_dim.to_string()),
+        ("esm.ffn_dim", c.esm.ffn().to_string()),
+        ("esm.heads", c.esm.heads.to_string()),
+        (
+            "gearnet.hidden_dims",
+            format!("{:?}", c.gearnet.hidden_dims),
+        ),
+        ("gearnet.num_relation", c.gearnet.num_relation.to_string()),
+        ("gearnet.batch_norm", c.gearnet.batch_norm.to_string()),
+        (
+            "fusion.token_relation",
+            format!("{:?}", c.fusion.token_relation),
+        ),
+    ]
+}
+
 /// Differences between a configuration and what a checkpoint implies, as `key: a vs b`.
 pub fn config_differences(config: &ModelConfig, implied: &ModelConfig) -> Vec<String> {
-    let mut d = Vec::new();
-    let mut cmp = |key: &str, a: String, b: String| {
-        if a != b {
-            d.push(format!("{key}: config {a}, checkpoint {b}"));
-        }
-    };
-    cmp(
-        "esm.layers",
-        config.esm.layers.to_string(),
-        implied.esm.layers.to_string(),
-    );
-    cmp(
-        "esm.embed_dim",
-        config.esm.embed_dim.to_string(),
-        implied.esm.embed_dim.to_string(),
-    );
-    cmp(
-        "esm.ffn_dim",
-        config.esm.ffn().to_string(),
-        implied.esm.ffn().to_string(),
-    );
-    cmp(
-        "esm.heads",
-        config.esm.heads.to_string(),
-        implied.esm.heads.to_string(),
-    );
-    cmp(
-        "gearnet.hidden_dims",
-        format!("{:?}", config.gearnet.hidden_dims),
-        format!("{:?}", implied.gearnet.hidden_dims),
-    );
-    cmp(
-        "gearnet.num_relation",
-        config.gearnet.num_relation.to_string(),
-        implied.gearnet.num_relation.to_string(),
-    );
-    cmp(
-        "gearnet.batch_norm",
-        config.gearnet.batch_norm.to_string(),
-        implied.gearnet.batch_norm.to_string(),
-    );
-    cmp(
-        "fusion.token_relation",
-        format!("{:?}", config.fusion.token_relation),
-        format!("{:?}", implied.fusion.token_relation),
-    );
-    d
+    implied_values(config)
+        .into_iter()
+        .zip(implied_values(implied))
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((key, a), (_, b))| format!("{key}: config {a}, checkpoint {b}"))
+        .collect()
 }
 
 #[cfg(test)]

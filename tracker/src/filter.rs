@@ -354,6 +354,20 @@ fn numeric_cond(
     }
 }
 
+/// `EXISTS` over a key/value table (params, tags) tied to the outer row by `link`.
+fn key_value_exists(
+    table: &str,
+    link: &str,
+    c: &Clause,
+    binds: &mut Vec<Bind>,
+) -> Result<String, TrackerError> {
+    binds.push(Bind::Str(c.key.clone()));
+    let inner = string_cond("x.value", &c.op, &c.value, binds)?;
+    Ok(format!(
+        "EXISTS (SELECT 1 FROM {table} x WHERE {link} AND x.key = ? AND {inner})"
+    ))
+}
+
 /// SQL conditions (joined with AND) for the clauses over runs (`r`) or experiments (`e`).
 ///
 /// # Errors
@@ -380,19 +394,14 @@ pub fn to_sql(
                 } else {
                     "tags"
                 };
-                binds.push(Bind::Str(c.key.clone()));
-                let inner = string_cond("x.value", &c.op, &c.value, binds)?;
-                format!(
-                    "EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = ? AND {inner})"
-                )
+                key_value_exists(table, "x.run_uuid = r.run_uuid", c, binds)?
             }
-            (Target::Experiments, Entity::Tag) => {
-                binds.push(Bind::Str(c.key.clone()));
-                let inner = string_cond("x.value", &c.op, &c.value, binds)?;
-                format!(
-                    "EXISTS (SELECT 1 FROM experiment_tags x WHERE x.experiment_id = e.experiment_id AND x.key = ? AND {inner})"
-                )
-            }
+            (Target::Experiments, Entity::Tag) => key_value_exists(
+                "experiment_tags",
+                "x.experiment_id = e.experiment_id",
+                c,
+                binds,
+            )?,
             (Target::Experiments, Entity::Metric | Entity::Param) => {
                 return Err(bad(
                     "experiments can be filtered by name, tags and times only",

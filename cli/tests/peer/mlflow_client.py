@@ -38,6 +38,7 @@ c.rename_experiment(other, "renamed")
 c.set_experiment_tag(other, "k", "v")
 assert c.get_experiment(other).tags["k"] == "v"
 assert [e.name for e in c.search_experiments(filter_string="name LIKE 'fp-%'")] == ["fp-exp"]
+assert [e.name for e in c.search_experiments(filter_string="tags.team = 'fusionprot'")] == ["fp-exp"]
 
 # runs: fluent API with params, metrics, tags; batches; history
 mlflow.set_experiment("fp-exp")

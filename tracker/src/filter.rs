@@ -372,21 +372,32 @@ fn key_value_exists(
 ///
 /// # Errors
 /// A clause that does not apply (unknown attribute, string operator on a metric, …).
+/// `metric_in_list` picks the metric filter's form: an IN list driven by the (key, value) index
+/// when every matching run is sorted anyway (ordering by a metric, param or tag), a correlated
+/// EXISTS when runs are read in index order and a page can stop early.
 pub fn to_sql(
     clauses: &[Clause],
     target: Target,
     binds: &mut Vec<Bind>,
+    metric_in_list: bool,
 ) -> Result<Vec<String>, TrackerError> {
     let mut out = Vec::new();
     for c in clauses {
         let cond = match (target, c.entity) {
             (Target::Runs, Entity::Metric) => {
-                // driven by the (key, value) index of latest_metrics
                 binds.push(Bind::Str(c.key.clone()));
                 let inner = numeric_cond("m.value", &c.op, &c.value, binds)?;
-                format!(
-                    "r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = ? AND m.is_nan = 0 AND {inner})"
-                )
+                if metric_in_list {
+                    // every run is sorted anyway: collect the matches through the (key, value) index
+                    format!(
+                        "r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = ? AND m.is_nan = 0 AND {inner})"
+                    )
+                } else {
+                    // runs come in index order: probe each, stop after a page
+                    format!(
+                        "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ? AND m.is_nan = 0 AND {inner})"
+                    )
+                }
             }
             (Target::Runs, Entity::Param | Entity::Tag) => {
                 let table = if c.entity == Entity::Param {
@@ -477,7 +488,13 @@ pub fn order_sql(order_by: &[String], target: Target) -> Result<Order, TrackerEr
             }
             (Target::Runs, Entity::Attribute) => {
                 let col = run_attribute(&c.key).ok_or_else(unknown)?.0;
-                out.terms.push(format!("{col} IS NULL, {col} {dir}"));
+                // start_time is always set, so it needs no NULLs-last term (and the index on
+                // (…, start_time DESC, run_uuid) serves the order)
+                if col == "r.start_time" {
+                    out.terms.push(format!("{col} {dir}"));
+                } else {
+                    out.terms.push(format!("{col} IS NULL, {col} {dir}"));
+                }
             }
             (Target::Experiments, Entity::Attribute) => {
                 let col = experiment_attribute(&c.key).ok_or_else(unknown)?.0;
@@ -503,6 +520,14 @@ impl StripCi for str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn to_sql_test(
+        clauses: &[Clause],
+        target: Target,
+        binds: &mut Vec<Bind>,
+    ) -> Result<Vec<String>, TrackerError> {
+        to_sql(clauses, target, binds, false)
+    }
 
     #[test]
     fn parses_mlflow_filters() {
@@ -544,7 +569,7 @@ mod tests {
         }
         let mut b = Vec::new();
         assert!(
-            to_sql(
+            to_sql_test(
                 &parse("metrics.a LIKE 'x'").expect("parses"),
                 Target::Runs,
                 &mut b
@@ -552,7 +577,7 @@ mod tests {
             .is_err()
         );
         assert!(
-            to_sql(
+            to_sql_test(
                 &parse("attributes.nope = 'x'").expect("parses"),
                 Target::Runs,
                 &mut b
@@ -564,7 +589,7 @@ mod tests {
     #[test]
     fn values_are_bound_never_spliced() {
         let mut binds = Vec::new();
-        let sql = to_sql(
+        let sql = to_sql_test(
             &parse("params.`a'; DROP TABLE runs; --` = 'x OR 1=1'").expect("parses"),
             Target::Runs,
             &mut binds,

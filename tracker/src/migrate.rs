@@ -7,11 +7,18 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use crate::error::TrackerError;
 
 /// `(version, description, sql)`, one per file of `migrations/`, in order.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "tracking",
-    include_str!("../../migrations/0001_tracking.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tracking",
+        include_str!("../../migrations/0001_tracking.sql"),
+    ),
+    (
+        2,
+        "runs_search_order",
+        include_str!("../../migrations/0002_runs_search_order.sql"),
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
@@ -76,5 +83,49 @@ mod tests {
         for (file, (v, d, _)) in files.iter().zip(MIGRATIONS) {
             assert_eq!(file, &format!("{v:04}_{d}.sql"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_version_1_database_upgrades_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db").display().to_string();
+        {
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.expect("pool");
+            let (v, d, sql) = MIGRATIONS[0];
+            Migrator::with_migrations(vec![Migration::new(
+                v,
+                d.into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )])
+            .run(&pool)
+            .await
+            .expect("version 1");
+            sqlx::query("INSERT INTO experiments (experiment_id, name, artifact_location, creation_time, last_update_time) VALUES (5, 'kept', 'x', 1, 1)")
+                .execute(&pool)
+                .await
+                .expect("row");
+            pool.close().await;
+        }
+        let store = crate::store::Store::open(&path, crate::store::Durability::Normal)
+            .await
+            .expect("upgrade");
+        let version: i64 = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+            .fetch_one(store.reader())
+            .await
+            .expect("version");
+        assert_eq!(version, latest_version());
+        let index: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE name = 'runs_by_experiment_order'",
+        )
+        .fetch_optional(store.reader())
+        .await
+        .expect("index");
+        assert!(index.is_some());
+        assert_eq!(store.get_experiment("5").await.expect("kept").name, "kept");
     }
 }

@@ -332,6 +332,7 @@ impl Store {
             &filter::parse(filter.unwrap_or(""))?,
             Target::Experiments,
             &mut binds,
+            false,
         )?);
         let order = filter::order_sql(order_by, Target::Experiments)?;
         let mut terms = order.terms;
@@ -962,12 +963,13 @@ impl Store {
         )];
         binds.extend(ids);
         conds.push(lifecycle_cond("r", view_type)?);
+        let order = filter::order_sql(order_by, Target::Runs)?;
         conds.extend(filter::to_sql(
             &filter::parse(filter.unwrap_or(""))?,
             Target::Runs,
             &mut binds,
+            !order.joins.is_empty(),
         )?);
-        let order = filter::order_sql(order_by, Target::Runs)?;
         let mut terms = order.terms;
         terms.push("r.start_time DESC".into());
         terms.push("r.run_uuid ASC".into());

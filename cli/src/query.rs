@@ -12,6 +12,45 @@ use serde_json::json;
 
 use crate::remote;
 
+/// Where the tracker's data is: the local database file, or a running server.
+#[derive(Debug, Args)]
+pub struct TrackerTarget {
+    /// The tracker database, opened directly.
+    #[arg(long, default_value = "fusionprot.db", conflicts_with = "tracker")]
+    pub db: PathBuf,
+    /// A running tracker (http://HOST:PORT) instead of the local database.
+    #[arg(long)]
+    pub tracker: Option<String>,
+    #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl TrackerTarget {
+    /// Runs `work` on the local store (which must exist unless `create`).
+    fn with_store<T>(
+        &self,
+        create: bool,
+        work: impl AsyncFnOnce(fusionprot_tracker::Store) -> Result<T, fusionprot_tracker::TrackerError>,
+    ) -> Result<T> {
+        if !create && !self.db.is_file() {
+            bail!(
+                "{}: no tracker database here (give --db FILE or --tracker URL)",
+                self.db.display()
+            );
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let db = self.db.display().to_string();
+        Ok(rt.block_on(async {
+            let store =
+                fusionprot_tracker::Store::open(&db, fusionprot_tracker::Durability::Normal)
+                    .await?;
+            work(store).await
+        })?)
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
     Table,
@@ -26,14 +65,8 @@ pub enum Format {
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     pub sql: String,
-    /// The tracker database, read directly.
-    #[arg(long, default_value = "fusionprot.db", conflicts_with = "tracker")]
-    pub db: PathBuf,
-    /// A running tracker (http://HOST:PORT) instead of the local database.
-    #[arg(long)]
-    pub tracker: Option<String>,
-    #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub target: TrackerTarget,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Write here instead of stdout (required for parquet).
@@ -47,7 +80,7 @@ pub struct QueryArgs {
 }
 
 pub fn run(args: &QueryArgs) -> Result<ExitCode> {
-    let (batches, truncated) = match &args.tracker {
+    let (batches, truncated) = match &args.target.tracker {
         Some(url) => remote_query(url, args)?,
         None => local_query(args)?,
     };
@@ -107,24 +140,12 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
 }
 
 fn local_query(args: &QueryArgs) -> Result<(Vec<RecordBatch>, bool)> {
-    if !args.db.is_file() {
-        bail!(
-            "{}: no tracker database here (give --db FILE or --tracker URL)",
-            args.db.display()
-        );
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let db = args.db.display().to_string();
     let limits = fusionprot_tracker::sql::SqlLimits {
         max_rows: args.max_rows,
         timeout: std::time::Duration::from_secs(args.timeout),
         ..Default::default()
     };
-    let result = rt.block_on(async {
-        let store =
-            fusionprot_tracker::Store::open(&db, fusionprot_tracker::Durability::Normal).await?;
+    let result = args.target.with_store(false, async |store| {
         fusionprot_tracker::sql::query(&store, &args.sql, limits).await
     })?;
     Ok((result.batches, result.truncated))
@@ -133,7 +154,7 @@ fn local_query(args: &QueryArgs) -> Result<(Vec<RecordBatch>, bool)> {
 fn remote_query(url: &str, args: &QueryArgs) -> Result<(Vec<RecordBatch>, bool)> {
     let v = remote::post(
         url,
-        args.token.as_deref(),
+        args.target.token.as_deref(),
         "/api/sql",
         &json!({ "query": args.sql, "max_rows": args.max_rows }),
     )?;
@@ -191,12 +212,8 @@ pub struct RegisterArgs {
     /// Name in SQL (tables become <name>_proteins, …); default: the folder name.
     #[arg(long)]
     pub name: Option<String>,
-    #[arg(long, default_value = "fusionprot.db", conflicts_with = "tracker")]
-    pub db: PathBuf,
-    #[arg(long)]
-    pub tracker: Option<String>,
-    #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub target: TrackerTarget,
 }
 
 pub fn register(args: &RegisterArgs) -> Result<ExitCode> {
@@ -208,25 +225,16 @@ pub fn register(args: &RegisterArgs) -> Result<ExitCode> {
         .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "dataset".into());
     let path = dir.display().to_string();
-    let v = match &args.tracker {
+    let v = match &args.target.tracker {
         Some(url) => remote::post(
             url,
-            args.token.as_deref(),
+            args.target.token.as_deref(),
             "/api/fusionprot/datasets/register",
             &json!({ "name": name, "path": path }),
         )?,
-        None => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let db = args.db.display().to_string();
-            rt.block_on(async {
-                let store =
-                    fusionprot_tracker::Store::open(&db, fusionprot_tracker::Durability::Normal)
-                        .await?;
-                store.register_dataset(&name, Some(&path), None).await
-            })?
-        }
+        None => args.target.with_store(true, async |store| {
+            store.register_dataset(&name, Some(&path), None).await
+        })?,
     };
     println!(
         "registered {} as {name:?} (dataset_id {}, content {}); SQL tables: {}_proteins, _residues, _edges, _splits",

@@ -1,0 +1,96 @@
+//! The HTTP API: MLflow's tracking REST endpoints (`/api/2.0/mlflow/…`) and fusionprot's own
+//! (`/api/fusionprot/…`, `/api/sql`), one file per resource, merged here behind the one guard layer
+//! that every route passes (authentication, content type, origin/host, request ids and logs).
+
+mod artifacts;
+mod experiments;
+mod fusionprot;
+mod guard;
+mod meta;
+mod request;
+mod runs;
+mod sql;
+
+pub use guard::Guard;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::middleware;
+
+use crate::error::{ErrorCode, TrackerError};
+use crate::store::{Store, limits};
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub guard: Arc<Guard>,
+    /// Root folder of run artifacts.
+    pub artifacts: std::path::PathBuf,
+    /// Largest artifact accepted in one upload.
+    pub max_artifact_bytes: u64,
+}
+
+/// Every route of the API, as (method, path). The guard test walks this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/version"),
+    ("POST", "/api/2.0/mlflow/experiments/create"),
+    ("GET", "/api/2.0/mlflow/experiments/get"),
+    ("GET", "/api/2.0/mlflow/experiments/get-by-name"),
+    ("POST", "/api/2.0/mlflow/experiments/search"),
+    ("GET", "/api/2.0/mlflow/experiments/search"),
+    ("POST", "/api/2.0/mlflow/experiments/delete"),
+    ("POST", "/api/2.0/mlflow/experiments/restore"),
+    ("POST", "/api/2.0/mlflow/experiments/update"),
+    ("POST", "/api/2.0/mlflow/experiments/set-experiment-tag"),
+    ("POST", "/api/2.0/mlflow/runs/create"),
+    ("GET", "/api/2.0/mlflow/runs/get"),
+    ("POST", "/api/2.0/mlflow/runs/update"),
+    ("POST", "/api/2.0/mlflow/runs/delete"),
+    ("POST", "/api/2.0/mlflow/runs/restore"),
+    ("POST", "/api/2.0/mlflow/runs/search"),
+    ("POST", "/api/2.0/mlflow/runs/log-metric"),
+    ("POST", "/api/2.0/mlflow/runs/log-parameter"),
+    ("POST", "/api/2.0/mlflow/runs/set-tag"),
+    ("POST", "/api/2.0/mlflow/runs/delete-tag"),
+    ("POST", "/api/2.0/mlflow/runs/log-batch"),
+    ("POST", "/api/2.0/mlflow/runs/log-inputs"),
+    ("GET", "/api/2.0/mlflow/metrics/get-history"),
+    ("POST", "/api/2.0/mlflow/logged-models/search"),
+    ("POST", "/api/fusionprot/datasets/register"),
+    ("GET", "/api/fusionprot/datasets/list"),
+    ("POST", "/api/fusionprot/runs/link-dataset"),
+    ("POST", "/api/fusionprot/checkpoints/log"),
+    ("GET", "/api/fusionprot/checkpoints/list"),
+    ("POST", "/api/sql"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts"),
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts/{*path}"),
+    ("PUT", "/api/2.0/mlflow-artifacts/artifacts/{*path}"),
+    ("DELETE", "/api/2.0/mlflow-artifacts/artifacts/{*path}"),
+];
+
+/// The whole API: every resource's routes, the fallback, the body limit and the guard over all.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(meta::routes())
+        .merge(experiments::routes())
+        .merge(runs::routes())
+        .merge(artifacts::routes())
+        .merge(fusionprot::routes())
+        .merge(sql::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits::MAX_BATCH_BYTES + 64 * 1024))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> TrackerError {
+    TrackerError::Api {
+        code: ErrorCode::ResourceDoesNotExist,
+        message: format!("no endpoint {method} {}", uri.path()),
+    }
+}

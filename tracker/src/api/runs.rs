@@ -1,0 +1,273 @@
+//! Runs: create, get, update, delete / restore, search, and what is logged to them (metrics,
+//! params, tags, batches, inputs) with the metric history.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::request::{ApiResult, need, parse, required};
+use crate::error::TrackerError;
+use crate::model::{KeyValue, Metric, de_f64, de_opt_i64};
+use crate::store::{Batch, limits, now_ms};
+
+pub(crate) fn routes() -> Router<AppState> {
+    let m = "/api/2.0/mlflow";
+    Router::new()
+        .route(&format!("{m}/runs/create"), post(create_run))
+        .route(&format!("{m}/runs/get"), get(get_run))
+        .route(&format!("{m}/runs/update"), post(update_run))
+        .route(&format!("{m}/runs/delete"), post(delete_run))
+        .route(&format!("{m}/runs/restore"), post(restore_run))
+        .route(&format!("{m}/runs/search"), post(search_runs))
+        .route(&format!("{m}/runs/log-metric"), post(log_metric))
+        .route(&format!("{m}/runs/log-parameter"), post(log_param))
+        .route(&format!("{m}/runs/set-tag"), post(set_tag))
+        .route(&format!("{m}/runs/delete-tag"), post(delete_tag))
+        .route(&format!("{m}/runs/log-batch"), post(log_batch))
+        .route(&format!("{m}/runs/log-inputs"), post(log_inputs))
+        .route(&format!("{m}/metrics/get-history"), get(metric_history))
+}
+
+#[derive(Deserialize)]
+struct CreateRun {
+    experiment_id: Option<String>,
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    run_name: String,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    start_time: Option<i64>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: CreateRun = parse(&body)?;
+    let exp = r.experiment_id.unwrap_or_else(|| "0".into());
+    let run = s
+        .store
+        .create_run(&exp, &r.user_id, &r.run_name, r.start_time, &r.tags)
+        .await?;
+    Ok(Json(json!({ "run": run })))
+}
+
+fn run_id_of(q_run_id: Option<String>, q_run_uuid: Option<String>) -> Result<String, TrackerError> {
+    need(q_run_id.filter(|s| !s.is_empty()).or(q_run_uuid), "run_id")
+}
+
+async fn get_run(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let id = run_id_of(q.get("run_id").cloned(), q.get("run_uuid").cloned())?;
+    Ok(Json(json!({ "run": s.store.get_run(&id).await? })))
+}
+
+#[derive(Deserialize)]
+struct RunRequest {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    status: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    end_time: Option<i64>,
+    run_name: Option<String>,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+async fn update_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    let info = s
+        .store
+        .update_run(&id, r.status.as_deref(), r.end_time, r.run_name.as_deref())
+        .await?;
+    Ok(Json(json!({ "run_info": info })))
+}
+
+async fn delete_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    s.store
+        .set_run_lifecycle(&run_id_of(r.run_id, r.run_uuid)?, true)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    s.store
+        .set_run_lifecycle(&run_id_of(r.run_id, r.run_uuid)?, false)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct LogMetric {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    key: Option<String>,
+    #[serde(deserialize_with = "de_f64")]
+    value: f64,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    step: Option<i64>,
+}
+
+async fn log_metric(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: LogMetric = parse(&body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    let metric = Metric {
+        key: need(r.key, "key")?,
+        value: r.value,
+        timestamp: r.timestamp.unwrap_or_else(now_ms),
+        step: r.step.unwrap_or(0),
+    };
+    s.store
+        .log_batch(
+            &id,
+            &Batch {
+                metrics: vec![metric],
+                ..Batch::default()
+            },
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+/// log-parameter and set-tag: one key/value, logged as a one-item batch.
+async fn log_one(s: &AppState, body: &Bytes, into: fn(KeyValue) -> Batch) -> ApiResult {
+    let r: RunRequest = parse(body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    let kv = KeyValue {
+        key: need(r.key, "key")?,
+        value: r.value.unwrap_or_default(),
+    };
+    s.store.log_batch(&id, &into(kv)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_param(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    log_one(&s, &body, |p| Batch {
+        params: vec![p],
+        ..Batch::default()
+    })
+    .await
+}
+
+async fn set_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    log_one(&s, &body, |t| Batch {
+        tags: vec![t],
+        ..Batch::default()
+    })
+    .await
+}
+
+async fn delete_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    let id = run_id_of(r.run_id, r.run_uuid)?;
+    s.store.delete_tag(&id, &need(r.key, "key")?).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct LogBatch {
+    run_id: Option<String>,
+    #[serde(default)]
+    metrics: Vec<Metric>,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn log_batch(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    if body.len() > limits::MAX_BATCH_BYTES {
+        return Err(TrackerError::invalid(format!(
+            "log-batch request of {} bytes exceeds the {} byte limit",
+            body.len(),
+            limits::MAX_BATCH_BYTES
+        )));
+    }
+    let r: LogBatch = parse(&body)?;
+    let id = need(r.run_id, "run_id")?;
+    s.store
+        .log_batch(
+            &id,
+            &Batch {
+                metrics: r.metrics,
+                params: r.params,
+                tags: r.tags,
+            },
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+/// Dataset inputs (MLflow 2.4+): accepted so clients that send them keep working; fusionprot
+/// records datasets through its own dataset registry.
+async fn log_inputs(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: RunRequest = parse(&body)?;
+    s.store.get_run(&run_id_of(r.run_id, r.run_uuid)?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn metric_history(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let id = run_id_of(q.get("run_id").cloned(), q.get("run_uuid").cloned())?;
+    let key = required(&q, "metric_key")?;
+    let max = match q.get("max_results") {
+        Some(m) => Some(
+            m.parse()
+                .map_err(|_| TrackerError::invalid("max_results must be an integer"))?,
+        ),
+        None => None,
+    };
+    let (metrics, next) = s
+        .store
+        .metric_history(&id, key, max, q.get("page_token").map(String::as_str))
+        .await?;
+    let mut out = json!({ "metrics": metrics });
+    if let Some(t) = next {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct SearchRuns {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+    filter: Option<String>,
+    run_view_type: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    page_token: Option<String>,
+}
+
+async fn search_runs(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: SearchRuns = parse(&body)?;
+    let (runs, next) = s
+        .store
+        .search_runs(
+            &r.experiment_ids,
+            r.filter.as_deref(),
+            r.run_view_type.as_deref(),
+            r.max_results,
+            &r.order_by,
+            r.page_token.as_deref(),
+        )
+        .await?;
+    let mut out = json!({ "runs": runs });
+    if let Some(t) = next {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,22 @@
+//! The system of record: SQLite in WAL mode, one writer connection (every write goes through it,
+//! in its own transaction, so concurrent clients never meet "database is locked") and a pool of
+//! readers. One file per resource; `registry.rs` (crate level) adds datasets and checkpoints.
+//!
+//! Durability: `synchronous = NORMAL` with WAL. A commit has reached the WAL file (in the OS page
+//! cache) when the call returns, so an acknowledged write survives `kill -9` of the server; only
+//! an OS crash or power loss could drop the last transactions before the next checkpoint. Use
+//! `Durability::Full` (`--sync full`) to fsync every commit and survive those too.
+
+mod experiments;
+mod metrics;
+mod open;
+mod runs;
+mod search;
+mod validate;
+
+pub use metrics::Batch;
+pub use open::{Durability, Store};
+pub(crate) use validate::{
+    check_max_results, page_token, parse_experiment_id, parse_page_token, valid_key, valid_tag,
+};
+pub use validate::{limits, now_ms};

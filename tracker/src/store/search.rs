@@ -1,0 +1,150 @@
+//! Searching experiments and runs with MLflow's filter grammar and ordering (`crate::filter`
+//! builds the SQL; every key and value is bound).
+
+use sqlx::Row;
+
+use super::runs::info_from_row;
+use super::{Store, check_max_results, page_token, parse_experiment_id, parse_page_token};
+use crate::error::TrackerError;
+use crate::filter::{self, Bind, Target};
+use crate::model::{Experiment, Run, RunInfo};
+
+pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+pub(crate) fn bind_all(mut q: Query<'_>, binds: Vec<Bind>) -> Query<'_> {
+    for b in binds {
+        q = match b {
+            Bind::Num(n) => q.bind(n),
+            Bind::Int(i) => q.bind(i),
+            Bind::Str(s) => q.bind(s),
+        };
+    }
+    q
+}
+
+impl Store {
+    pub async fn search_experiments(
+        &self,
+        view_type: Option<&str>,
+        max_results: Option<i64>,
+        filter: Option<&str>,
+        order_by: &[String],
+        token: Option<&str>,
+    ) -> Result<(Vec<Experiment>, Option<String>), TrackerError> {
+        let max = check_max_results(max_results, 1000)?;
+        let offset = parse_page_token(token)?;
+        let mut binds = Vec::new();
+        let mut conds = vec![lifecycle_cond("e", view_type)?];
+        conds.extend(filter::to_sql(
+            &filter::parse(filter.unwrap_or(""))?,
+            Target::Experiments,
+            &mut binds,
+            false,
+        )?);
+        let order = filter::order_sql(order_by, Target::Experiments)?;
+        let mut terms = order.terms;
+        terms.push("e.creation_time DESC".into());
+        terms.push("e.experiment_id ASC".into());
+        let sql = format!(
+            "SELECT e.experiment_id FROM experiments e WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            conds.join(" AND "),
+            terms.join(", "),
+            max + 1,
+            offset
+        );
+        let ids: Vec<i64> = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        let next = (ids.len() as i64 > max).then(|| page_token(offset + max));
+        let mut out = Vec::new();
+        for id in ids.into_iter().take(max as usize) {
+            out.push(self.get_experiment(&id.to_string()).await?);
+        }
+        Ok((out, next))
+    }
+
+    pub async fn search_runs(
+        &self,
+        experiment_ids: &[String],
+        filter: Option<&str>,
+        view_type: Option<&str>,
+        max_results: Option<i64>,
+        order_by: &[String],
+        token: Option<&str>,
+    ) -> Result<(Vec<Run>, Option<String>), TrackerError> {
+        let max = check_max_results(max_results, 1000)?;
+        let offset = parse_page_token(token)?;
+        if experiment_ids.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let mut binds = Vec::new();
+        let ids = experiment_ids
+            .iter()
+            .map(|e| parse_experiment_id(e).map(Bind::Int))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut conds = vec![format!(
+            "r.experiment_id IN ({})",
+            vec!["?"; ids.len()].join(",")
+        )];
+        binds.extend(ids);
+        conds.push(lifecycle_cond("r", view_type)?);
+        let order = filter::order_sql(order_by, Target::Runs)?;
+        conds.extend(filter::to_sql(
+            &filter::parse(filter.unwrap_or(""))?,
+            Target::Runs,
+            &mut binds,
+            !order.joins.is_empty(),
+        )?);
+        let mut terms = order.terms;
+        terms.push("r.start_time DESC".into());
+        terms.push("r.run_uuid ASC".into());
+        let sql = format!(
+            "SELECT r.* FROM runs r {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            order.joins.join(" "),
+            conds.join(" AND "),
+            terms.join(", "),
+            max + 1,
+            offset
+        );
+        let mut all = order.join_binds;
+        all.extend(binds);
+        let binds = all;
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+            .fetch_all(&self.read)
+            .await?;
+        let next = (rows.len() as i64 > max).then(|| page_token(offset + max));
+        let infos: Vec<RunInfo> = rows
+            .iter()
+            .take(max as usize)
+            .map(info_from_row)
+            .collect::<Result<_, _>>()?;
+        let ids: Vec<String> = infos.iter().map(|i| i.run_id.clone()).collect();
+        let data = self.run_data(&ids).await?;
+        let runs = infos
+            .into_iter()
+            .zip(data)
+            .map(|(info, (_, data))| Run {
+                info,
+                data,
+                inputs: serde_json::json!({}),
+            })
+            .collect();
+        Ok((runs, next))
+    }
+}
+
+fn lifecycle_cond(alias: &str, view_type: Option<&str>) -> Result<String, TrackerError> {
+    Ok(match view_type.unwrap_or("ACTIVE_ONLY") {
+        "ACTIVE_ONLY" | "" => format!("{alias}.lifecycle_stage = 'active'"),
+        "DELETED_ONLY" => format!("{alias}.lifecycle_stage = 'deleted'"),
+        "ALL" => "1 = 1".to_owned(),
+        other => {
+            return Err(TrackerError::invalid(format!(
+                "view type must be ACTIVE_ONLY, DELETED_ONLY or ALL, got {other:?}"
+            )));
+        }
+    })
+}

@@ -90,11 +90,8 @@ pub fn load(path: &Path) -> Result<(Value, HashMap<String, Tensor>), PickleError
         .ok_or(PickleError::NoPickle)?
         .clone();
     let prefix = pkl.trim_end_matches("data.pkl").to_owned();
-    let mut bytes = Vec::new();
-    archive
-        .by_name(&pkl)
-        .and_then(|mut f| f.read_to_end(&mut bytes).map_err(Into::into))
-        .map_err(|e| PickleError::NotZip(e.to_string()))?;
+    let bytes = read_member(&mut archive, &pkl, MAX_PICKLE_BYTES)
+        .map_err(|e| PickleError::NotZip(format!("{pkl}: {e}")))?;
     let value = Unpickler::new(&bytes).run()?;
     let mut refs = Vec::new();
     collect_tensors(&value, &mut refs);
@@ -103,11 +100,8 @@ pub fn load(path: &Path) -> Result<(Value, HashMap<String, Tensor>), PickleError
     for r in refs {
         if !storages.contains_key(&r.storage) {
             let name = format!("{prefix}data/{}", r.storage);
-            let mut data = Vec::new();
-            archive
-                .by_name(&name)
-                .and_then(|mut f| f.read_to_end(&mut data).map_err(Into::into))
-                .map_err(|e| PickleError::Storage {
+            let data =
+                read_member(&mut archive, &name, u64::MAX).map_err(|e| PickleError::Storage {
                     key: r.storage.clone(),
                     message: e.to_string(),
                 })?;
@@ -151,6 +145,34 @@ pub fn load(path: &Path) -> Result<(Value, HashMap<String, Tensor>), PickleError
     Ok((value, tensors))
 }
 
+/// `data.pkl` holds the object graph, not the tensors: a real one is kilobytes.
+const MAX_PICKLE_BYTES: u64 = 256 << 20;
+
+/// Reads one archive member, never more than its header declares (nor `cap`): a header that
+/// lies about the size, or a compression bomb behind it, is an error, not an allocation.
+fn read_member(
+    archive: &mut zip::ZipArchive<std::fs::File>,
+    name: &str,
+    cap: u64,
+) -> Result<Vec<u8>, String> {
+    let f = archive.by_name(name).map_err(|e| e.to_string())?;
+    let declared = f.size();
+    if declared > cap {
+        return Err(format!("{declared} bytes, more than the {cap} allowed"));
+    }
+    let mut data = Vec::new();
+    f.take(declared.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    if data.len() as u64 != declared {
+        return Err(format!(
+            "{} bytes where the archive declares {declared}",
+            data.len()
+        ));
+    }
+    Ok(data)
+}
+
 /// The key under which [`load`] returns a tensor: unique per view.
 pub fn tensor_key(r: &TensorRef) -> String {
     format!("{}:{}:{:?}:{:?}", r.storage, r.offset, r.size, r.stride)
@@ -184,11 +206,33 @@ fn storage_kind(class: &str) -> Option<Kind> {
     })
 }
 
+/// A node of the object graph while unpickling. Containers hold node ids, so every reference to
+/// an object (the memo, DUP, nesting) is the same object, as in Python: a dict memoised before its
+/// items are set and fetched later has those items.
+#[derive(Debug)]
+enum Node {
+    Leaf(Value),
+    List(Vec<usize>),
+    Tuple(Vec<usize>),
+    Dict(Vec<(usize, usize)>),
+    Object(String, usize),
+}
+
+/// How far shared references may expand when the graph becomes a tree: nodes plus string bytes.
+/// A small malicious pickle that nests references to references (x = [y, y], y = [z, z] …) would
+/// otherwise grow exponentially.
+const EXPANSION_BASE: usize = 8 << 20;
+/// Deeper nesting than any checkpoint has is refused rather than risking the thread's stack.
+const MAX_DEPTH: usize = 512;
+
 struct Unpickler<'a> {
     data: &'a [u8],
     pos: usize,
-    stack: Vec<Value>,
-    memo: HashMap<u32, Value>,
+    stack: Vec<usize>,
+    memo: HashMap<u32, usize>,
+    nodes: Vec<Node>,
+    /// Units left for turning the graph into values ([`EXPANSION_BASE`] + 4 per input byte).
+    budget: usize,
 }
 
 impl<'a> Unpickler<'a> {
@@ -198,6 +242,8 @@ impl<'a> Unpickler<'a> {
             pos: 0,
             stack: Vec::new(),
             memo: HashMap::new(),
+            nodes: Vec::new(),
+            budget: EXPANSION_BASE.saturating_add(data.len().saturating_mul(4)),
         }
     }
 
@@ -241,15 +287,28 @@ impl<'a> Unpickler<'a> {
         Ok(s)
     }
 
-    fn pop(&mut self) -> Result<Value, PickleError> {
+    fn push(&mut self, node: Node) {
+        self.nodes.push(node);
+        self.stack.push(self.nodes.len() - 1);
+    }
+
+    fn leaf(&mut self, v: Value) {
+        self.push(Node::Leaf(v));
+    }
+
+    fn pop(&mut self) -> Result<usize, PickleError> {
         match self.stack.pop() {
             Some(v) => Ok(v),
             None => self.err("stack underflow"),
         }
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
-        let Some(i) = self.stack.iter().rposition(|v| matches!(v, Value::Mark)) else {
+    fn is_mark(&self, id: usize) -> bool {
+        matches!(self.nodes[id], Node::Leaf(Value::Mark))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<usize>, PickleError> {
+        let Some(i) = self.stack.iter().rposition(|v| self.is_mark(*v)) else {
             return self.err("no MARK on the stack");
         };
         let items = self.stack.split_off(i + 1);
@@ -257,12 +316,11 @@ impl<'a> Unpickler<'a> {
         Ok(items)
     }
 
-    fn top_mut(&mut self) -> Result<&mut Value, PickleError> {
-        let pos = self.pos;
-        self.stack.last_mut().ok_or(PickleError::Malformed {
-            offset: pos,
-            message: "stack underflow".into(),
-        })
+    fn top(&self) -> Result<usize, PickleError> {
+        match self.stack.last() {
+            Some(id) => Ok(*id),
+            None => self.err("stack underflow"),
+        }
     }
 
     fn string(&mut self, n: usize) -> Result<Value, PickleError> {
@@ -271,6 +329,97 @@ impl<'a> Unpickler<'a> {
             Ok(s) => Ok(Value::Str(s.to_owned())),
             Err(_) => self.err("invalid UTF-8 in a string"),
         }
+    }
+
+    /// The object graph below `id` as a tree of values, shared references copied within the
+    /// budget; a reference back to an object being expanded (a cycle) becomes `None`.
+    fn value(&mut self, id: usize) -> Result<Value, PickleError> {
+        let mut open = Vec::new();
+        self.value_at(id, &mut open)
+    }
+
+    fn value_at(&mut self, id: usize, open: &mut Vec<usize>) -> Result<Value, PickleError> {
+        if open.contains(&id) {
+            return Ok(Value::None);
+        }
+        if open.len() >= MAX_DEPTH {
+            return self.err(format!("objects nested deeper than {MAX_DEPTH}"));
+        }
+        let cost = match &self.nodes[id] {
+            Node::Leaf(Value::Str(s)) => 1 + s.len(),
+            Node::Leaf(Value::Bytes(b)) => 1 + b.len(),
+            _ => 1,
+        };
+        self.budget = match self.budget.checked_sub(cost) {
+            Some(left) => left,
+            None => {
+                return self.err(
+                    "shared references expand beyond the size limit (a malicious or corrupt pickle)",
+                );
+            }
+        };
+        open.push(id);
+        let children = |ids: &[usize]| ids.to_vec();
+        let v = match &self.nodes[id] {
+            Node::Leaf(v) => v.clone(),
+            Node::List(ids) => {
+                let ids = children(ids);
+                Value::List(self.values_at(&ids, open)?)
+            }
+            Node::Tuple(ids) => {
+                let ids = children(ids);
+                Value::Tuple(self.values_at(&ids, open)?)
+            }
+            Node::Dict(items) => {
+                let items = items.clone();
+                let mut out = Vec::with_capacity(items.len());
+                for (k, v) in items {
+                    out.push((self.value_at(k, open)?, self.value_at(v, open)?));
+                }
+                Value::Dict(out)
+            }
+            Node::Object(name, state) => {
+                let (name, state) = (name.clone(), *state);
+                Value::Object(name, Box::new(self.value_at(state, open)?))
+            }
+        };
+        open.pop();
+        Ok(v)
+    }
+
+    fn values_at(
+        &mut self,
+        ids: &[usize],
+        open: &mut Vec<usize>,
+    ) -> Result<Vec<Value>, PickleError> {
+        ids.iter().map(|i| self.value_at(*i, open)).collect()
+    }
+
+    /// Adds `(key, value)` pairs to the dict (or object state) `target`.
+    fn set_items(&mut self, target: usize, items: Vec<(usize, usize)>) {
+        match &mut self.nodes[target] {
+            Node::Dict(d) => d.extend(items),
+            Node::Object(_, state) => {
+                let state = *state;
+                if !matches!(self.nodes[state], Node::Dict(_)) {
+                    self.nodes.push(Node::Dict(Vec::new()));
+                    let fresh = self.nodes.len() - 1;
+                    if let Node::Object(_, s) = &mut self.nodes[target] {
+                        *s = fresh;
+                    }
+                    self.set_items(target, items);
+                } else if let Node::Dict(d) = &mut self.nodes[state] {
+                    d.extend(items);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn memoize(&mut self, i: u32) -> Result<(), PickleError> {
+        let top = self.top()?;
+        self.memo.insert(i, top);
+        Ok(())
     }
 
     fn run(mut self) -> Result<Value, PickleError> {
@@ -286,26 +435,29 @@ impl<'a> Unpickler<'a> {
                 0x95 => {
                     self.take(8)?; // FRAME length: frames are read as one stream
                 }
-                b'.' => return self.pop(),
-                b'}' => self.stack.push(Value::Dict(Vec::new())),
-                b']' => self.stack.push(Value::List(Vec::new())),
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
-                0x8f => self.stack.push(Value::List(Vec::new())), // EMPTY_SET, as a list
-                b'(' => self.stack.push(Value::Mark),
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'.' => {
+                    let top = self.pop()?;
+                    return self.value(top);
+                }
+                b'}' => self.push(Node::Dict(Vec::new())),
+                b']' => self.push(Node::List(Vec::new())),
+                b')' => self.push(Node::Tuple(Vec::new())),
+                0x8f => self.push(Node::List(Vec::new())), // EMPTY_SET, as a list
+                b'(' => self.leaf(Value::Mark),
+                b'N' => self.leaf(Value::None),
+                0x88 => self.leaf(Value::Bool(true)),
+                0x89 => self.leaf(Value::Bool(false)),
                 b'J' => {
                     let v = self.le(4)? as u32 as i32;
-                    self.stack.push(Value::Int(i64::from(v)));
+                    self.leaf(Value::Int(i64::from(v)));
                 }
                 b'K' => {
                     let v = self.u8()?;
-                    self.stack.push(Value::Int(i64::from(v)));
+                    self.leaf(Value::Int(i64::from(v)));
                 }
                 b'M' => {
                     let v = self.le(2)?;
-                    self.stack.push(Value::Int(v as i64));
+                    self.leaf(Value::Int(v as i64));
                 }
                 0x8a => {
                     let n = usize::from(self.u8()?);
@@ -320,47 +472,47 @@ impl<'a> Unpickler<'a> {
                     if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
                         v -= 1i64 << (8 * n);
                     }
-                    self.stack.push(Value::Int(v));
+                    self.leaf(Value::Int(v));
                 }
                 b'G' => {
                     let b = self.take(8)?;
                     let mut a = [0u8; 8];
                     a.copy_from_slice(b);
-                    self.stack.push(Value::Float(f64::from_be_bytes(a)));
+                    self.leaf(Value::Float(f64::from_be_bytes(a)));
                 }
                 b'X' => {
                     let n = self.le(4)? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.leaf(v);
                 }
                 0x8c => {
                     let n = usize::from(self.u8()?);
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.leaf(v);
                 }
                 0x8d => {
-                    let n = self.le(8)? as usize;
+                    let n = usize::try_from(self.le(8)?).unwrap_or(usize::MAX);
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.leaf(v);
                 }
                 b'U' => {
                     let n = usize::from(self.u8()?);
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.leaf(Value::Bytes(v));
                 }
                 b'T' | b'B' => {
                     let n = self.le(4)? as usize;
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.leaf(Value::Bytes(v));
                 }
                 b'C' => {
                     let n = usize::from(self.u8()?);
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.leaf(Value::Bytes(v));
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    self.push(Node::Tuple(items));
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
@@ -368,66 +520,66 @@ impl<'a> Unpickler<'a> {
                         return self.err("stack underflow");
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    self.push(Node::Tuple(items));
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items));
+                    self.push(Node::List(items));
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    let pairs = pairs(items);
-                    self.stack.push(Value::Dict(pairs));
+                    self.push(Node::Dict(pairs(items)));
                 }
                 0x91 => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items)); // FROZENSET
+                    self.push(Node::List(items)); // FROZENSET
                 }
                 0x90 => {
                     let items = self.pop_mark()?; // ADDITEMS
-                    if let Value::List(l) = self.top_mut()? {
+                    let top = self.top()?;
+                    if let Node::List(l) = &mut self.nodes[top] {
                         l.extend(items);
                     }
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    match self.top_mut()? {
-                        Value::List(l) => l.push(v),
+                    let top = self.top()?;
+                    match &mut self.nodes[top] {
+                        Node::List(l) => l.push(v),
                         _ => return self.err("APPEND to a non-list"),
                     }
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    match self.top_mut()? {
-                        Value::List(l) => l.extend(items),
-                        Value::Object(..) => {}
+                    let top = self.top()?;
+                    match &mut self.nodes[top] {
+                        Node::List(l) => l.extend(items),
+                        Node::Object(..) => {}
                         _ => return self.err("APPENDS to a non-list"),
                     }
                 }
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
-                    set_items(self.top_mut()?, vec![(k, v)]);
+                    let top = self.top()?;
+                    self.set_items(top, vec![(k, v)]);
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
-                    let p = pairs(items);
-                    set_items(self.top_mut()?, p);
+                    let top = self.top()?;
+                    self.set_items(top, pairs(items));
                 }
                 b'q' => {
                     let i = u32::from(self.u8()?);
-                    let v = self.top_mut()?.clone();
-                    self.memo.insert(i, v);
+                    self.memoize(i)?;
                 }
                 b'r' => {
                     let i = self.le(4)? as u32;
-                    let v = self.top_mut()?.clone();
-                    self.memo.insert(i, v);
+                    self.memoize(i)?;
                 }
                 0x94 => {
-                    let i = self.memo.len() as u32;
-                    let v = self.top_mut()?.clone();
-                    self.memo.insert(i, v);
+                    let i = u32::try_from(self.memo.len()).unwrap_or(u32::MAX);
+                    self.memoize(i)?;
                 }
                 b'h' | b'j' => {
                     let i = if op == b'h' {
@@ -436,7 +588,7 @@ impl<'a> Unpickler<'a> {
                         self.le(4)? as u32
                     };
                     match self.memo.get(&i) {
-                        Some(v) => self.stack.push(v.clone()),
+                        Some(id) => self.stack.push(*id),
                         None => return self.err(format!("memo {i} read before it was written")),
                     }
                 }
@@ -447,50 +599,49 @@ impl<'a> Unpickler<'a> {
                     self.pop_mark()?;
                 }
                 b'2' => {
-                    let v = self.top_mut()?.clone();
-                    self.stack.push(v);
+                    let top = self.top()?;
+                    self.stack.push(top);
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    self.stack.push(Value::Global(format!("{module}.{name}")));
+                    self.leaf(Value::Global(format!("{module}.{name}")));
                 }
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => {
-                            self.stack.push(Value::Global(format!("{m}.{n}")));
+                    match (&self.nodes[module], &self.nodes[name]) {
+                        (Node::Leaf(Value::Str(m)), Node::Leaf(Value::Str(n))) => {
+                            let global = Value::Global(format!("{m}.{n}"));
+                            self.leaf(global);
                         }
                         _ => return self.err("STACK_GLOBAL needs two strings"),
                     }
                 }
                 b'Q' => {
                     let pid = self.pop()?;
+                    let pid = self.value(pid)?;
                     let v = self.persistent(pid)?;
-                    self.stack.push(v);
+                    self.leaf(v);
                 }
                 b'R' | 0x81 => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    let v = self.reduce(callable, args)?;
-                    self.stack.push(v);
+                    self.reduce(callable, args)?;
                 }
                 0x92 => {
                     // NEWOBJ_EX: cls, args, kwargs
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    let v = self.reduce(callable, args)?;
-                    self.stack.push(v);
+                    self.reduce(callable, args)?;
                 }
                 b'b' => {
                     let state = self.pop()?;
-                    let top = self.top_mut()?;
-                    match top {
-                        Value::Object(_, s) => **s = state,
-                        Value::Tensor(_) | Value::Dict(_) => {} // Parameter/OrderedDict metadata
-                        _ => {}
+                    let top = self.top()?;
+                    // Parameter / OrderedDict metadata on tensors and dicts is dropped.
+                    if let Node::Object(_, s) = &mut self.nodes[top] {
+                        *s = state;
                     }
                 }
                 _ => return self.err(format!("opcode 0x{op:02x} is not supported")),
@@ -519,84 +670,89 @@ impl<'a> Unpickler<'a> {
         }
     }
 
-    fn reduce(&self, callable: Value, args: Value) -> Result<Value, PickleError> {
-        let Value::Global(name) = callable else {
-            return Ok(Value::Object("<reduce>".into(), Box::new(args)));
-        };
-        let args = match args {
-            Value::Tuple(a) => a,
-            other => vec![other],
+    /// Pushes what calling `callable(*args)` stands for: a tensor, an empty dict, or an inert
+    /// object holding its arguments (never a call).
+    fn reduce(&mut self, callable: usize, args: usize) -> Result<(), PickleError> {
+        let name = match &self.nodes[callable] {
+            Node::Leaf(Value::Global(name)) => name.clone(),
+            _ => {
+                self.push(Node::Object("<reduce>".into(), args));
+                return Ok(());
+            }
         };
         match name.as_str() {
-            "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => {
-                let ints = |v: &Value| -> Option<Vec<i64>> {
-                    match v {
-                        Value::Tuple(x) | Value::List(x) => x
-                            .iter()
-                            .map(|i| match i {
-                                Value::Int(n) => Some(*n),
-                                _ => None,
-                            })
-                            .collect(),
-                        _ => None,
+            "torch._utils._rebuild_tensor_v2"
+            | "torch._utils._rebuild_tensor"
+            | "torch._utils._rebuild_parameter"
+            | "torch._utils._rebuild_parameter_with_state" => {
+                let args = match self.value(args)? {
+                    Value::Tuple(a) => a,
+                    other => vec![other],
+                };
+                let t = self.tensor(&name, args)?;
+                self.leaf(t);
+            }
+            "collections.OrderedDict" | "builtins.dict" => self.push(Node::Dict(Vec::new())),
+            _ => {
+                // The object's state is its argument tuple until BUILD replaces it.
+                let state = match &self.nodes[args] {
+                    Node::Tuple(_) => args,
+                    _ => {
+                        self.nodes.push(Node::Tuple(vec![args]));
+                        self.nodes.len() - 1
                     }
                 };
-                match args.as_slice() {
-                    [
-                        Value::Storage(kind, key),
-                        Value::Int(offset),
+                self.push(Node::Object(name, state));
+            }
+        }
+        Ok(())
+    }
+
+    fn tensor(&self, name: &str, args: Vec<Value>) -> Result<Value, PickleError> {
+        if name.starts_with("torch._utils._rebuild_parameter") {
+            return match args.into_iter().next() {
+                Some(t @ Value::Tensor(_)) => Ok(t),
+                _ => self.err("_rebuild_parameter without a tensor"),
+            };
+        }
+        let ints = |v: &Value| -> Option<Vec<i64>> {
+            match v {
+                Value::Tuple(x) | Value::List(x) => x
+                    .iter()
+                    .map(|i| match i {
+                        Value::Int(n) => Some(*n),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            }
+        };
+        match args.as_slice() {
+            [
+                Value::Storage(kind, key),
+                Value::Int(offset),
+                size,
+                stride,
+                ..,
+            ] => match (ints(size), ints(stride)) {
+                (Some(size), Some(stride)) if size.len() == stride.len() => {
+                    Ok(Value::Tensor(TensorRef {
+                        kind: *kind,
+                        storage: key.clone(),
+                        offset: *offset,
                         size,
                         stride,
-                        ..,
-                    ] => match (ints(size), ints(stride)) {
-                        (Some(size), Some(stride)) if size.len() == stride.len() => {
-                            Ok(Value::Tensor(TensorRef {
-                                kind: *kind,
-                                storage: key.clone(),
-                                offset: *offset,
-                                size,
-                                stride,
-                            }))
-                        }
-                        _ => self.err("tensor size/stride are not integer tuples of one length"),
-                    },
-                    _ => self.err("unexpected arguments to _rebuild_tensor_v2"),
+                    }))
                 }
-            }
-            "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => {
-                match args.into_iter().next() {
-                    Some(t @ Value::Tensor(_)) => Ok(t),
-                    _ => self.err("_rebuild_parameter without a tensor"),
-                }
-            }
-            "collections.OrderedDict" | "builtins.dict" => Ok(Value::Dict(Vec::new())),
-            _ => Ok(Value::Object(name, Box::new(Value::Tuple(args)))),
+                _ => self.err("tensor size/stride are not integer tuples of one length"),
+            },
+            _ => self.err("unexpected arguments to _rebuild_tensor_v2"),
         }
     }
 }
 
-fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
-    let mut it = items.into_iter();
-    let mut out = Vec::new();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        out.push((k, v));
-    }
-    out
-}
-
-fn set_items(target: &mut Value, items: Vec<(Value, Value)>) {
-    match target {
-        Value::Dict(d) => d.extend(items),
-        Value::Object(_, state) => {
-            if !matches!(**state, Value::Dict(_)) {
-                **state = Value::Dict(Vec::new());
-            }
-            if let Value::Dict(d) = &mut **state {
-                d.extend(items);
-            }
-        }
-        _ => {}
-    }
+fn pairs(items: Vec<usize>) -> Vec<(usize, usize)> {
+    items.chunks_exact(2).map(|kv| (kv[0], kv[1])).collect()
 }
 
 /// Flattens a pickled state dict into `name → tensor`, following nested dicts with dotted names
@@ -634,5 +790,50 @@ mod tests {
             .run()
             .expect("valid pickle");
         assert!(matches!(v.get("a"), Some(Value::Int(1))));
+    }
+
+    #[test]
+    fn a_memoised_dict_is_the_same_dict_when_fetched_after_its_items_are_set() {
+        // Python: d = {}; memo[0] = d; d['a'] = 1; return [d, memo[0]]  (protocol 2, hand-written)
+        // ]  (  }  q0  X'a'  K1  s  h0  e  .   — the list holds the dict twice, by reference.
+        let v = Unpickler::new(b"\x80\x02](}q\x00X\x01\x00\x00\x00aK\x01sh\x00e.")
+            .run()
+            .expect("valid pickle");
+        let Value::List(items) = v else {
+            panic!("a list: {v:?}")
+        };
+        assert_eq!(items.len(), 2);
+        for d in &items {
+            assert!(matches!(d.get("a"), Some(Value::Int(1))), "{d:?}");
+        }
+        // A memo fetch is the object itself: appending to it changes the list that is returned.
+        let v = Unpickler::new(b"\x80\x02]q\x00h\x00K\x07a0.")
+            .run()
+            .expect("valid pickle");
+        assert!(matches!(&v, Value::List(l) if l.len() == 1), "{v:?}");
+    }
+
+    #[test]
+    fn shared_references_cannot_expand_exponentially() {
+        // x0 = 'aaaa…'; x(k+1) = (xk, xk), 60 times: 2^60 leaves from a few hundred bytes.
+        let mut p = b"\x80\x02X\x00\x01\x00\x00".to_vec();
+        p.extend(std::iter::repeat_n(b'a', 256));
+        p.extend(b"q\x00");
+        for k in 0..60u8 {
+            p.extend([b'h', k, b'h', k, 0x86, b'q', k + 1]);
+        }
+        p.push(b'.');
+        let started = std::time::Instant::now();
+        let e = Unpickler::new(&p).run().expect_err("refused");
+        assert!(e.to_string().contains("expand beyond"), "{e}");
+        assert!(started.elapsed().as_secs() < 20, "refused quickly");
+        // A cycle (a list containing itself) ends, with the back reference as None.
+        let v = Unpickler::new(b"\x80\x02]q\x00h\x00a.")
+            .run()
+            .expect("cycle");
+        assert!(
+            matches!(&v, Value::List(l) if matches!(l.as_slice(), [Value::None])),
+            "{v:?}"
+        );
     }
 }

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use arrow_array::RecordBatch;
 use clap::{Args, ValueEnum};
+use fusionprot_tracker::sql::SqlResult;
 use serde_json::json;
 
 use crate::remote;
@@ -21,6 +21,7 @@ pub struct TrackerTarget {
     /// A running tracker (http://HOST:PORT) instead of the local database.
     #[arg(long)]
     pub tracker: Option<String>,
+    /// Bearer token of the tracker (`serve --token`).
     #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -62,16 +63,20 @@ pub enum Format {
 /// Run a read-only SQL query (DuckDB) over the tracker's tables (experiments, experiment_tags,
 /// runs, params, tags, metrics, latest_metrics, checkpoints, datasets, run_datasets) and the
 /// tables of registered datasets (<name>_proteins, <name>_residues, <name>_edges, <name>_splits).
+/// Only read queries run (DuckDB's parser decides); COPY, EXPORT, CREATE, ATTACH … are refused.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
+    /// One SQL statement, e.g. "SELECT run_name, status FROM runs".
     pub sql: String,
     #[command(flatten)]
     pub target: TrackerTarget,
+    /// table, csv, json ({"columns": [{"name", "type"}], "rows": [[…]], "truncated"}) or parquet.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Write here instead of stdout (required for parquet).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Stop after this many rows (says so on stderr).
     #[arg(long, default_value_t = 100_000)]
     pub max_rows: usize,
     /// Seconds before the query is interrupted.
@@ -80,20 +85,16 @@ pub struct QueryArgs {
 }
 
 pub fn run(args: &QueryArgs) -> Result<ExitCode> {
-    let (batches, truncated) = match &args.target.tracker {
+    let result = match &args.target.tracker {
         Some(url) => remote_query(url, args)?,
         None => local_query(args)?,
     };
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let rows: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
     match (args.format, &args.out) {
         (Format::Parquet, None) => bail!("--format parquet needs --out FILE"),
         (Format::Parquet, Some(path)) => write_atomic(path, |f| {
-            let schema = batches
-                .first()
-                .map(RecordBatch::schema)
-                .unwrap_or_else(|| Arc::new(arrow_schema::Schema::empty()));
-            let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, None)?;
-            for b in &batches {
+            let mut w = parquet::arrow::ArrowWriter::try_new(f, result.schema.clone(), None)?;
+            for b in &result.batches {
                 w.write(b)?;
             }
             w.close()?;
@@ -103,20 +104,29 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
             let mut buf = Vec::new();
             match fmt {
                 Format::Table => {
-                    let text = arrow_cast::pretty::pretty_format_batches(&batches)?;
+                    let text = arrow_cast::pretty::pretty_format_batches_with_schema(
+                        result.schema.clone(),
+                        &result.batches,
+                    )?;
                     buf.extend(format!("{text}\n").into_bytes());
                 }
                 Format::Csv => {
                     let mut w = arrow_csv::Writer::new(&mut buf);
-                    for b in &batches {
+                    // The header comes with the first batch; an empty result still gets one.
+                    let empty = [RecordBatch::new_empty(result.schema.clone())];
+                    let batches = if result.batches.is_empty() {
+                        &empty[..]
+                    } else {
+                        &result.batches[..]
+                    };
+                    for b in batches {
                         w.write(b)?;
                     }
                 }
                 Format::Json => {
-                    let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
-                    let refs: Vec<&RecordBatch> = batches.iter().collect();
-                    w.write_batches(&refs)?;
-                    w.finish()?;
+                    let doc = fusionprot_tracker::sql::to_json(&result)?;
+                    serde_json::to_writer(&mut buf, &doc)?;
+                    buf.push(b'\n');
                 }
                 Format::Parquet => unreachable!("handled above"),
             }
@@ -129,7 +139,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
             }
         }
     }
-    if truncated {
+    if result.truncated {
         eprintln!(
             "(stopped at --max-rows {}; more rows matched)",
             args.max_rows
@@ -139,57 +149,39 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn local_query(args: &QueryArgs) -> Result<(Vec<RecordBatch>, bool)> {
+fn local_query(args: &QueryArgs) -> Result<SqlResult> {
     let limits = fusionprot_tracker::sql::SqlLimits {
         max_rows: args.max_rows,
         timeout: std::time::Duration::from_secs(args.timeout),
         ..Default::default()
     };
-    let result = args.target.with_store(false, async |store| {
+    args.target.with_store(false, async |store| {
         fusionprot_tracker::sql::query(&store, &args.sql, limits).await
-    })?;
-    Ok((result.batches, result.truncated))
+    })
 }
 
-fn remote_query(url: &str, args: &QueryArgs) -> Result<(Vec<RecordBatch>, bool)> {
-    let v = remote::post(
+/// The same query on a running tracker, answered as Arrow IPC: the exact schema and values the
+/// local path produces, so every output format is the same either way.
+fn remote_query(url: &str, args: &QueryArgs) -> Result<SqlResult> {
+    let (bytes, truncated) = remote::post_arrow(
         url,
         args.target.token.as_deref(),
         "/api/sql",
-        &json!({ "query": args.sql, "max_rows": args.max_rows }),
+        &json!({
+            "query": args.sql,
+            "max_rows": args.max_rows,
+            "timeout_s": args.timeout,
+            "format": "arrow",
+        }),
+        fusionprot_tracker::api::TRUNCATED_HEADER,
     )?;
-    let rows = v["rows"].as_array().cloned().unwrap_or_default();
-    let truncated = v["truncated"].as_bool().unwrap_or(false);
-    if rows.is_empty() {
-        return Ok((Vec::new(), truncated));
-    }
-    let inferred = arrow_json::reader::infer_json_schema_from_iterator(rows.iter().map(Ok))?;
-    // JSON objects lose the column order; put it back from the answer's `columns`.
-    let order: Vec<String> = v["columns"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut fields: Vec<arrow_schema::FieldRef> = order
-        .iter()
-        .filter_map(|name| {
-            inferred
-                .field_with_name(name)
-                .ok()
-                .map(|f| Arc::new(f.clone()))
-        })
-        .collect();
-    if fields.len() != inferred.fields().len() {
-        fields = inferred.fields().iter().cloned().collect();
-    }
-    let schema = arrow_schema::Schema::new(fields);
-    let mut decoder = arrow_json::ReaderBuilder::new(Arc::new(schema)).build_decoder()?;
-    decoder.serialize(&rows)?;
-    let batch = decoder.flush()?.into_iter().collect();
-    Ok((batch, truncated))
+    let (schema, batches) = fusionprot_tracker::sql::from_ipc(&bytes)
+        .with_context(|| format!("reading the answer of {url}"))?;
+    Ok(SqlResult {
+        schema,
+        batches,
+        truncated,
+    })
 }
 
 fn write_atomic(path: &Path, write: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {

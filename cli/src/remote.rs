@@ -5,13 +5,32 @@ use serde_json::Value;
 
 /// POSTs `body` to `url` + `path` and returns the JSON answer.
 pub fn post(url: &str, token: Option<&str>, path: &str, body: &Value) -> Result<Value> {
+    Ok(send(url, token, path, body)?.into_json()?)
+}
+
+/// POSTs `body` and returns the answer's bytes and whether `flag_header` says `true`.
+pub fn post_arrow(
+    url: &str,
+    token: Option<&str>,
+    path: &str,
+    body: &Value,
+    flag_header: &str,
+) -> Result<(Vec<u8>, bool)> {
+    let resp = send(url, token, path, body)?;
+    let flag = resp.header(flag_header) == Some("true");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes)?;
+    Ok((bytes, flag))
+}
+
+fn send(url: &str, token: Option<&str>, path: &str, body: &Value) -> Result<ureq::Response> {
     let full = format!("{}{path}", url.trim_end_matches('/'));
     let mut req = ureq::post(&full).set("Content-Type", "application/json");
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }
     match req.send_string(&body.to_string()) {
-        Ok(resp) => Ok(resp.into_json()?),
+        Ok(resp) => Ok(resp),
         Err(ureq::Error::Status(code, resp)) => {
             let text = resp.into_string().unwrap_or_default();
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);

@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Largest artifact accepted in one upload, in MiB.
     #[arg(long, default_value_t = 16384)]
     pub max_artifact_mib: u64,
+    /// Let clients register datasets by path over HTTP, for folders below this one (without it,
+    /// HTTP registration by path is refused; `fusionprot register --db` works locally).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
 }
 
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
@@ -52,6 +56,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
             SyncArg::Full => Durability::Full,
         },
         max_artifact_bytes: args.max_artifact_mib.saturating_mul(1 << 20),
+        data_root: args.data_root.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

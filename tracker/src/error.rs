@@ -16,6 +16,7 @@ pub enum ErrorCode {
     BadRequest,
     Unauthenticated,
     PermissionDenied,
+    RequestLimitExceeded,
     InternalError,
 }
 
@@ -28,6 +29,7 @@ impl ErrorCode {
             ErrorCode::ResourceDoesNotExist => StatusCode::NOT_FOUND,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::RequestLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

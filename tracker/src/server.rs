@@ -18,6 +18,8 @@ pub struct ServeConfig {
     pub durability: Durability,
     /// Largest artifact accepted in one upload.
     pub max_artifact_bytes: u64,
+    /// Folders below this one may be registered as datasets over HTTP; `None`: none may.
+    pub data_root: Option<PathBuf>,
 }
 
 /// Checks the address/token combination before anything is opened.
@@ -91,6 +93,14 @@ pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
                 source,
             })?,
         max_artifact_bytes: cfg.max_artifact_bytes,
+        data_root: match &cfg.data_root {
+            Some(root) => Some(root.canonicalize().map_err(|source| TrackerError::Io {
+                path: root.display().to_string(),
+                source,
+            })?),
+            None => None,
+        },
+        sql_gate: crate::api::SqlGate::default(),
     };
     ready(bound);
     axum::serve(listener, router(state))

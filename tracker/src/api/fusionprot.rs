@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::request::{ApiResult, need, parse, required};
+use crate::error::{ErrorCode, TrackerError};
+use std::path::Path;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -31,6 +33,9 @@ struct RegisterDataset {
 async fn register_dataset(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let r: RegisterDataset = parse(&body)?;
     let name = need(r.name, "name")?;
+    if let Some(path) = &r.path {
+        check_below_data_root(s.data_root.as_deref(), path)?;
+    }
     Ok(Json(
         s.store
             .register_dataset(&name, r.path.as_deref(), r.manifest.as_ref())
@@ -76,4 +81,30 @@ async fn list_checkpoints(
     Ok(Json(
         json!({ "checkpoints": s.store.list_checkpoints(id).await? }),
     ))
+}
+
+/// Over HTTP a client names a folder on the server's disk, which the server would then open and
+/// expose to SQL; only folders below `serve --data-root` may be named (none without it).
+fn check_below_data_root(root: Option<&Path>, path: &str) -> Result<(), TrackerError> {
+    let Some(root) = root else {
+        return Err(TrackerError::Api {
+            code: ErrorCode::PermissionDenied,
+            message: "registering a dataset by path over HTTP is off: start the server with \
+                      --data-root DIR to allow folders below DIR, or register locally with \
+                      `fusionprot register DATASET --db FILE`"
+                .into(),
+        });
+    };
+    let canonical = std::fs::canonicalize(path)
+        .map_err(|e| TrackerError::invalid(format!("dataset path {path}: {e}")))?;
+    if !canonical.starts_with(root) {
+        return Err(TrackerError::Api {
+            code: ErrorCode::PermissionDenied,
+            message: format!(
+                "dataset path {path} is not below the server's --data-root {}",
+                root.display()
+            ),
+        });
+    }
+    Ok(())
 }

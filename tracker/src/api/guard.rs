@@ -149,6 +149,8 @@ mod tests {
                 guard: Arc::new(guard),
                 artifacts,
                 max_artifact_bytes: 1 << 20,
+                data_root: None,
+                sql_gate: crate::api::SqlGate::default(),
             }),
             dir,
         )

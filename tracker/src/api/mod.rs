@@ -12,6 +12,7 @@ mod runs;
 mod sql;
 
 pub use guard::Guard;
+pub use sql::TRUNCATED_HEADER;
 
 use std::sync::Arc;
 
@@ -31,6 +32,36 @@ pub struct AppState {
     pub artifacts: std::path::PathBuf,
     /// Largest artifact accepted in one upload.
     pub max_artifact_bytes: u64,
+    /// `datasets/register` over HTTP may only name folders below this one; `None` refuses it.
+    pub data_root: Option<std::path::PathBuf>,
+    /// How many `/api/sql` queries run at once.
+    pub sql_gate: SqlGate,
+}
+
+/// The bound on concurrent SQL queries: each holds a slot while it runs.
+#[derive(Debug, Clone)]
+pub struct SqlGate {
+    pub slots: Arc<tokio::sync::Semaphore>,
+    pub max: usize,
+    /// How long a request waits for a free slot before it is refused (429).
+    pub wait: std::time::Duration,
+}
+
+impl SqlGate {
+    pub fn new(max: usize, wait: std::time::Duration) -> SqlGate {
+        SqlGate {
+            slots: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+            wait,
+        }
+    }
+}
+
+impl Default for SqlGate {
+    /// Two queries at once (each DuckDB uses two threads), waiting up to 10 s for a slot.
+    fn default() -> Self {
+        SqlGate::new(2, std::time::Duration::from_secs(10))
+    }
 }
 
 /// Every route of the API, as (method, path). The guard test walks this list.

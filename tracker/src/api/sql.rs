@@ -1,15 +1,19 @@
-//! `POST /api/sql`: read-only SQL over the tracker's tables and registered datasets.
+//! `POST /api/sql`: read-only SQL over the tracker's tables and registered datasets. At most
+//! `SqlGate::slots` queries run at once; a request that finds no free slot within
+//! `SqlGate::wait` is answered 429 instead of queueing without bound.
 
-use axum::body::Bytes;
 #[cfg(feature = "sql")]
 use axum::extract::State;
+#[cfg(feature = "sql")]
+use axum::response::IntoResponse;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Json, Router, body::Bytes, response::Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
-use super::request::{ApiResult, need, parse};
+#[cfg(feature = "sql")]
+use super::request::need;
+use super::request::parse;
 use crate::error::TrackerError;
 use crate::model::de_opt_i64;
 
@@ -18,14 +22,32 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SqlRequest {
     query: Option<String>,
     #[serde(default, deserialize_with = "de_opt_i64")]
     max_rows: Option<i64>,
+    /// Seconds before the query is interrupted; at most the server's limit.
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    timeout_s: Option<i64>,
+    /// `json` (default): columns and rows arrays; `arrow`: an Arrow IPC stream.
+    #[serde(default)]
+    format: ResultFormat,
 }
 
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum ResultFormat {
+    #[default]
+    Json,
+    Arrow,
+}
+
+/// The HTTP header that says, on an Arrow answer, whether the row limit cut the result.
+pub const TRUNCATED_HEADER: &str = "x-fusionprot-truncated";
+
 #[cfg(feature = "sql")]
-async fn sql_query(State(s): State<AppState>, body: Bytes) -> ApiResult {
+async fn sql_query(State(s): State<AppState>, body: Bytes) -> Result<Response, TrackerError> {
     let r: SqlRequest = parse(&body)?;
     let query = need(r.query, "query")?;
     let mut limits = crate::sql::SqlLimits::default();
@@ -40,39 +62,50 @@ async fn sql_query(State(s): State<AppState>, body: Bytes) -> ApiResult {
                 ))
             })?;
     }
-    let result = crate::sql::query(&s.store, &query, limits).await?;
-    let mut writer = arrow_json::ArrayWriter::new(Vec::new());
-    let refs: Vec<&arrow_array::RecordBatch> = result.batches.iter().collect();
-    writer
-        .write_batches(&refs)
-        .map_err(|e| TrackerError::invalid(e.to_string()))?;
-    writer
-        .finish()
-        .map_err(|e| TrackerError::invalid(e.to_string()))?;
-    let bytes = writer.into_inner();
-    let rows: Value = if bytes.is_empty() {
-        json!([])
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or(json!([]))
+    if let Some(t) = r.timeout_s {
+        let most = limits.timeout.as_secs();
+        let t = u64::try_from(t)
+            .ok()
+            .filter(|t| (1..=most).contains(t))
+            .ok_or_else(|| {
+                TrackerError::invalid(format!("timeout_s must be between 1 and {most}"))
+            })?;
+        limits.timeout = std::time::Duration::from_secs(t);
+    }
+    let _slot = match tokio::time::timeout(s.sql_gate.wait, s.sql_gate.slots.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return Err(TrackerError::Api {
+                code: crate::error::ErrorCode::RequestLimitExceeded,
+                message: format!(
+                    "too many SQL queries at once (at most {}); try again shortly",
+                    s.sql_gate.max
+                ),
+            });
+        }
     };
-    let columns: Vec<String> = result
-        .batches
-        .first()
-        .map(|b| {
-            b.schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Json(
-        json!({ "columns": columns, "rows": rows, "truncated": result.truncated }),
-    ))
+    let result = crate::sql::query(&s.store, &query, limits).await?;
+    Ok(match r.format {
+        ResultFormat::Json => Json(crate::sql::to_json(&result)?).into_response(),
+        ResultFormat::Arrow => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/vnd.apache.arrow.stream",
+                ),
+                (
+                    axum::http::HeaderName::from_static(TRUNCATED_HEADER),
+                    if result.truncated { "true" } else { "false" },
+                ),
+            ],
+            crate::sql::to_ipc(&result)?,
+        )
+            .into_response(),
+    })
 }
 
 #[cfg(not(feature = "sql"))]
-async fn sql_query(body: Bytes) -> ApiResult {
+async fn sql_query(body: Bytes) -> Result<Response, TrackerError> {
     let _: SqlRequest = parse(&body)?;
     Err(TrackerError::invalid(
         "this fusionprot was built without SQL (feature `sql`)",

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::error::TrackerError;
-use crate::store::{Store, now_ms};
+use crate::store::{Store, now_ms, require_active, run_stage};
 
 /// A checkpoint as a client reports it.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +93,7 @@ impl Store {
         };
         let (hash, version) = content_hash(&manifest)?;
         let split = manifest.get("split").map(Value::to_string);
+        let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO datasets (name, content_hash, schema_version, path, manifest_json, split_json, created_time)
              VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -107,8 +108,9 @@ impl Store {
         .bind(manifest.to_string())
         .bind(split)
         .bind(now_ms())
-        .fetch_one(self.writer())
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(
             json!({ "dataset_id": id.to_string(), "content_hash": hash, "schema_version": version, "path": path }),
         )
@@ -140,14 +142,15 @@ impl Store {
         dataset_id: &str,
         context: &str,
     ) -> Result<(), TrackerError> {
-        self.get_run(run_id).await?;
         let id: i64 = dataset_id.parse().map_err(|_| {
             TrackerError::invalid(format!("dataset_id must be an integer, got {dataset_id:?}"))
         })?;
+        let mut tx = self.write_tx().await?;
+        run_stage(&mut tx, run_id).await?;
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT dataset_id FROM datasets WHERE dataset_id = ?")
                 .bind(id)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *tx)
                 .await?;
         if exists.is_none() {
             return Err(TrackerError::not_found(format!(
@@ -160,8 +163,9 @@ impl Store {
         .bind(run_id)
         .bind(id)
         .bind(context)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -170,13 +174,6 @@ impl Store {
     /// # Errors
     /// Unknown or inactive run, no location, or a malformed sha256.
     pub async fn log_checkpoint(&self, c: &CheckpointIn) -> Result<i64, TrackerError> {
-        let run = self.get_run(&c.run_id).await?;
-        if run.info.lifecycle_stage != "active" {
-            return Err(TrackerError::invalid(format!(
-                "The run {} must be in the 'active' state.",
-                c.run_id
-            )));
-        }
         if c.path.as_deref().unwrap_or("").is_empty()
             && c.artifact_path.as_deref().unwrap_or("").is_empty()
         {
@@ -192,7 +189,8 @@ impl Store {
         if let Some(a) = &c.artifact_path {
             crate::artifacts::check_path(a)?;
         }
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.write_tx().await?;
+        require_active(&c.run_id, &run_stage(&mut tx, &c.run_id).await?)?;
         if c.is_best {
             sqlx::query("UPDATE checkpoints SET is_best = 0 WHERE run_uuid = ?")
                 .bind(&c.run_id)

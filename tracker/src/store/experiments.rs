@@ -25,7 +25,7 @@ impl Store {
             valid_tag(t)?;
         }
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = ?")
                 .bind(name)
@@ -141,7 +141,7 @@ impl Store {
         } else {
             ("deleted", "active")
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         let stage: Option<String> =
             sqlx::query_scalar("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?")
                 .bind(n)
@@ -209,15 +209,26 @@ impl Store {
     pub async fn set_experiment_tag(&self, id: &str, tag: &KeyValue) -> Result<(), TrackerError> {
         let n = parse_experiment_id(id)?;
         valid_tag(tag)?;
-        self.get_experiment(id).await?;
+        let mut tx = self.write_tx().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE experiment_id = ?")
+                .bind(n)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(TrackerError::not_found(format!(
+                "No Experiment with id={id} exists"
+            )));
+        }
         sqlx::query(
             "INSERT OR REPLACE INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)",
         )
         .bind(n)
         .bind(&tag.key)
         .bind(&tag.value)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::runs::{require_active, run_stage};
 use super::{Store, check_max_results, limits, page_token, parse_page_token, valid_key, valid_tag};
 use crate::error::TrackerError;
 use crate::model::{KeyValue, Metric, loaded, stored};
@@ -64,25 +65,8 @@ impl Store {
         for t in &batch.tags {
             valid_tag(t)?;
         }
-        let mut tx = self.write.begin().await?;
-        let stage: Option<String> =
-            sqlx::query_scalar("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match stage.as_deref() {
-            None => {
-                return Err(TrackerError::not_found(format!(
-                    "Run with id={run_id} not found"
-                )));
-            }
-            Some("active") => {}
-            Some(s) => {
-                return Err(TrackerError::invalid(format!(
-                    "The run {run_id} must be in the 'active' state. Current state is {s}."
-                )));
-            }
-        }
+        let mut tx = self.write_tx().await?;
+        require_active(run_id, &run_stage(&mut tx, run_id).await?)?;
         // Params: one lookup of the keys already logged, then one multi-row insert.
         if !batch.params.is_empty() {
             let marks = vec!["?"; batch.params.len()].join(",");

@@ -16,6 +16,7 @@ mod validate;
 
 pub use metrics::Batch;
 pub use open::{Durability, Store};
+pub(crate) use runs::{require_active, run_stage};
 pub(crate) use validate::{
     check_max_results, page_token, parse_experiment_id, parse_page_token, valid_key, valid_tag,
 };

@@ -66,9 +66,14 @@ impl Store {
         &self.read
     }
 
-    /// The single writer connection (every write goes through it).
-    pub(crate) fn writer(&self) -> &SqlitePool {
-        &self.write
+    /// A write transaction on the single writer connection that takes SQLite's write lock at its
+    /// first statement (`BEGIN IMMEDIATE`): what it reads cannot change before it writes, so a
+    /// read-check-then-write (is the run active? does the experiment exist?) cannot be overtaken
+    /// by a concurrent delete, from this server or from another process on the same file.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, TrackerError> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     async fn ensure_default_experiment(&self) -> Result<(), TrackerError> {

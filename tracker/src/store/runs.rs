@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, limits, now_ms, parse_experiment_id};
+use super::{Store, limits, now_ms, parse_experiment_id, valid_tag};
 use crate::error::TrackerError;
 use crate::model::{KeyValue, Metric, Run, RunData, RunInfo, loaded};
 
@@ -16,11 +16,30 @@ impl Store {
         tags: &[KeyValue],
     ) -> Result<Run, TrackerError> {
         let exp_n = parse_experiment_id(experiment_id)?;
+        if run_name.len() > limits::MAX_NAME_LEN || user_id.len() > limits::MAX_NAME_LEN {
+            return Err(TrackerError::invalid(format!(
+                "run_name and user_id must be at most {} characters",
+                limits::MAX_NAME_LEN
+            )));
+        }
+        if tags.len() > limits::MAX_TAGS_PER_BATCH {
+            return Err(TrackerError::invalid(format!(
+                "a run can be created with at most {} tags, got {}",
+                limits::MAX_TAGS_PER_BATCH,
+                tags.len()
+            )));
+        }
+        for t in tags {
+            valid_tag(t)?;
+        }
+        // The experiment is checked inside the write transaction: a concurrent delete of the
+        // experiment either happens before (refused here) or after (and then deletes this run).
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = ?",
         )
         .bind(exp_n)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| {
             TrackerError::not_found(format!("No Experiment with id={experiment_id} exists"))
@@ -43,12 +62,11 @@ impl Store {
         };
         let artifact_uri = format!("{artifact_location}/{run_id}/artifacts");
         let start = start_time.unwrap_or_else(now_ms);
-        let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO runs (run_uuid, experiment_id, run_name, user_id, status, start_time, artifact_uri) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
         )
         .bind(&run_id)
-        .bind(parse_experiment_id(experiment_id)?)
+        .bind(exp_n)
         .bind(&name)
         .bind(user_id)
         .bind(start)
@@ -191,9 +209,8 @@ impl Store {
         {
             return Err(TrackerError::invalid(format!("Invalid run status {s:?}")));
         }
-        let info = self.run_info(run_id).await?;
-        self.require_active(&info)?;
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
+        require_active(run_id, &run_stage(&mut tx, run_id).await?)?;
         sqlx::query("UPDATE runs SET status = coalesce(?, status), end_time = coalesce(?, end_time), run_name = coalesce(?, run_name) WHERE run_uuid = ?")
             .bind(status)
             .bind(end_time)
@@ -212,54 +229,71 @@ impl Store {
         self.run_info(run_id).await
     }
 
-    fn require_active(&self, info: &RunInfo) -> Result<(), TrackerError> {
-        if info.lifecycle_stage != "active" {
-            return Err(TrackerError::invalid(format!(
-                "The run {} must be in the 'active' state. Current state is {}.",
-                info.run_id, info.lifecycle_stage
-            )));
-        }
-        Ok(())
-    }
-
     pub async fn set_run_lifecycle(&self, run_id: &str, deleted: bool) -> Result<(), TrackerError> {
-        let info = self.run_info(run_id).await?;
+        let mut tx = self.write_tx().await?;
+        let stage = run_stage(&mut tx, run_id).await?;
         let (from, to) = if deleted {
             ("active", "deleted")
         } else {
             ("deleted", "active")
         };
-        if info.lifecycle_stage != from {
+        if stage != from {
             return Err(TrackerError::invalid(format!(
-                "Cannot {} run {run_id}: it is {}",
+                "Cannot {} run {run_id}: it is {stage}",
                 if deleted { "delete" } else { "restore" },
-                info.lifecycle_stage
             )));
         }
         sqlx::query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?")
             .bind(to)
             .bind(deleted.then(now_ms))
             .bind(run_id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn delete_tag(&self, run_id: &str, key: &str) -> Result<(), TrackerError> {
-        let info = self.run_info(run_id).await?;
-        self.require_active(&info)?;
+        let mut tx = self.write_tx().await?;
+        require_active(run_id, &run_stage(&mut tx, run_id).await?)?;
         let done = sqlx::query("DELETE FROM tags WHERE run_uuid = ? AND key = ?")
             .bind(run_id)
             .bind(key)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(TrackerError::not_found(format!(
                 "No tag with name: {key} in run with id {run_id}"
             )));
         }
+        tx.commit().await?;
         Ok(())
     }
+}
+
+/// The run's lifecycle stage, read inside a write transaction.
+///
+/// # Errors
+/// An unknown run.
+pub(crate) async fn run_stage(
+    tx: &mut sqlx::SqliteConnection,
+    run_id: &str,
+) -> Result<String, TrackerError> {
+    sqlx::query_scalar("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?")
+        .bind(run_id)
+        .fetch_optional(tx)
+        .await?
+        .ok_or_else(|| TrackerError::not_found(format!("Run with id={run_id} not found")))
+}
+
+/// Writes to a run need it active.
+pub(crate) fn require_active(run_id: &str, stage: &str) -> Result<(), TrackerError> {
+    if stage != "active" {
+        return Err(TrackerError::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {stage}."
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn info_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RunInfo, TrackerError> {

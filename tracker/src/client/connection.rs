@@ -1,20 +1,8 @@
-//! The tracking client the trainer logs through (blocking API; no tch here).
-//!
-//! - `http://HOST:PORT` talks to `fusionprot serve` (or any MLflow server) over the REST API;
-//!   `sqlite:///path/fusionprot.db` writes straight into that database through the same store
-//!   code the server uses, with no server at all.
-//! - Metrics are buffered and sent as `log-batch` requests (≤ 1000 per batch); failed requests are
-//!   retried with exponential backoff.
-//! - When the server stays unreachable, every operation goes to an append-only spool file (JSON
-//!   lines, each with a unique id, fsynced) and logging carries on; runs created meanwhile get a
-//!   local id. The spool is replayed, in order, at the next successful contact or by
-//!   `fusionprot sync FILE`. Replay is exactly-once: replayed ids are recorded in `FILE.done`,
-//!   metric points, params and tags are idempotent on the server, and a spooled run is found
-//!   again by its `fusionprot.local_run_id` tag instead of being created twice.
+//! The client itself: the backend (HTTP with retries, or a local store), the metric buffer, and
+//! submitting operations now or to the spool.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -23,7 +11,9 @@ use crate::error::TrackerError;
 use crate::model::{KeyValue, Metric};
 use crate::store::{Batch, Durability, Store, now_ms};
 
-const LOCAL_RUN_TAG: &str = "fusionprot.local_run_id";
+use super::spool::{self, ReplayError};
+
+pub(super) const LOCAL_RUN_TAG: &str = "fusionprot.local_run_id";
 
 enum Backend {
     Http {
@@ -53,7 +43,7 @@ pub struct Client {
     spool: PathBuf,
     buffer: HashMap<String, Vec<Metric>>,
     /// Local run id → server run id, for runs created while offline.
-    run_map: HashMap<String, String>,
+    pub(super) run_map: HashMap<String, String>,
     pub retries: u32,
     pub backoff: Duration,
 }
@@ -105,7 +95,7 @@ impl Client {
     }
 
     /// Sends one operation; `Err(None)` means "unreachable" (spool it), `Err(Some(e))` a refusal.
-    fn send(&mut self, op: &Value) -> Result<Value, Option<TrackerError>> {
+    pub(super) fn send(&mut self, op: &Value) -> Result<Value, Option<TrackerError>> {
         match &self.backend {
             Backend::Http { url, token, agent } => {
                 let (method, path) = route(op);
@@ -120,7 +110,8 @@ impl Client {
                     }
                     match req.send_string(&op["body"].to_string()) {
                         Ok(resp) => return resp.into_json::<Value>().map_err(|e| Some(api_err(e))),
-                        Err(ureq::Error::Status(code, resp)) if code < 500 => {
+                        // 4xx is a refusal for good, except 429 (busy: try again later).
+                        Err(ureq::Error::Status(code, resp)) if code < 500 && code != 429 => {
                             let text = resp.into_string().unwrap_or_default();
                             return Err(Some(TrackerError::invalid(format!(
                                 "{full}: {code} {text}"
@@ -140,27 +131,30 @@ impl Client {
     }
 
     fn spool_append(&self, op: &Value) -> Result<(), TrackerError> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.spool)
-            .map_err(|source| TrackerError::Io {
-                path: self.spool.display().to_string(),
-                source,
-            })?;
-        let line = format!("{op}\n");
-        f.write_all(line.as_bytes())
-            .and_then(|()| f.sync_data())
-            .map_err(|source| TrackerError::Io {
-                path: self.spool.display().to_string(),
-                source,
-            })
+        spool::append(&self.spool, op)
+    }
+
+    /// Replays a spool left from earlier before anything new is sent. `Ok(false)`: the server is
+    /// still unreachable, so new operations must queue behind the spool.
+    ///
+    /// # Errors
+    /// A spooled operation the server refuses for good, or a malformed spool line: logging
+    /// cannot go on silently behind it (`fusionprot sync FILE --skip-refused` sets it aside).
+    fn spool_drained(&mut self) -> Result<bool, TrackerError> {
+        if !self.spool.exists() {
+            return Ok(true);
+        }
+        match self.replay_spool() {
+            Ok(_) => Ok(true),
+            Err(ReplayError::Unreachable { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs `op` now (after replaying any spool), or spools it when the server is unreachable.
     fn submit(&mut self, mut op: Value) -> Result<Option<Value>, TrackerError> {
         op["id"] = json!(uuid::Uuid::new_v4().simple().to_string());
-        if self.spool.exists() && self.replay_spool().is_err() {
+        if !self.spool_drained()? {
             self.spool_append(&op)?;
             return Ok(None);
         }
@@ -176,7 +170,7 @@ impl Client {
         }
     }
 
-    fn map_run_ids(&self, op: &mut Value) {
+    pub(super) fn map_run_ids(&self, op: &mut Value) {
         if let Some(r) = op["body"]["run_id"].as_str()
             && let Some(mapped) = self.run_map.get(r)
         {
@@ -204,8 +198,7 @@ impl Client {
         let mut op = json!({ "op": "create-run", "experiment": experiment, "local_run_id": local,
             "id": uuid::Uuid::new_v4().simple().to_string(),
             "body": { "run_name": run_name, "start_time": now_ms(), "tags": tags } });
-        let online = !self.spool.exists() || self.replay_spool().is_ok();
-        if online {
+        if self.spool_drained()? {
             match experiment_id(self, experiment) {
                 Ok(exp) => {
                     op["body"]["experiment_id"] = json!(exp);
@@ -305,10 +298,11 @@ impl Client {
     /// Replays the spool file; stops at the first operation the server cannot be reached for.
     ///
     /// # Errors
-    /// Unreachable (the rest stays spooled) or a refused operation.
-    pub fn replay_spool(&mut self) -> Result<usize, TrackerError> {
+    /// Unreachable (the rest stays spooled), a refused operation or a malformed line (both name
+    /// the line).
+    pub fn replay_spool(&mut self) -> Result<usize, ReplayError> {
         let spool = self.spool.clone();
-        let n = replay(self, &spool)?;
+        let n = spool::replay(self, &spool)?;
         if n > 0 {
             tracing::info!(operations = n, spool = %spool.display(), "replayed spooled tracking operations");
         }
@@ -316,7 +310,7 @@ impl Client {
     }
 }
 
-fn route(op: &Value) -> (&'static str, &'static str) {
+pub(super) fn route(op: &Value) -> (&'static str, &'static str) {
     match op["op"].as_str().unwrap_or("") {
         "create-run" => ("POST", "/api/2.0/mlflow/runs/create"),
         "update-run" => ("POST", "/api/2.0/mlflow/runs/update"),
@@ -325,6 +319,12 @@ fn route(op: &Value) -> (&'static str, &'static str) {
         "search-runs" => ("POST", "/api/2.0/mlflow/runs/search"),
         _ => ("POST", "/api/2.0/mlflow/runs/log-batch"),
     }
+}
+
+/// A list field of an operation's body (absent: empty); a malformed one is an error.
+fn field<T: serde::de::DeserializeOwned>(body: &Value, key: &str) -> Result<Vec<T>, TrackerError> {
+    serde_json::from_value(body.get(key).cloned().unwrap_or(json!([])))
+        .map_err(|e| TrackerError::invalid(format!("{key}: {e}")))
 }
 
 /// Applies an operation to a local store (the `sqlite:///` backend).
@@ -337,7 +337,7 @@ async fn local(store: &Store, op: &Value) -> Result<Value, TrackerError> {
         }
         "create-run" => {
             let exp = s("experiment_id");
-            let tags: Vec<KeyValue> = serde_json::from_value(b["tags"].clone()).unwrap_or_default();
+            let tags: Vec<KeyValue> = field(b, "tags")?;
             let run = store
                 .create_run(&exp, "", &s("run_name"), b["start_time"].as_i64(), &tags)
                 .await?;
@@ -347,27 +347,32 @@ async fn local(store: &Store, op: &Value) -> Result<Value, TrackerError> {
             json!({ "run_info": store.update_run(&s("run_id"), b["status"].as_str(), b["end_time"].as_i64(), None).await? }),
         ),
         "search-runs" => {
-            let ids: Vec<String> =
-                serde_json::from_value(b["experiment_ids"].clone()).unwrap_or_default();
+            let ids: Vec<String> = field(b, "experiment_ids")?;
             let (runs, _) = store
                 .search_runs(&ids, b["filter"].as_str(), Some("ALL"), Some(1), &[], None)
                 .await?;
             Ok(json!({ "runs": runs }))
         }
-        _ => {
+        "log-batch" => {
             let batch = Batch {
-                metrics: serde_json::from_value(b["metrics"].clone()).unwrap_or_default(),
-                params: serde_json::from_value(b["params"].clone()).unwrap_or_default(),
-                tags: serde_json::from_value(b["tags"].clone()).unwrap_or_default(),
+                metrics: field(b, "metrics")?,
+                params: field(b, "params")?,
+                tags: field(b, "tags")?,
             };
             store.log_batch(&s("run_id"), &batch).await?;
             Ok(json!({}))
         }
+        other => Err(TrackerError::invalid(format!(
+            "unknown tracking operation {other:?}"
+        ))),
     }
 }
 
 /// The experiment id for a name, creating the experiment if needed.
-fn experiment_id(client: &mut Client, name: &str) -> Result<String, Option<TrackerError>> {
+pub(super) fn experiment_id(
+    client: &mut Client,
+    name: &str,
+) -> Result<String, Option<TrackerError>> {
     if let Backend::Local { store, rt } = &client.backend {
         return rt
             .block_on(async {
@@ -407,91 +412,6 @@ fn experiment_id(client: &mut Client, name: &str) -> Result<String, Option<Track
     Ok(v["experiment_id"].as_str().unwrap_or("0").to_owned())
 }
 
-/// Replays `spool` through `client`; operations already replayed (listed in `<spool>.done`)
-/// are skipped, so running it again, or after an interruption, sends nothing twice. Returns the
-/// number of operations sent; when all are done, both files are removed.
-///
-/// # Errors
-/// The server is unreachable (progress so far is kept) or refuses an operation.
-pub fn replay(client: &mut Client, spool: &Path) -> Result<usize, TrackerError> {
-    if !spool.exists() {
-        return Ok(0);
-    }
-    let done_path = PathBuf::from(format!("{}.done", spool.display()));
-    let io = |p: &Path| {
-        let p = p.display().to_string();
-        move |source| TrackerError::Io {
-            path: p.clone(),
-            source,
-        }
-    };
-    let done: std::collections::HashSet<String> = std::fs::read_to_string(&done_path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let file = std::fs::File::open(spool).map_err(io(spool))?;
-    let mut done_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&done_path)
-        .map_err(io(&done_path))?;
-    let mut sent = 0;
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io(spool))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut op: Value = serde_json::from_str(&line).map_err(|e| {
-            TrackerError::invalid(format!("{} line {}: {e}", spool.display(), n + 1))
-        })?;
-        let id = op["id"].as_str().unwrap_or_default().to_owned();
-        if op["op"] == "create-run" {
-            // find the run again by its local id, or create it once
-            let local = op["local_run_id"].as_str().unwrap_or_default().to_owned();
-            let exp = experiment_id(client, op["experiment"].as_str().unwrap_or("Default"))
-                .map_err(unreachable)?;
-            let found = client
-                .send(&json!({ "op": "search-runs", "body": { "experiment_ids": [exp], "run_view_type": "ALL",
-                    "filter": format!("tags.`{LOCAL_RUN_TAG}` = '{local}'"), "max_results": 1 } }))
-                .map_err(unreachable)?;
-            let run_id = match found["runs"][0]["info"]["run_id"].as_str() {
-                Some(r) => r.to_owned(),
-                None => {
-                    op["body"]["experiment_id"] = json!(exp);
-                    let v = client.send(&op).map_err(unreachable)?;
-                    v["run"]["info"]["run_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned()
-                }
-            };
-            client.run_map.insert(local, run_id);
-        } else if !done.contains(&id) {
-            client.map_run_ids(&mut op);
-            client.send(&op).map_err(unreachable)?;
-        }
-        if !done.contains(&id) {
-            writeln!(done_file, "{id}")
-                .and_then(|()| done_file.sync_data())
-                .map_err(io(&done_path))?;
-            sent += 1;
-        }
-    }
-    drop(done_file);
-    let _ = std::fs::remove_file(spool);
-    let _ = std::fs::remove_file(&done_path);
-    Ok(sent)
-}
-
-fn unreachable(e: Option<TrackerError>) -> TrackerError {
-    e.unwrap_or_else(|| {
-        TrackerError::invalid(
-            "tracking server unreachable; the spool file is kept for a later `fusionprot sync`",
-        )
-    })
-}
-
 /// Runs created through the client resolve their experiment by name at creation.
 impl Client {
     /// Creates (if needed) and returns the id of an experiment.
@@ -499,6 +419,7 @@ impl Client {
     /// # Errors
     /// Unreachable or refused.
     pub fn experiment(&mut self, name: &str) -> Result<String, TrackerError> {
-        experiment_id(self, name).map_err(unreachable)
+        experiment_id(self, name)
+            .map_err(|e| e.unwrap_or_else(|| TrackerError::invalid("tracking server unreachable")))
     }
 }

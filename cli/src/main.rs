@@ -36,16 +36,21 @@ enum Command {
     /// Turn structure files (PDB, mmCIF, AlphaFold; plain, gzipped, in tar or zip) into a dataset
     /// of Parquet residue-graph tables with a manifest.
     Prepare(prepare::PrepareArgs),
-    /// Print rows of a prepared dataset's tables (all, or one protein's).
+    /// Run one read-only SQL query (DuckDB) over the tracker's runs and metrics and the tables of
+    /// registered datasets, locally (--db) or on a running tracker (--tracker); same result either way.
     #[cfg(feature = "sql")]
     Query(query::QueryArgs),
+    /// Register a prepared dataset with the tracker, so runs can link to it and SQL can read it.
     #[cfg(feature = "sql")]
     Register(query::RegisterArgs),
+    /// Serve run tracking over MLflow's REST API (SQLite), with checkpoints, datasets and SQL.
     Serve(serve::ServeArgs),
+    /// Print rows of a prepared dataset's tables (all, or one protein's).
     Show(show::ShowArgs),
     /// Assign proteins to train / valid / test so that no pair across splits reaches the identity
     /// threshold (family-level split), and prove it.
     Split(split::SplitArgs),
+    /// Replay a tracking spool (operations logged while the server was unreachable), exactly once.
     Sync(sync::SyncArgs),
 }
 

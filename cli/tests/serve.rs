@@ -351,7 +351,16 @@ fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
     let mut server = start(dir.path(), &[]);
     let addr = server.addr.clone();
     let child = load(&addr, 32, 10_000);
-    std::thread::sleep(Duration::from_millis(2500));
+    // Kill once a part of the load is stored, so the kill lands mid-load (checked below).
+    let db = dir.path().join("fp.db");
+    let waited = std::time::Instant::now();
+    while stored_points(&db).0 < 20_000 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the load never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -361,6 +370,11 @@ fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
             .success()
     );
     let _ = server.child.wait();
+    let (before_kill, _) = stored_points(&db);
+    assert!(
+        (20_000..320_000).contains(&before_kill),
+        "the kill must land mid-load: {before_kill} of 320,000 points stored before it"
+    );
     let mut restarted = None;
     for _ in 0..50 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
@@ -388,7 +402,11 @@ fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
     }
     assert!(restarted.is_some(), "server did not restart on {addr}");
     let summary = finish(child);
-    eprintln!("with kill -9 and restart: {summary}");
+    eprintln!("with kill -9 and restart: {summary}; {before_kill} points stored before the kill");
     assert_eq!(summary["points"], 320_000, "{summary}");
+    assert!(
+        summary["retries"].as_u64().is_some_and(|r| r > 0),
+        "clients must have retried across the outage: {summary}"
+    );
     assert_eq!(stored_points(&dir.path().join("fp.db")), (320_000, 320_000));
 }

@@ -77,7 +77,14 @@ async fn no_active_run_survives_in_a_deleted_experiment() {
             t.await.expect("task");
         }
         let (runs, _) = store
-            .search_runs(&[exp.clone()], None, Some("ACTIVE_ONLY"), None, &[], None)
+            .search_runs(
+                std::slice::from_ref(&exp),
+                None,
+                Some("ACTIVE_ONLY"),
+                None,
+                &[],
+                None,
+            )
             .await
             .expect("search");
         assert!(

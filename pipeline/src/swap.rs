@@ -319,6 +319,9 @@ pub fn remove_stale(dataset: &Path, _lock: &DatasetLock) -> Result<(), SwapError
         if name.starts_with(".staging-") {
             tracing::info!(path = %entry.path().display(), "removing staging folder of an interrupted run");
             std::fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
+        } else if name == format!("{JOURNAL}.tmp") {
+            // A crash before the first journal was renamed into place: nothing was swapped yet.
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
         } else if name.starts_with(".previous-") {
             tracing::warn!(path = %entry.path().display(), "keeping a folder of earlier tables that no swap journal names; remove it by hand when it is not needed");
         }
@@ -597,6 +600,25 @@ mod tests {
             "{err}"
         );
         assert_eq!(files(d), before);
+    }
+
+    #[test]
+    fn leftovers_without_a_journal_go_except_folders_of_old_tables() {
+        let dir = setup();
+        let d = dir.path();
+        std::fs::write(d.join(format!("{JOURNAL}.tmp")), "{ half").expect("w");
+        std::fs::create_dir_all(d.join(".previous-3/proteins")).expect("mkdir");
+        std::fs::write(d.join(".previous-3/proteins/p"), "old").expect("w");
+        let l = lock(d).expect("lock");
+        assert_eq!(recover(d, &l).expect("recover"), Recovery::Clean);
+        remove_stale(d, &l).expect("remove stale");
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        names.sort();
+        assert_eq!(names, [".lock", ".previous-3"]);
     }
 
     #[test]

@@ -1,15 +1,23 @@
-//! `fusionprot doctor`: what this installation is made of and whether each part works.
+//! `fusionprot doctor`: what this installation is made of and whether each part works; given a
+//! dataset, whether it is whole (an interrupted `prepare` is recovered first).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use fusionprot_pipeline::manifest;
 use fusionprot_pipeline::mmseqs::Mmseqs;
+use fusionprot_pipeline::swap::{self, Recovery, SwapError};
 use fusionprot_trainer::{Device, runtime};
 use serde::Serialize;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// A prepared dataset to check as well: a `prepare` interrupted while swapping tables is
+    /// recovered (the previous tables restored, or the new ones completed when they were all in
+    /// place), then every part the manifest lists must be there with its size.
+    dataset: Option<PathBuf>,
     /// Also fail when no CUDA device is usable (for GPU machines).
     #[arg(long)]
     require_cuda: bool,
@@ -129,7 +137,49 @@ fn collect(args: &DoctorArgs) -> anyhow::Result<Vec<Check>> {
         .block_on(fusionprot_tracker::engines::sqlite_version())
         .map_err(|e| e.to_string());
     checks.push(Check::new("SQLite", true, sqlite));
+    if let Some(ds) = &args.dataset {
+        checks.push(Check::new("dataset", true, check_dataset(ds)));
+    }
     Ok(checks)
+}
+
+/// Recovers an interrupted swap, then checks the parts against the manifest.
+fn check_dataset(ds: &Path) -> Result<String, String> {
+    if !ds.is_dir() {
+        return Err(format!("{} is not a folder", ds.display()));
+    }
+    // Touch nothing (not even a lock file) in a folder that is not a dataset.
+    if !ds.join("manifest.json").exists() && !ds.join(swap::JOURNAL).exists() {
+        return Err(format!(
+            "{} is not a prepared dataset: no manifest.json",
+            ds.display()
+        ));
+    }
+    let lock = swap::lock(ds).map_err(|e| match e {
+        SwapError::Locked { .. } => format!(
+            "a prepare is writing {} now; run doctor again when it has finished",
+            ds.display()
+        ),
+        e => e.to_string(),
+    })?;
+    let recovery = swap::recover(ds, &lock).map_err(|e| e.to_string())?;
+    fusionprot_pipeline::prepare::log_recovery(ds, &recovery);
+    swap::remove_stale(ds, &lock).map_err(|e| e.to_string())?;
+    let verified = manifest::verify(ds).map_err(|e| e.to_string())?;
+    let done = match recovery {
+        Recovery::Clean => String::new(),
+        Recovery::RolledBack { restored } => format!(
+            "; restored the previous tables of an interrupted prepare ({})",
+            restored.join(", ")
+        ),
+        Recovery::Completed => "; finished the swap of an interrupted prepare".to_owned(),
+    };
+    Ok(format!(
+        "{}: {} proteins, {} parts as manifest.json lists them{done}",
+        ds.display(),
+        verified.proteins,
+        verified.parts
+    ))
 }
 
 fn smoke(device: Device) -> Result<String, String> {

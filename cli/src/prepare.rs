@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use fusionprot_pipeline::manifest::Failure;
 use fusionprot_pipeline::protein::ProteinOptions;
-use fusionprot_pipeline::{PrepareConfig, prepare};
+use fusionprot_pipeline::{PrepareConfig, PrepareError, Safeguards, prepare_with};
 
 use crate::progress;
 
@@ -16,7 +17,8 @@ pub struct PrepareArgs {
     /// archives of them.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Dataset folder to write (created if needed; its tables are replaced).
+    /// Dataset folder to write (created if needed). Its tables are replaced only by a run that
+    /// prepared at least one protein, through a journaled swap that a crash cannot leave half-done.
     #[arg(long)]
     out: PathBuf,
     /// Keep all chains of an entry as one graph instead of one protein per chain.
@@ -41,9 +43,35 @@ pub struct PrepareArgs {
     /// Stop at the first file that cannot be read instead of recording it and going on.
     #[arg(long)]
     strict: bool,
+    /// Replace the dataset's tables even when no protein came out (all filtered out, or no
+    /// structure files found). A run where every input failed still exits non-zero.
+    #[arg(long)]
+    allow_empty: bool,
+    /// Cap on one structure's size in MiB: a file, an archive member (checked against its
+    /// header before reading) and a decompressed gzip stream. A larger one fails alone.
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    max_file_mib: u64,
 }
 
 impl PrepareArgs {
+    fn safeguards(&self) -> anyhow::Result<Safeguards> {
+        let max_file_bytes = self
+            .max_file_mib
+            .checked_mul(1 << 20)
+            .filter(|b| *b > 0)
+            .with_context(|| {
+                format!(
+                    "--max-file-mib must be between 1 and {}, got {}",
+                    u64::MAX >> 20,
+                    self.max_file_mib
+                )
+            })?;
+        Ok(Safeguards {
+            allow_empty: self.allow_empty,
+            max_file_bytes,
+        })
+    }
+
     fn config(&self) -> anyhow::Result<PrepareConfig> {
         if self.truncate == Some(0) {
             bail!("--truncate must be at least 1");
@@ -77,10 +105,22 @@ impl PrepareArgs {
 
 pub fn run(args: &PrepareArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config()?;
+    let guards = args.safeguards()?;
     let bar = progress::bar("files");
-    let summary =
-        prepare(&cfg, &bar).with_context(|| format!("preparing {}", cfg.out.display()))?;
+    let result = prepare_with(&cfg, &guards, &bar);
     bar.finish_and_clear();
+    let summary = match result {
+        Ok(s) => s,
+        Err(err) => {
+            if let PrepareError::NothingPrepared {
+                failed, failures, ..
+            } = &err
+            {
+                print_failures(failures, *failed, None);
+            }
+            return Err(anyhow::Error::new(err).context(format!("preparing {}", cfg.out.display())));
+        }
+    };
     let c = &summary.counts;
     let secs = summary.elapsed_secs.max(1e-9);
     let filtered: usize = c.filtered.values().sum();
@@ -105,15 +145,24 @@ pub fn run(args: &PrepareArgs) -> anyhow::Result<ExitCode> {
         c.residues as f64 / secs,
         summary.input_bytes as f64 / 1e6 / secs
     );
-    for f in &summary.failures {
+    print_failures(
+        &summary.failures,
+        c.files_failed,
+        Some(&cfg.out.join("manifest.json")),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first failures on stderr, and how many more there are (and where, when a manifest has them).
+fn print_failures(shown: &[Failure], total: usize, manifest: Option<&std::path::Path>) {
+    for f in shown {
         eprintln!("  failed: {}: {}", f.path, f.error);
     }
-    if c.files_failed > summary.failures.len() {
-        eprintln!(
-            "  … {} more failures in {}",
-            c.files_failed - summary.failures.len(),
-            cfg.out.join("manifest.json").display()
-        );
+    if total > shown.len() {
+        let more = total - shown.len();
+        match manifest {
+            Some(m) => eprintln!("  … {more} more failures in {}", m.display()),
+            None => eprintln!("  … {more} more failures"),
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -72,3 +72,75 @@ fn doctor_require_cuda_fails_on_a_cpu_only_machine() {
         assert!(stdout.contains("FAIL CUDA"), "{stdout}");
     }
 }
+
+/// The `dataset` line of `doctor DATASET --json`: (ok text, problem text).
+fn dataset_line(ds: &std::path::Path) -> (Option<String>, Option<String>) {
+    let (_, stdout, stderr) = doctor(&[ds.to_str().expect("utf-8"), "--json"]);
+    let checks: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let c = checks
+        .iter()
+        .find(|c| c["part"] == "dataset")
+        .unwrap_or_else(|| panic!("no dataset line in {stdout}"));
+    assert_eq!(c["required"], true);
+    (
+        c["ok"].as_str().map(str::to_owned),
+        c["problem"].as_str().map(str::to_owned),
+    )
+}
+
+#[test]
+fn issue_10_doctor_checks_a_dataset_against_its_manifest_and_leaves_other_folders_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, problem) = dataset_line(dir.path());
+    assert_eq!(ok, None);
+    assert!(
+        problem
+            .as_deref()
+            .is_some_and(|p| p.ends_with("is not a prepared dataset: no manifest.json")),
+        "{problem:?}"
+    );
+    assert!(
+        !dir.path().join(".lock").exists(),
+        "doctor must not write into a folder that is not a dataset"
+    );
+
+    let ds = dir.path().join("ds");
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let out = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(["prepare", sample.to_str().expect("utf-8"), "--out"])
+        .arg(&ds)
+        .output()
+        .expect("prepare");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, _) = dataset_line(&ds);
+    let ok = ok.expect("a fresh dataset is whole");
+    assert!(
+        ok.ends_with("34 proteins, 3 parts as manifest.json lists them"),
+        "{ok}"
+    );
+
+    let part = ds.join("edges/part-00000.parquet");
+    let len = std::fs::metadata(&part).expect("part").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&part)
+        .and_then(|f| f.set_len(len - 100))
+        .expect("truncate");
+    let (ok, problem) = dataset_line(&ds);
+    assert_eq!(ok, None);
+    assert_eq!(
+        problem.as_deref(),
+        Some(
+            format!(
+                "edges/part-00000.parquet has {} bytes, manifest.json lists {len}",
+                len - 100
+            )
+            .as_str()
+        )
+    );
+}

@@ -119,22 +119,79 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
 /// One structure's bytes, or why they could not be read.
 #[derive(Debug)]
 pub struct Source {
+    /// Path below its input root (`archive.tar/member` for archive members): the `source` column.
     pub name: String,
+    /// The input as given on the command line followed by the path below it, archive members
+    /// appended with `/`: what ids are derived from when file names collide.
+    pub path: String,
     pub bytes: Result<Vec<u8>, String>,
 }
 
+/// The default cap on one structure's bytes: a file, an archive member, a decompressed gzip stream.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 2048 << 20;
+
+/// A byte count as the size-cap messages print it: whole MiB when it is a multiple of one.
+#[derive(Debug, Clone, Copy)]
+pub struct Size(pub u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 > 0 && self.0.is_multiple_of(1 << 20) {
+            write!(f, "{} MiB", self.0 >> 20)
+        } else {
+            write!(f, "{} bytes", self.0)
+        }
+    }
+}
+
+/// Buffers are sized from a header's claim up to this much; past it they grow as bytes arrive,
+/// so a lying header below the cap still allocates only what is really there.
+const MAX_PREALLOCATION: u64 = 64 << 20;
+
+/// Reads one structure of `claimed` bytes (the file system's size, or an archive header's claim)
+/// from `r`, refusing it when the claim or the bytes really there exceed `max_bytes`. The claim is
+/// checked before anything is allocated and reading stops one byte past the cap; fewer bytes than
+/// claimed is a truncated file or a lying header, also refused.
+fn read_capped(r: impl Read, claimed: u64, max_bytes: u64, what: &str) -> Result<Vec<u8>, String> {
+    let verb = if what == "file" { "is" } else { "claims" };
+    if claimed > max_bytes {
+        return Err(format!(
+            "{what} {verb} {claimed} bytes, over the size cap of {}",
+            Size(max_bytes)
+        ));
+    }
+    let mut bytes = Vec::with_capacity(claimed.min(MAX_PREALLOCATION) as usize);
+    r.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("broken {what}: {e}"))?;
+    let got = bytes.len() as u64;
+    if got > max_bytes {
+        return Err(format!(
+            "{what} holds more than the size cap of {} ({verb} {claimed} bytes)",
+            Size(max_bytes)
+        ));
+    }
+    if got < claimed {
+        return Err(format!(
+            "{what} is truncated: {got} of the {claimed} bytes it {verb}"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads every item in order and hands each structure to `emit`, which returns `false` to stop.
-/// Archives are read sequentially (tar has no index); a broken archive member or archive is
-/// emitted as a source with an error, so it is reported like any bad file.
-pub fn read_all(items: &[Item], mut emit: impl FnMut(Source) -> bool) {
+/// Archives are read sequentially (tar has no index); a broken archive member or archive, or one
+/// over `max_file_bytes`, is emitted as a source with an error, so it is reported like any bad file.
+pub fn read_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Source) -> bool) {
     for item in items {
         let keep_going = match item.kind {
             Kind::File => emit(Source {
                 name: item.name.clone(),
-                bytes: std::fs::read(&item.path).map_err(|e| e.to_string()),
+                path: item.path.to_string_lossy().into_owned(),
+                bytes: read_file(&item.path, max_file_bytes),
             }),
-            Kind::Tar => read_tar(item, &mut emit),
-            Kind::Zip => read_zip(item, &mut emit),
+            Kind::Tar => read_tar(item, max_file_bytes, &mut emit),
+            Kind::Zip => read_zip(item, max_file_bytes, &mut emit),
         };
         if !keep_going {
             return;
@@ -142,7 +199,21 @@ pub fn read_all(items: &[Item], mut emit: impl FnMut(Source) -> bool) {
     }
 }
 
-fn read_tar(item: &Item, emit: &mut impl FnMut(Source) -> bool) -> bool {
+fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    read_capped(file, len, max_bytes, "file")
+}
+
+fn member_source(item: &Item, member: &str, bytes: Result<Vec<u8>, String>) -> Source {
+    Source {
+        name: format!("{}/{member}", item.name),
+        path: format!("{}/{member}", item.path.to_string_lossy()),
+        bytes,
+    }
+}
+
+fn read_tar(item: &Item, max_bytes: u64, emit: &mut impl FnMut(Source) -> bool) -> bool {
     let file = match File::open(&item.path) {
         Ok(f) => f,
         Err(e) => return emit(archive_error(item, &e.to_string())),
@@ -177,22 +248,16 @@ fn read_tar(item: &Item, emit: &mut impl FnMut(Source) -> bool) -> bool {
         if !is_structure_name(&member) {
             continue;
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        let bytes = entry
-            .read_to_end(&mut bytes)
-            .map(|_| bytes)
-            .map_err(|e| format!("broken tar member: {e}"));
-        if !emit(Source {
-            name: format!("{}/{member}", item.name),
-            bytes,
-        }) {
+        let claimed = entry.size();
+        let bytes = read_capped(&mut entry, claimed, max_bytes, "tar member");
+        if !emit(member_source(item, &member, bytes)) {
             return false;
         }
     }
     true
 }
 
-fn read_zip(item: &Item, emit: &mut impl FnMut(Source) -> bool) -> bool {
+fn read_zip(item: &Item, max_bytes: u64, emit: &mut impl FnMut(Source) -> bool) -> bool {
     let archive = File::open(&item.path)
         .map_err(|e| e.to_string())
         .and_then(|f| zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| e.to_string()));
@@ -213,13 +278,11 @@ fn read_zip(item: &Item, emit: &mut impl FnMut(Source) -> bool) -> bool {
         if !entry.is_file() || !is_structure_name(entry.name()) {
             continue;
         }
-        let name = format!("{}/{}", item.name, entry.name());
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        let bytes = entry
-            .read_to_end(&mut bytes)
-            .map(|_| bytes)
-            .map_err(|e| format!("broken zip member: {e}"));
-        if !emit(Source { name, bytes }) {
+        let member = entry.name().to_owned();
+        // The central directory's uncompressed size is only a claim: the read is capped as well.
+        let claimed = entry.size();
+        let bytes = read_capped(&mut entry, claimed, max_bytes, "zip member");
+        if !emit(member_source(item, &member, bytes)) {
             return false;
         }
     }
@@ -229,6 +292,7 @@ fn read_zip(item: &Item, emit: &mut impl FnMut(Source) -> bool) -> bool {
 fn archive_error(item: &Item, why: &str) -> Source {
     Source {
         name: item.name.clone(),
+        path: item.path.to_string_lossy().into_owned(),
         bytes: Err(why.to_owned()),
     }
 }
@@ -308,7 +372,7 @@ mod tests {
         }
         let items = plan(&[tar_path, zip_path]).expect("plan");
         let mut got = Vec::new();
-        read_all(&items, |s| {
+        read_all(&items, DEFAULT_MAX_FILE_BYTES, |s| {
             got.push((s.name, s.bytes.expect("readable")));
             true
         });
@@ -333,7 +397,7 @@ mod tests {
         std::fs::write(&p, b"not a zip").expect("write");
         let items = plan(&[p]).expect("plan");
         let mut got = Vec::new();
-        read_all(&items, |s| {
+        read_all(&items, DEFAULT_MAX_FILE_BYTES, |s| {
             got.push(s);
             true
         });

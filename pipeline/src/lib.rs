@@ -2,7 +2,9 @@
 //! clusters → family-level splits. It knows nothing of the trainer; the trainer reads its tables
 //! through the readers here.
 
+mod failpoint;
 pub mod graph;
+mod ids;
 pub mod input;
 pub mod manifest;
 pub mod mmseqs;
@@ -14,7 +16,8 @@ pub mod schema;
 mod spill;
 pub mod split;
 pub mod structure;
+pub mod swap;
 mod write;
 
-pub use prepare::{PrepareConfig, PrepareError, Summary, prepare};
+pub use prepare::{PrepareConfig, PrepareError, Safeguards, Summary, prepare, prepare_with};
 pub use write::PartInfo;

@@ -34,6 +34,9 @@ pub struct Parameters {
     #[serde(flatten)]
     pub proteins: ProteinOptions,
     pub strict: bool,
+    /// The size cap on one structure's bytes (file, archive member, decompressed gzip).
+    pub max_file_bytes: u64,
+    pub allow_empty: bool,
 }
 
 /// The fixed graph construction of spec §2.2, recorded so a reader need not trust the version.
@@ -126,4 +129,91 @@ impl Manifest {
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, path)
     }
+}
+
+/// Errors checking a dataset folder against its manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a dataset manifest: {source}", .path.display())]
+    Json {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{part} is listed in manifest.json but missing")]
+    Missing { part: String },
+    #[error("{part} has {found} bytes, manifest.json lists {listed}")]
+    Size {
+        part: String,
+        listed: u64,
+        found: u64,
+    },
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub proteins: u64,
+    pub parts: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct StoredManifest {
+    tables: BTreeMap<String, StoredTable>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StoredTable {
+    rows: u64,
+    parts: Vec<StoredPart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StoredPart {
+    path: String,
+    bytes: u64,
+}
+
+/// Checks that every part `dataset/manifest.json` lists is there with the listed size (sizes,
+/// not hashes: cheap enough for any dataset; `register` hashes).
+///
+/// # Errors
+/// A missing or unreadable manifest, a missing part, or a part of another size.
+pub fn verify(dataset: &Path) -> Result<Verified, VerifyError> {
+    let path = dataset.join("manifest.json");
+    let text = std::fs::read(&path).map_err(|source| VerifyError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let m: StoredManifest =
+        serde_json::from_slice(&text).map_err(|source| VerifyError::Json { path, source })?;
+    let mut parts = 0;
+    for table in m.tables.values() {
+        for part in &table.parts {
+            let found = match dataset.join(&part.path).metadata() {
+                Ok(meta) => meta.len(),
+                Err(_) => {
+                    return Err(VerifyError::Missing {
+                        part: part.path.clone(),
+                    });
+                }
+            };
+            if found != part.bytes {
+                return Err(VerifyError::Size {
+                    part: part.path.clone(),
+                    listed: part.bytes,
+                    found,
+                });
+            }
+            parts += 1;
+        }
+    }
+    Ok(Verified {
+        proteins: m.tables.get("proteins").map_or(0, |t| t.rows),
+        parts,
+    })
 }

@@ -2,7 +2,8 @@
 //! edges → Parquet tables and manifest, written to a staging folder and renamed into place.
 //!
 //! Memory stays flat in the number of inputs: workers spill each protein to a per-worker file
-//! and keep only a small index entry; the second phase reads proteins back in id order.
+//! and keep only a small index entry; the second phase reads proteins back in id order. A run
+//! that prepared nothing replaces nothing, and the swap into place is journaled ([`crate::swap`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -10,14 +11,16 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::failpoint;
 use crate::graph;
+use crate::ids::{self, Rename, StemNamed};
 use crate::input::{self, InputError};
 use crate::manifest::{
     Counts, Duplicate, Failure, GraphParameters, InputEntry, Manifest, Parameters, TableEntry,
@@ -26,6 +29,7 @@ use crate::protein::{self, ProteinOptions};
 use crate::schema::{DATASET_SCHEMA_VERSION, Table};
 use crate::spill;
 use crate::structure;
+use crate::swap::{self, DatasetLock, Recovery, SwapError};
 use crate::write::{Batches, TableWriter, WriteError, hex};
 
 /// What to prepare and how.
@@ -38,6 +42,25 @@ pub struct PrepareConfig {
     pub jobs: usize,
     /// Stop at the first input that fails instead of recording it and going on.
     pub strict: bool,
+}
+
+/// What a run refuses, beyond [`PrepareConfig`]; `Default` is what `prepare` uses.
+#[derive(Debug, Clone)]
+pub struct Safeguards {
+    /// Replace the dataset even when the run prepared no protein (never when every input failed).
+    pub allow_empty: bool,
+    /// Cap on one structure's bytes: a file, an archive member (the header's claim is checked
+    /// before anything is allocated) and a decompressed gzip stream. Over it, that file fails.
+    pub max_file_bytes: u64,
+}
+
+impl Default for Safeguards {
+    fn default() -> Self {
+        Self {
+            allow_empty: false,
+            max_file_bytes: input::DEFAULT_MAX_FILE_BYTES,
+        }
+    }
 }
 
 /// Errors that stop `prepare`. Bad structure files do not: they are recorded in the manifest,
@@ -53,8 +76,15 @@ pub enum PrepareError {
     },
     #[error(transparent)]
     Write(#[from] WriteError),
-    #[error("another prepare is writing {} (lock held on {})", .out.display(), .lock.display())]
-    Locked { out: PathBuf, lock: PathBuf },
+    #[error(transparent)]
+    Swap(#[from] SwapError),
+    /// No protein came out: the dataset keeps what it had. `failures` are the first few.
+    #[error("{message}")]
+    NothingPrepared {
+        message: String,
+        failed: usize,
+        failures: Vec<Failure>,
+    },
     #[error("{path}: {error} (--strict stops at the first failure)")]
     Strict { path: String, error: String },
     #[error("spill file {} is corrupt at offset {offset}", .path.display())]
@@ -89,6 +119,8 @@ struct IndexEntry {
     worker: usize,
     offset: u64,
     len: u32,
+    /// Set when the entry id was derived from the path ([`crate::ids`]); `protein_id` is the new one.
+    rename: Option<Rename>,
 }
 
 /// What one worker produced.
@@ -98,57 +130,88 @@ struct WorkerOut {
     inputs: Vec<(usize, InputEntry)>,
     failures: Vec<(usize, Failure)>,
     counts: Counts,
+    named: Vec<StemNamed>,
 }
 
-/// Runs `prepare`. `progress` is the caller's bar (hidden in tests).
+/// Runs `prepare` with the default [`Safeguards`]. `progress` is the caller's bar (hidden in tests).
 ///
 /// # Errors
-/// Missing inputs, I/O on the output, a held lock, or with `strict` the first bad input.
+/// As [`prepare_with`].
 pub fn prepare(cfg: &PrepareConfig, progress: &ProgressBar) -> Result<Summary, PrepareError> {
+    prepare_with(cfg, &Safeguards::default(), progress)
+}
+
+/// Runs `prepare`: recovers an interrupted earlier run first, then stages the new tables and
+/// swaps them in.
+///
+/// # Errors
+/// Missing inputs, I/O on the output or in a worker, a held lock, an unrecoverable interrupted
+/// swap, with `strict` the first bad input, and [`PrepareError::NothingPrepared`] when no protein
+/// came out (the dataset then keeps its tables).
+pub fn prepare_with(
+    cfg: &PrepareConfig,
+    guards: &Safeguards,
+    progress: &ProgressBar,
+) -> Result<Summary, PrepareError> {
     let start = Instant::now();
     let items = input::plan(&cfg.inputs)?;
     std::fs::create_dir_all(&cfg.out).map_err(io(&cfg.out))?;
-    let lock_path = cfg.out.join(".lock");
-    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-    if lock.try_lock().is_err() {
-        return Err(PrepareError::Locked {
-            out: cfg.out.clone(),
-            lock: lock_path,
-        });
-    }
-    remove_stale_staging(&cfg.out)?;
-    let staging = cfg.out.join(format!(".staging-{}", std::process::id()));
+    let lock = swap::lock(&cfg.out)?;
+    log_recovery(&cfg.out, &swap::recover(&cfg.out, &lock)?);
+    swap::remove_stale(&cfg.out, &lock)?;
+    let staging_name = format!(".staging-{}", std::process::id());
+    let staging = cfg.out.join(&staging_name);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    let result = prepare_into(cfg, &items, &staging, progress, start);
-    // Leave nothing half-written behind: before the commit step the dataset's current tables are
-    // untouched, so the staging folder can go. If the commit itself failed, the previous tables
-    // may sit in `staging/old`; keep them for the user (a later run cleans up).
-    if result.is_err() && !staging.join("old").exists() {
+    let result = prepare_into(cfg, guards, &items, &staging_name, &lock, progress, start);
+    // Until the swap journal exists the dataset is untouched and the staging folder can go; after
+    // that, recovery owns it.
+    if result.is_err() && !cfg.out.join(swap::JOURNAL).exists() {
         let _ = std::fs::remove_dir_all(&staging);
     }
     result
 }
 
+/// Says what recovering an interrupted run did.
+pub fn log_recovery(dataset: &Path, recovery: &Recovery) {
+    match recovery {
+        Recovery::Clean => {}
+        Recovery::RolledBack { restored } => tracing::warn!(
+            dataset = %dataset.display(),
+            restored = ?restored,
+            "an earlier prepare was interrupted while swapping tables: the previous tables are back in place"
+        ),
+        Recovery::Completed => tracing::warn!(
+            dataset = %dataset.display(),
+            "an earlier prepare was interrupted after its new tables were in place: finished its clean-up"
+        ),
+    }
+}
+
 fn prepare_into(
     cfg: &PrepareConfig,
+    guards: &Safeguards,
     items: &[input::Item],
-    staging: &Path,
+    staging_name: &str,
+    lock: &DatasetLock,
     progress: &ProgressBar,
     start: Instant,
 ) -> Result<Summary, PrepareError> {
+    let staging = &cfg.out.join(staging_name);
     let jobs = cfg.jobs.max(1);
     progress.set_message("parsing");
-    let outs = parse_all(cfg, items, staging, jobs, progress)?;
+    let outs = parse_all(cfg, guards, items, staging, jobs, progress)?;
     tracing::debug!(secs = start.elapsed().as_secs_f64(), "parsed");
 
     let mut counts = Counts::default();
     let mut index = Vec::new();
     let mut inputs = Vec::new();
     let mut failures = Vec::new();
+    let mut named = Vec::new();
     for out in outs {
         index.extend(out.index);
         inputs.extend(out.inputs);
         failures.extend(out.failures);
+        named.extend(out.named);
         counts.non_protein_chains += out.counts.non_protein_chains;
         counts.waters += out.counts.waters;
         counts.ligands += out.counts.ligands;
@@ -171,6 +234,13 @@ fn prepare_into(
     let input_bytes = inputs.iter().map(|(_, i)| i.bytes).sum();
     let names: HashMap<usize, &str> = inputs.iter().map(|(s, i)| (*s, i.path.as_str())).collect();
 
+    let renames = ids::disambiguate(named);
+    for e in &mut index {
+        if let Some(r) = renames.get(&e.seq) {
+            e.protein_id = r.protein_id(&e.protein_id);
+            e.rename = Some(r.clone());
+        }
+    }
     index.sort_by(|a, b| (&a.protein_id, a.seq, a.sub).cmp(&(&b.protein_id, b.seq, b.sub)));
     let mut duplicates = Vec::new();
     let mut kept: Vec<IndexEntry> = Vec::with_capacity(index.len());
@@ -186,6 +256,10 @@ fn prepare_into(
     }
     counts.duplicates_skipped = duplicates.len();
     counts.proteins = kept.len();
+    let all_failed = counts.files > 0 && counts.files_failed == counts.files;
+    if kept.is_empty() && (all_failed || !guards.allow_empty) {
+        return Err(nothing_prepared(&cfg.out, &counts, all_failed, &failures));
+    }
 
     progress.set_message("building graphs and writing");
     progress.set_position(0);
@@ -212,6 +286,8 @@ fn prepare_into(
                 .collect(),
             proteins: cfg.proteins.clone(),
             strict: cfg.strict,
+            max_file_bytes: guards.max_file_bytes,
+            allow_empty: guards.allow_empty,
         },
         graph: GraphParameters::spec(),
         counts: counts.clone(),
@@ -222,7 +298,7 @@ fn prepare_into(
     };
     let manifest_path = staging.join("manifest.json");
     manifest.write(&manifest_path).map_err(io(&manifest_path))?;
-    commit(&cfg.out, staging)?;
+    commit(&cfg.out, staging_name, lock)?;
     Ok(Summary {
         counts,
         input_bytes,
@@ -232,13 +308,53 @@ fn prepare_into(
     })
 }
 
+/// The error for a run that prepared no protein: it says whether the dataset kept its tables.
+fn nothing_prepared(
+    out: &Path,
+    counts: &Counts,
+    all_failed: bool,
+    failures: &[(usize, Failure)],
+) -> PrepareError {
+    let had_tables = out.join("manifest.json").exists();
+    let what = if all_failed {
+        format!("all {} input files failed", counts.files)
+    } else {
+        format!(
+            "no proteins from {} input files ({} failed, {} filtered, {} duplicates)",
+            counts.files,
+            counts.files_failed,
+            counts.filtered.values().sum::<usize>(),
+            counts.duplicates_skipped
+        )
+    };
+    let kept = match (had_tables, all_failed) {
+        (true, true) => "the dataset keeps its previous tables",
+        (true, false) => {
+            "the dataset keeps its previous tables (--allow-empty replaces them with empty ones)"
+        }
+        (false, true) => "nothing was written",
+        (false, false) => "nothing was written (--allow-empty writes an empty dataset)",
+    };
+    PrepareError::NothingPrepared {
+        message: format!("{what}; {kept}"),
+        failed: counts.files_failed,
+        failures: failures.iter().take(10).map(|(_, f)| f.clone()).collect(),
+    }
+}
+
 fn spill_path(staging: &Path, worker: usize) -> PathBuf {
     staging.join(format!("spill-{worker}.bin"))
 }
 
 /// Phase 1: one reader thread streams sources to `jobs` parsing workers over a bounded channel.
+///
+/// A worker that fails (an I/O error on its spill file) stops the run: it raises `abort`, which
+/// the reader and the other workers check between sources, and the receiving end of the channel
+/// belongs to the workers alone, so once the last one has returned a reader blocked on a full
+/// channel is woken with an error instead of waiting forever.
 fn parse_all(
     cfg: &PrepareConfig,
+    guards: &Safeguards,
     items: &[input::Item],
     staging: &Path,
     jobs: usize,
@@ -246,11 +362,11 @@ fn parse_all(
 ) -> Result<Vec<WorkerOut>, PrepareError> {
     let abort = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel::<(usize, input::Source)>(jobs * 2);
-    let rx = Mutex::new(rx);
+    let rx = Arc::new(Mutex::new(rx));
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut seq = 0;
-            input::read_all(items, |src| {
+            input::read_all(items, guards.max_file_bytes, |src| {
                 if abort.load(Ordering::Relaxed) {
                     return false;
                 }
@@ -263,10 +379,17 @@ fn parse_all(
         });
         let workers: Vec<_> = (0..jobs)
             .map(|w| {
-                let (rx, abort) = (&rx, &abort);
-                s.spawn(move || worker(w, cfg, staging, rx, abort, progress))
+                let (rx, abort) = (Arc::clone(&rx), &abort);
+                s.spawn(move || {
+                    let out = worker(w, cfg, guards, staging, &rx, abort, progress);
+                    if out.is_err() {
+                        abort.store(true, Ordering::Relaxed);
+                    }
+                    out
+                })
             })
             .collect();
+        drop(rx);
         workers
             .into_iter()
             .map(|h| h.join().expect("a parsing worker panicked"))
@@ -277,17 +400,21 @@ fn parse_all(
 fn worker(
     w: usize,
     cfg: &PrepareConfig,
+    guards: &Safeguards,
     staging: &Path,
     rx: &Mutex<mpsc::Receiver<(usize, input::Source)>>,
     abort: &AtomicBool,
     progress: &ProgressBar,
 ) -> Result<WorkerOut, PrepareError> {
-    let path = spill_path(staging, w);
+    let path = failpoint::spill_file().unwrap_or_else(|| spill_path(staging, w));
     let mut spill = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(io(&path))?);
     let mut offset = 0u64;
     let mut out = WorkerOut::default();
     let mut buf = Vec::new();
     loop {
+        if abort.load(Ordering::Relaxed) {
+            break;
+        }
         let job = rx.lock().expect("channel lock").recv();
         let Ok((seq, src)) = job else { break };
         progress.inc(1);
@@ -312,7 +439,7 @@ fn worker(
             }
         };
         let sha = hex(&Sha256::digest(bytes));
-        let (format, st) = match structure::read_bytes(bytes) {
+        let (format, st) = match structure::read_bytes_capped(bytes, guards.max_file_bytes) {
             Ok(v) => v,
             Err(e) => {
                 fail(&mut out, e.to_string());
@@ -325,6 +452,16 @@ fn worker(
         out.counts.ligands += st.ligands;
         for (_, why) in &got.filtered {
             *out.counts.filtered.entry(*why).or_default() += 1;
+        }
+        if got.entry_from_file_name
+            && let Some(p) = got.proteins.first()
+        {
+            out.named.push(StemNamed {
+                seq,
+                entry: p.entry_id.clone(),
+                path: src.path.clone(),
+                sha256: sha.clone(),
+            });
         }
         out.inputs.push((
             seq,
@@ -346,6 +483,7 @@ fn worker(
                 worker: w,
                 offset,
                 len: buf.len() as u32,
+                rename: None,
             });
             offset += buf.len() as u64;
         }
@@ -394,10 +532,14 @@ fn write_tables(
                     let (path, file) = &spills[e.worker];
                     let mut buf = vec![0u8; e.len as usize];
                     file.read_exact_at(&mut buf, e.offset).map_err(io(path))?;
-                    let p = spill::decode(&buf).ok_or_else(|| PrepareError::Spill {
+                    let mut p = spill::decode(&buf).ok_or_else(|| PrepareError::Spill {
                         path: path.clone(),
                         offset: e.offset,
                     })?;
+                    if let Some(r) = &e.rename {
+                        p.entry_id.clone_from(&r.to);
+                        p.protein_id.clone_from(&e.protein_id);
+                    }
                     let edges = graph::build(&p.residues.pos, &p.residues.chain_keys());
                     Ok((p, edges))
                 })
@@ -433,37 +575,32 @@ fn write_tables(
 /// proteins, so a new prepare retires it too.
 const REPLACED: [&str; 5] = ["proteins", "residues", "edges", "splits", "manifest.json"];
 
-/// Moves the staged tables into the dataset: old outputs are first moved aside (into the staging
-/// folder), then the new ones renamed in, the manifest last; then the staging folder goes.
-fn commit(out: &Path, staging: &Path) -> Result<(), PrepareError> {
-    let old = staging.join("old");
-    std::fs::create_dir_all(&old).map_err(io(&old))?;
-    for name in REPLACED {
-        let p = out.join(name);
-        if p.exists() {
-            if name == "splits" {
-                tracing::info!(path = %p.display(), "removing splits made from the previous tables");
-            }
-            std::fs::rename(&p, old.join(name)).map_err(io(&p))?;
-        }
-    }
-    for t in Table::PREPARED {
-        let from = staging.join(t.name());
-        std::fs::rename(&from, out.join(t.name())).map_err(io(&from))?;
-    }
-    let m = staging.join("manifest.json");
-    std::fs::rename(&m, out.join("manifest.json")).map_err(io(&m))?;
-    std::fs::remove_dir_all(staging).map_err(io(staging))
-}
+/// What a run moves in, the manifest last: a dataset with the new manifest has all new tables.
+const NEW: [&str; 4] = ["proteins", "residues", "edges", "manifest.json"];
 
-/// Staging folders left by an interrupted run (we hold the lock, so none is in use).
-fn remove_stale_staging(out: &Path) -> Result<(), PrepareError> {
-    for entry in std::fs::read_dir(out).map_err(io(out))? {
-        let entry = entry.map_err(io(out))?;
-        if entry.file_name().to_string_lossy().starts_with(".staging-") {
-            tracing::info!(path = %entry.path().display(), "removing staging folder of an interrupted run");
-            std::fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
+/// Swaps the staged tables into the dataset through the journaled swap. If the swap fails
+/// part-way, it is undone (or finished, when the new set was already whole) at once; if even that
+/// fails, the journal stays for the next run or `fusionprot doctor DATASET`.
+fn commit(out: &Path, staging_name: &str, lock: &DatasetLock) -> Result<(), PrepareError> {
+    if out.join("splits").exists() {
+        tracing::info!(path = %out.join("splits").display(), "retiring splits made from the previous tables");
+    }
+    let previous_name = format!(".previous-{}", std::process::id());
+    let Err(err) = swap::swap_in(out, staging_name, &previous_name, &REPLACED, &NEW) else {
+        return Ok(());
+    };
+    match swap::recover(out, lock) {
+        Ok(Recovery::Completed) => {
+            tracing::warn!(error = %err, "the new tables are in place, but cleaning up after the swap failed once");
+            Ok(())
+        }
+        Ok(r) => {
+            log_recovery(out, &r);
+            Err(err.into())
+        }
+        Err(again) => {
+            tracing::error!(error = %again, "could not undo the failed swap; `fusionprot doctor DATASET` retries");
+            Err(err.into())
         }
     }
-    Ok(())
 }

@@ -99,6 +99,10 @@ pub struct FileProteins {
     pub filtered: Vec<(String, Filtered)>,
     /// Polymer chains without any CA (nucleic acids) or without residues.
     pub non_protein_chains: usize,
+    /// The entry id is the file's stem (no PDB id in the file, not an AlphaFold DB model), so
+    /// another file of the same name elsewhere would give the same ids; `prepare` then derives
+    /// the entry id from the path instead.
+    pub entry_from_file_name: bool,
 }
 
 /// Splits a structure into proteins. `source` is the file's name relative to its input root.
@@ -111,6 +115,7 @@ pub fn proteins_from_structure(
 ) -> FileProteins {
     let mut out = FileProteins::default();
     let ids = Ids::new(st, source);
+    out.entry_from_file_name = ids.from_file_name;
     let protein_chains: Vec<_> = st
         .chains
         .iter()
@@ -206,6 +211,8 @@ struct Ids {
     entry_protein: String,
     /// AlphaFold models are named by their UniProt accession.
     alphafold: Option<String>,
+    /// `entry` is the file stem.
+    from_file_name: bool,
 }
 
 impl Ids {
@@ -227,18 +234,16 @@ impl Ids {
                 entry: format!("AF-{accession}-F{fragment}"),
                 entry_protein: protein.clone(),
                 alphafold: Some(protein),
+                from_file_name: false,
             };
         }
-        let entry = st
-            .entry_id
-            .as_deref()
-            .filter(|id| is_pdb_id(id))
-            .unwrap_or(stem)
-            .to_owned();
+        let pdb_id = st.entry_id.as_deref().filter(|id| is_pdb_id(id));
+        let entry = pdb_id.unwrap_or(stem).to_owned();
         Self {
             entry_protein: entry.clone(),
             entry,
             alphafold: None,
+            from_file_name: pdb_id.is_none(),
         }
     }
 

@@ -17,7 +17,16 @@ use std::io::Read;
 /// # Errors
 /// [`ParseError`] saying what is wrong and, for a bad line, where.
 pub fn read_bytes(raw: &[u8]) -> Result<(Format, Structure), ParseError> {
-    let text = decompress(raw)?;
+    read_bytes_capped(raw, crate::input::DEFAULT_MAX_FILE_BYTES)
+}
+
+/// [`read_bytes`] with a cap on the decompressed size of gzipped content: a gzip bomb stops at
+/// `max_bytes` + 1 bytes and is [`ParseError::TooLarge`].
+///
+/// # Errors
+/// [`ParseError`] saying what is wrong and, for a bad line, where.
+pub fn read_bytes_capped(raw: &[u8], max_bytes: u64) -> Result<(Format, Structure), ParseError> {
+    let text = decompress(raw, max_bytes)?;
     let format = detect(&text)?;
     let structure = parse_text(format, &text)?;
     if structure.residues_with_ca() == 0 {
@@ -39,12 +48,19 @@ pub fn parse_text(format: Format, text: &[u8]) -> Result<Structure, ParseError> 
 }
 
 /// Gzip (possibly multi-member) is recognised by its magic bytes; anything else passes through.
-fn decompress(raw: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, ParseError> {
+fn decompress(raw: &[u8], max_bytes: u64) -> Result<std::borrow::Cow<'_, [u8]>, ParseError> {
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
+        let guess = (raw.len() as u64).saturating_mul(4).min(max_bytes);
+        let mut out = Vec::with_capacity(guess as usize);
         flate2::read::MultiGzDecoder::new(raw)
+            .take(max_bytes.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(ParseError::Gzip)?;
+        if out.len() as u64 > max_bytes {
+            return Err(ParseError::TooLarge {
+                max_bytes: crate::input::Size(max_bytes),
+            });
+        }
         Ok(out.into())
     } else {
         Ok(raw.into())

@@ -67,3 +67,20 @@ pub fn python() -> PathBuf {
     );
     py
 }
+
+/// `prepare` with explicit safeguards (size cap, `allow_empty`), not strict.
+pub fn try_run_with(
+    inputs: &[PathBuf],
+    out: &Path,
+    jobs: usize,
+    guards: &fusionprot_pipeline::Safeguards,
+) -> Result<Summary, fusionprot_pipeline::PrepareError> {
+    let cfg = PrepareConfig {
+        inputs: inputs.to_vec(),
+        out: out.to_owned(),
+        proteins: ProteinOptions::default(),
+        jobs,
+        strict: false,
+    };
+    fusionprot_pipeline::prepare_with(&cfg, guards, &indicatif::ProgressBar::hidden())
+}

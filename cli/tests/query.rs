@@ -7,22 +7,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
-fn fusionprot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(args)
-        .output()
-        .expect("run fusionprot")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{fusionprot, text};
 
 struct Server {
     child: Child,
@@ -53,19 +41,12 @@ fn post(addr: &str, path: &str, body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn setup(dir: &Path) -> (Server, String, String) {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
-    let ds = dir.join("ec-sample").display().to_string();
-    let o = fusionprot(&["prepare", &sample.display().to_string(), "--out", &ds]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o = fusionprot(&["split", &ds, "--seed", "7"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let db = dir.join("fp.db").display().to_string();
+/// `fusionprot serve` on a free port with artifacts under `dir`, until the `Server` is dropped.
+fn serve(dir: &Path, db: &str, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--db", &db, "--artifacts"])
+        .args(["serve", "--addr", "127.0.0.1:0", "--db", db, "--artifacts"])
         .arg(dir.join("artifacts"))
-        .arg("--data-root")
-        .arg(dir)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -79,11 +60,22 @@ fn setup(dir: &Path) -> (Server, String, String) {
         .and_then(|s| s.split_whitespace().next())
         .expect("addr")
         .to_owned();
-    let server = Server {
+    Server {
         child,
         addr,
         _stdout: stdout,
-    };
+    }
+}
+
+fn setup(dir: &Path) -> (Server, String, String) {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let ds = dir.join("ec-sample").display().to_string();
+    let o = fusionprot(&["prepare", &sample.display().to_string(), "--out", &ds]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fusionprot(&["split", &ds, "--seed", "7"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let db = dir.join("fp.db").display().to_string();
+    let server = serve(dir, &db, &["--data-root", &dir.display().to_string()]);
     // two runs with an fmax each, linked to the dataset
     let url = format!("http://{}", server.addr);
     let o = fusionprot(&["register", &ds, "--tracker", &url]);
@@ -455,27 +447,8 @@ fn registering_over_http_is_limited_to_the_data_root() {
     drop(server);
     // Without --data-root: refused, with the way out in the message.
     let db = dir.path().join("other.db").display().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--db", &db, "--artifacts"])
-        .arg(dir.path().join("artifacts"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("addr")
-        .to_owned();
-    let _server = Server {
-        child,
-        addr: addr.clone(),
-        _stdout: stdout,
-    };
+    let plain = serve(dir.path(), &db, &[]);
+    let addr = plain.addr.clone();
     let o = fusionprot(&[
         "register",
         ds.to_str().expect("utf-8"),

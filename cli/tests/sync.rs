@@ -1,22 +1,8 @@
 //! End-to-end: `fusionprot sync` names the spool line the server refuses, and `--skip-refused`
 //! sets it aside in `FILE.rejected` and replays the rest.
 
-use std::process::{Command, Output};
-
-fn fusionprot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(args)
-        .output()
-        .expect("run fusionprot")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{fusionprot, text};
 
 #[test]
 fn sync_names_a_refused_line_and_skip_refused_sets_it_aside() {

@@ -49,14 +49,18 @@ fn summary(method: &str, path: &str) -> &'static str {
         }
         ("PUT", _) => "Upload an artifact; the body is stored as opaque bytes (mlflow-artifacts)",
         ("DELETE", _) => "Delete an artifact or folder (mlflow-artifacts)",
-        (_, "register") => "Register a prepared dataset by path (queryable by SQL) or by manifest",
+        (_, "register") => {
+            "Register a prepared dataset by manifest, or by path below the server's --data-root (queryable by SQL)"
+        }
         (_, "list") if path.contains("datasets") => "List registered datasets",
         (_, "link-dataset") => "Link a run to a dataset it used (context: train, valid, test, …)",
         (_, "log") => {
             "Record a checkpoint: step, path or artifact, size, sha256, metrics, best flag"
         }
         (_, "list") => "List a run's checkpoints",
-        (_, "sql") => "Read-only SQL (DuckDB) over the tracker's tables and registered datasets",
+        (_, "sql") => {
+            "Read-only SQL (DuckDB; only SELECTs run) over the tracker's tables and registered datasets: {query, max_rows, timeout_s, format: json|arrow} -> {columns: [{name, type}], rows: [[...]], truncated} or an Arrow IPC stream"
+        }
         (_, "openapi.json") => "This document",
         _ => "",
     }

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// The venv's python (scripts/setup installs the test peers into it).
 pub fn python() -> PathBuf {
@@ -11,4 +12,21 @@ pub fn python() -> PathBuf {
             PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/fusionprot/venv")
         });
     venv.join("bin/python")
+}
+
+/// Runs the `fusionprot` binary built with the tests.
+pub fn fusionprot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(args)
+        .output()
+        .expect("run fusionprot")
+}
+
+/// stdout and stderr together, for assertions and their messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

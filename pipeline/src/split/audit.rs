@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::config::SplitConfig;
 use super::rng::SplitMix;
-use super::{PairIdentity, align};
+use super::{PairAlignment, align};
 
 /// Aligns cross-split pairs of sequences exactly, with no prefilter: all of them when there are
 /// at most `cfg.audit_pairs` (then the audit is exhaustive), else that many drawn at random,
@@ -15,8 +15,8 @@ pub(super) fn audit(
     unique: &[&str],
     weight: &[u32],
     split_of: &[u8],
-) -> (Vec<(u32, u32, PairIdentity)>, bool) {
-    let align_all = |picks: &[(u32, u32)]| -> Vec<(u32, u32, PairIdentity)> {
+) -> (Vec<(u32, u32, PairAlignment)>, bool) {
+    let align_all = |picks: &[(u32, u32)]| -> Vec<(u32, u32, PairAlignment)> {
         picks
             .par_iter()
             .map(|&(a, b)| {
@@ -83,4 +83,3 @@ pub(super) fn audit(
     }
     (align_all(&picks), false)
 }
-

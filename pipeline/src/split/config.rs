@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::PairIdentity;
-use super::SearchParams;
+use super::report::MaxPair;
+use super::{Identity, PairAlignment, SearchParams};
 use crate::mmseqs::MmseqsError;
 use crate::read::ReadError;
 use crate::write::WriteError;
@@ -30,12 +30,10 @@ pub enum SplitBy {
 #[derive(Debug, Clone)]
 pub struct SplitConfig {
     pub dataset: PathBuf,
-    /// Pairs at or above this identity are linked (MMseqs2's `--min-seq-id`).
+    /// Pairs at or above this identity (under `identity`) are linked and never cross splits.
     pub min_seq_id: f32,
-    /// Coverage a pair needs to count (MMseqs2's `-c`).
-    pub coverage: f32,
-    /// 0: both sequences covered; 1: the target; 2: the query (MMseqs2's `--cov-mode`).
-    pub cov_mode: u8,
+    /// Which identity `min_seq_id` and the guarantee are about.
+    pub identity: Identity,
     pub search: SearchParams,
     /// Train, valid, test; sum to 1.
     pub fractions: [f64; 3],
@@ -75,14 +73,16 @@ pub enum SplitError {
         100.0 * *.size as f64 / *.total as f64
     )]
     Oversized { size: u64, total: u64 },
-    #[error("guarantee broken: {a} ({sa}) and {b} ({sb}) are {:.1}% identical over {:.0}%/{:.0}% of their lengths ({how})",
-        100.0 * .pair.identity, 100.0 * .pair.cov_a, 100.0 * .pair.cov_b)]
+    #[error(
+        "guarantee broken: {} ({sa}) and {} ({sb}) are {:.1}% identical by the `{}` definition ({} identical residues; \
+         lengths {} and {}, the alignment covers {:.0}%/{:.0}% of them) ({how})",
+        .pair.a, .pair.b, 100.0 * .pair.identity, .pair.definition, .pair.alignment.identical,
+        .pair.alignment.len_a, .pair.alignment.len_b, 100.0 * .pair.alignment.cov_a, 100.0 * .pair.alignment.cov_b
+    )]
     Violation {
-        a: String,
-        b: String,
+        pair: Box<MaxPair>,
         sa: &'static str,
         sb: &'static str,
-        pair: PairIdentity,
         how: &'static str,
     },
     #[error("another command is writing {} (lock held on {})", .dataset.display(), .lock.display())]
@@ -96,20 +96,21 @@ pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SplitError + '_ 
     }
 }
 
-
 impl SplitConfig {
-    /// The coverage rule of `--cov-mode`.
-    pub(super) fn covered(&self, p: &PairIdentity) -> bool {
-        match self.cov_mode {
-            1 => p.cov_b >= self.coverage,
-            2 => p.cov_a >= self.coverage,
-            _ => p.cov_a >= self.coverage && p.cov_b >= self.coverage,
+    /// Whether an exactly aligned pair links its proteins: the coverage rule holds (if the
+    /// definition has one) and its identity is at or above the threshold.
+    pub(super) fn counts(&self, p: &PairAlignment) -> bool {
+        self.identity.covered(p.cov_a, p.cov_b) && self.identity.of(p) >= self.min_seq_id
+    }
+
+    /// The threshold of the MMseqs2 candidate search (its `--min-seq-id`, under the definition's
+    /// `--seq-id-mode`): `min_seq_id` less the candidate margin for `shorter`, so that pairs its
+    /// heuristic alignment scores a little lower than the exact one are still re-checked; 0 for
+    /// `aligned`, whose search reports every pair under the E-value cut-off as before.
+    pub(super) fn candidate_seq_id(&self) -> f32 {
+        match self.identity {
+            Identity::Shorter => (self.min_seq_id - self.search.candidate_margin).max(0.0),
+            Identity::Aligned { .. } => 0.0,
         }
     }
-
-    /// Whether a pair links its proteins: covered, and at or above the identity threshold.
-    pub(super) fn counts(&self, p: &PairIdentity) -> bool {
-        self.covered(p) && p.identity >= self.min_seq_id
-    }
 }
-

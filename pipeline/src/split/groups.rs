@@ -52,4 +52,3 @@ pub(super) fn group_unions(
     }
     Ok(())
 }
-

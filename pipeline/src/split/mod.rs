@@ -2,13 +2,16 @@
 //! at or above the identity threshold (all-vs-all MMseqs2 search, then exact re-alignment of every
 //! cross-split pair it reports) end up in one connected component, and whole components go to one
 //! split; a seeded random audit of cross-split pairs, aligned exactly without any prefilter, checks
-//! what the search could have missed. Nothing is written unless the guarantee holds.
+//! what the search could have missed. Nothing is written unless the guarantee holds. The identity is
+//! GraphPart's by default (identical residues / length of the shorter sequence, no coverage rule),
+//! or MMseqs2's with a coverage rule on request ([`Identity`]).
 
 mod align;
 mod assign;
 mod audit;
 mod config;
 mod groups;
+mod identity;
 mod output;
 mod report;
 mod rng;
@@ -17,9 +20,10 @@ mod search;
 mod separate;
 pub mod synthetic;
 
-pub use align::{PairIdentity, align};
+pub use align::{PairAlignment, align};
 pub use config::{REMOVED, SPLIT_NAMES, SplitBy, SplitConfig, SplitError};
+pub use identity::Identity;
 pub use output::sequences_dataset;
-pub use report::{IDENTITY_DEFINITION, MaxPair, SplitReport};
+pub use report::{IdentityStatement, MaxPair, SplitReport};
 pub use run::split;
 pub use search::SearchParams;

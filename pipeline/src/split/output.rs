@@ -109,7 +109,11 @@ pub(super) fn write_splits(
 
 /// Moves `splits/` into the dataset (the old one aside first) and adds the `split` section to
 /// the manifest through a temporary file.
-pub(super) fn commit(cfg: &SplitConfig, work: &Path, report: &SplitReport) -> Result<(), SplitError> {
+pub(super) fn commit(
+    cfg: &SplitConfig,
+    work: &Path,
+    report: &SplitReport,
+) -> Result<(), SplitError> {
     let manifest_path = cfg.dataset.join("manifest.json");
     let text = std::fs::read_to_string(&manifest_path).map_err(io(&manifest_path))?;
     let mut manifest: serde_json::Value =

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use super::assign::{self, Components};
 use super::config::{SPLIT_NAMES, SplitBy, SplitConfig, SplitError, io};
-use super::report::{IDENTITY_DEFINITION, MaxPair, SplitReport};
-use super::{PairIdentity, align, audit, groups, output, search, separate};
+use super::report::{IdentityStatement, MaxPair, SplitReport};
+use super::{Identity, PairAlignment, align, audit, groups, output, search, separate};
 use crate::mmseqs::Mmseqs;
 use crate::read;
 use crate::schema::Table;
@@ -120,39 +120,44 @@ fn split_in(
     let mm = Mmseqs::locate()?;
     let mmseqs_version = mm.version()?;
     progress.set_message("MMseqs2 all-vs-all search");
-    let hits = search::all_vs_all(&mm, &unique, &cfg.search, work)?;
-    progress.set_message("MMseqs2 clustering");
-    let reps = search::cluster(
+    let candidate_seq_id = cfg.candidate_seq_id();
+    let hits = search::all_vs_all(
         &mm,
-        unique.len(),
-        cfg.min_seq_id,
-        cfg.coverage,
-        cfg.cov_mode,
-        cfg.search.threads,
+        &unique,
+        &cfg.search,
+        cfg.identity.seq_id_mode(),
+        candidate_seq_id,
         work,
     )?;
+    progress.set_message("MMseqs2 clustering");
+    let reps = search::cluster(&mm, unique.len(), cfg, work)?;
 
-    // Every link, kept as a list so that --remove-to-separate can cut the graph it forms.
+    // Every link, kept as a list so that --remove-to-separate can cut the graph it forms. The
+    // search's identity has the definition's denominator (its --seq-id-mode), so a pair MMseqs2
+    // scores at or above the threshold is linked under the same definition the re-check uses.
     let mut links: Vec<(u32, u32)> = hits
         .iter()
-        .filter(|h| {
-            cfg.counts(&PairIdentity {
-                identity: h.identity,
-                cov_a: h.qcov,
-                cov_b: h.tcov,
-                aligned_columns: 0,
-            })
-        })
+        .filter(|h| cfg.identity.covered(h.qcov, h.tcov) && h.identity >= cfg.min_seq_id)
         .map(|h| (h.q, h.t))
         .collect();
     groups::group_unions(cfg, &p, &node_of, &mut links)?;
     let mut removed = vec![false; unique.len()];
 
-    // Cross-split candidates: every distinct pair the search reported.
+    // Cross-split candidates: every distinct pair the search reported, and, for `shorter`, every
+    // pair with a short sequence: a few identical residues are a large share of a short length
+    // (4 of a 13-residue peptide are 31%), and MMseqs2's E-value cannot see such chance alignments.
     let mut pairs: Vec<(u32, u32)> = hits.iter().map(|h| (h.q.min(h.t), h.q.max(h.t))).collect();
+    let short = short_sequences(cfg, &unique);
+    for &s in &short {
+        pairs.extend(
+            (0..unique.len() as u32)
+                .filter(|&o| o != s)
+                .map(|o| (s.min(o), s.max(o))),
+        );
+    }
     pairs.sort_unstable();
     pairs.dedup();
-    let mut known: HashMap<(u32, u32), PairIdentity> = HashMap::new();
+    let mut known: HashMap<(u32, u32), PairAlignment> = HashMap::new();
     let mut rounds = 0;
     let (split_of, labels, weights, max_cross, checked) = loop {
         rounds += 1;
@@ -200,7 +205,7 @@ fn split_in(
             .copied()
             .filter(|k| !known.contains_key(k))
             .collect();
-        let aligned: Vec<((u32, u32), PairIdentity)> = todo
+        let aligned: Vec<((u32, u32), PairAlignment)> = todo
             .par_iter()
             .map(|&(a, b)| {
                 (
@@ -216,27 +221,22 @@ fn split_in(
             .filter(|k| cfg.counts(&known[k]))
             .collect();
         if violators.is_empty() {
+            let identity = |k: &(u32, u32)| cfg.identity.of(&known[k]);
             let max = cross
                 .iter()
-                .filter(|k| cfg.covered(&known[k]))
-                .max_by(|x, y| {
-                    known[x]
-                        .identity
-                        .total_cmp(&known[y].identity)
-                        .then(y.cmp(x))
-                })
+                .filter(|k| cfg.identity.covered(known[k].cov_a, known[k].cov_b))
+                .max_by(|x, y| identity(x).total_cmp(&identity(y)).then(y.cmp(x)))
                 .copied();
             break (split_of, labels, weights, max, cross.len());
         }
         if rounds >= MAX_ROUNDS {
             let (a, b) = violators[0];
             return Err(violation(
+                cfg,
                 &p,
                 &first_protein,
                 &split_of,
-                a,
-                b,
-                known[&(a, b)],
+                (a, b, known[&(a, b)]),
                 "still linked after 20 rounds",
             ));
         }
@@ -253,22 +253,21 @@ fn split_in(
         cfg.audit_pairs
     ));
     let (audit, audit_exhaustive) = audit::audit(cfg, &unique, &kept(&weight, &removed), &split_of);
-    if let Some((a, b, pair)) = audit.iter().find(|(_, _, pair)| cfg.counts(pair)) {
+    if let Some(&found) = audit.iter().find(|(_, _, pair)| cfg.counts(pair)) {
         return Err(violation(
+            cfg,
             &p,
             &first_protein,
             &split_of,
-            *a,
-            *b,
-            *pair,
-            "found by the random audit",
+            found,
+            "found by the audit",
         ));
     }
     let audit_max = audit
         .iter()
-        .filter(|(_, _, pair)| cfg.covered(pair))
-        .max_by(|x, y| x.2.identity.total_cmp(&y.2.identity))
-        .map(|&(a, b, pair)| max_pair(&p, &first_protein, a, b, pair));
+        .filter(|(_, _, pair)| cfg.identity.covered(pair.cov_a, pair.cov_b))
+        .max_by(|x, y| cfg.identity.of(&x.2).total_cmp(&cfg.identity.of(&y.2)))
+        .map(|&(a, b, pair)| max_pair(cfg, &p, &first_protein, a, b, pair));
 
     let mut counts = [0usize; 3];
     let mut removed_ids = Vec::new();
@@ -293,16 +292,20 @@ fn split_in(
         mmseqs_version,
         parameters: serde_json::json!({
             "min_seq_id": cfg.min_seq_id,
-            "coverage": cfg.coverage,
-            "cov_mode": cfg.cov_mode,
+            "identity": cfg.identity,
             "search": cfg.search,
             "fractions": cfg.fractions,
             "seed": cfg.seed,
             "split_by": cfg.split_by,
-                        "audit_pairs": cfg.audit_pairs,
+            "audit_pairs": cfg.audit_pairs,
             "remove_to_separate": cfg.remove_to_separate,
         }),
-        identity_definition: IDENTITY_DEFINITION,
+        identity: IdentityStatement {
+            name: cfg.identity.name(),
+            denominator: cfg.identity.denominator(),
+            definition: cfg.identity.statement(),
+            threshold: cfg.min_seq_id,
+        },
         proteins: p.ids.len(),
         unique_sequences: unique.len(),
         counts,
@@ -312,9 +315,12 @@ fn split_in(
         components: weights.len(),
         largest_component: weights.first().copied().unwrap_or(0),
         search_pairs: pairs.len(),
+        short_sequences: short.len(),
+        candidate_seq_id,
         cross_split_pairs_checked: checked,
         rounds,
-        max_cross_split: max_cross.map(|(a, b)| max_pair(&p, &first_protein, a, b, known[&(a, b)])),
+        max_cross_split: max_cross
+            .map(|(a, b)| max_pair(cfg, &p, &first_protein, a, b, known[&(a, b)])),
         audit_pairs: audit.len(),
         audit_exhaustive,
         audit_max,
@@ -322,6 +328,17 @@ fn split_in(
     };
     output::commit(cfg, work, &report)?;
     Ok(report)
+}
+
+/// Sequences re-checked exactly against every other one: with `shorter`, those under
+/// `search.exhaustive_below` residues.
+fn short_sequences(cfg: &SplitConfig, unique: &[&str]) -> Vec<u32> {
+    match cfg.identity {
+        Identity::Shorter => (0..unique.len() as u32)
+            .filter(|&i| unique[i as usize].len() < cfg.search.exhaustive_below)
+            .collect(),
+        Identity::Aligned { .. } => Vec::new(),
+    }
 }
 
 /// Protein weights with removed sequences at 0.
@@ -333,32 +350,37 @@ fn kept(weight: &[u32], removed: &[bool]) -> Vec<u32> {
         .collect()
 }
 
-/// Names a pair of sequence nodes by their first proteins.
-fn max_pair(p: &Proteins, first_protein: &[usize], a: u32, b: u32, pair: PairIdentity) -> MaxPair {
+/// Names a pair of sequence nodes by their first proteins, with its identity under the run's
+/// definition.
+fn max_pair(
+    cfg: &SplitConfig,
+    p: &Proteins,
+    first_protein: &[usize],
+    a: u32,
+    b: u32,
+    alignment: PairAlignment,
+) -> MaxPair {
     MaxPair {
         a: p.ids[first_protein[a as usize]].clone(),
         b: p.ids[first_protein[b as usize]].clone(),
-        pair,
+        identity: cfg.identity.of(&alignment),
+        definition: cfg.identity.name(),
+        alignment,
     }
 }
 
 fn violation(
+    cfg: &SplitConfig,
     p: &Proteins,
     first_protein: &[usize],
     split_of: &[u8],
-    a: u32,
-    b: u32,
-    pair: PairIdentity,
+    (a, b, alignment): (u32, u32, PairAlignment),
     how: &'static str,
 ) -> SplitError {
-    let m = max_pair(p, first_protein, a, b, pair);
     SplitError::Violation {
-        a: m.a,
-        b: m.b,
+        pair: Box::new(max_pair(cfg, p, first_protein, a, b, alignment)),
         sa: SPLIT_NAMES[split_of[a as usize] as usize],
         sb: SPLIT_NAMES[split_of[b as usize] as usize],
-        pair,
         how,
     }
 }
-

@@ -71,4 +71,3 @@ pub(super) fn separate(
         cut.push(pick);
     }
 }
-

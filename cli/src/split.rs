@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::Args;
-use fusionprot_pipeline::split::{self, SPLIT_NAMES, SearchParams, SplitBy, SplitConfig};
+use clap::{Args, ValueEnum};
+use fusionprot_pipeline::split::{self, Identity, SPLIT_NAMES, SearchParams, SplitBy, SplitConfig};
 
 use crate::progress;
 
@@ -13,15 +13,34 @@ use crate::progress;
 pub struct SplitArgs {
     /// Dataset folder written by `fusionprot prepare`.
     dataset: PathBuf,
-    /// Proteins with a pair at or above this identity stay in one split (0–1).
+    /// Proteins with a pair at or above this identity (under --identity) stay in one split (0–1).
     #[arg(long, default_value_t = 0.3)]
     min_seq_id: f32,
-    /// Fraction of the sequences the alignment must cover for a pair to count (MMseqs2 -c).
-    #[arg(short = 'c', long = "coverage", default_value_t = 0.8)]
-    coverage: f32,
-    /// 0: both sequences covered, 1: the target, 2: the query (MMseqs2 --cov-mode).
-    #[arg(long, default_value_t = 0)]
-    cov_mode: u8,
+    /// What identity means. `shorter`: identical residues / length of the shorter sequence over the
+    /// exact Smith-Waterman alignment (BLOSUM62, gap open 11, extend 1), no coverage rule (GraphPart's
+    /// and CD-HIT's denominator: one shared domain or a fragment counts in proportion to its length).
+    /// `aligned`: identical / aligned columns, counted only when the alignment covers -c of the
+    /// sequences (MMseqs2's definition; domain and fragment homology below -c is not linked).
+    #[arg(long, value_enum, default_value_t = IdentityArg::Shorter)]
+    identity: IdentityArg,
+    /// With --identity aligned: the fraction of the sequences the alignment must cover for a pair
+    /// to count (MMseqs2 -c; default 0.8). `shorter` has no coverage rule, so this is refused there.
+    #[arg(short = 'c', long = "coverage")]
+    coverage: Option<f32>,
+    /// With --identity aligned: which sequences -c applies to; 0: both, 1: the target, 2: the query
+    /// (MMseqs2 --cov-mode; default 0). Refused with --identity shorter.
+    #[arg(long)]
+    cov_mode: Option<u8>,
+    /// With --identity shorter: the MMseqs2 search reports pairs it scores at or above
+    /// --min-seq-id minus this margin, so that pairs its heuristic alignment scores a little lower
+    /// than the exact one still get the exact re-check (0–1).
+    #[arg(long, default_value_t = 0.1)]
+    candidate_margin: f32,
+    /// With --identity shorter: sequences shorter than this many residues are re-aligned exactly
+    /// against every other sequence (MMseqs2's E-value cannot find their chance alignments, which
+    /// can reach the threshold: 4 identical residues are 31% of a 13-residue peptide).
+    #[arg(long, default_value_t = 30, value_name = "RESIDUES")]
+    exhaustive_below: usize,
     /// MMseqs2 search sensitivity (-s): 1 fast … 7.5 sensitive (5.7 is MMseqs2's default; 7.5 is about
     /// 3x slower and finds more distant pairs, which the exact re-alignment then checks).
     #[arg(short = 's', long = "sensitivity", default_value_t = 5.7)]
@@ -56,17 +75,53 @@ pub struct SplitArgs {
     jobs: Option<usize>,
 }
 
+/// `--identity`: the identity definitions of [`Identity`], by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum IdentityArg {
+    /// Identical residues / length of the shorter sequence, no coverage rule (GraphPart, CD-HIT).
+    Shorter,
+    /// Identical / aligned columns with a coverage rule (-c, --cov-mode), as MMseqs2.
+    Aligned,
+}
+
 impl SplitArgs {
+    fn identity(&self) -> anyhow::Result<Identity> {
+        match self.identity {
+            IdentityArg::Shorter => {
+                if self.coverage.is_some() || self.cov_mode.is_some() {
+                    bail!(
+                        "-c / --cov-mode set a coverage rule, which only --identity aligned has: --identity shorter \
+                         (the default) divides by the shorter sequence's length, so partial homology counts in \
+                         proportion to its length without one; add --identity aligned to use MMseqs2's definition"
+                    );
+                }
+                Ok(Identity::Shorter)
+            }
+            IdentityArg::Aligned => {
+                let coverage = self.coverage.unwrap_or(0.8);
+                let cov_mode = self.cov_mode.unwrap_or(0);
+                if !(0.0..=1.0).contains(&coverage) {
+                    bail!("-c must be within 0–1, got {coverage}");
+                }
+                if cov_mode > 2 {
+                    bail!("--cov-mode must be 0, 1 or 2, got {cov_mode}");
+                }
+                Ok(Identity::Aligned { coverage, cov_mode })
+            }
+        }
+    }
+
     fn config(&self) -> anyhow::Result<SplitConfig> {
         if !(0.0..=1.0).contains(&self.min_seq_id) {
             bail!("--min-seq-id must be within 0–1, got {}", self.min_seq_id);
         }
-        if !(0.0..=1.0).contains(&self.coverage) {
-            bail!("-c must be within 0–1, got {}", self.coverage);
+        if !(0.0..=1.0).contains(&self.candidate_margin) {
+            bail!(
+                "--candidate-margin must be within 0–1, got {}",
+                self.candidate_margin
+            );
         }
-        if self.cov_mode > 2 {
-            bail!("--cov-mode must be 0, 1 or 2, got {}", self.cov_mode);
-        }
+        let identity = self.identity()?;
         let f: Vec<f64> = self
             .fractions
             .split(',')
@@ -94,13 +149,14 @@ impl SplitArgs {
         Ok(SplitConfig {
             dataset: self.dataset.clone(),
             min_seq_id: self.min_seq_id,
-            coverage: self.coverage,
-            cov_mode: self.cov_mode,
+            identity,
             search: SearchParams {
                 sensitivity: self.sensitivity,
                 evalue: self.evalue,
                 max_seqs: self.max_seqs,
                 threads,
+                candidate_margin: self.candidate_margin,
+                exhaustive_below: self.exhaustive_below,
             },
             fractions: [train, valid, test],
             seed: self.seed,
@@ -147,29 +203,42 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<ExitCode> {
             r.removed.join(" ")
         );
     }
+    let none = match cfg.identity {
+        Identity::Shorter => "none (no cross-split pair aligned)".to_owned(),
+        Identity::Aligned { coverage, .. } => format!(
+            "none (no cross-split pair's alignment covers {:.0}% of the sequences)",
+            100.0 * coverage
+        ),
+    };
     let pct = |m: &Option<split::MaxPair>| {
         m.as_ref().map_or_else(
-            || {
-                format!(
-                    "none (no pair's alignment covers {:.0}% of the sequences)",
-                    100.0 * cfg.coverage
-                )
-            },
-            |m| format!("{:.1}% ({} vs {})", 100.0 * m.pair.identity, m.a, m.b),
+            || none.clone(),
+            |m| format!("{:.1}% ({} vs {})", 100.0 * m.identity, m.a, m.b),
         )
     };
+    let coverage_rule = match cfg.identity {
+        Identity::Shorter => "no coverage rule".to_owned(),
+        Identity::Aligned { coverage, cov_mode } => {
+            format!("coverage -c {coverage} --cov-mode {cov_mode}")
+        }
+    };
     println!(
-        "verified: max cross-split identity {} < {:.0}% over {} cross-split pairs reported by an MMseqs2 all-vs-all search \
-         (-s {}, -e {}, --max-seqs {}) and re-aligned exactly (Smith-Waterman, BLOSUM62; identity = identical/aligned columns, \
-         coverage -c {} --cov-mode {}); audit of {} {}cross-split pairs without prefilter: max {}; {} linking round(s); {:.1} s",
+        "verified: max cross-split identity {} < {:.0}% (identity `{}` = identical residues / {}, exact Smith-Waterman, \
+         BLOSUM62, {coverage_rule}) over {} cross-split pairs reported by an MMseqs2 all-vs-all search (-s {}, -e {}, \
+         --max-seqs {}, -c 0, --seq-id-mode {}, candidates at identity >= {:.2}; {} sequences under {} residues paired with all) and re-aligned exactly; audit of {} \
+         {}cross-split pairs without prefilter: max {}; {} linking round(s); {:.1} s",
         pct(&r.max_cross_split),
         100.0 * cfg.min_seq_id,
+        r.identity.name,
+        r.identity.denominator,
         r.cross_split_pairs_checked,
         cfg.search.sensitivity,
         cfg.search.evalue,
         cfg.search.max_seqs,
-        cfg.coverage,
-        cfg.cov_mode,
+        cfg.identity.seq_id_mode(),
+        r.candidate_seq_id,
+        r.short_sequences,
+        cfg.search.exhaustive_below,
         r.audit_pairs,
         if r.audit_exhaustive {
             "(all) "

@@ -1,6 +1,7 @@
 //! Writes a sequences-only dataset of synthetic protein families (and the same sequences as
 //! FASTA) for bench/split: `synthetic_dataset N OUT_DIR [SEED]` makes about N proteins in
-//! families of 3, with chains and distant relatives (pipeline::split::synthetic).
+//! families of 3, with chains, distant relatives and, in every 10th family, a member that shares
+//! one domain (70% of its length, 60% identical) with the ancestor (pipeline::split::synthetic).
 
 use fusionprot_pipeline::split::synthetic::{FamilySpec, synthetic_families};
 
@@ -15,7 +16,7 @@ fn main() {
     };
     let seed = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     let spec = FamilySpec {
-        families: n.div_ceil(3),
+        families: (n * 10).div_ceil(31),
         members: 3,
         length: (80, 400),
         member_identity: 0.85,
@@ -23,6 +24,10 @@ fn main() {
         chain_identity: 0.5,
         relative_every: 5,
         relative_identity: 0.3,
+        partial_every: 10,
+        partial_window: 0.7,
+        partial_share: 0.7,
+        partial_identity: 0.6,
     };
     let set = synthetic_families(&spec, seed);
     let out = std::path::Path::new(out);

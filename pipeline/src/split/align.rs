@@ -1,23 +1,48 @@
-//! Exact pairwise identity: Smith-Waterman (rust-bio, BLOSUM62, gap open 11, extend 1, as BLAST and
-//! MMseqs2 score proteins) and the identity definition the split certificate states:
-//! identical columns / aligned columns of the local alignment (gap columns included), with the
-//! coverage of each sequence by the aligned region.
+//! Exact pairwise alignment: Smith-Waterman (rust-bio, BLOSUM62, gap open 11, extend 1, as BLAST and
+//! MMseqs2 score proteins), counted so that either identity definition ([`Identity`](super::Identity))
+//! can be read off it: identical residues, aligned columns, both lengths and both coverages.
 
 use std::cell::RefCell;
 
 use bio::alignment::AlignmentOperation;
 use bio::alignment::pairwise::Aligner;
 
-/// Identity and coverage of one aligned pair.
+/// The counts of one exact local alignment of two sequences.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct PairIdentity {
-    /// Identical columns / aligned columns, 0–1.
-    pub identity: f32,
+pub struct PairAlignment {
+    /// Identical residues (match columns).
+    pub identical: u32,
+    /// Columns of the local alignment, gap columns included.
+    pub aligned_columns: u32,
+    /// Length of the first sequence, residues.
+    pub len_a: u32,
+    /// Length of the second sequence, residues.
+    pub len_b: u32,
     /// Fraction of the first sequence inside the local alignment.
     pub cov_a: f32,
     /// Fraction of the second sequence inside the local alignment.
     pub cov_b: f32,
-    pub aligned_columns: u32,
+}
+
+impl PairAlignment {
+    /// Identical residues / length of the shorter sequence, 0–1 (0 when one is empty).
+    pub fn identity_shorter(&self) -> f32 {
+        let shorter = self.len_a.min(self.len_b);
+        if shorter == 0 {
+            0.0
+        } else {
+            self.identical as f32 / shorter as f32
+        }
+    }
+
+    /// Identical columns / aligned columns (gap columns included), 0–1 (0 when nothing aligns).
+    pub fn identity_aligned(&self) -> f32 {
+        if self.aligned_columns == 0 {
+            0.0
+        } else {
+            self.identical as f32 / self.aligned_columns as f32
+        }
+    }
 }
 
 type Scorer = fn(u8, u8) -> i32;
@@ -42,14 +67,17 @@ fn clean(seq: &[u8]) -> Vec<u8> {
 }
 
 /// Aligns `a` with `b` exactly (O(len_a · len_b)).
-pub fn align(a: &[u8], b: &[u8]) -> PairIdentity {
+pub fn align(a: &[u8], b: &[u8]) -> PairAlignment {
     let (a, b) = (clean(a), clean(b));
+    let (len_a, len_b) = (a.len() as u32, b.len() as u32);
     if a.is_empty() || b.is_empty() {
-        return PairIdentity {
-            identity: 0.0,
+        return PairAlignment {
+            identical: 0,
+            aligned_columns: 0,
+            len_a,
+            len_b,
             cov_a: 0.0,
             cov_b: 0.0,
-            aligned_columns: 0,
         };
     }
     let aln = ALIGNER.with(|al| al.borrow_mut().local(&a, &b));
@@ -67,15 +95,13 @@ pub fn align(a: &[u8], b: &[u8]) -> PairIdentity {
             AlignmentOperation::Xclip(_) | AlignmentOperation::Yclip(_) => {}
         }
     }
-    PairIdentity {
-        identity: if columns == 0 {
-            0.0
-        } else {
-            identical as f32 / columns as f32
-        },
+    PairAlignment {
+        identical,
+        aligned_columns: columns,
+        len_a,
+        len_b,
         cov_a: (aln.xend - aln.xstart) as f32 / a.len() as f32,
         cov_b: (aln.yend - aln.ystart) as f32 / b.len() as f32,
-        aligned_columns: columns,
     }
 }
 
@@ -87,9 +113,10 @@ mod tests {
     fn identical_sequences_are_fully_identical_and_covered() {
         let p = align(b"MKTAYIAKQRQISFVKSHFSRQ", b"MKTAYIAKQRQISFVKSHFSRQ");
         assert_eq!(
-            (p.identity, p.cov_a, p.cov_b, p.aligned_columns),
-            (1.0, 1.0, 1.0, 22)
+            (p.identity_aligned(), p.identity_shorter(), p.cov_a, p.cov_b),
+            (1.0, 1.0, 1.0, 1.0)
         );
+        assert_eq!((p.identical, p.aligned_columns), (22, 22));
     }
 
     #[test]
@@ -99,12 +126,23 @@ mod tests {
         b[10] = b'W';
         let p = align(a, &b);
         assert_eq!(p.aligned_columns, 20);
-        assert!((p.identity - 0.95).abs() < 1e-6, "{p:?}");
+        assert!((p.identity_aligned() - 0.95).abs() < 1e-6, "{p:?}");
     }
 
     #[test]
     fn unknown_letters_do_not_panic() {
         let p = align(b"MKUOJ*", b"mkxxxx");
-        assert!(p.identity <= 1.0);
+        assert!(p.identity_aligned() <= 1.0 && p.identity_shorter() <= 1.0);
+        assert_eq!((p.len_a, p.len_b), (6, 6));
+    }
+
+    #[test]
+    fn a_fragment_is_identical_by_the_shorter_length_but_covers_little_of_the_longer() {
+        let long = b"MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ";
+        let fragment = &long[10..40];
+        let p = align(fragment, long);
+        assert_eq!((p.identical, p.len_a, p.len_b), (30, 30, 66));
+        assert_eq!(p.identity_shorter(), 1.0);
+        assert!((p.cov_b - 30.0 / 66.0).abs() < 1e-6, "{p:?}");
     }
 }

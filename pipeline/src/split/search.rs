@@ -1,12 +1,12 @@
-//! MMseqs2 runs for splitting: an all-vs-all search (every reported pair with identity and
-//! coverage) and a clustering (cluster representatives). Sequences are written as FASTA with
-//! their index as the name; results come back as indices.
+//! MMseqs2 runs for splitting: an all-vs-all candidate search (every reported pair with identity and
+//! coverage, whatever the coverage) and a clustering (cluster representatives). Sequences are written
+//! as FASTA with their index as the name; results come back as indices.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 
-use super::SplitError;
+use super::{SplitConfig, SplitError};
 use crate::mmseqs::Mmseqs;
 
 /// One pair MMseqs2 reported (query ≠ target).
@@ -14,7 +14,8 @@ use crate::mmseqs::Mmseqs;
 pub(crate) struct Hit {
     pub q: u32,
     pub t: u32,
-    /// Identical columns / alignment length (MMseqs2 `fident` with `--seq-id-mode 0`).
+    /// MMseqs2's `fident` under the definition's `--seq-id-mode`: identical residues / length of
+    /// the shorter sequence (1, `shorter`) or / alignment columns (0, `aligned`).
     pub identity: f32,
     pub qcov: f32,
     pub tcov: f32,
@@ -27,6 +28,14 @@ pub struct SearchParams {
     pub evalue: f64,
     pub max_seqs: usize,
     pub threads: usize,
+    /// With the `shorter` identity, the search reports pairs MMseqs2 scores at or above
+    /// `min_seq_id - candidate_margin` (its own alignment can find fewer identities than the
+    /// exact one, which then decides); 0–1.
+    pub candidate_margin: f32,
+    /// With the `shorter` identity, sequences shorter than this (residues) are candidates with
+    /// every other sequence: the search's E-value misses their chance alignments, which reach
+    /// the threshold by the shorter length.
+    pub exhaustive_below: usize,
 }
 
 /// `--flag value` pairs as command-line arguments.
@@ -65,11 +74,15 @@ fn index(field: Option<&str>, path: &Path, line: usize) -> Result<u32, SplitErro
         })
 }
 
-/// All-vs-all search of `seqs` against themselves; self hits are dropped.
+/// All-vs-all search of `seqs` against themselves, with no coverage rule (`-c 0`): every pair
+/// MMseqs2 aligns under the E-value cut-off with identity (in `seq_id_mode`) at or above
+/// `min_seq_id`; self hits are dropped.
 pub(crate) fn all_vs_all(
     mm: &Mmseqs,
     seqs: &[&str],
     p: &SearchParams,
+    seq_id_mode: u8,
+    min_seq_id: f32,
     work: &Path,
 ) -> Result<Vec<Hit>, SplitError> {
     let fasta = work.join("seqs.fasta");
@@ -88,7 +101,9 @@ pub(crate) fn all_vs_all(
         ("-e", p.evalue.to_string()),
         ("--max-seqs", p.max_seqs.to_string()),
         ("--alignment-mode", "3".into()),
-        ("--seq-id-mode", "0".into()),
+        ("--seq-id-mode", seq_id_mode.to_string()),
+        ("--min-seq-id", min_seq_id.to_string()),
+        ("-c", "0".into()),
         (
             "--format-output",
             "query,target,fident,qstart,qend,qlen,tstart,tend,tlen".into(),
@@ -127,16 +142,15 @@ pub(crate) fn all_vs_all(
     Ok(hits)
 }
 
-/// `mmseqs easy-cluster` at `min_seq_id` / coverage: the representative index of every sequence.
+/// `mmseqs easy-cluster` at the split's threshold under its identity definition (`--seq-id-mode`,
+/// and the coverage rule, none for `shorter`): the representative index of every sequence.
 pub(crate) fn cluster(
     mm: &Mmseqs,
     n: usize,
-    min_seq_id: f32,
-    coverage: f32,
-    cov_mode: u8,
-    threads: usize,
+    cfg: &SplitConfig,
     work: &Path,
 ) -> Result<Vec<u32>, SplitError> {
+    let (coverage, cov_mode) = cfg.identity.mmseqs_coverage();
     let fasta = work.join("seqs.fasta");
     let prefix = work.join("clu");
     let tmp = work.join("cluster-tmp");
@@ -147,10 +161,11 @@ pub(crate) fn cluster(
         tmp.into(),
     ];
     args.extend(options(&[
-        ("--min-seq-id", min_seq_id.to_string()),
+        ("--min-seq-id", cfg.min_seq_id.to_string()),
+        ("--seq-id-mode", cfg.identity.seq_id_mode().to_string()),
         ("-c", coverage.to_string()),
         ("--cov-mode", cov_mode.to_string()),
-        ("--threads", threads.to_string()),
+        ("--threads", cfg.search.threads.to_string()),
         ("-v", "1".into()),
     ]));
     mm.run(&args)?;

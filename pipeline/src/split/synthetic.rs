@@ -1,6 +1,7 @@
 //! Synthetic protein families with known ground truth, for the split tests and benchmark: random
 //! ancestors, members mutated from them to a set identity, "chains" of families each above the
-//! threshold to the next, and distant relatives below it.
+//! threshold to the next, distant relatives below it, and partial members that share only one
+//! domain (or are a fragment) of their family's ancestor.
 
 /// Shape of a synthetic set.
 #[derive(Debug, Clone)]
@@ -19,6 +20,14 @@ pub struct FamilySpec {
     /// from it at `relative_identity` (0 = none); below the threshold, so free to split apart.
     pub relative_every: usize,
     pub relative_identity: f64,
+    /// Every `partial_every`-th family gets one more member that shares only part of the ancestor
+    /// (0 = none): a window of `partial_window` of the ancestor's length, mutated to
+    /// `partial_identity`, making up `partial_share` of the member; the rest is unrelated sequence
+    /// (another domain), split at random between both ends. `partial_share` 1 gives a bare fragment.
+    pub partial_every: usize,
+    pub partial_window: f64,
+    pub partial_share: f64,
+    pub partial_identity: f64,
 }
 
 /// One synthetic protein and its ground-truth group: proteins of one group are linked (directly
@@ -28,6 +37,8 @@ pub struct Synthetic {
     pub id: String,
     pub sequence: String,
     pub group: usize,
+    /// A partial member (one shared domain or a fragment; see [`FamilySpec::partial_every`]).
+    pub partial: bool,
 }
 
 const AMINO: &[u8; 20] = b"ACDEFGHIKLMNPQRSTVWY";
@@ -56,7 +67,26 @@ fn mutate(parent: &[u8], identity: f64, rng: &mut Rng) -> Vec<u8> {
         .collect()
 }
 
-/// Generates the set; ids are `f<family>_m<member>`, in generation order.
+/// A member sharing one window of `ancestor` (see [`FamilySpec::partial_every`]).
+fn partial(ancestor: &[u8], spec: &FamilySpec, rng: &mut Rng) -> Vec<u8> {
+    if ancestor.is_empty() {
+        return Vec::new();
+    }
+    let window =
+        ((spec.partial_window * ancestor.len() as f64).round() as usize).clamp(1, ancestor.len());
+    let start = (rng.next() as usize) % (ancestor.len() - window + 1);
+    let shared = mutate(&ancestor[start..start + window], spec.partial_identity, rng);
+    let length = (window as f64 / spec.partial_share.clamp(0.01, 1.0)).round() as usize;
+    let flanks = length.saturating_sub(window);
+    let left = (rng.next() as usize) % (flanks + 1);
+    let mut out: Vec<u8> = (0..left).map(|_| residue(rng)).collect();
+    out.extend(shared);
+    out.extend((0..flanks - left).map(|_| residue(rng)));
+    out
+}
+
+/// Generates the set; ids are `f<family>_m<member>`, in generation order (a partial member comes
+/// last in its family).
 pub fn synthetic_families(spec: &FamilySpec, seed: u64) -> Vec<Synthetic> {
     let mut rng = Rng(seed);
     let mut out = Vec::new();
@@ -70,6 +100,16 @@ pub fn synthetic_families(spec: &FamilySpec, seed: u64) -> Vec<Synthetic> {
                     sequence: String::from_utf8(mutate(ancestor, spec.member_identity, rng))
                         .expect("ASCII letters"),
                     group,
+                    partial: false,
+                });
+            }
+            if spec.partial_every > 0 && family.is_multiple_of(spec.partial_every) {
+                out.push(Synthetic {
+                    id: format!("f{family:06}_m{:02}", spec.members),
+                    sequence: String::from_utf8(partial(ancestor, spec, rng))
+                        .expect("ASCII letters"),
+                    group,
+                    partial: true,
                 });
             }
         };
@@ -96,4 +136,85 @@ pub fn synthetic_families(spec: &FamilySpec, seed: u64) -> Vec<Synthetic> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::align;
+
+    fn spec() -> FamilySpec {
+        FamilySpec {
+            families: 6,
+            members: 2,
+            length: (150, 200),
+            member_identity: 0.9,
+            chain_every: 0,
+            chain_identity: 0.0,
+            relative_every: 0,
+            relative_identity: 0.0,
+            partial_every: 2,
+            partial_window: 0.7,
+            partial_share: 0.7,
+            partial_identity: 0.6,
+        }
+    }
+
+    #[test]
+    fn every_other_family_gets_one_partial_member_of_about_the_ancestors_length() {
+        let set = synthetic_families(&spec(), 3);
+        let partial: Vec<&Synthetic> = set.iter().filter(|s| s.partial).collect();
+        assert_eq!(
+            partial.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["f000000_m02", "f000002_m02", "f000004_m02"]
+        );
+        for p in partial {
+            let sibling = &set
+                .iter()
+                .find(|s| s.id == p.id.replace("_m02", "_m00"))
+                .expect("m00");
+            let ratio = p.sequence.len() as f64 / sibling.sequence.len() as f64;
+            assert!((0.97..=1.03).contains(&ratio), "{} {ratio}", p.id);
+            // 70% of it is ~54% identical to the sibling (60% × 90% to the ancestor): ~38% of the
+            // shorter length, plus what the local alignment picks up by chance in the flanks.
+            let a = align(p.sequence.as_bytes(), sibling.sequence.as_bytes());
+            assert!(
+                (0.3..0.55).contains(&a.identity_shorter()),
+                "{} {a:?}",
+                p.id
+            );
+            assert!(a.cov_a > 0.6, "{} {a:?}", p.id);
+        }
+    }
+
+    #[test]
+    fn a_share_of_one_gives_a_bare_fragment_of_the_window_length() {
+        let set = synthetic_families(
+            &FamilySpec {
+                partial_window: 0.3,
+                partial_share: 1.0,
+                partial_identity: 1.0,
+                members: 1,
+                ..spec()
+            },
+            4,
+        );
+        let (fragment, member) = (&set[1], &set[0]);
+        assert!(fragment.partial && !member.partial);
+        let a = align(fragment.sequence.as_bytes(), member.sequence.as_bytes());
+        let ratio = fragment.sequence.len() as f64 / member.sequence.len() as f64;
+        assert!((0.27..=0.33).contains(&ratio), "{ratio}");
+        assert!(a.identity_shorter() > 0.8, "{a:?}");
+    }
+
+    #[test]
+    fn partial_every_zero_makes_no_partial_members() {
+        let plain = FamilySpec {
+            partial_every: 0,
+            ..spec()
+        };
+        let set = synthetic_families(&plain, 3);
+        assert_eq!(set.len(), 12);
+        assert!(set.iter().all(|s| !s.partial));
+    }
 }

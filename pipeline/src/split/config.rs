@@ -1,0 +1,116 @@
+//! What `split` is asked to do (`SplitConfig`, `SplitBy`) and the errors that stop it.
+
+use std::path::{Path, PathBuf};
+
+use super::report::MaxPair;
+use super::{Identity, PairAlignment, SearchParams};
+use crate::mmseqs::MmseqsError;
+use crate::read::ReadError;
+use crate::write::WriteError;
+
+/// Split names, in the order of `fractions`.
+pub const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
+/// The `split` value of proteins dropped by `--remove-to-separate`.
+pub const REMOVED: &str = "removed";
+
+/// Which proteins must stay together besides sequence similarity.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitBy {
+    /// Sequence similarity only.
+    Sequence,
+    /// Also keep proteins with equal values of this `proteins` column together (e.g. `entry_id`).
+    Column(String),
+    /// Also keep the members of each cluster of an MMseqs2 cluster TSV (`representative<TAB>member`,
+    /// protein ids) together.
+    ClusterFile(PathBuf),
+}
+
+/// How to split; validated by the caller.
+#[derive(Debug, Clone)]
+pub struct SplitConfig {
+    pub dataset: PathBuf,
+    /// Pairs at or above this identity (under `identity`) are linked and never cross splits.
+    pub min_seq_id: f32,
+    /// Which identity `min_seq_id` and the guarantee are about.
+    pub identity: Identity,
+    pub search: SearchParams,
+    /// Train, valid, test; sum to 1.
+    pub fractions: [f64; 3],
+    pub seed: u64,
+    pub split_by: SplitBy,
+    /// Random cross-split pairs aligned exactly for the audit.
+    pub audit_pairs: usize,
+    /// When a family is too large for the train fraction, drop the fewest proteins needed to break
+    /// it apart (GraphPart's remedy) instead of failing; dropped proteins get the split `removed`.
+    pub remove_to_separate: bool,
+}
+
+/// Errors that stop `split`; nothing is written when one occurs.
+#[derive(Debug, thiserror::Error)]
+pub enum SplitError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Mmseqs(#[from] MmseqsError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: unexpected MMseqs2 output", .path.display())]
+    Output { path: PathBuf, line: usize },
+    #[error("{}: no column {column:?} of text type in proteins; try entry_id", .dataset.display())]
+    NoColumn { dataset: PathBuf, column: String },
+    #[error("{}:{line}: expected `representative<TAB>member` protein ids", .path.display())]
+    ClusterFile { path: PathBuf, line: usize },
+    #[error(
+        "the largest family holds {size} of {total} proteins ({:.1}%), more than the train fraction allows; \
+         raise --min-seq-id or the train fraction, or pass --remove-to-separate to drop the fewest proteins that \
+         break it apart",
+        100.0 * *.size as f64 / *.total as f64
+    )]
+    Oversized { size: u64, total: u64 },
+    #[error(
+        "guarantee broken: {} ({sa}) and {} ({sb}) are {:.1}% identical by the `{}` definition ({} identical residues; \
+         lengths {} and {}, the alignment covers {:.0}%/{:.0}% of them) ({how})",
+        .pair.a, .pair.b, 100.0 * .pair.identity, .pair.definition, .pair.alignment.identical,
+        .pair.alignment.len_a, .pair.alignment.len_b, 100.0 * .pair.alignment.cov_a, 100.0 * .pair.alignment.cov_b
+    )]
+    Violation {
+        pair: Box<MaxPair>,
+        sa: &'static str,
+        sb: &'static str,
+        how: &'static str,
+    },
+    #[error("another command is writing {} (lock held on {})", .dataset.display(), .lock.display())]
+    Locked { dataset: PathBuf, lock: PathBuf },
+}
+
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SplitError + '_ {
+    move |source| SplitError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl SplitConfig {
+    /// Whether an exactly aligned pair links its proteins: the coverage rule holds (if the
+    /// definition has one) and its identity is at or above the threshold.
+    pub(super) fn counts(&self, p: &PairAlignment) -> bool {
+        self.identity.covered(p.cov_a, p.cov_b) && self.identity.of(p) >= self.min_seq_id
+    }
+
+    /// The threshold of the MMseqs2 candidate search (its `--min-seq-id`, under the definition's
+    /// `--seq-id-mode`): `min_seq_id` less the candidate margin for `shorter`, so that pairs its
+    /// heuristic alignment scores a little lower than the exact one are still re-checked; 0 for
+    /// `aligned`, whose search reports every pair under the E-value cut-off as before.
+    pub(super) fn candidate_seq_id(&self) -> f32 {
+        match self.identity {
+            Identity::Shorter => (self.min_seq_id - self.search.candidate_margin).max(0.0),
+            Identity::Aligned { .. } => 0.0,
+        }
+    }
+}

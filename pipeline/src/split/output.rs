@@ -1,0 +1,143 @@
+//! Writing: the `splits` table (staged in the work folder), its commit into the dataset with the
+//! manifest's `split` section, and sequences-only datasets for tests and benchmarks.
+
+use std::path::Path;
+
+use arrow_array::{Int32Array, RecordBatch, StringArray};
+
+use super::config::{REMOVED, SPLIT_NAMES, SplitConfig, SplitError, io};
+use super::report::SplitReport;
+use super::run::Proteins;
+use crate::schema::Table;
+use crate::write::{PartInfo, TableWriter, WriteError};
+
+/// Writes a dataset whose `proteins` table holds only ids and sequences (empty `residues` and
+/// `edges`, no structures behind it), with a minimal manifest: for splitting sequence sets in
+/// tests and benchmarks.
+///
+/// # Errors
+/// I/O and Parquet errors.
+pub fn sequences_dataset(dir: &Path, proteins: &[(String, String)]) -> Result<(), SplitError> {
+    use crate::protein::{ProteinRecord, ResidueColumns};
+    let mut sorted: Vec<&(String, String)> = proteins.iter().collect();
+    sorted.sort();
+    let mut batches = crate::write::Batches::new();
+    for (id, seq) in sorted {
+        let record = ProteinRecord {
+            protein_id: id.clone(),
+            entry_id: id.clone(),
+            chain_id: String::new(),
+            sequence: seq.clone(),
+            num_residues_in_file: 0,
+            source: String::new(),
+            source_sha256: String::new(),
+            format: crate::structure::Format::Pdb,
+            mean_plddt: None,
+            method: None,
+            resolution_angstrom: None,
+            ec_numbers: Vec::new(),
+            title: None,
+            residues: ResidueColumns::default(),
+        };
+        batches.push(&record, &crate::graph::Edges::default());
+    }
+    let tables = batches.take()?;
+    for (t, b) in Table::PREPARED.iter().zip(&tables) {
+        let mut w = TableWriter::new(dir, *t)?;
+        w.write(b)?;
+        w.finish(dir)?;
+    }
+    let manifest = dir.join("manifest.json");
+    std::fs::write(
+        &manifest,
+        "{\"tool\": \"fusionprot\", \"sequences_only\": true}\n",
+    )
+    .map_err(io(&manifest))
+}
+
+/// Per sequence node: its MMseqs2 representative, first protein, component, split and removal.
+pub(super) struct SplitColumns<'a> {
+    pub(super) reps: &'a [u32],
+    pub(super) first_protein: &'a [usize],
+    pub(super) labels: &'a [u32],
+    pub(super) split_of: &'a [u8],
+    pub(super) removed: &'a [bool],
+}
+
+/// Writes `splits/` into the work folder: one row per protein, sorted by protein id.
+pub(super) fn write_splits(
+    work: &Path,
+    p: &Proteins,
+    node_of: &[u32],
+    columns: &SplitColumns<'_>,
+) -> Result<Vec<PartInfo>, SplitError> {
+    let staging = work.join("out");
+    let mut w = TableWriter::new(&staging, Table::Splits)?;
+    let n = node_of.iter().map(|&n| n as usize);
+    let c = columns;
+    let cluster: StringArray = n
+        .clone()
+        .map(|n| Some(p.ids[c.first_protein[c.reps[n] as usize]].as_str()))
+        .collect();
+    let component: Int32Array = n.clone().map(|n| Some(c.labels[n] as i32)).collect();
+    let split: StringArray = n
+        .map(|n| {
+            Some(if c.removed[n] {
+                REMOVED
+            } else {
+                SPLIT_NAMES[c.split_of[n] as usize]
+            })
+        })
+        .collect();
+    let ids: StringArray = p.ids.iter().map(|s| Some(s.as_str())).collect();
+    let batch = RecordBatch::try_new(
+        Table::Splits.arrow_schema(),
+        vec![
+            std::sync::Arc::new(ids),
+            std::sync::Arc::new(cluster),
+            std::sync::Arc::new(component),
+            std::sync::Arc::new(split),
+        ],
+    )
+    .map_err(|source| WriteError::Arrow {
+        table: "splits",
+        source,
+    })?;
+    w.write(&batch)?;
+    Ok(w.finish(&staging)?)
+}
+
+/// Moves `splits/` into the dataset (the old one aside first) and adds the `split` section to
+/// the manifest through a temporary file.
+pub(super) fn commit(
+    cfg: &SplitConfig,
+    work: &Path,
+    report: &SplitReport,
+) -> Result<(), SplitError> {
+    let manifest_path = cfg.dataset.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path).map_err(io(&manifest_path))?;
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| SplitError::Io {
+            path: manifest_path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+    manifest["split"] = serde_json::to_value(report).map_err(|e| SplitError::Io {
+        path: manifest_path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let tmp = work.join("manifest.json");
+    let mut body = serde_json::to_string_pretty(&manifest).map_err(|e| SplitError::Io {
+        path: tmp.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    body.push('\n');
+    std::fs::write(&tmp, body).map_err(io(&tmp))?;
+    let target = cfg.dataset.join("splits");
+    if target.exists() {
+        let old = work.join("old-splits");
+        std::fs::rename(&target, &old).map_err(io(&target))?;
+    }
+    let new = work.join("out/splits");
+    std::fs::rename(&new, &target).map_err(io(&new))?;
+    std::fs::rename(&tmp, &manifest_path).map_err(io(&manifest_path))
+}

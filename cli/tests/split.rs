@@ -1,16 +1,12 @@
 //! End-to-end: `fusionprot split` states its identity definition, and refuses a coverage rule
 //! where the definition has none.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fusionprot_pipeline::split::synthetic::{FamilySpec, synthetic_families};
 
-fn fusionprot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(args)
-        .output()
-        .expect("run fusionprot")
-}
+mod common;
+use common::fusionprot;
 
 fn text(out: &Output) -> (String, String) {
     (

@@ -46,13 +46,15 @@ fn hidden() -> indicatif::ProgressBar {
     indicatif::ProgressBar::hidden()
 }
 
-/// protein id → split name, from the written table.
-fn splits(dataset: &Path) -> HashMap<String, String> {
+/// `key column → value column` of a dataset table whose two columns are strings.
+fn string_map(
+    dataset: &Path,
+    table: fusionprot_pipeline::schema::Table,
+    key: &str,
+    value: &str,
+) -> HashMap<String, String> {
     let mut out = HashMap::new();
-    for b in
-        fusionprot_pipeline::read::read_table(dataset, fusionprot_pipeline::schema::Table::Splits)
-            .expect("splits table")
-    {
+    for b in fusionprot_pipeline::read::read_table(dataset, table).expect("table") {
         let col = |n: &str| {
             b.column_by_name(n)
                 .and_then(|c| {
@@ -62,12 +64,22 @@ fn splits(dataset: &Path) -> HashMap<String, String> {
                 })
                 .expect(n)
         };
-        let (ids, split) = (col("protein_id"), col("split"));
+        let (keys, values) = (col(key), col(value));
         for i in 0..b.num_rows() {
-            out.insert(ids.value(i).to_owned(), split.value(i).to_owned());
+            out.insert(keys.value(i).to_owned(), values.value(i).to_owned());
         }
     }
     out
+}
+
+/// protein id → split name, from the written table.
+fn splits(dataset: &Path) -> HashMap<String, String> {
+    string_map(
+        dataset,
+        fusionprot_pipeline::schema::Table::Splits,
+        "protein_id",
+        "split",
+    )
 }
 
 fn spec(families: usize) -> FamilySpec {
@@ -424,26 +436,12 @@ fn remove_to_separate_drops_the_hub_of_a_star_shaped_family() {
 
 /// protein id → sequence, from the dataset's proteins table.
 fn protein_sequences(dataset: &Path) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for b in
-        fusionprot_pipeline::read::read_table(dataset, fusionprot_pipeline::schema::Table::Proteins)
-            .expect("proteins table")
-    {
-        let col = |n: &str| {
-            b.column_by_name(n)
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<arrow_array::StringArray>()
-                        .cloned()
-                })
-                .expect(n)
-        };
-        let (ids, seqs) = (col("protein_id"), col("sequence"));
-        for i in 0..b.num_rows() {
-            out.insert(ids.value(i).to_owned(), seqs.value(i).to_owned());
-        }
-    }
-    out
+    string_map(
+        dataset,
+        fusionprot_pipeline::schema::Table::Proteins,
+        "protein_id",
+        "sequence",
+    )
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `prepare` as a whole: determinism, bad inputs, archives, re-runs and the table contract.
 
 mod common;
+use common::tree;
 
 use std::fs::File;
 use std::io::Write;
@@ -10,29 +11,6 @@ use fusionprot_pipeline::protein::ProteinOptions;
 
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Every file below `dir` (relative path → bytes), hidden lock file excluded.
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n != ".lock") {
-                let rel = p
-                    .strip_prefix(dir)
-                    .expect("below dir")
-                    .to_string_lossy()
-                    .into_owned();
-                out.push((rel, read(&p)));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

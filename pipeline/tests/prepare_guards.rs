@@ -3,31 +3,13 @@
 //! zip headers and decompressed gzip streams are capped before anything is allocated.
 
 mod common;
+use common::tree;
 
 use std::io::Write;
 use std::path::Path;
 
 use fusionprot_pipeline::protein::ProteinOptions;
 use fusionprot_pipeline::{PrepareError, Safeguards};
-
-/// Every file below `dir` (relative path → bytes), the lock file excluded.
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n != ".lock") {
-                let rel = p.strip_prefix(dir).expect("below").to_string_lossy();
-                out.push((rel.into_owned(), std::fs::read(&p).expect("read")));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn sample_dataset() -> tempfile::TempDir {
     let out = tempfile::tempdir().expect("tempdir");

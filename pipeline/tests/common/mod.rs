@@ -84,3 +84,22 @@ pub fn try_run_with(
     };
     fusionprot_pipeline::prepare_with(&cfg, guards, &indicatif::ProgressBar::hidden())
 }
+
+/// Every file below `dir` (relative path → bytes), sorted, the hidden lock file excluded.
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != ".lock") {
+                let rel = p.strip_prefix(dir).expect("below").to_string_lossy();
+                out.push((rel.into_owned(), std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -3,12 +3,15 @@
 
 mod doctor;
 mod embed;
+#[cfg(feature = "import")]
+mod import;
 mod prepare;
 mod progress;
 #[cfg(feature = "sql")]
 mod query;
 #[cfg(feature = "sql")]
 mod remote;
+mod score;
 mod serve;
 mod show;
 mod split;
@@ -33,6 +36,10 @@ enum Command {
     /// libtorch forward on each device. Exits non-zero when a required part is missing.
     Doctor(doctor::DoctorArgs),
     Embed(embed::EmbedArgs),
+    /// Turn a published benchmark archive (TorchDrug's EC / GO zips, Atom3D's MSP tar) into a
+    /// dataset with labels and the official splits.
+    #[cfg(feature = "import")]
+    Import(import::ImportArgs),
     /// Turn structure files (PDB, mmCIF, AlphaFold; plain, gzipped, in tar or zip) into a dataset
     /// of Parquet residue-graph tables with a manifest.
     Prepare(prepare::PrepareArgs),
@@ -43,6 +50,9 @@ enum Command {
     /// Register a prepared dataset with the tracker, so runs can link to it and SQL can read it.
     #[cfg(feature = "sql")]
     Register(query::RegisterArgs),
+    /// Fmax, AUPR and AUROC of a predictions table (protein_id, prediction, target), exactly as
+    /// TorchDrug's formulas compute them.
+    Score(score::ScoreArgs),
     /// Serve run tracking over MLflow's REST API (SQLite), with checkpoints, datasets and SQL.
     Serve(serve::ServeArgs),
     /// Print rows of a prepared dataset's tables (all, or one protein's).
@@ -60,11 +70,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),
         Command::Embed(args) => embed::run(&args),
+        #[cfg(feature = "import")]
+        Command::Import(args) => import::run(&args),
         Command::Prepare(args) => prepare::run(&args),
         #[cfg(feature = "sql")]
         Command::Query(args) => query::run(&args),
         #[cfg(feature = "sql")]
         Command::Register(args) => query::register(&args),
+        Command::Score(args) => score::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Split(args) => split::run(&args),

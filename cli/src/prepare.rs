@@ -96,9 +96,11 @@ impl PrepareArgs {
                 min_residues: self.min_residues,
                 max_residues: self.max_residues,
                 plddt_min: self.plddt_min,
+                file_prefix_ids: false,
             },
             jobs,
             strict: self.strict,
+            only_ids: None,
         })
     }
 }
@@ -154,7 +156,7 @@ pub fn run(args: &PrepareArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The first failures on stderr, and how many more there are (and where, when a manifest has them).
-fn print_failures(shown: &[Failure], total: usize, manifest: Option<&std::path::Path>) {
+pub(crate) fn print_failures(shown: &[Failure], total: usize, manifest: Option<&std::path::Path>) {
     for f in shown {
         eprintln!("  failed: {}: {}", f.path, f.error);
     }

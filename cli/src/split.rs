@@ -76,6 +76,10 @@ pub struct SplitArgs {
     /// Threads for MMseqs2 and the alignments (default: all cores).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
+    /// The split's name in `splits/`: other named splits there (an import's `official`) are kept,
+    /// one of the same name is replaced. Trainers pick a split by name.
+    #[arg(long, default_value = "family")]
+    name: String,
 }
 
 /// `--identity`: the identity definitions of [`Identity`], by name.
@@ -151,6 +155,7 @@ impl SplitArgs {
         let threads = crate::threads::resolve(self.jobs)?;
         Ok(SplitConfig {
             dataset: self.dataset.clone(),
+            name: self.name.clone(),
             min_seq_id: self.min_seq_id,
             identity,
             search: SearchParams {

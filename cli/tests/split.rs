@@ -62,7 +62,7 @@ fn the_default_identity_is_the_shorter_sequence_and_the_certificate_says_so() {
         &std::fs::read_to_string(dir.path().join("ds/manifest.json")).expect("manifest"),
     )
     .expect("json");
-    assert_eq!(manifest["split"]["identity"]["name"], "shorter");
+    assert_eq!(manifest["splits"]["family"]["identity"]["name"], "shorter");
 }
 
 #[test]

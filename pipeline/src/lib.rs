@@ -5,6 +5,8 @@
 mod failpoint;
 pub mod graph;
 mod ids;
+#[cfg(feature = "import")]
+pub mod import;
 pub mod input;
 pub mod manifest;
 pub mod mmseqs;
@@ -15,9 +17,13 @@ pub mod residue;
 pub mod schema;
 mod spill;
 pub mod split;
+pub mod splits;
 pub mod structure;
 pub mod swap;
 mod write;
 
-pub use prepare::{PrepareConfig, PrepareError, Safeguards, Summary, prepare, prepare_with};
+pub use prepare::{
+    Extension, PrepareConfig, PrepareError, Safeguards, Staged, Summary, prepare, prepare_extended,
+    prepare_with,
+};
 pub use write::PartInfo;

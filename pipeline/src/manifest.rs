@@ -24,6 +24,9 @@ pub struct Manifest {
     pub inputs: Vec<InputEntry>,
     pub failures: Vec<Failure>,
     pub duplicates: Vec<Duplicate>,
+    /// Sections an import adds (`benchmark`, `splits`), written after the others.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The run's parameters, as given (after validation).

@@ -32,6 +32,34 @@ use crate::structure;
 use crate::swap::{self, DatasetLock, Recovery, SwapError};
 use crate::write::{Batches, TableWriter, WriteError, hex};
 
+/// What a benchmark import adds to a `prepare` run: tables written into the staging folder after
+/// the prepared ones and manifest sections, swapped in with them in one journaled swap, so a
+/// dataset never has new proteins with old labels.
+pub trait Extension {
+    /// `proteins`: the kept proteins' ids and `source` names, in id order.
+    ///
+    /// # Errors
+    /// Whatever stops the import; the dataset is then left as it was.
+    fn stage(
+        &mut self,
+        staging: &Path,
+        proteins: &[(String, String)],
+    ) -> Result<Staged, PrepareError>;
+}
+
+/// What an [`Extension`] staged.
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Tables listed in the manifest's `tables` (with their parts' hashes).
+    pub tables: BTreeMap<&'static str, TableEntry>,
+    /// More folders (or files) of the staging folder to move in, not listed in `tables`.
+    pub other: Vec<&'static str>,
+    /// Manifest sections.
+    pub sections: serde_json::Map<String, serde_json::Value>,
+    /// Replaces `parameters.inputs` (an import names its archive, not the files it unpacked).
+    pub inputs: Option<Vec<String>>,
+}
+
 /// What to prepare and how.
 #[derive(Debug, Clone)]
 pub struct PrepareConfig {
@@ -42,6 +70,8 @@ pub struct PrepareConfig {
     pub jobs: usize,
     /// Stop at the first input that fails instead of recording it and going on.
     pub strict: bool,
+    /// Keep only proteins with these ids (the others are counted as filtered `not_listed`).
+    pub only_ids: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// What a run refuses, beyond [`PrepareConfig`]; `Default` is what `prepare` uses.
@@ -89,6 +119,9 @@ pub enum PrepareError {
     Strict { path: String, error: String },
     #[error("spill file {} is corrupt at offset {offset}", .path.display())]
     Spill { path: PathBuf, offset: u64 },
+    /// An [`Extension`] failed.
+    #[error(transparent)]
+    Extension(Box<dyn std::error::Error + Send + Sync>),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
@@ -153,6 +186,19 @@ pub fn prepare_with(
     guards: &Safeguards,
     progress: &ProgressBar,
 ) -> Result<Summary, PrepareError> {
+    prepare_extended(cfg, guards, None, progress)
+}
+
+/// [`prepare_with`], with an [`Extension`] staging more tables before the swap.
+///
+/// # Errors
+/// As [`prepare_with`], and the extension's.
+pub fn prepare_extended(
+    cfg: &PrepareConfig,
+    guards: &Safeguards,
+    extension: Option<&mut dyn Extension>,
+    progress: &ProgressBar,
+) -> Result<Summary, PrepareError> {
     let start = Instant::now();
     let items = input::plan(&cfg.inputs)?;
     std::fs::create_dir_all(&cfg.out).map_err(io(&cfg.out))?;
@@ -162,7 +208,15 @@ pub fn prepare_with(
     let staging_name = format!(".staging-{}", std::process::id());
     let staging = cfg.out.join(&staging_name);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    let result = prepare_into(cfg, guards, &items, &staging_name, &lock, progress, start);
+    let result = prepare_into(
+        cfg,
+        guards,
+        &items,
+        (&staging_name, extension),
+        &lock,
+        progress,
+        start,
+    );
     // Until the swap journal exists the dataset is untouched and the staging folder can go; after
     // that, recovery owns it.
     if result.is_err() && !cfg.out.join(swap::JOURNAL).exists() {
@@ -191,7 +245,7 @@ fn prepare_into(
     cfg: &PrepareConfig,
     guards: &Safeguards,
     items: &[input::Item],
-    staging_name: &str,
+    (staging_name, extension): (&str, Option<&mut dyn Extension>),
     lock: &DatasetLock,
     progress: &ProgressBar,
     start: Instant,
@@ -264,7 +318,7 @@ fn prepare_into(
     progress.set_message("building graphs and writing");
     progress.set_position(0);
     progress.set_length(kept.len() as u64);
-    let tables = write_tables(staging, &kept, jobs, progress, &mut counts)?;
+    let mut tables = write_tables(staging, &kept, jobs, progress, &mut counts)?;
     tracing::debug!(
         secs = start.elapsed().as_secs_f64(),
         "graphs built and tables written"
@@ -274,16 +328,33 @@ fn prepare_into(
         let _ = std::fs::remove_file(path);
     }
 
+    let mut staged = Staged::default();
+    if let Some(ext) = extension {
+        let proteins: Vec<(String, String)> = kept
+            .iter()
+            .map(|e| {
+                let source = names.get(&e.seq).copied().unwrap_or_default();
+                (e.protein_id.clone(), source.to_owned())
+            })
+            .collect();
+        staged = ext.stage(staging, &proteins)?;
+    }
+    let mut new: Vec<&str> = NEW.to_vec();
+    for name in staged.tables.keys().chain(&staged.other) {
+        new.insert(new.len() - 1, name);
+    }
+    tables.append(&mut staged.tables);
     let manifest = Manifest {
         tool: "fusionprot",
         tool_version: env!("CARGO_PKG_VERSION"),
         dataset_schema_version: DATASET_SCHEMA_VERSION,
         parameters: Parameters {
-            inputs: cfg
-                .inputs
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect(),
+            inputs: staged.inputs.take().unwrap_or_else(|| {
+                cfg.inputs
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect()
+            }),
             proteins: cfg.proteins.clone(),
             strict: cfg.strict,
             max_file_bytes: guards.max_file_bytes,
@@ -295,10 +366,11 @@ fn prepare_into(
         inputs: inputs.into_iter().map(|(_, i)| i).collect(),
         failures: failures.iter().map(|(_, f)| f.clone()).collect(),
         duplicates,
+        extra: staged.sections,
     };
     let manifest_path = staging.join("manifest.json");
     manifest.write(&manifest_path).map_err(io(&manifest_path))?;
-    commit(&cfg.out, staging_name, lock)?;
+    commit(&cfg.out, staging_name, lock, &new)?;
     Ok(Summary {
         counts,
         input_bytes,
@@ -446,7 +518,17 @@ fn worker(
                 continue;
             }
         };
-        let got = protein::proteins_from_structure(&st, format, &src.name, &sha, &cfg.proteins);
+        let mut got = protein::proteins_from_structure(&st, format, &src.name, &sha, &cfg.proteins);
+        if let Some(ids) = &cfg.only_ids {
+            let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut got.proteins)
+                .into_iter()
+                .partition(|p| ids.contains(&p.protein_id));
+            got.proteins = keep;
+            got.filtered.extend(
+                drop.into_iter()
+                    .map(|p| (p.protein_id, protein::Filtered::NotListed)),
+            );
+        }
         out.counts.non_protein_chains += got.non_protein_chains;
         out.counts.waters += st.waters;
         out.counts.ligands += st.ligands;
@@ -571,22 +653,36 @@ fn write_tables(
     Ok(tables)
 }
 
-/// Tables and manifest from earlier runs that the new ones replace. `splits` depends on the
-/// proteins, so a new prepare retires it too.
-const REPLACED: [&str; 5] = ["proteins", "residues", "edges", "splits", "manifest.json"];
+/// Tables and manifest from earlier runs that the new ones replace. `splits`, `labels` and
+/// `pairs` depend on the proteins, so a new prepare retires them too.
+const REPLACED: [&str; 7] = [
+    "proteins",
+    "residues",
+    "edges",
+    "splits",
+    "labels",
+    "pairs",
+    "manifest.json",
+];
 
 /// What a run moves in, the manifest last: a dataset with the new manifest has all new tables.
-const NEW: [&str; 4] = ["proteins", "residues", "edges", "manifest.json"];
+/// An [`Extension`]'s tables go in before the manifest.
+pub(crate) const NEW: [&str; 4] = ["proteins", "residues", "edges", "manifest.json"];
 
 /// Swaps the staged tables into the dataset through the journaled swap. If the swap fails
 /// part-way, it is undone (or finished, when the new set was already whole) at once; if even that
 /// fails, the journal stays for the next run or `fusionprot doctor DATASET`.
-fn commit(out: &Path, staging_name: &str, lock: &DatasetLock) -> Result<(), PrepareError> {
+pub(crate) fn commit(
+    out: &Path,
+    staging_name: &str,
+    lock: &DatasetLock,
+    new: &[&str],
+) -> Result<(), PrepareError> {
     if out.join("splits").exists() {
         tracing::info!(path = %out.join("splits").display(), "retiring splits made from the previous tables");
     }
     let previous_name = format!(".previous-{}", std::process::id());
-    let Err(err) = swap::swap_in(out, staging_name, &previous_name, &REPLACED, &NEW) else {
+    let Err(err) = swap::swap_in(out, staging_name, &previous_name, &REPLACED, new) else {
         return Ok(());
     };
     match swap::recover(out, lock) {

@@ -17,6 +17,10 @@ pub struct ProteinOptions {
     pub max_residues: Option<usize>,
     /// Drop AlphaFold models whose mean pLDDT over all residues is below this.
     pub plddt_min: Option<f32>,
+    /// One protein per file (all its chains, as `whole_entry`), named by the file name up to its
+    /// first `_`, TorchDrug's rule for its EC / GO archives (`1A0E-A_11110.pdb` → `1A0E-A`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub file_prefix_ids: bool,
 }
 
 /// One protein: its row in `proteins` and its rows in `residues`.
@@ -90,6 +94,8 @@ pub enum Filtered {
     TooFewResidues,
     TooManyResidues,
     LowPlddt,
+    /// Not in the run's id list (`only_ids`).
+    NotListed,
 }
 
 /// What one file gave: the kept proteins, and counts of what was left out.
@@ -114,7 +120,17 @@ pub fn proteins_from_structure(
     opts: &ProteinOptions,
 ) -> FileProteins {
     let mut out = FileProteins::default();
-    let ids = Ids::new(st, source);
+    let mut ids = Ids::new(st, source);
+    if opts.file_prefix_ids {
+        let stem = file_stem(source);
+        let id = stem.split('_').next().unwrap_or(stem).to_owned();
+        ids = Ids {
+            entry: id.split('-').next().unwrap_or(&id).to_owned(),
+            entry_protein: id,
+            alphafold: None,
+            from_file_name: false,
+        };
+    }
     out.entry_from_file_name = ids.from_file_name;
     let protein_chains: Vec<_> = st
         .chains
@@ -122,7 +138,8 @@ pub fn proteins_from_structure(
         .filter(|c| c.residues.iter().any(|r| r.ca.is_some()))
         .collect();
     out.non_protein_chains = st.chains.len() - protein_chains.len();
-    let groups: Vec<Vec<&crate::structure::Chain>> = if opts.whole_entry {
+    let whole_entry = opts.whole_entry || opts.file_prefix_ids;
+    let groups: Vec<Vec<&crate::structure::Chain>> = if whole_entry {
         vec![protein_chains.clone()]
     } else {
         protein_chains.iter().map(|c| vec![*c]).collect()
@@ -130,7 +147,7 @@ pub fn proteins_from_structure(
     let single = protein_chains.len() == 1;
     for group in groups.into_iter().filter(|g| !g.is_empty()) {
         let chain_ids: Vec<&str> = group.iter().map(|c| c.id.as_str()).collect();
-        let protein_id = if opts.whole_entry {
+        let protein_id = if whole_entry {
             ids.entry_protein.clone()
         } else {
             ids.chain_protein(chain_ids[0], single)
@@ -375,6 +392,23 @@ mod tests {
         let got = proteins_from_structure(&st, Format::Pdb, "1abc.pdb", "h", &opts);
         assert_eq!(got.proteins[0].residues.len(), 4);
         assert_eq!(got.proteins[0].num_residues_in_file, 10);
+    }
+
+    #[test]
+    fn file_prefix_ids_make_one_protein_per_file_named_before_the_first_underscore() {
+        let st = structure(vec![chain("A", &["ALA", "GLY"]), chain("B", &["SER"])]);
+        let opts = ProteinOptions {
+            file_prefix_ids: true,
+            ..Default::default()
+        };
+        let got = proteins_from_structure(&st, Format::Pdb, "test/5MYJ-B7_30219.pdb", "h", &opts);
+        assert_eq!(got.proteins.len(), 1);
+        let p = &got.proteins[0];
+        assert_eq!(p.protein_id, "5MYJ-B7");
+        assert_eq!(p.entry_id, "5MYJ");
+        assert_eq!(p.chain_id, "A,B");
+        assert_eq!(p.residues.len(), 3);
+        assert!(!got.entry_from_file_name);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The dataset's table contracts: names, versions and Arrow schemas of `proteins`, `residues` and
-//! `edges`. A column change bumps the table's version (and [`DATASET_SCHEMA_VERSION`]); readers
+//! The dataset's table contracts: names, versions and Arrow schemas of `proteins`, `residues`,
+//! `edges`, `splits`, and the benchmark tables `labels` and `pairs`. A column change bumps the table's version (and [`DATASET_SCHEMA_VERSION`]); readers
 //! check the `fusionprot.schema` key in each part's metadata. Documented in ARCHITECTURE.md.
 
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 /// Version of the dataset layout as a whole (tables, manifest).
-pub const DATASET_SCHEMA_VERSION: u32 = 1;
+pub const DATASET_SCHEMA_VERSION: u32 = 2;
 
 /// Parquet key-value metadata key carrying `<table>/v<N>`.
 pub const SCHEMA_KEY: &str = "fusionprot.schema";
@@ -19,18 +19,24 @@ pub enum Table {
     Proteins,
     Residues,
     Edges,
-    /// Written by `split`: one row per protein with its cluster, component and split.
+    /// Named splits (`split --name`, an import's official splits): one row per protein and name.
     Splits,
+    /// Benchmark labels (`import ec|go`): per protein and task, label indices in the vocabulary.
+    Labels,
+    /// MSP mutant / wild-type pairs (`import msp`).
+    Pairs,
 }
 
 impl Table {
     /// The tables `prepare` writes.
     pub const PREPARED: [Table; 3] = [Table::Proteins, Table::Residues, Table::Edges];
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 6] = [
         Table::Proteins,
         Table::Residues,
         Table::Edges,
         Table::Splits,
+        Table::Labels,
+        Table::Pairs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,11 +45,17 @@ impl Table {
             Table::Residues => "residues",
             Table::Edges => "edges",
             Table::Splits => "splits",
+            Table::Labels => "labels",
+            Table::Pairs => "pairs",
         }
     }
 
     pub fn version(self) -> u32 {
-        1
+        match self {
+            // v2: named splits (`name`), cluster and component nullable (official splits have none).
+            Table::Splits => 2,
+            _ => 1,
+        }
     }
 
     /// `residues/v1`: the value of [`SCHEMA_KEY`].
@@ -55,7 +67,7 @@ impl Table {
     /// for good compression. Sorted by `protein_id`, so row-group statistics locate a protein.
     pub(crate) fn row_group_rows(self) -> usize {
         match self {
-            Table::Proteins | Table::Splits => 8_192,
+            Table::Proteins | Table::Splits | Table::Labels | Table::Pairs => 8_192,
             Table::Residues => 65_536,
             Table::Edges => 262_144,
         }
@@ -64,7 +76,7 @@ impl Table {
     /// A part is closed at the first protein boundary after this many rows.
     pub(crate) fn part_rows(self) -> usize {
         match self {
-            Table::Proteins | Table::Splits => 1_000_000,
+            Table::Proteins | Table::Splits | Table::Labels | Table::Pairs => 1_000_000,
             Table::Residues => 8_000_000,
             Table::Edges => 64_000_000,
         }
@@ -114,13 +126,32 @@ impl Table {
             ],
             Table::Splits => vec![
                 f("protein_id", DataType::Utf8, false),
-                f("cluster_id", DataType::Utf8, false),
-                f("component_id", DataType::Int32, false),
+                f("name", DataType::Utf8, false),
                 f("split", DataType::Utf8, false),
+                f("cluster_id", DataType::Utf8, true),
+                f("component_id", DataType::Int32, true),
+            ],
+            Table::Labels => vec![
+                f("protein_id", DataType::Utf8, false),
+                f("task", DataType::Utf8, false),
+                f("label_index", int_list(), false),
+            ],
+            Table::Pairs => vec![
+                f("protein_id", DataType::Utf8, false),
+                f("wild_type_id", DataType::Utf8, false),
+                f("mutation", DataType::Utf8, false),
+                f("mutated_residues", int_list(), false),
+                f("label", DataType::Int8, false),
+                f("window_start", DataType::Int32, false),
+                f("window_length", DataType::Int32, false),
             ],
         };
         Arc::new(Schema::new(fields))
     }
+}
+
+fn int_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Int32, false)))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub(crate) fn encode(p: &ProteinRecord, buf: &mut Vec<u8>) {
     w.u8(match p.format {
         Format::Pdb => 0,
         Format::Mmcif => 1,
+        Format::Atom3d => 2,
     });
     w.opt_f32(p.mean_plddt);
     w.opt_str(p.method.as_deref());
@@ -54,7 +55,8 @@ pub(crate) fn decode(buf: &[u8]) -> Option<ProteinRecord> {
     let source_sha256 = r.str()?;
     let format = match r.u8()? {
         0 => Format::Pdb,
-        _ => Format::Mmcif,
+        1 => Format::Mmcif,
+        _ => Format::Atom3d,
     };
     let mean_plddt = r.opt_f32()?;
     let method = r.opt_str()?;

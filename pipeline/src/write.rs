@@ -300,6 +300,7 @@ impl Batches {
         self.p_format.append_value(match p.format {
             crate::structure::Format::Pdb => "pdb",
             crate::structure::Format::Mmcif => "mmcif",
+            crate::structure::Format::Atom3d => "atom3d",
         });
         self.p_plddt.append_option(p.mean_plddt);
         self.p_method.append_option(p.method.as_deref());

@@ -48,7 +48,7 @@ fn manifest_records_inputs_parts_and_duplicates() {
         2,
     );
     let m = common::manifest(out.path());
-    assert_eq!(m["dataset_schema_version"], 1);
+    assert_eq!(m["dataset_schema_version"], 2);
     assert_eq!(m["tables"]["residues"]["schema"], "residues/v1");
     assert_eq!(m["counts"]["proteins"], summary.counts.proteins as u64);
     let inputs = m["inputs"].as_array().expect("inputs");

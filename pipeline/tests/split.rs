@@ -24,6 +24,7 @@ const ALIGNED_80: Identity = Identity::Aligned {
 fn config(dataset: &Path) -> SplitConfig {
     SplitConfig {
         dataset: dataset.to_owned(),
+        name: "family".to_owned(),
         min_seq_id: 0.3,
         identity: Identity::Shorter,
         search: SearchParams {
@@ -297,10 +298,10 @@ fn aligned_with_c_0_8_still_behaves_as_before_issue_10() {
     );
     let manifest = common::manifest(dir.path());
     assert_eq!(
-        manifest["split"]["parameters"]["identity"]["name"],
+        manifest["splits"]["family"]["parameters"]["identity"]["name"],
         "aligned"
     );
-    let coverage = manifest["split"]["parameters"]["identity"]["coverage"].as_f64();
+    let coverage = manifest["splits"]["family"]["parameters"]["identity"]["coverage"].as_f64();
     assert!(
         coverage.is_some_and(|c| (c - 0.8).abs() < 1e-6),
         "{coverage:?}"
@@ -486,18 +487,21 @@ fn real_proteins_split_and_verify_keeping_entries_together_on_request() {
     assert_eq!(kpr.len(), 10);
     assert!(kpr.iter().all(|s| *s == kpr[0]));
     let m = common::manifest(dir.path());
-    assert_eq!(m["split"]["proteins"], report.proteins as u64);
-    assert_eq!(m["split"]["identity"]["name"], "shorter");
+    assert_eq!(m["splits"]["family"]["proteins"], report.proteins as u64);
+    assert_eq!(m["splits"]["family"]["identity"]["name"], "shorter");
     assert_eq!(
-        m["split"]["identity"]["denominator"],
+        m["splits"]["family"]["identity"]["denominator"],
         "length of the shorter sequence"
     );
-    assert_eq!(m["split"]["parameters"]["identity"]["name"], "shorter");
-    if let Some(audit_max) = m["split"]["audit_max"].as_object() {
+    assert_eq!(
+        m["splits"]["family"]["parameters"]["identity"]["name"],
+        "shorter"
+    );
+    if let Some(audit_max) = m["splits"]["family"]["audit_max"].as_object() {
         assert_eq!(audit_max["definition"], "shorter");
     }
     assert!(
-        m["split"]["mmseqs_version"]
+        m["splits"]["family"]["mmseqs_version"]
             .as_str()
             .is_some_and(|v| !v.is_empty())
     );

@@ -92,7 +92,10 @@ impl Store {
             ),
         };
         let (hash, version) = content_hash(&manifest)?;
-        let split = manifest.get("split").map(Value::to_string);
+        let split = manifest
+            .get("splits")
+            .or_else(|| manifest.get("split"))
+            .map(Value::to_string);
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO datasets (name, content_hash, schema_version, path, manifest_json, split_json, created_time)

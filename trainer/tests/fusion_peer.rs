@@ -29,6 +29,7 @@ fn proteins(dir: &Path) -> Vec<ProteinGraph> {
         proteins: Default::default(),
         jobs: 1,
         strict: false,
+        only_ids: None,
     };
     fusionprot_pipeline::prepare(&cfg, &indicatif::ProgressBar::hidden()).expect("prepare");
     let mut all: Vec<ProteinGraph> = DatasetGraphs::open(&out)

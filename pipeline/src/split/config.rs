@@ -30,6 +30,8 @@ pub enum SplitBy {
 #[derive(Debug, Clone)]
 pub struct SplitConfig {
     pub dataset: PathBuf,
+    /// The split's name in `splits/` (others already there are kept); `family` by default.
+    pub name: String,
     /// Pairs at or above this identity (under `identity`) are linked and never cross splits.
     pub min_seq_id: f32,
     /// Which identity `min_seq_id` and the guarantee are about.
@@ -51,6 +53,8 @@ pub struct SplitConfig {
 pub enum SplitError {
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error("split name {0:?}: use letters, digits, '.', '_' and '-' (at most 64)")]
+    Name(String),
     #[error(transparent)]
     Mmseqs(#[from] MmseqsError),
     #[error(transparent)]

@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use arrow_array::{Int32Array, RecordBatch, StringArray};
-
 use super::config::{REMOVED, SPLIT_NAMES, SplitConfig, SplitError, io};
 use super::report::SplitReport;
 use super::run::Proteins;
 use crate::schema::Table;
-use crate::write::{PartInfo, TableWriter, WriteError};
+use crate::splits::{self, SplitRow};
+use crate::write::{PartInfo, TableWriter};
 
 /// Writes a dataset whose `proteins` table holds only ids and sequences (empty `residues` and
 /// `edges`, no structures behind it), with a minimal manifest: for splitting sequence sets in
@@ -64,47 +63,37 @@ pub(super) struct SplitColumns<'a> {
     pub(super) removed: &'a [bool],
 }
 
-/// Writes `splits/` into the work folder: one row per protein, sorted by protein id.
+/// Writes `splits/` into the work folder: this split's rows (one per protein) and the rows of
+/// the dataset's other named splits, sorted by protein id and name.
 pub(super) fn write_splits(
+    cfg: &SplitConfig,
     work: &Path,
     p: &Proteins,
     node_of: &[u32],
     columns: &SplitColumns<'_>,
 ) -> Result<Vec<PartInfo>, SplitError> {
     let staging = work.join("out");
-    let mut w = TableWriter::new(&staging, Table::Splits)?;
-    let n = node_of.iter().map(|&n| n as usize);
     let c = columns;
-    let cluster: StringArray = n
-        .clone()
-        .map(|n| Some(p.ids[c.first_protein[c.reps[n] as usize]].as_str()))
+    let mut rows: Vec<SplitRow> = splits::read_splits(&cfg.dataset)?
+        .into_iter()
+        .filter(|r| r.name != cfg.name)
         .collect();
-    let component: Int32Array = n.clone().map(|n| Some(c.labels[n] as i32)).collect();
-    let split: StringArray = n
-        .map(|n| {
-            Some(if c.removed[n] {
+    for (id, &n) in p.ids.iter().zip(node_of) {
+        let n = n as usize;
+        rows.push(SplitRow {
+            protein_id: id.clone(),
+            name: cfg.name.clone(),
+            split: if c.removed[n] {
                 REMOVED
             } else {
                 SPLIT_NAMES[c.split_of[n] as usize]
-            })
-        })
-        .collect();
-    let ids: StringArray = p.ids.iter().map(|s| Some(s.as_str())).collect();
-    let batch = RecordBatch::try_new(
-        Table::Splits.arrow_schema(),
-        vec![
-            std::sync::Arc::new(ids),
-            std::sync::Arc::new(cluster),
-            std::sync::Arc::new(component),
-            std::sync::Arc::new(split),
-        ],
-    )
-    .map_err(|source| WriteError::Arrow {
-        table: "splits",
-        source,
-    })?;
-    w.write(&batch)?;
-    Ok(w.finish(&staging)?)
+            }
+            .to_owned(),
+            cluster_id: Some(p.ids[c.first_protein[c.reps[n] as usize]].clone()),
+            component_id: Some(c.labels[n] as i32),
+        });
+    }
+    Ok(splits::write_splits(&staging, rows)?)
 }
 
 /// Moves `splits/` into the dataset (the old one aside first) and adds the `split` section to
@@ -121,10 +110,19 @@ pub(super) fn commit(
             path: manifest_path.clone(),
             source: std::io::Error::other(e),
         })?;
-    manifest["split"] = serde_json::to_value(report).map_err(|e| SplitError::Io {
+    let section = serde_json::to_value(report).map_err(|e| SplitError::Io {
         path: manifest_path.clone(),
         source: std::io::Error::other(e),
     })?;
+    if let Some(m) = manifest.as_object_mut() {
+        // Datasets split before named splits carry one unnamed `split` section; its table is gone.
+        m.remove("split");
+        let all = m.entry("splits").or_insert_with(|| serde_json::json!({}));
+        if !all.is_object() {
+            *all = serde_json::json!({});
+        }
+        all[cfg.name.as_str()] = section;
+    }
     let tmp = work.join("manifest.json");
     let mut body = serde_json::to_string_pretty(&manifest).map_err(|e| SplitError::Io {
         path: tmp.clone(),

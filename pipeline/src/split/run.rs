@@ -23,6 +23,9 @@ const MAX_ROUNDS: usize = 20;
 /// # Errors
 /// See [`SplitError`]; in every case nothing is written.
 pub fn split(cfg: &SplitConfig, progress: &ProgressBar) -> Result<SplitReport, SplitError> {
+    if !crate::splits::valid_name(&cfg.name) {
+        return Err(SplitError::Name(cfg.name.clone()));
+    }
     let lock_path = cfg.dataset.join(".lock");
     let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
     if lock.try_lock().is_err() {
@@ -286,7 +289,7 @@ fn split_in(
         split_of: &split_of,
         removed: &removed,
     };
-    let parts = output::write_splits(work, &p, &node_of, &columns)?;
+    let parts = output::write_splits(cfg, work, &p, &node_of, &columns)?;
     let report = SplitReport {
         tool_version: env!("CARGO_PKG_VERSION"),
         mmseqs_version,

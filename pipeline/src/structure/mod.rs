@@ -44,6 +44,8 @@ pub fn parse_text(format: Format, text: &[u8]) -> Result<Structure, ParseError> 
     match format {
         Format::Pdb => pdb::parse(text),
         Format::Mmcif => mmcif::parse(text),
+        // Atom3D frames are LMDB records, read by `import msp`, never text.
+        Format::Atom3d => Err(ParseError::UnknownFormat),
     }
 }
 

@@ -12,6 +12,8 @@ use crate::residue;
 pub enum Format {
     Pdb,
     Mmcif,
+    /// An Atom3D atom data frame (LMDB record), read by `import msp`.
+    Atom3d,
 }
 
 /// The first model of a structure file: polymer chains in order of first appearance, and header

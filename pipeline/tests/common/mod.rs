@@ -39,6 +39,7 @@ pub fn try_run(
         proteins,
         jobs,
         strict,
+        only_ids: None,
     };
     prepare(&cfg, &indicatif::ProgressBar::hidden())
 }
@@ -81,6 +82,7 @@ pub fn try_run_with(
         proteins: ProteinOptions::default(),
         jobs,
         strict: false,
+        only_ids: None,
     };
     fusionprot_pipeline::prepare_with(&cfg, guards, &indicatif::ProgressBar::hidden())
 }

@@ -119,7 +119,7 @@ pub const TABLES: &[(&str, &[(&str, &str)])] = &[
 ];
 
 /// The dataset tables exposed per registered dataset.
-pub const DATASET_TABLES: &[&str] = &["proteins", "residues", "edges", "splits"];
+pub const DATASET_TABLES: &[&str] = &["proteins", "residues", "edges", "splits", "labels", "pairs"];
 
 /// A dataset's SQL name: lowercase letters, digits and underscores.
 pub fn sql_name(name: &str) -> String {

@@ -1,0 +1,400 @@
+//! `fusionprot import ec|go` end to end on miniature archives in TorchDrug's published layouts,
+//! built here from the real structure files: proteins, labels and official splits are checked
+//! against what the fixture wrote; bad archives fail naming the file and line; the dataset that
+//! was there survives a failed import.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, Int32Array, ListArray, StringArray};
+use common::{fusionprot, text};
+use fusionprot_pipeline::import::Benchmark;
+use fusionprot_pipeline::import::fixture::{Fixture, fixture};
+use fusionprot_pipeline::read::read_table;
+use fusionprot_pipeline::schema::Table;
+
+fn real_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("../shared/data/real")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn strings(a: &dyn Array) -> &StringArray {
+    a.as_any().downcast_ref().expect("utf8")
+}
+
+/// (protein, task) → label indices.
+fn labels(ds: &Path) -> BTreeMap<(String, String), Vec<i32>> {
+    let mut out = BTreeMap::new();
+    for b in read_table(ds, Table::Labels).expect("labels") {
+        let (ids, tasks) = (strings(b.column(0)), strings(b.column(1)));
+        let lists: &ListArray = b.column(2).as_any().downcast_ref().expect("list");
+        for i in 0..b.num_rows() {
+            let v = lists.value(i);
+            let v: &Int32Array = v.as_any().downcast_ref().expect("int32");
+            out.insert(
+                (ids.value(i).to_owned(), tasks.value(i).to_owned()),
+                v.values().to_vec(),
+            );
+        }
+    }
+    out
+}
+
+/// (protein, split name) → split.
+fn splits(ds: &Path) -> HashMap<(String, String), String> {
+    let mut out = HashMap::new();
+    for b in read_table(ds, Table::Splits).expect("splits") {
+        let (ids, names, parts) = (
+            strings(b.column(0)),
+            strings(b.column(1)),
+            strings(b.column(2)),
+        );
+        for i in 0..b.num_rows() {
+            out.insert(
+                (ids.value(i).to_owned(), names.value(i).to_owned()),
+                parts.value(i).to_owned(),
+            );
+        }
+    }
+    out
+}
+
+fn protein_ids(ds: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for b in read_table(ds, Table::Proteins).expect("proteins") {
+        let ids = strings(b.column(0));
+        v.extend((0..b.num_rows()).map(|i| ids.value(i).to_owned()));
+    }
+    v
+}
+
+/// Every protein, label and split is what the fixture wrote.
+fn check_against(f: &Fixture, ds: &Path, cutoff: usize) {
+    let mut expected: Vec<String> = f.chains.iter().map(|c| c.id.clone()).collect();
+    expected.sort();
+    assert_eq!(
+        protein_ids(ds),
+        expected,
+        "one protein per chain file, named as TorchDrug names it"
+    );
+    let got = labels(ds);
+    let sp = splits(ds);
+    for ch in &f.chains {
+        for (t, (task, vocab)) in f.vocabularies.iter().enumerate() {
+            let mut want: Vec<i32> = ch.terms[t]
+                .iter()
+                .map(|term| vocab.iter().position(|v| v == term).expect("in vocabulary") as i32)
+                .collect();
+            want.sort_unstable();
+            assert_eq!(
+                got[&(ch.id.clone(), task.clone())],
+                want,
+                "{} {task}",
+                ch.id
+            );
+        }
+        for (c, name) in ["0.3", "0.4", "0.5", "0.7", "0.95"].iter().enumerate() {
+            let want = match ch.flags {
+                Some(flags) if !flags[c] => "removed",
+                _ => ch.split,
+            };
+            assert_eq!(
+                sp[&(ch.id.clone(), format!("official-{name}"))],
+                want,
+                "{} at {name}",
+                ch.id
+            );
+            if c == cutoff {
+                assert_eq!(sp[&(ch.id.clone(), "official".to_owned())], want);
+            }
+        }
+    }
+    assert_eq!(got.len(), f.chains.len() * f.vocabularies.len());
+}
+
+#[test]
+fn ec_archive_as_downloaded_and_as_extracted_gives_the_same_tables() {
+    let f = fixture(Benchmark::Ec, &real_files()).expect("fixture");
+    assert!(f.chains.len() >= 30, "{} chains", f.chains.len());
+    assert!(
+        f.chains.iter().any(|c| c.id.ends_with('7')),
+        "multi-character chain ids"
+    );
+    assert!(
+        f.chains.iter().filter(|c| !c.terms[0].is_empty()).count() >= 5,
+        "EC numbers from COMPND"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zip = dir.path().join("EnzymeCommission.zip");
+    f.write_zip(&zip).expect("zip");
+    let ds = dir.path().join("ec");
+    let o = fusionprot(&[
+        "import",
+        "ec",
+        zip.to_str().expect("utf8"),
+        "--out",
+        ds.to_str().expect("utf8"),
+        "--test-cutoff",
+        "0.5",
+        "-j",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("official-0.3: train"), "{}", text(&o));
+    check_against(&f, &ds, 2);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ds.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(
+        m["benchmark"]["tasks"][0]["terms"].as_array().map(Vec::len),
+        Some(f.vocabularies[0].1.len())
+    );
+    assert_eq!(m["splits"]["official"]["test_cutoff"], 0.5);
+    assert_eq!(m["parameters"]["inputs"][0], zip.to_str().expect("utf8"));
+    // No unpacked inner zip is left beside the dataset.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+
+    // The extracted folder, with inner zips or with unpacked split folders: same tables.
+    for inner in [true, false] {
+        let folder = dir.path().join(format!("extracted-{inner}"));
+        f.write_folder(&folder, inner).expect("folder");
+        let ds2 = dir.path().join(format!("ec-{inner}"));
+        let o = fusionprot(&[
+            "import",
+            "ec",
+            folder.to_str().expect("utf8"),
+            "--out",
+            ds2.to_str().expect("utf8"),
+            "--test-cutoff",
+            "0.5",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        check_against(&f, &ds2, 2);
+        for t in ["labels", "splits"] {
+            assert_eq!(
+                std::fs::read(ds.join(t).join("part-00000.parquet")).expect("part"),
+                std::fs::read(ds2.join(t).join("part-00000.parquet")).expect("part"),
+                "{t} from the folder (inner zips: {inner})"
+            );
+        }
+    }
+
+    // `split` adds a certified split beside the official ones; both stay.
+    let o = fusionprot(&[
+        "split",
+        ds.to_str().expect("utf8"),
+        "--identity",
+        "aligned",
+        "--name",
+        "family",
+        "-j",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let sp = splits(&ds);
+    let id = &f.chains[0].id;
+    assert!(sp.contains_key(&(id.clone(), "family".to_owned())));
+    assert!(sp.contains_key(&(id.clone(), "official".to_owned())));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ds.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    assert!(
+        m["splits"]["family"]["identity"].is_object()
+            && m["splits"]["official"]["kind"] == "official"
+    );
+
+    // --only-ids keeps the listed chains only.
+    let list = dir.path().join("ids.txt");
+    let keep: Vec<&str> = f.chains.iter().step_by(3).map(|c| c.id.as_str()).collect();
+    std::fs::write(&list, format!("# TorchDrug's ids\n{}\n", keep.join("\n"))).expect("list");
+    let ds3 = dir.path().join("ec-only");
+    let o = fusionprot(&[
+        "import",
+        "ec",
+        zip.to_str().expect("utf8"),
+        "--out",
+        ds3.to_str().expect("utf8"),
+        "--only-ids",
+        list.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut want: Vec<String> = keep.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    assert_eq!(protein_ids(&ds3), want);
+}
+
+#[test]
+fn go_archive_keeps_chains_with_an_empty_branch_all_negative() {
+    let f = fixture(Benchmark::Go, &real_files()).expect("fixture");
+    assert!(
+        f.chains.iter().any(|c| c.terms.iter().any(Vec::is_empty)),
+        "an empty branch cell"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zip = dir.path().join("GeneOntology.zip");
+    f.write_zip(&zip).expect("zip");
+    let ds = dir.path().join("go");
+    let o = fusionprot(&[
+        "import",
+        "go",
+        zip.to_str().expect("utf8"),
+        "--out",
+        ds.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    check_against(&f, &ds, 4);
+    let tasks: Vec<String> = labels(&ds).keys().map(|k| k.1.clone()).collect();
+    for t in ["go-mf", "go-bp", "go-cc"] {
+        assert!(tasks.iter().any(|x| x == t), "{t}");
+    }
+}
+
+/// Maps an archive member (name, bytes) to its new bytes, or `None` to leave it out.
+type Edit = dyn Fn(&str, Vec<u8>) -> Option<Vec<u8>>;
+
+fn rewrite_zip(src: &Path, dst: &Path, edit: &Edit) {
+    use std::io::{Read, Write};
+    let mut input = zip::ZipArchive::new(std::fs::File::open(src).expect("open")).expect("zip");
+    let mut out = zip::ZipWriter::new(std::fs::File::create(dst).expect("create"));
+    for i in 0..input.len() {
+        let mut m = input.by_index(i).expect("member");
+        let name = m.name().to_owned();
+        let mut bytes = Vec::new();
+        m.read_to_end(&mut bytes).expect("read");
+        if let Some(b) = edit(&name, bytes) {
+            out.start_file(name, zip::write::SimpleFileOptions::default())
+                .expect("start");
+            out.write_all(&b).expect("write");
+        }
+    }
+    out.finish().expect("finish");
+}
+
+#[test]
+fn bad_archives_name_the_file_and_line_and_leave_the_dataset_as_it_was() {
+    let f = fixture(Benchmark::Ec, &real_files()).expect("fixture");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zip = dir.path().join("EnzymeCommission.zip");
+    f.write_zip(&zip).expect("zip");
+    let ds = dir.path().join("ec");
+    let o = fusionprot(&[
+        "import",
+        "ec",
+        zip.to_str().expect("utf8"),
+        "--out",
+        ds.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = std::fs::read(ds.join("manifest.json")).expect("manifest");
+    let bad_label_line = 3 + 2 + 1; // header lines, then the third chain
+    let cases: Vec<(&str, Box<Edit>, String)> = vec![
+        (
+            "missing TSV",
+            Box::new(|n: &str, b| (!n.ends_with("_annot.tsv")).then_some(b)),
+            "no nrPDB-EC_annot.tsv in the archive".to_owned(),
+        ),
+        (
+            "label not in the vocabulary",
+            Box::new(move |n: &str, b: Vec<u8>| {
+                if !n.ends_with("_annot.tsv") {
+                    return Some(b);
+                }
+                let text = String::from_utf8(b).expect("utf8");
+                let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+                lines[bad_label_line - 1] = format!(
+                    "{}\t7.7.7.7",
+                    lines[bad_label_line - 1].split('\t').next().expect("id")
+                );
+                Some((lines.join("\n") + "\n").into_bytes())
+            }),
+            format!(
+                "nrPDB-EC_annot.tsv, line {bad_label_line}: \"7.7.7.7\" is not in the ec vocabulary"
+            ),
+        ),
+        (
+            "bad test flag",
+            Box::new(|n: &str, b: Vec<u8>| {
+                if !n.ends_with("_test.csv") {
+                    return Some(b);
+                }
+                let text = String::from_utf8(b).expect("utf8");
+                Some(text.replacen(",1\r\n", ",yes\r\n", 1).into_bytes())
+            }),
+            "nrPDB-EC_test.csv, line 2".to_owned(),
+        ),
+        (
+            "missing split zip",
+            Box::new(|n: &str, b| (!n.ends_with("valid.zip")).then_some(b)),
+            "EnzymeCommission/valid.zip: cannot read it".to_owned(),
+        ),
+        (
+            "a chain without annotation",
+            Box::new(|n: &str, b: Vec<u8>| {
+                if !n.ends_with("_annot.tsv") {
+                    return Some(b);
+                }
+                let text = String::from_utf8(b).expect("utf8");
+                let lines: Vec<&str> = text.lines().collect();
+                let kept: Vec<&str> = lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != 3)
+                    .map(|(_, l)| *l)
+                    .collect();
+                Some((kept.join("\n") + "\n").into_bytes())
+            }),
+            "has no row in".to_owned(),
+        ),
+    ];
+    for (what, edit, message) in cases {
+        let broken = dir.path().join("broken.zip");
+        rewrite_zip(&zip, &broken, &*edit);
+        let o = fusionprot(&[
+            "import",
+            "ec",
+            broken.to_str().expect("utf8"),
+            "--out",
+            ds.to_str().expect("utf8"),
+        ]);
+        assert!(!o.status.success(), "{what}: {}", text(&o));
+        assert!(
+            text(&o).contains(&message),
+            "{what}: wanted {message:?} in\n{}",
+            text(&o)
+        );
+        assert_eq!(
+            std::fs::read(ds.join("manifest.json")).expect("manifest"),
+            before,
+            "{what}: dataset changed"
+        );
+        let stray: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".fusionprot-import"))
+            .collect();
+        assert!(stray.is_empty(), "{what}: left {stray:?}");
+    }
+    let o = fusionprot(&[
+        "import",
+        "ec",
+        "/nonexistent.zip",
+        "--out",
+        ds.to_str().expect("utf8"),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("/nonexistent.zip"),
+        "{}",
+        text(&o)
+    );
+}

@@ -1,0 +1,126 @@
+//! Atom3D's LMDB datasets (spec training.md §2.1), read-only: `num_examples`,
+//! `serialization_format` (`json` or `msgpack`; `pkl` is refused, it would mean running pickle),
+//! and records under the keys `"0"` … `"N-1"`, each the gzip of one serialized dict.
+
+use std::io::Read;
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
+use sha2::Digest;
+
+use super::ImportError;
+
+/// How the records are serialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Msgpack,
+}
+
+/// Reads the environment folder `dir` (holding `data.mdb`) read-only, without a lock file, and
+/// calls `each(i, record, sha256 of its stored bytes)` for the records in index order, after
+/// `len(num_examples)`. Returns the number of records.
+///
+/// # Errors
+/// Not an LMDB environment, missing or malformed metadata keys, a missing key, a broken gzip
+/// stream, a document that does not parse as `T` (naming `label` and the key), and `each`'s own.
+pub fn for_each_record<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    label: &str,
+    len: impl FnOnce(usize),
+    mut each: impl FnMut(usize, T, String) -> Result<(), ImportError>,
+) -> Result<usize, ImportError> {
+    let bad = |message: String| ImportError::File {
+        file: label.to_owned(),
+        line: None,
+        message,
+    };
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.max_dbs(1);
+    // SAFETY (both calls): LMDB maps `data.mdb` into memory; heed requires the caller to promise the
+    // file is not truncated or written by another process while mapped and that the environment is
+    // opened once per process at a time. The import opens each environment once, read-only
+    // (READ_ONLY: no write transaction can exist; NO_LOCK: no lock file is created or written, so the
+    // user's folder stays untouched), reads it and drops it before returning.
+    #[allow(unsafe_code)]
+    let env = unsafe {
+        options.flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK | EnvFlags::NO_READ_AHEAD);
+        options.open(dir)
+    }
+    .map_err(|e| bad(format!("not a readable LMDB environment: {e}")))?;
+    let rtxn = env
+        .read_txn()
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    let db: Database<Bytes, Bytes> = env
+        .open_databases_and_commit(rtxn, |dbo, rtxn| {
+            dbo.open_database(rtxn, None)
+                .map(CommitOrAbort::<_, ()>::Commit)
+        })
+        .map_err(|e: heed::Error| bad(format!("cannot open the main database: {e}")))?
+        .unwrap_commit()
+        .ok_or_else(|| bad("no main database".into()))?;
+    let rtxn = env
+        .read_txn()
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    let meta = |key: &str| -> Result<Vec<u8>, ImportError> {
+        db.get(&rtxn, key.as_bytes())
+            .map_err(|e| bad(format!("cannot read key {key:?}: {e}")))?
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| bad(format!("no {key:?} key: not an Atom3D LMDB dataset")))
+    };
+    let len_text = meta("num_examples")?;
+    let n: usize = std::str::from_utf8(&len_text)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| {
+            bad(format!(
+                "num_examples is {:?}, not a count",
+                String::from_utf8_lossy(&len_text)
+            ))
+        })?;
+    let format = match meta("serialization_format")?.as_slice() {
+        b"json" => Format::Json,
+        b"msgpack" => Format::Msgpack,
+        b"pkl" => {
+            return Err(bad(
+                "records are pickled (serialization_format pkl): unpickling runs code, so only json and msgpack are read".into(),
+            ));
+        }
+        other => {
+            return Err(bad(format!(
+                "unknown serialization_format {:?}",
+                String::from_utf8_lossy(other)
+            )));
+        }
+    };
+    len(n);
+    for i in 0..n {
+        let key = i.to_string();
+        let bad = |message: String| ImportError::Record {
+            env: label.to_owned(),
+            key: key.clone(),
+            id: None,
+            message,
+        };
+        let gz = db
+            .get(&rtxn, key.as_bytes())
+            .map_err(|e| bad(format!("cannot read: {e}")))?
+            .ok_or_else(|| bad(format!("missing (num_examples is {n})")))?;
+        let sha = crate::write::hex(&sha2::Sha256::digest(gz));
+        let mut raw = Vec::with_capacity(gz.len() * 4);
+        GzDecoder::new(gz)
+            .read_to_end(&mut raw)
+            .map_err(|e| bad(format!("not a gzip stream: {e}")))?;
+        let value: T = match format {
+            Format::Json => {
+                serde_json::from_slice(&raw).map_err(|e| bad(format!("not the expected JSON: {e}")))
+            }
+            Format::Msgpack => rmp_serde::from_slice(&raw)
+                .map_err(|e| bad(format!("not the expected msgpack: {e}"))),
+        }?;
+        each(i, value, sha)?;
+    }
+    Ok(n)
+}

@@ -14,6 +14,8 @@ enum TableArg {
     Residues,
     Edges,
     Splits,
+    Labels,
+    Pairs,
 }
 
 #[derive(Debug, Args)]
@@ -37,6 +39,8 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         TableArg::Residues => Table::Residues,
         TableArg::Edges => Table::Edges,
         TableArg::Splits => Table::Splits,
+        TableArg::Labels => Table::Labels,
+        TableArg::Pairs => Table::Pairs,
     };
     let batches = match &args.protein {
         Some(id) => read::read_protein(&args.dataset, table, id),

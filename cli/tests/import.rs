@@ -398,3 +398,250 @@ fn bad_archives_name_the_file_and_line_and_leave_the_dataset_as_it_was() {
         text(&o)
     );
 }
+
+/// Runs the Python fixture writer (Atom3D's own LMDB layout, written with the `lmdb` package).
+fn msp_fixture(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let files = [
+        "4JSV.pdb",
+        "1AFS.pdb",
+        "1a28.pdb.gz",
+        "2XHE.pdb",
+        "3CRO.pdb",
+        "1orc.pdb",
+        "1dpx.pdb",
+    ];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/msp_fixture.py");
+    let mut cmd = std::process::Command::new(common::python());
+    cmd.arg(script).arg(dir).args(extra);
+    for f in files {
+        cmd.arg(real.join(f));
+    }
+    let o = cmd.output().expect("python");
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("expected"))
+        .expect("json")
+}
+
+/// mutant id → (wild type, mutation, mutated residues, label, window start, window length).
+type PairRow = (String, String, Vec<i32>, i64, i64, i64);
+
+fn pairs(ds: &Path) -> BTreeMap<String, PairRow> {
+    use arrow_array::{Int8Array, Int32Array};
+    let mut out = BTreeMap::new();
+    for b in read_table(ds, Table::Pairs).expect("pairs") {
+        let s = |i: usize| strings(b.column(i));
+        let lists: &ListArray = b.column(3).as_any().downcast_ref().expect("list");
+        let label: &Int8Array = b.column(4).as_any().downcast_ref().expect("int8");
+        let int = |i: usize| -> &Int32Array { b.column(i).as_any().downcast_ref().expect("int32") };
+        for i in 0..b.num_rows() {
+            let v = lists.value(i);
+            let v: &Int32Array = v.as_any().downcast_ref().expect("int32");
+            out.insert(
+                s(0).value(i).to_owned(),
+                (
+                    s(1).value(i).to_owned(),
+                    s(2).value(i).to_owned(),
+                    v.values().to_vec(),
+                    i64::from(label.value(i)),
+                    i64::from(int(5).value(i)),
+                    i64::from(int(6).value(i)),
+                ),
+            );
+        }
+    }
+    out
+}
+
+fn check_msp(ds: &Path, expected: &[serde_json::Value]) {
+    let got = pairs(ds);
+    assert_eq!(got.len(), expected.len());
+    let sp = splits(ds);
+    let ids = protein_ids(ds);
+    for e in expected {
+        let id = e["id"].as_str().expect("id");
+        let (wt, mutation, mutated, label, start, len) = &got[id];
+        assert_eq!(wt, e["wild_type"].as_str().expect("wt"), "{id}");
+        assert_eq!(mutation, e["mutation"].as_str().expect("mutation"), "{id}");
+        let want: Vec<i32> = e["mutated"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|v| v.as_i64().expect("int") as i32)
+            .collect();
+        assert_eq!(mutated, &want, "{id}: mutated residues");
+        assert_eq!(*label, e["label"].as_i64().expect("label"), "{id}");
+        assert_eq!(
+            *start,
+            e["window_start"].as_i64().expect("start"),
+            "{id}: window"
+        );
+        assert_eq!(
+            *len,
+            e["window_length"].as_i64().expect("len"),
+            "{id}: window"
+        );
+        assert_eq!(
+            sp[&(id.to_owned(), "official".to_owned())],
+            e["split"].as_str().expect("split"),
+            "{id}"
+        );
+        assert!(ids.iter().any(|p| p == wt) && ids.iter().any(|p| p == id));
+    }
+    // Wild types are stored once however many mutants they have.
+    let wts: std::collections::BTreeSet<&str> = expected
+        .iter()
+        .map(|e| e["wild_type"].as_str().expect("wt"))
+        .collect();
+    assert_eq!(ids.len(), expected.len() + wts.len());
+    assert!(
+        expected
+            .iter()
+            .any(|e| e["window_start"].as_i64() > Some(0)),
+        "a mutation in a > 1000-residue complex"
+    );
+}
+
+#[test]
+fn msp_lmdb_as_downloaded_and_extracted_json_and_msgpack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let expected = msp_fixture(dir.path(), &[]);
+    let tar = dir.path().join("MSP-split-by-sequence-identity-30.tar.gz");
+    let ds = dir.path().join("msp");
+    let o = fusionprot(&[
+        "import",
+        "msp",
+        tar.to_str().expect("utf8"),
+        "--out",
+        ds.to_str().expect("utf8"),
+        "-j",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    check_msp(&ds, &expected);
+
+    // The extracted folder is only read: without lock.mdb (NO_LOCK) nothing is created, and every
+    // byte of data.mdb stays as it was.
+    let data = dir.path().join("split-by-sequence-identity-30/data");
+    let mut before = BTreeMap::new();
+    for s in ["train", "val", "test"] {
+        std::fs::remove_file(data.join(s).join("lock.mdb")).expect("rm lock.mdb");
+        before.insert(
+            s,
+            std::fs::read(data.join(s).join("data.mdb")).expect("data.mdb"),
+        );
+    }
+    let ds2 = dir.path().join("msp-folder");
+    let o = fusionprot(&[
+        "import",
+        "msp",
+        dir.path().to_str().expect("utf8"),
+        "--out",
+        ds2.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    check_msp(&ds2, &expected);
+    for (s, bytes) in before {
+        let listing: Vec<_> = std::fs::read_dir(data.join(s))
+            .expect("ls")
+            .map(|e| e.expect("e").file_name())
+            .collect();
+        assert_eq!(listing, ["data.mdb"], "{s}: the import created files");
+        assert_eq!(
+            std::fs::read(data.join(s).join("data.mdb")).expect("data.mdb"),
+            bytes,
+            "{s} changed"
+        );
+    }
+    for t in ["pairs", "splits", "residues", "edges"] {
+        assert_eq!(
+            std::fs::read(ds.join(t).join("part-00000.parquet")).expect("part"),
+            std::fs::read(ds2.join(t).join("part-00000.parquet")).expect("part"),
+            "{t}: the tar and the folder give the same table"
+        );
+    }
+
+    let mp = dir.path().join("msgpack");
+    std::fs::create_dir_all(&mp).expect("mkdir");
+    let expected_mp = msp_fixture(&mp, &["--format", "msgpack"]);
+    let ds3 = dir.path().join("msp-msgpack");
+    let o = fusionprot(&[
+        "import",
+        "msp",
+        mp.join("MSP-split-by-sequence-identity-30.tar.gz")
+            .to_str()
+            .expect("utf8"),
+        "--out",
+        ds3.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    check_msp(&ds3, &expected_mp);
+}
+
+#[test]
+fn a_corrupt_msp_record_is_named_and_the_dataset_survives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good");
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&good).expect("mkdir");
+    std::fs::create_dir_all(&bad).expect("mkdir");
+    msp_fixture(&good, &[]);
+    msp_fixture(&bad, &["--corrupt"]);
+    let ds = dir.path().join("msp");
+    let archive = |d: &Path| d.join("MSP-split-by-sequence-identity-30.tar.gz");
+    let o = fusionprot(&[
+        "import",
+        "msp",
+        archive(&good).to_str().expect("utf8"),
+        "--out",
+        ds.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = std::fs::read(ds.join("manifest.json")).expect("manifest");
+    let o = fusionprot(&[
+        "import",
+        "msp",
+        archive(&bad).to_str().expect("utf8"),
+        "--out",
+        ds.to_str().expect("utf8"),
+    ]);
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(
+        msg.contains("split-by-sequence-identity-30/data/val, record 1")
+            && msg.contains("not a gzip stream"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(ds.join("manifest.json")).expect("manifest"),
+        before
+    );
+    // Not an LMDB at all.
+    let junk = dir.path().join("junk/data/train");
+    std::fs::create_dir_all(&junk).expect("mkdir");
+    std::fs::write(junk.join("data.mdb"), b"junk").expect("write");
+    for s in ["val", "test"] {
+        std::fs::create_dir_all(dir.path().join("junk/data").join(s)).expect("mkdir");
+        std::fs::write(
+            dir.path().join("junk/data").join(s).join("data.mdb"),
+            b"junk",
+        )
+        .expect("write");
+    }
+    let o = fusionprot(&[
+        "import",
+        "msp",
+        dir.path().join("junk").to_str().expect("utf8"),
+        "--out",
+        ds.to_str().expect("utf8"),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("data/train: not a readable LMDB environment"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        std::fs::read(ds.join("manifest.json")).expect("manifest"),
+        before
+    );
+}

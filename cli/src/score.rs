@@ -30,6 +30,7 @@ pub enum TiesArg {
 }
 
 pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
+    let t0 = std::time::Instant::now();
     let p = metrics::read_predictions(&args.predictions)
         .with_context(|| format!("reading {}", args.predictions.display()))?;
     let ties = match args.ties {
@@ -37,6 +38,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         TiesArg::Grouped => Ties::Grouped,
     };
     let scores = metrics::score(&p, ties, args.per_task)?;
+    let secs = t0.elapsed().as_secs_f64();
     if args.json {
         let map: serde_json::Map<String, serde_json::Value> = scores
             .metrics
@@ -54,15 +56,15 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         for (k, v) in &scores.metrics {
             println!("{k:<width$}  {v:.6}");
         }
-        eprintln!(
-            "{} rows × {} columns, ties: {}",
-            p.ids.len(),
-            p.width,
-            match ties {
-                Ties::Index => "index",
-                Ties::Grouped => "grouped",
-            }
-        );
     }
+    eprintln!(
+        "{} rows × {} columns, ties: {}; read and scored in {secs:.3} s",
+        p.ids.len(),
+        p.width,
+        match ties {
+            Ties::Index => "index",
+            Ties::Grouped => "grouped",
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -51,20 +51,14 @@ pub fn score(p: &Predictions, ties: Ties, per_task: bool) -> Result<Scores, Metr
             u32::MAX - 1
         )));
     }
-    let order = descending(&p.prediction);
+    let ranked = rank(&p.prediction, &p.target);
     let mut metrics = vec![
         (
             "f1_max".to_owned(),
-            f1_max_ordered(&p.target, p.width, &p.prediction, &order, ties),
+            f1_max_ranked(&p.target, p.width, &ranked, ties),
         ),
-        (
-            "auprc@micro".to_owned(),
-            prc_ordered(&p.prediction, &p.target, &order, ties),
-        ),
-        (
-            "auroc@micro".to_owned(),
-            roc_ordered(&p.prediction, &p.target, &order, ties),
-        ),
+        ("auprc@micro".to_owned(), prc_ranked(&ranked, ties)),
+        ("auroc@micro".to_owned(), roc_ranked(&ranked, ties)),
     ];
     if per_task || p.width == 1 {
         for j in 0..p.width {
@@ -98,26 +92,43 @@ fn ascending_key(x: f32) -> u32 {
     if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
 }
 
-/// Indices by descending score, ties by increasing index: one sort of packed (key, index) words.
-fn descending(scores: &[f32]) -> Vec<u32> {
+/// Scores in descending order (ties by increasing index), with what the sweeps read gathered
+/// into that order once, so each sweep walks contiguous memory instead of jumping through the
+/// targets.
+struct Ranked {
+    /// Index of the k-th highest score.
+    index: Vec<u32>,
+    /// Its order key: equal keys are tied scores.
+    key: Vec<u32>,
+    positive: Vec<bool>,
+}
+
+fn rank(scores: &[f32], target: &[f32]) -> Ranked {
     let mut packed: Vec<u64> = scores
         .par_iter()
         .enumerate()
         .map(|(i, &s)| (u64::from(!ascending_key(s)) << 32) | i as u64)
         .collect();
     packed.par_sort_unstable();
-    packed.into_par_iter().map(|w| w as u32).collect()
+    Ranked {
+        index: packed.par_iter().map(|&w| w as u32).collect(),
+        key: packed.par_iter().map(|&w| (w >> 32) as u32).collect(),
+        positive: packed
+            .par_iter()
+            .map(|&w| target[w as u32 as usize] == 1.0)
+            .collect(),
+    }
 }
 
 /// Calls `f(start, end)` for each run of the order that forms one threshold: single items under
 /// [`Ties::Index`], runs of equal scores under [`Ties::Grouped`].
-fn for_each_threshold(scores: &[f32], order: &[u32], ties: Ties, mut f: impl FnMut(usize, usize)) {
+fn for_each_threshold(r: &Ranked, ties: Ties, mut f: impl FnMut(usize, usize)) {
+    let n = r.index.len();
     let mut start = 0;
-    while start < order.len() {
+    while start < n {
         let mut end = start + 1;
         if ties == Ties::Grouped {
-            let key = ascending_key(scores[order[start] as usize]);
-            while end < order.len() && ascending_key(scores[order[end] as usize]) == key {
+            while end < n && r.key[end] == r.key[start] {
                 end += 1;
             }
         }
@@ -129,27 +140,29 @@ fn for_each_threshold(scores: &[f32], order: &[u32], ties: Ties, mut f: impl FnM
 /// TorchDrug's `area_under_roc`: Σ over negatives of the positives ranked above, / (P·N + 1e-10).
 /// Grouped: a positive tied with a negative counts ½ (sklearn's trapezoid).
 pub fn area_under_roc(pred: &[f32], target: &[f32], ties: Ties) -> f64 {
-    roc_ordered(pred, target, &descending(pred), ties)
+    roc_ranked(&rank(pred, target), ties)
 }
 
-fn roc_ordered(pred: &[f32], target: &[f32], order: &[u32], ties: Ties) -> f64 {
+fn roc_ranked(r: &Ranked, ties: Ties) -> f64 {
     let (mut hits, mut sum, mut negatives) = (0f64, 0f64, 0f64);
-    for_each_threshold(pred, order, ties, |a, b| {
-        let pos = order[a..b]
-            .iter()
-            .filter(|&&i| target[i as usize] == 1.0)
-            .count() as f64;
-        let neg = (b - a) as f64 - pos;
-        if ties == Ties::Grouped {
+    if ties == Ties::Index {
+        for &p in &r.positive {
+            if p {
+                hits += 1.0;
+            } else {
+                sum += hits;
+                negatives += 1.0;
+            }
+        }
+    } else {
+        for_each_threshold(r, ties, |a, b| {
+            let pos = r.positive[a..b].iter().filter(|&&p| p).count() as f64;
+            let neg = (b - a) as f64 - pos;
             sum += neg * (hits + pos / 2.0);
             hits += pos;
-        } else if pos == 1.0 {
-            hits += 1.0;
-        } else {
-            sum += hits;
-        }
-        negatives += neg;
-    });
+            negatives += neg;
+        });
+    }
     sum / (hits * negatives + EPS)
 }
 
@@ -157,16 +170,13 @@ fn roc_ordered(pred: &[f32], target: &[f32], order: &[u32], ties: Ties) -> f64 {
 /// Σ / (P + 1e-10). Grouped: sklearn's average precision, Σ over thresholds of
 /// (positives crossing) × precision there, / P.
 pub fn area_under_prc(pred: &[f32], target: &[f32], ties: Ties) -> f64 {
-    prc_ordered(pred, target, &descending(pred), ties)
+    prc_ranked(&rank(pred, target), ties)
 }
 
-fn prc_ordered(pred: &[f32], target: &[f32], order: &[u32], ties: Ties) -> f64 {
+fn prc_ranked(r: &Ranked, ties: Ties) -> f64 {
     let (mut hits, mut sum) = (0f64, 0f64);
-    for_each_threshold(pred, order, ties, |a, b| {
-        let pos = order[a..b]
-            .iter()
-            .filter(|&&i| target[i as usize] == 1.0)
-            .count() as f64;
+    for_each_threshold(r, ties, |a, b| {
+        let pos = r.positive[a..b].iter().filter(|&&p| p).count() as f64;
         hits += pos;
         if pos > 0.0 {
             sum += pos * hits / b as f64;
@@ -179,24 +189,24 @@ fn prc_ordered(pred: &[f32], target: &[f32], order: &[u32], ties: Ties) -> f64 {
 /// averaged over the proteins with at least one prediction above it, recall over all proteins
 /// (`tp / (positives + 1e-10)`), and F1 = 2PR / (P + R + 1e-10); the maximum over thresholds.
 pub fn f1_max(pred: &[f32], target: &[f32], width: usize, ties: Ties) -> f64 {
-    f1_max_ordered(target, width, pred, &descending(pred), ties)
+    f1_max_ranked(target, width, &rank(pred, target), ties)
 }
 
-fn f1_max_ordered(target: &[f32], width: usize, pred: &[f32], order: &[u32], ties: Ties) -> f64 {
+fn f1_max_ranked(target: &[f32], width: usize, r: &Ranked, ties: Ties) -> f64 {
     if width == 0 || target.is_empty() {
         return 0.0;
     }
     let rows = target.len() / width;
-    let positives: Vec<f64> = target
-        .chunks(width)
-        .map(|r| r.iter().filter(|&&t| t == 1.0).count() as f64)
+    let recall_step: Vec<f64> = target
+        .par_chunks(width)
+        .map(|row| 1.0 / (row.iter().filter(|&&t| t == 1.0).count() as f64 + EPS))
         .collect();
     let mut tp = vec![0u32; rows];
     let mut seen = vec![0u32; rows];
     let (mut precision_sum, mut started, mut recall_sum, mut best) = (0f64, 0f64, 0f64, 0f64);
-    for_each_threshold(pred, order, ties, |a, b| {
-        for &i in &order[a..b] {
-            let row = i as usize / width;
+    for_each_threshold(r, ties, |a, b| {
+        for k in a..b {
+            let row = r.index[k] as usize / width;
             let before = if seen[row] == 0 {
                 started += 1.0;
                 0.0
@@ -204,15 +214,15 @@ fn f1_max_ordered(target: &[f32], width: usize, pred: &[f32], order: &[u32], tie
                 f64::from(tp[row]) / f64::from(seen[row])
             };
             seen[row] += 1;
-            if target[i as usize] == 1.0 {
+            if r.positive[k] {
                 tp[row] += 1;
-                recall_sum += 1.0 / (positives[row] + EPS);
+                recall_sum += recall_step[row];
             }
             precision_sum += f64::from(tp[row]) / f64::from(seen[row]) - before;
         }
         let p = precision_sum / started;
-        let r = recall_sum / rows as f64;
-        let f = 2.0 * p * r / (p + r + EPS);
+        let rec = recall_sum / rows as f64;
+        let f = 2.0 * p * rec / (p + rec + EPS);
         if f > best {
             best = f;
         }

@@ -6,6 +6,7 @@
 """
 
 import json
+import os
 import sys
 import time
 
@@ -15,44 +16,9 @@ import pyarrow.parquet as pq
 import torch
 
 
-def area_under_prc(pred, target):
-    order = pred.argsort(descending=True)
-    target = target[order]
-    precision = target.cumsum(0) / torch.arange(1, len(target) + 1, device=target.device)
-    return precision[target == 1].sum() / ((target == 1).sum() + 1e-10)
-
-
-def area_under_roc(pred, target):
-    order = pred.argsort(descending=True)
-    target = target[order]
-    hit = target.cumsum(0)
-    all = (target == 0).sum() * (target == 1).sum()
-    return hit[target == 0].sum() / (all + 1e-10)
-
-
-def f1_max(pred, target):
-    order = pred.argsort(descending=True, dim=1)
-    target = target.gather(1, order)
-    precision = target.cumsum(1) / torch.ones_like(target).cumsum(1)
-    recall = target.cumsum(1) / (target.sum(1, keepdim=True) + 1e-10)
-    is_start = torch.zeros_like(target).bool()
-    is_start[:, 0] = 1
-    is_start = torch.scatter(is_start, 1, order, is_start)
-    all_order = pred.flatten().argsort(descending=True)
-    order = order + torch.arange(order.shape[0], device=order.device).unsqueeze(1) * order.shape[1]
-    order = order.flatten()
-    inv_order = torch.zeros_like(order)
-    inv_order[order] = torch.arange(order.shape[0], device=order.device)
-    is_start = is_start.flatten()[all_order]
-    all_order = inv_order[all_order]
-    precision = precision.flatten()
-    recall = recall.flatten()
-    all_precision = precision[all_order] - torch.where(is_start, torch.zeros_like(precision), precision[all_order - 1])
-    all_precision = all_precision.cumsum(0) / is_start.cumsum(0)
-    all_recall = recall[all_order] - torch.where(is_start, torch.zeros_like(recall), recall[all_order - 1])
-    all_recall = all_recall.cumsum(0) / pred.shape[0]
-    all_f1 = 2 * all_precision * all_recall / (all_precision + all_recall + 1e-10)
-    return all_f1.max()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "tests", "peer"))
+# TorchDrug's functions as they are (stable=False: torch's own argsort), shared with the test peer.
+from score_peer import area_under_prc, area_under_roc, f1_max  # noqa: E402
 
 
 def main():
@@ -76,9 +42,9 @@ def main():
     pred = torch.from_numpy(table["prediction"].combine_chunks().flatten().to_numpy().reshape(-1, width))
     target = torch.from_numpy(table["target"].combine_chunks().flatten().to_numpy().reshape(-1, width))
     out = {
-        "f1_max": f1_max(pred, target).item(),
-        "auprc@micro": area_under_prc(pred.flatten(), target.long().flatten()).item(),
-        "auroc@micro": area_under_roc(pred.flatten(), target.long().flatten()).item(),
+        "f1_max": f1_max(pred, target, stable=False),
+        "auprc@micro": area_under_prc(pred.flatten(), target.long().flatten(), stable=False),
+        "auroc@micro": area_under_roc(pred.flatten(), target.long().flatten(), stable=False),
     }
     out["seconds"] = time.perf_counter() - t0
     out["threads"] = torch.get_num_threads()

@@ -15,6 +15,19 @@ use fusionprot_pipeline::import::fixture::{Fixture, fixture};
 use fusionprot_pipeline::read::read_table;
 use fusionprot_pipeline::schema::Table;
 
+/// `fusionprot import KIND ARCHIVE --out OUT EXTRA…`.
+fn import(kind: &str, archive: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "import",
+        kind,
+        archive.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ];
+    args.extend(extra);
+    fusionprot(&args)
+}
+
 fn real_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -135,17 +148,7 @@ fn ec_archive_as_downloaded_and_as_extracted_gives_the_same_tables() {
     let zip = dir.path().join("EnzymeCommission.zip");
     f.write_zip(&zip).expect("zip");
     let ds = dir.path().join("ec");
-    let o = fusionprot(&[
-        "import",
-        "ec",
-        zip.to_str().expect("utf8"),
-        "--out",
-        ds.to_str().expect("utf8"),
-        "--test-cutoff",
-        "0.5",
-        "-j",
-        "2",
-    ]);
+    let o = import("ec", &zip, &ds, &["--test-cutoff", "0.5", "-j", "2"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("official-0.3: train"), "{}", text(&o));
     check_against(&f, &ds, 2);
@@ -170,15 +173,7 @@ fn ec_archive_as_downloaded_and_as_extracted_gives_the_same_tables() {
         let folder = dir.path().join(format!("extracted-{inner}"));
         f.write_folder(&folder, inner).expect("folder");
         let ds2 = dir.path().join(format!("ec-{inner}"));
-        let o = fusionprot(&[
-            "import",
-            "ec",
-            folder.to_str().expect("utf8"),
-            "--out",
-            ds2.to_str().expect("utf8"),
-            "--test-cutoff",
-            "0.5",
-        ]);
+        let o = import("ec", &folder, &ds2, &["--test-cutoff", "0.5"]);
         assert!(o.status.success(), "{}", text(&o));
         check_against(&f, &ds2, 2);
         for t in ["labels", "splits"] {
@@ -219,15 +214,12 @@ fn ec_archive_as_downloaded_and_as_extracted_gives_the_same_tables() {
     let keep: Vec<&str> = f.chains.iter().step_by(3).map(|c| c.id.as_str()).collect();
     std::fs::write(&list, format!("# TorchDrug's ids\n{}\n", keep.join("\n"))).expect("list");
     let ds3 = dir.path().join("ec-only");
-    let o = fusionprot(&[
-        "import",
+    let o = import(
         "ec",
-        zip.to_str().expect("utf8"),
-        "--out",
-        ds3.to_str().expect("utf8"),
-        "--only-ids",
-        list.to_str().expect("utf8"),
-    ]);
+        &zip,
+        &ds3,
+        &["--only-ids", list.to_str().expect("utf8")],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let mut want: Vec<String> = keep.iter().map(|s| (*s).to_owned()).collect();
     want.sort();
@@ -245,13 +237,7 @@ fn go_archive_keeps_chains_with_an_empty_branch_all_negative() {
     let zip = dir.path().join("GeneOntology.zip");
     f.write_zip(&zip).expect("zip");
     let ds = dir.path().join("go");
-    let o = fusionprot(&[
-        "import",
-        "go",
-        zip.to_str().expect("utf8"),
-        "--out",
-        ds.to_str().expect("utf8"),
-    ]);
+    let o = import("go", &zip, &ds, &[]);
     assert!(o.status.success(), "{}", text(&o));
     check_against(&f, &ds, 4);
     let tasks: Vec<String> = labels(&ds).keys().map(|k| k.1.clone()).collect();
@@ -288,13 +274,7 @@ fn bad_archives_name_the_file_and_line_and_leave_the_dataset_as_it_was() {
     let zip = dir.path().join("EnzymeCommission.zip");
     f.write_zip(&zip).expect("zip");
     let ds = dir.path().join("ec");
-    let o = fusionprot(&[
-        "import",
-        "ec",
-        zip.to_str().expect("utf8"),
-        "--out",
-        ds.to_str().expect("utf8"),
-    ]);
+    let o = import("ec", &zip, &ds, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let before = std::fs::read(ds.join("manifest.json")).expect("manifest");
     let bad_label_line = 3 + 2 + 1; // header lines, then the third chain
@@ -360,13 +340,7 @@ fn bad_archives_name_the_file_and_line_and_leave_the_dataset_as_it_was() {
     for (what, edit, message) in cases {
         let broken = dir.path().join("broken.zip");
         rewrite_zip(&zip, &broken, &*edit);
-        let o = fusionprot(&[
-            "import",
-            "ec",
-            broken.to_str().expect("utf8"),
-            "--out",
-            ds.to_str().expect("utf8"),
-        ]);
+        let o = import("ec", &broken, &ds, &[]);
         assert!(!o.status.success(), "{what}: {}", text(&o));
         assert!(
             text(&o).contains(&message),
@@ -385,13 +359,7 @@ fn bad_archives_name_the_file_and_line_and_leave_the_dataset_as_it_was() {
             .collect();
         assert!(stray.is_empty(), "{what}: left {stray:?}");
     }
-    let o = fusionprot(&[
-        "import",
-        "ec",
-        "/nonexistent.zip",
-        "--out",
-        ds.to_str().expect("utf8"),
-    ]);
+    let o = import("ec", Path::new("/nonexistent.zip"), &ds, &[]);
     assert!(
         !o.status.success() && text(&o).contains("/nonexistent.zip"),
         "{}",
@@ -508,15 +476,7 @@ fn msp_lmdb_as_downloaded_and_extracted_json_and_msgpack() {
     let expected = msp_fixture(dir.path(), &[]);
     let tar = dir.path().join("MSP-split-by-sequence-identity-30.tar.gz");
     let ds = dir.path().join("msp");
-    let o = fusionprot(&[
-        "import",
-        "msp",
-        tar.to_str().expect("utf8"),
-        "--out",
-        ds.to_str().expect("utf8"),
-        "-j",
-        "2",
-    ]);
+    let o = import("msp", &tar, &ds, &["-j", "2"]);
     assert!(o.status.success(), "{}", text(&o));
     check_msp(&ds, &expected);
 
@@ -532,13 +492,7 @@ fn msp_lmdb_as_downloaded_and_extracted_json_and_msgpack() {
         );
     }
     let ds2 = dir.path().join("msp-folder");
-    let o = fusionprot(&[
-        "import",
-        "msp",
-        dir.path().to_str().expect("utf8"),
-        "--out",
-        ds2.to_str().expect("utf8"),
-    ]);
+    let o = import("msp", dir.path(), &ds2, &[]);
     assert!(o.status.success(), "{}", text(&o));
     check_msp(&ds2, &expected);
     for (s, bytes) in before {
@@ -565,15 +519,16 @@ fn msp_lmdb_as_downloaded_and_extracted_json_and_msgpack() {
     std::fs::create_dir_all(&mp).expect("mkdir");
     let expected_mp = msp_fixture(&mp, &["--format", "msgpack"]);
     let ds3 = dir.path().join("msp-msgpack");
-    let o = fusionprot(&[
-        "import",
+    let o = import(
         "msp",
-        mp.join("MSP-split-by-sequence-identity-30.tar.gz")
-            .to_str()
-            .expect("utf8"),
-        "--out",
-        ds3.to_str().expect("utf8"),
-    ]);
+        Path::new(
+            mp.join("MSP-split-by-sequence-identity-30.tar.gz")
+                .to_str()
+                .expect("utf8"),
+        ),
+        &ds3,
+        &[],
+    );
     assert!(o.status.success(), "{}", text(&o));
     check_msp(&ds3, &expected_mp);
 }
@@ -589,22 +544,10 @@ fn a_corrupt_msp_record_is_named_and_the_dataset_survives() {
     msp_fixture(&bad, &["--corrupt"]);
     let ds = dir.path().join("msp");
     let archive = |d: &Path| d.join("MSP-split-by-sequence-identity-30.tar.gz");
-    let o = fusionprot(&[
-        "import",
-        "msp",
-        archive(&good).to_str().expect("utf8"),
-        "--out",
-        ds.to_str().expect("utf8"),
-    ]);
+    let o = import("msp", &archive(&good), &ds, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let before = std::fs::read(ds.join("manifest.json")).expect("manifest");
-    let o = fusionprot(&[
-        "import",
-        "msp",
-        archive(&bad).to_str().expect("utf8"),
-        "--out",
-        ds.to_str().expect("utf8"),
-    ]);
+    let o = import("msp", &archive(&bad), &ds, &[]);
     assert!(!o.status.success());
     let msg = text(&o);
     assert!(
@@ -628,13 +571,7 @@ fn a_corrupt_msp_record_is_named_and_the_dataset_survives() {
         )
         .expect("write");
     }
-    let o = fusionprot(&[
-        "import",
-        "msp",
-        dir.path().join("junk").to_str().expect("utf8"),
-        "--out",
-        ds.to_str().expect("utf8"),
-    ]);
+    let o = import("msp", &dir.path().join("junk"), &ds, &[]);
     assert!(
         !o.status.success() && text(&o).contains("data/train: not a readable LMDB environment"),
         "{}",

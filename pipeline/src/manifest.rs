@@ -100,6 +100,17 @@ pub struct TableEntry {
     pub parts: Vec<PartInfo>,
 }
 
+impl TableEntry {
+    /// The entry of `table` written as `parts`.
+    pub fn new(table: crate::schema::Table, parts: Vec<PartInfo>) -> Self {
+        Self {
+            schema: table.schema_tag(),
+            rows: parts.iter().map(|p| p.rows).sum(),
+            parts,
+        }
+    }
+}
+
 /// One structure that was read (a file, or a member of an archive).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InputEntry {

@@ -641,14 +641,7 @@ fn write_tables(
     let mut tables = BTreeMap::new();
     for (t, w) in Table::PREPARED.iter().zip(writers) {
         let parts = w.finish(staging)?;
-        tables.insert(
-            t.name(),
-            TableEntry {
-                schema: t.schema_tag(),
-                rows: parts.iter().map(|p| p.rows).sum(),
-                parts,
-            },
-        );
+        tables.insert(t.name(), TableEntry::new(*t, parts));
     }
     Ok(tables)
 }

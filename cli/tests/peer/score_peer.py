@@ -4,7 +4,7 @@
 
 `index`: TorchDrug's own formulas (torchdrug/metrics/metric.py @ v0.2.1: area_under_roc,
 area_under_prc, f1_max) in float64 torch, with every argsort made stable, so tied scores are taken
-in increasing row-major index. `grouped`: sklearn's roc_auc_score / average_precision_score (only
+in increasing row-major index (`stable=False` is TorchDrug's code as it is: bench/score uses that). `grouped`: sklearn's roc_auc_score / average_precision_score (only
 where both classes occur, where sklearn defines them) and Fmax from its definition over distinct
 thresholds (numpy). Writes OUT_DIR/<case>.parquet and OUT_DIR/expected.json.
 """
@@ -20,30 +20,30 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 
-def area_under_roc(pred, target):
-    order = pred.argsort(descending=True, stable=True)
+def area_under_roc(pred, target, stable=True):
+    order = pred.argsort(descending=True, stable=stable)
     target = target[order]
     hit = target.cumsum(0)
     all = (target == 0).sum() * (target == 1).sum()
     return (hit[target == 0].sum() / (all + 1e-10)).item()
 
 
-def area_under_prc(pred, target):
-    order = pred.argsort(descending=True, stable=True)
+def area_under_prc(pred, target, stable=True):
+    order = pred.argsort(descending=True, stable=stable)
     target = target[order]
-    precision = target.cumsum(0) / torch.arange(1, len(target) + 1, dtype=torch.float64)
+    precision = target.cumsum(0) / torch.arange(1, len(target) + 1, device=target.device)
     return (precision[target == 1].sum() / ((target == 1).sum() + 1e-10)).item()
 
 
-def f1_max(pred, target):
-    order = pred.argsort(descending=True, dim=1, stable=True)
+def f1_max(pred, target, stable=True):
+    order = pred.argsort(descending=True, dim=1, stable=stable)
     target = target.gather(1, order)
     precision = target.cumsum(1) / torch.ones_like(target).cumsum(1)
     recall = target.cumsum(1) / (target.sum(1, keepdim=True) + 1e-10)
     is_start = torch.zeros_like(target).bool()
     is_start[:, 0] = 1
     is_start = torch.scatter(is_start, 1, order, is_start)
-    all_order = pred.flatten().argsort(descending=True, stable=True)
+    all_order = pred.flatten().argsort(descending=True, stable=stable)
     order = order + torch.arange(order.shape[0]).unsqueeze(1) * order.shape[1]
     order = order.flatten()
     inv_order = torch.zeros_like(order)

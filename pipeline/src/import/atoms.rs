@@ -17,6 +17,20 @@ const ATOM_VOCAB: [&str; 17] = [
     "H", "B", "C", "N", "O", "F", "Mg", "Si", "P", "S", "Cl", "Cu", "Zn", "Se", "Br", "Sn", "I",
 ];
 
+/// The columns read, in the order the residue builder takes them (`bfactor` may be missing).
+const COLUMNS: [&str; 10] = [
+    "chain",
+    "residue",
+    "insertion_code",
+    "resname",
+    "x",
+    "y",
+    "z",
+    "element",
+    "name",
+    "bfactor",
+];
+
 /// A data frame as pandas writes it with `orient='split'` (the `index` is not needed).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Frame {
@@ -63,19 +77,7 @@ pub fn residues(frame: &Frame) -> Result<ResidueColumns, String> {
         element,
         name,
         bfactor,
-    ] = [
-        "chain",
-        "residue",
-        "insertion_code",
-        "resname",
-        "x",
-        "y",
-        "z",
-        "element",
-        "name",
-        "bfactor",
-    ]
-    .map(col);
+    ] = COLUMNS.map(col);
     let (chain, residue, icode, resname, x, y, z, element, name) = (
         chain?, residue?, icode?, resname?, x?, y?, z?, element?, name?,
     );
@@ -142,20 +144,7 @@ mod tests {
     fn frame(rows: &[(&str, i64, &str, &str, &str)]) -> Frame {
         // chain, residue, resname, name, element
         Frame {
-            columns: [
-                "chain",
-                "residue",
-                "insertion_code",
-                "resname",
-                "x",
-                "y",
-                "z",
-                "element",
-                "name",
-                "bfactor",
-            ]
-            .map(String::from)
-            .to_vec(),
+            columns: COLUMNS.map(String::from).to_vec(),
             data: rows
                 .iter()
                 .enumerate()

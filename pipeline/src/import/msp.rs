@@ -454,24 +454,10 @@ fn write_all(
     let mut tables = BTreeMap::new();
     for (t, w) in Table::PREPARED.iter().zip(writers) {
         let parts = w.finish(staging)?;
-        tables.insert(
-            t.name(),
-            TableEntry {
-                schema: t.schema_tag(),
-                rows: parts.iter().map(|p| p.rows).sum(),
-                parts,
-            },
-        );
+        tables.insert(t.name(), TableEntry::new(*t, parts));
     }
     let parts = write_pairs(staging, &read.pairs)?;
-    tables.insert(
-        Table::Pairs.name(),
-        TableEntry {
-            schema: Table::Pairs.schema_tag(),
-            rows: parts.iter().map(|p| p.rows).sum(),
-            parts,
-        },
-    );
+    tables.insert(Table::Pairs.name(), TableEntry::new(Table::Pairs, parts));
     let mut split_counts = SplitCounts::new();
     let rows: Vec<SplitRow> = read
         .proteins

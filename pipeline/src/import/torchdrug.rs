@@ -263,14 +263,9 @@ impl Labels<'_> {
         let parts = write_labels(staging, &rows)?;
         write_splits(staging, splits)?;
         let mut staged = Staged::default();
-        staged.tables.insert(
-            Table::Labels.name(),
-            TableEntry {
-                schema: Table::Labels.schema_tag(),
-                rows: parts.iter().map(|p| p.rows).sum(),
-                parts,
-            },
-        );
+        staged
+            .tables
+            .insert(Table::Labels.name(), TableEntry::new(Table::Labels, parts));
         staged.other.push(Table::Splits.name());
         let mut named = serde_json::Map::new();
         for (name, counts) in &self.counts {

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod pickle;
 pub mod runtime;
+pub mod train;
 pub mod weights;
 
 pub use config::{ModelConfig, ModelKind};

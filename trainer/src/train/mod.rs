@@ -2,8 +2,15 @@
 //! C++ with no way to read or save it (tch-rs #360), so exact resume needs an optimizer of ours.
 //!
 //! - [`adamw`]: `torch.optim.AdamW` over a VarStore, parameter groups by name prefix, state saved
-//!   and loaded as safetensors.
+//!   and loaded as safetensors;
+//! - [`plateau`]: `ReduceLROnPlateau`, with the reference's `mode = "min"` quirk by default;
+//! - [`sampler`]: the reference's epoch order (`DistributedSampler`: `torch.randperm` seeded by the
+//!   epoch), computed in Rust without touching libtorch's global generator.
 
 pub mod adamw;
+pub mod plateau;
+pub mod sampler;
 
 pub use adamw::{AdamW, AdamWConfig, ParamGroup};
+pub use plateau::{Mode, Plateau, PlateauConfig};
+pub use sampler::epoch_order;

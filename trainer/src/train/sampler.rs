@@ -1,0 +1,113 @@
+//! The reference's data order: TorchDrug's engine draws every epoch through PyTorch's
+//! `DistributedSampler` (shuffle, seed 0, `set_epoch(epoch)`), i.e. `torch.randperm(n)` from a
+//! generator seeded with the epoch (not with `--seed`), padded to a multiple of the number of
+//! replicas by repeating its head, rank `r` taking every `replicas`-th index from `r`
+//! (training.md §3.2). tch cannot seed a generator of its own, and seeding the global one would
+//! disturb the model's randomness, so the permutation is computed here: PyTorch's CPU `randperm`
+//! (Fisher–Yates drawing `random() % (n − i)`) over its MT19937 engine.
+
+/// MT19937 as PyTorch's CPU generator runs it (`at::mt19937`, seeded through `init_with_uint32`).
+struct Mt19937 {
+    state: [u32; 624],
+    index: usize,
+}
+
+impl Mt19937 {
+    fn new(seed: u64) -> Self {
+        let mut state = [0u32; 624];
+        state[0] = seed as u32;
+        for j in 1..624 {
+            state[j] = 1_812_433_253u32
+                .wrapping_mul(state[j - 1] ^ (state[j - 1] >> 30))
+                .wrapping_add(j as u32);
+        }
+        Self { state, index: 624 }
+    }
+
+    fn twist(&mut self) {
+        for i in 0..624 {
+            let y = (self.state[i] & 0x8000_0000) | (self.state[(i + 1) % 624] & 0x7fff_ffff);
+            let mut next = self.state[(i + 397) % 624] ^ (y >> 1);
+            if y & 1 == 1 {
+                next ^= 0x9908_b0df;
+            }
+            self.state[i] = next;
+        }
+        self.index = 0;
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        if self.index >= 624 {
+            self.twist();
+        }
+        let mut y = self.state[self.index];
+        self.index += 1;
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c_5680;
+        y ^= (y << 15) & 0xefc6_0000;
+        y ^ (y >> 18)
+    }
+
+    /// `CPUGeneratorImpl::random64`: two draws, the first as the high half.
+    fn next_u64(&mut self) -> u64 {
+        let hi = u64::from(self.next_u32());
+        let lo = u64::from(self.next_u32());
+        (hi << 32) | lo
+    }
+}
+
+/// `torch.randperm(n, generator=torch.Generator().manual_seed(seed))` on the CPU.
+pub fn randperm(n: usize, seed: u64) -> Vec<usize> {
+    let mut g = Mt19937::new(seed);
+    let mut r: Vec<usize> = (0..n).collect();
+    let small = (n as u64) < u64::from(u32::MAX / 20);
+    for i in 0..n.saturating_sub(1) {
+        let left = (n - i) as u64;
+        let z = if small {
+            u64::from(g.next_u32()) % left
+        } else {
+            g.next_u64() % left
+        };
+        r.swap(i, i + z as usize);
+    }
+    r
+}
+
+/// The indices rank `rank` of `replicas` visits in `epoch` (seed 0, shuffle on, no drop_last),
+/// exactly as `DistributedSampler` yields them.
+pub fn epoch_order(n: usize, epoch: u64, replicas: usize, rank: usize) -> Vec<usize> {
+    let mut indices = randperm(n, epoch);
+    let replicas = replicas.max(1);
+    let total = n.div_ceil(replicas) * replicas;
+    let mut k = 0;
+    while indices.len() < total && n > 0 {
+        indices.push(indices[k % n]);
+        k += 1;
+    }
+    indices.into_iter().skip(rank).step_by(replicas).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mt19937_matches_the_reference_sequence() {
+        // std::mt19937 with the default seed 5489: its 10,000th output is 4123659995.
+        let mut g = Mt19937::new(5489);
+        let mut last = 0;
+        for _ in 0..10_000 {
+            last = g.next_u32();
+        }
+        assert_eq!(last, 4_123_659_995);
+    }
+
+    #[test]
+    fn ranks_partition_the_padded_permutation() {
+        let mut all: Vec<usize> = (0..4).flat_map(|r| epoch_order(10, 3, 4, r)).collect();
+        assert_eq!(all.len(), 12);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+}

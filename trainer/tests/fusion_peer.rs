@@ -14,100 +14,12 @@ mod common;
 
 use std::path::Path;
 
-use fusionprot_trainer::data::DatasetGraphs;
-use fusionprot_trainer::load::{ModelSpec, build};
-use fusionprot_trainer::{Batch, Device, ModelKind, ProteinGraph};
+use common::graphs::{proteins, spec, tiny_config, write_batch};
+use fusionprot_trainer::load::build;
+use fusionprot_trainer::{Batch, Device, ModelKind};
 use tch::Tensor;
 
 const TOL: f64 = 1e-4;
-
-fn proteins(dir: &Path) -> Vec<ProteinGraph> {
-    let out = dir.join("dataset");
-    let cfg = fusionprot_pipeline::PrepareConfig {
-        inputs: vec![common::sample_dir()],
-        out: out.clone(),
-        proteins: Default::default(),
-        jobs: 1,
-        strict: false,
-        only_ids: None,
-    };
-    fusionprot_pipeline::prepare(&cfg, &indicatif::ProgressBar::hidden()).expect("prepare");
-    let mut all: Vec<ProteinGraph> = DatasetGraphs::open(&out)
-        .expect("open")
-        .collect::<Result<_, _>>()
-        .expect("read graphs");
-    all.sort_by_key(|p| (p.len(), p.id.clone()));
-    // four proteins of different lengths; the longest is truncated to keep the test quick
-    let n = all.len();
-    let mid = all[n / 2].len();
-    let chosen = vec![
-        all[0].clone(),
-        all[n / 4].clone(),
-        all[n / 2].clone(),
-        all[n - 1].truncated(mid + 37),
-    ];
-    let lens: Vec<usize> = chosen.iter().map(ProteinGraph::len).collect();
-    assert!(
-        lens.windows(2).all(|w| w[0] < w[1]),
-        "distinct lengths: {lens:?}"
-    );
-    chosen
-}
-
-fn write_batch(proteins: &[ProteinGraph], path: &Path) {
-    let mut src = Vec::new();
-    let mut dst = Vec::new();
-    let mut rel = Vec::new();
-    let mut offset = 0i64;
-    for p in proteins {
-        for (s, d, r) in &p.edges {
-            src.push(offset + i64::from(*s));
-            dst.push(offset + i64::from(*d));
-            rel.push(i64::from(*r));
-        }
-        offset += p.len() as i64;
-    }
-    let cat = |f: &dyn Fn(&ProteinGraph) -> &Vec<i64>| -> Tensor {
-        Tensor::from_slice(
-            &proteins
-                .iter()
-                .flat_map(|p| f(p).clone())
-                .collect::<Vec<_>>(),
-        )
-    };
-    let lengths: Vec<i64> = proteins.iter().map(|p| p.len() as i64).collect();
-    let named = vec![
-        ("residue_type", cat(&|p| &p.residue_type)),
-        ("onehot", cat(&|p| &p.onehot)),
-        ("lengths", Tensor::from_slice(&lengths)),
-        ("src", Tensor::from_slice(&src)),
-        ("dst", Tensor::from_slice(&dst)),
-        ("rel", Tensor::from_slice(&rel)),
-    ];
-    Tensor::write_safetensors(&named, path).expect("write batch");
-}
-
-fn tiny_config(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("tiny.toml");
-    std::fs::write(
-        &path,
-        "[esm]\nlayers = 33\nembed_dim = 32\nheads = 4\n[gearnet]\nhidden_dims = [16, 16, 16, 16, 16, 16]\n",
-    )
-    .expect("write config");
-    path
-}
-
-fn spec(kind: ModelKind, config: &Path, checkpoint: &Path) -> ModelSpec {
-    ModelSpec {
-        kind,
-        config: Some(config.to_path_buf()),
-        checkpoint: Some(checkpoint.to_path_buf()),
-        esm: None,
-        random_init: false,
-        device: Device::Cpu,
-        seed: 0,
-    }
-}
 
 #[track_caller]
 fn close(what: &str, ours: &Tensor, peer: &Tensor) {
@@ -134,7 +46,7 @@ fn close(what: &str, ours: &Tensor, peer: &Tensor) {
 fn check(kind: ModelKind) {
     let dir = tempfile::tempdir().expect("tempdir");
     let proteins = proteins(dir.path());
-    write_batch(&proteins, &dir.path().join("batch.safetensors"));
+    write_batch(&proteins, &[], &dir.path().join("batch.safetensors"));
     common::peer(
         "fusion_peer.py",
         &[

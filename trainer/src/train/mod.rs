@@ -5,12 +5,15 @@
 //!   and loaded as safetensors;
 //! - [`plateau`]: `ReduceLROnPlateau`, with the reference's `mode = "min"` quirk by default;
 //! - [`sampler`]: the reference's epoch order (`DistributedSampler`: `torch.randperm` seeded by the
-//!   epoch), computed in Rust without touching libtorch's global generator.
+//!   epoch), computed in Rust without touching libtorch's global generator;
+//! - [`task`]: the EC / GO and MSP heads and the BCE loss.
 
 pub mod adamw;
 pub mod plateau;
 pub mod sampler;
+pub mod task;
 
 pub use adamw::{AdamW, AdamWConfig, ParamGroup};
 pub use plateau::{Mode, Plateau, PlateauConfig};
 pub use sampler::epoch_order;
+pub use task::{MspHead, MultiLabelHead, bce_loss};

@@ -1,6 +1,8 @@
 //! Shared helpers for the trainer's integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod graphs;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

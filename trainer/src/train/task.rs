@@ -1,0 +1,82 @@
+//! Task heads and losses as TorchDrug builds them (training.md §3.1, §2.5):
+//!
+//! - [`MultiLabelHead`] (`tasks.MultipleBinaryClassification`, EC / GO): an MLP on `graph_feature`,
+//!   `num_mlp_layer` linear layers (hidden width = input width), ReLU between them and none after
+//!   the last; var names `mlp.layers.{k}.{weight,bias}` as in the reference's task checkpoints.
+//! - [`MspHead`] (FusionProt's `MSP` task): the node features at the mutated residues (mean over
+//!   residues whose type differs, `+1e-10` in the denominator) of wild type and mutant,
+//!   concatenated, through one linear layer to one logit.
+//! - [`bce_loss`]: BCE-with-logits averaged over every (protein, term) entry (the per-task mean,
+//!   then the unweighted mean over tasks, which is the same thing).
+
+use tch::{Kind, Tensor, nn};
+
+use crate::model::layers::{linear, segment_sum};
+
+/// The EC / GO head.
+#[derive(Debug)]
+pub struct MultiLabelHead {
+    layers: Vec<nn::Linear>,
+}
+
+impl MultiLabelHead {
+    /// `root` is the var store's root: the layers go under `mlp.layers.{k}`.
+    pub fn new(root: &nn::Path, input: usize, labels: usize, num_layers: usize) -> Self {
+        let n = num_layers.max(1);
+        let layers = (0..n)
+            .map(|k| {
+                let out = if k + 1 == n { labels } else { input };
+                linear(root / "mlp" / "layers" / k, input, out)
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// `[B, D]` → `[B, labels]` logits.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (k, layer) in self.layers.iter().enumerate() {
+            h = h.apply(layer);
+            if k + 1 < self.layers.len() {
+                h = h.relu();
+            }
+        }
+        h
+    }
+}
+
+/// The MSP head: one linear layer over `[wild-type site ‖ mutant site]`.
+#[derive(Debug)]
+pub struct MspHead {
+    layer: nn::Linear,
+}
+
+impl MspHead {
+    /// Node feature width `dim`; the layer is `mlp.layers.0` (`2·dim → 1`).
+    pub fn new(root: &nn::Path, dim: usize) -> Self {
+        Self {
+            layer: linear(root / "mlp" / "layers" / 0, 2 * dim, 1),
+        }
+    }
+
+    /// `[B, 1]` logits from both passes' node features `[N, D]` (same residues, same order),
+    /// `mutated` `[N]` (1.0 where the residue types differ) and `node2graph` `[N]`.
+    pub fn forward(
+        &self,
+        wild_type: &Tensor,
+        mutant: &Tensor,
+        mutated: &Tensor,
+        node2graph: &Tensor,
+        batch: i64,
+    ) -> Tensor {
+        let m = mutated.to_kind(Kind::Float).unsqueeze(1);
+        let count = segment_sum(&m, node2graph, batch) + 1e-10;
+        let site = |x: &Tensor| segment_sum(&(x * &m), node2graph, batch) / &count;
+        Tensor::cat(&[site(wild_type), site(mutant)], -1).apply(&self.layer)
+    }
+}
+
+/// BCE-with-logits, the mean over every entry of `[B, T]`.
+pub fn bce_loss(logits: &Tensor, targets: &Tensor) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(targets, None, None, tch::Reduction::Mean)
+}

@@ -80,3 +80,43 @@ impl MspHead {
 pub fn bce_loss(logits: &Tensor, targets: &Tensor) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(targets, None, None, tch::Reduction::Mean)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msp_site_features_are_the_mutated_rows_and_zero_without_a_mutation() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let head = MspHead::new(&vs.root(), 2);
+        // Two proteins (3 and 2 residues); protein 0 mutated at residue 1, protein 1 not at all.
+        let wt = Tensor::from_slice(&[1f32, 2., 3., 4., 5., 6., 7., 8., 9., 10.]).reshape([5, 2]);
+        let mt = &wt * 2.0;
+        let mutated = Tensor::from_slice(&[0f32, 1., 0., 0., 0.]);
+        let node2graph = Tensor::from_slice(&[0i64, 0, 0, 1, 1]);
+        let got = head.forward(&wt, &mt, &mutated, &node2graph, 2);
+        let site = Tensor::from_slice(&[3f32, 4., 6., 8., 0., 0., 0., 0.]).reshape([2, 4]);
+        let want = site.apply(&head.layer);
+        assert!(got.allclose(&want, 1e-6, 1e-6, false), "{got} vs {want}");
+        assert_eq!(got.size(), [2, 1]);
+    }
+
+    #[test]
+    fn the_multilabel_head_has_the_reference_names_and_shapes() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let head = MultiLabelHead::new(&vs.root(), 8, 3, 3);
+        let mut names: Vec<(String, Vec<i64>)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (k, v.size()))
+            .collect();
+        names.sort();
+        assert_eq!(names[0], ("mlp.layers.0.bias".to_owned(), vec![8]));
+        assert_eq!(names[5], ("mlp.layers.2.weight".to_owned(), vec![3, 8]));
+        assert_eq!(
+            head.forward(&Tensor::ones([4, 8], (Kind::Float, tch::Device::Cpu)))
+                .size(),
+            [4, 3]
+        );
+    }
+}

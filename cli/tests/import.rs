@@ -582,3 +582,70 @@ fn a_corrupt_msp_record_is_named_and_the_dataset_survives() {
         before
     );
 }
+
+#[test]
+fn a_training_run_reads_a_task_on_a_named_split_and_bad_requests_name_what_exists() {
+    use fusionprot_trainer::train::load_task;
+    let f = fixture(Benchmark::Go, &real_files()).expect("fixture");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zip = dir.path().join("GeneOntology.zip");
+    f.write_zip(&zip).expect("zip");
+    let ds = dir.path().join("go");
+    let o = import("go", &zip, &ds, &["--test-cutoff", "0.3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let data = load_task(&ds, "go-bp", "official").expect("task");
+    assert_eq!(data.labels, f.vocabularies[1].1.len());
+    let mut total = 0;
+    for ch in &f.chains {
+        let part = match ch.flags {
+            Some(flags) if !flags[0] => continue,
+            _ => ch.split,
+        };
+        let rows = &data.parts[part];
+        let (_, labels) = rows
+            .iter()
+            .find(|(id, _)| *id == ch.id)
+            .expect("in its part");
+        let target = data.target(labels);
+        for (j, term) in f.vocabularies[1].1.iter().enumerate() {
+            assert_eq!(
+                target[j] == 1.0,
+                ch.terms[1].contains(term),
+                "{} {term}",
+                ch.id
+            );
+        }
+        total += 1;
+    }
+    assert_eq!(data.parts.values().map(Vec::len).sum::<usize>(), total);
+    for (task, split, message) in [
+        (
+            "go-xx",
+            "official",
+            "no task \"go-xx\"; this dataset has go-mf, go-bp, go-cc",
+        ),
+        (
+            "go-bp",
+            "family",
+            "no split named \"family\"; it has official, official-0.3",
+        ),
+    ] {
+        let e = load_task(&ds, task, split)
+            .expect_err("bad request")
+            .to_string();
+        assert!(e.contains(message), "{e}");
+    }
+    // A prepared dataset without labels.
+    let plain = dir.path().join("plain");
+    let o = fusionprot(&[
+        "prepare",
+        real_files()[1].to_str().expect("utf8"),
+        "--out",
+        plain.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let e = load_task(&plain, "ec", "official")
+        .expect_err("no labels")
+        .to_string();
+    assert!(e.contains("no labels: import a benchmark first"), "{e}");
+}

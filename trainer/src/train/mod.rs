@@ -6,14 +6,17 @@
 //! - [`plateau`]: `ReduceLROnPlateau`, with the reference's `mode = "min"` quirk by default;
 //! - [`sampler`]: the reference's epoch order (`DistributedSampler`: `torch.randperm` seeded by the
 //!   epoch), computed in Rust without touching libtorch's global generator;
-//! - [`task`]: the EC / GO and MSP heads and the BCE loss.
+//! - [`task`]: the EC / GO and MSP heads and the BCE loss;
+//! - [`examples`]: a task's labels on a named split of an imported dataset.
 
 pub mod adamw;
+pub mod examples;
 pub mod plateau;
 pub mod sampler;
 pub mod task;
 
 pub use adamw::{AdamW, AdamWConfig, ParamGroup};
+pub use examples::{TaskData, load_task};
 pub use plateau::{Mode, Plateau, PlateauConfig};
 pub use sampler::epoch_order;
 pub use task::{MspHead, MultiLabelHead, bce_loss};

@@ -17,6 +17,7 @@ mod show;
 mod split;
 mod sync;
 mod threads;
+mod train;
 
 use std::process::ExitCode;
 
@@ -60,6 +61,9 @@ enum Command {
     /// Assign proteins to train / valid / test so that no pair across splits reaches the identity
     /// threshold (family-level split), and prove it.
     Split(split::SplitArgs),
+    /// Fine-tune a model (FusionProt or a baseline) on a task of an imported benchmark: the
+    /// reference's recipe, checkpoints with exact resume, every run tracked.
+    Train(train::TrainArgs),
     /// Replay a tracking spool (operations logged while the server was unreachable), exactly once.
     Sync(sync::SyncArgs),
 }
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Show(args) => show::run(&args),
         Command::Split(args) => split::run(&args),
         Command::Sync(args) => sync::run(&args),
+        Command::Train(args) => train::run(&args),
     };
     match result {
         Ok(code) => code,

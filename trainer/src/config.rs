@@ -56,6 +56,24 @@ impl ModelKind {
         }
     }
 
+    /// The kind named `name` (`fusionprot`, `esm2`, `gearnet`, `esm-gearnet`).
+    ///
+    /// # Errors
+    /// Another name, listing the four.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        [
+            ModelKind::Fusionprot,
+            ModelKind::Esm2,
+            ModelKind::Gearnet,
+            ModelKind::EsmGearnet,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+        .ok_or_else(|| {
+            format!("unknown model kind {name:?}: fusionprot, esm2, gearnet or esm-gearnet")
+        })
+    }
+
     pub fn uses_esm(self) -> bool {
         !matches!(self, ModelKind::Gearnet)
     }

@@ -21,6 +21,11 @@ pub struct LibtorchInfo {
 }
 
 /// Reads the state of the loaded libtorch. Cheap: no tensor is created.
+/// Fixes libtorch's intra-op thread count (CPU results are bitwise reproducible for a fixed count).
+pub fn set_threads(n: usize) {
+    tch::set_num_threads(n.clamp(1, i32::MAX as usize) as i32);
+}
+
 pub fn libtorch_info() -> LibtorchInfo {
     let lib_dir = loaded_library_dir("libtorch_cpu.so");
     let version = lib_dir.as_deref().and_then(version_next_to);

@@ -1,0 +1,211 @@
+//! `fusionprot train`: fine-tune a model on an imported benchmark task, tracked.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use fusionprot_tracker::client::Client;
+use fusionprot_tracker::model::KeyValue;
+use fusionprot_trainer::load::parse_device;
+use fusionprot_trainer::train::{RunLog, RunOptions, TrainConfig, train};
+
+use crate::progress;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run's TOML configuration (trainer/configs/tiny-ec.toml documents every key).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The run folder (checkpoints, test predictions at best-valid, summary.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its newest checkpoint (its config.toml is used).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "config"])]
+    resume: Option<PathBuf>,
+    /// Track the run: http://HOST:PORT (a `fusionprot serve`) or sqlite:///path/fusionprot.db.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    tracking_uri: Option<String>,
+    /// Bearer token of the tracker.
+    #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Experiment name in the tracker.
+    #[arg(long, default_value = "fusionprot")]
+    experiment: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Overrides the config's seed.
+    #[arg(long)]
+    seed: Option<i64>,
+    /// libtorch threads (fixed, so CPU runs are bitwise reproducible; default: all cores).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+}
+
+/// The tracker behind the trainer's [`RunLog`]: failures to log are warnings, never a lost run
+/// (the client spools while the server is down).
+struct Tracked {
+    client: Client,
+    run_id: String,
+}
+
+impl RunLog for Tracked {
+    fn params(&mut self, params: &[(String, String)]) {
+        let kv: Vec<KeyValue> = params
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect();
+        if let Err(e) = self.client.log_params(&self.run_id, &kv, &[]) {
+            tracing::warn!(error = %e, "could not log params");
+        }
+    }
+
+    fn metric(&mut self, key: &str, value: f64, step: i64) {
+        // MLflow's metric names allow no `@`: TorchDrug's `auprc@micro` is logged as `auprc_micro`.
+        let key = key.replace('@', "_");
+        if let Err(e) = self.client.log_metric(&self.run_id, &key, value, step) {
+            tracing::warn!(error = %e, key = %key, "could not log a metric");
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.client.flush() {
+            tracing::warn!(error = %e, "could not send metrics; they stay in the client's spool");
+        }
+    }
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let (out, config_path, resume) = match (&args.resume, &args.out, &args.config) {
+        (Some(dir), _, _) => (dir.clone(), dir.join("config.toml"), true),
+        (None, Some(out), Some(config)) => (out.clone(), config.clone(), false),
+        _ => bail!("give --config FILE and --out DIR, or --resume RUN_DIR"),
+    };
+    let mut cfg = TrainConfig::load(&config_path)?;
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    let device = parse_device(&args.device)?;
+    if let Some(n) = args
+        .jobs
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+    {
+        fusionprot_trainer::runtime::set_threads(n);
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    if !resume {
+        // The run folder keeps the configuration it was started with, for --resume (the seed is
+        // in the checkpoints' weights from then on).
+        let has_checkpoints = std::fs::read_dir(out.join("checkpoints"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+            })
+            .unwrap_or(false);
+        if has_checkpoints {
+            bail!(
+                "{} already holds a run: pass --resume {} to continue it, or choose another --out",
+                out.display(),
+                out.display()
+            );
+        }
+        std::fs::copy(&config_path, out.join("config.toml"))
+            .with_context(|| format!("copying {} into {}", config_path.display(), out.display()))?;
+    }
+    let mut tracked = match &args.tracking_uri {
+        Some(uri) => {
+            let mut client =
+                Client::connect(uri, args.token.clone(), out.join("tracking-spool.jsonl"))
+                    .with_context(|| format!("connecting to {uri}"))?;
+            let run_file = out.join("run-id");
+            let run_id = if resume && run_file.is_file() {
+                std::fs::read_to_string(&run_file)?.trim().to_owned()
+            } else {
+                let tags = [
+                    ("task", cfg.data.task.clone()),
+                    ("model", cfg.model.kind.clone()),
+                    ("dataset", cfg.data.dataset.display().to_string()),
+                    ("split", cfg.data.split.clone()),
+                    ("seed", cfg.seed.to_string()),
+                    ("device", args.device.clone()),
+                    ("fusionprot.version", env!("CARGO_PKG_VERSION").to_owned()),
+                ]
+                .map(|(k, v)| KeyValue {
+                    key: k.to_owned(),
+                    value: v,
+                });
+                let name = format!("{}-{}-seed{}", cfg.model.kind, cfg.data.task, cfg.seed);
+                let id = client.create_run(&args.experiment, &name, &tags)?;
+                std::fs::write(&run_file, &id)?;
+                id
+            };
+            Some(Tracked { client, run_id })
+        }
+        None => None,
+    };
+    let opts = RunOptions {
+        out: out.clone(),
+        device,
+        resume,
+    };
+    let bar = progress::bar("batches");
+    let mut no_log = fusionprot_trainer::train::NoLog;
+    let log: &mut dyn RunLog = match &mut tracked {
+        Some(t) => t,
+        None => &mut no_log,
+    };
+    let result = train(&cfg, &opts, log, &bar);
+    bar.finish_and_clear();
+    if let Some(t) = &mut tracked {
+        let status = if result.is_ok() { "FINISHED" } else { "FAILED" };
+        if let Err(e) = t.client.end_run(&t.run_id, status) {
+            tracing::warn!(error = %e, "could not end the tracked run");
+        }
+    }
+    let s = result.with_context(|| format!("training with {}", config_path.display()))?;
+    println!(
+        "trained {} on {} ({} split {:?}): {} train / {} valid / {} test proteins, {} labels, {} epochs, {} steps{}",
+        cfg.model.kind,
+        cfg.data.task,
+        cfg.data.dataset.display(),
+        cfg.data.split,
+        s.train_proteins,
+        s.valid_proteins,
+        s.test_proteins,
+        s.labels,
+        s.state.epoch,
+        s.state.step,
+        s.resumed_from_epoch
+            .map(|e| format!(" (resumed after epoch {e})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "{:<8} {:>6} {:>10} {:>12} {:>10} {:>12}",
+        "epoch", "step", "valid Fmax", "valid AUPR", "test Fmax", "test AUPR"
+    );
+    for (i, e) in s.state.evaluations.iter().enumerate() {
+        let g = |m: &std::collections::BTreeMap<String, f64>, k: &str| {
+            m.get(k).copied().unwrap_or(f64::NAN)
+        };
+        println!(
+            "{:<8} {:>6} {:>10.4} {:>12.4} {:>10.4} {:>12.4}{}",
+            e.epoch,
+            e.step,
+            g(&e.valid, "f1_max"),
+            g(&e.valid, "auprc@micro"),
+            g(&e.test, "f1_max"),
+            g(&e.test, "auprc@micro"),
+            if Some(i) == s.state.best {
+                "  best"
+            } else {
+                ""
+            }
+        );
+    }
+    println!("run folder: {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

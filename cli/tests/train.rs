@@ -1,0 +1,257 @@
+//! `fusionprot train` end to end on a miniature EC archive built from the real structure files:
+//! a tracked run, its checkpoints and test predictions; a run killed with SIGKILL mid-epoch and
+//! resumed ends bitwise equal to the uninterrupted one (weights, evaluations, predictions, the
+//! tracked metrics); bad requests fail before any training, naming what is wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{fusionprot, text};
+use fusionprot_pipeline::import::Benchmark;
+use fusionprot_pipeline::import::fixture::fixture;
+
+fn real_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("../shared/data/real")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8")
+}
+
+/// An imported EC dataset and a tiny-model config over it.
+fn setup(dir: &Path, extra: &str) -> PathBuf {
+    let f = fixture(Benchmark::Ec, &real_files()).expect("fixture");
+    let zip = dir.join("EnzymeCommission.zip");
+    f.write_zip(&zip).expect("zip");
+    let ds = dir.join("ec");
+    let o = fusionprot(&["import", "ec", s(&zip), "--out", s(&ds)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/configs/tiny.toml");
+    let cfg = dir.join("tiny-ec.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[data]\ndataset = {:?}\ntask = \"ec\"\nmax_residues = 100\n\n[model]\nkind = \"fusionprot\"\nconfig = {:?}\nrandom_init = true\n\n\
+             [optim]\nlr = 1e-3\nmicro_batch = 3\ngradient_interval = 2\nepochs = 6\neval_every = 2\n{extra}",
+            s(&ds),
+            s(&tiny)
+        ),
+    )
+    .expect("config");
+    cfg
+}
+
+fn checkpoint_files(run: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .expect("checkpoints")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn metrics(db: &Path) -> String {
+    let o = fusionprot(&[
+        "query",
+        "--db",
+        s(db),
+        "--format",
+        "csv",
+        "SELECT r.run_name, m.key, m.step, m.value FROM metrics m JOIN runs r USING (run_uuid) \
+         WHERE m.key LIKE 'valid/%' OR m.key LIKE 'test%' OR m.key = 'train/loss' ORDER BY r.run_name, m.key, m.step",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_run_killed_mid_epoch_and_resumed_ends_bitwise_equal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(dir.path(), "");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (db_a, db_b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let uri = |db: &Path| format!("sqlite://{}", s(db));
+
+    let o = fusionprot(&[
+        "train",
+        "--config",
+        s(&cfg),
+        "--out",
+        s(&a),
+        "-j",
+        "1",
+        "--tracking-uri",
+        &uri(&db_a),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("best"), "{}", text(&o));
+    // keep = 1: the newest checkpoint and the best one.
+    let kept = checkpoint_files(&a);
+    assert!(
+        kept.contains(&"epoch-0006".to_owned()) && kept.len() <= 2,
+        "{kept:?}"
+    );
+    let score = fusionprot(&[
+        "score",
+        s(&a.join("test-predictions-best.parquet")),
+        "--json",
+    ]);
+    assert!(score.status.success(), "{}", text(&score));
+
+    // The same run, killed with SIGKILL after its first checkpoint, in the middle of epoch 3.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args([
+            "train",
+            "--config",
+            s(&cfg),
+            "--out",
+            s(&b),
+            "-j",
+            "1",
+            "--tracking-uri",
+            &uri(&db_b),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let t0 = Instant::now();
+    while !b.join("checkpoints/epoch-0002/state.json").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 5 minutes"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before its first checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the run finished before it could be killed"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert!(!b.join("checkpoints/epoch-0006").exists());
+    let o = fusionprot(&[
+        "train",
+        "--resume",
+        s(&b),
+        "-j",
+        "1",
+        "--tracking-uri",
+        &uri(&db_b),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resumed after epoch"), "{}", text(&o));
+
+    for f in [
+        "checkpoints/epoch-0006/model.safetensors",
+        "checkpoints/epoch-0006/optimizer.safetensors",
+        "test-predictions-best.parquet",
+    ] {
+        assert!(
+            std::fs::read(a.join(f)).expect("a") == std::fs::read(b.join(f)).expect("b"),
+            "{f} differs after resume"
+        );
+    }
+    let state = |run: &Path| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("summary.json")).expect("summary"))
+                .expect("json");
+        v["state"].clone()
+    };
+    assert_eq!(state(&a), state(&b));
+    // The tracked metrics of the resumed run are those of the uninterrupted one, none twice.
+    assert_eq!(metrics(&db_a), metrics(&db_b));
+    assert!(
+        metrics(&db_a).contains("valid/f1_max"),
+        "{}",
+        metrics(&db_a)
+    );
+}
+
+#[test]
+fn bad_requests_fail_before_training_naming_the_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(dir.path(), "");
+    let text_of = |o: &std::process::Output| {
+        assert!(!o.status.success(), "{}", text(o));
+        text(o)
+    };
+    let config = std::fs::read_to_string(&cfg).expect("config");
+    let variant = |name: &str, from: &str, to: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, config.replace(from, to)).expect("write");
+        p
+    };
+    let cases = [
+        (
+            variant("task.toml", "task = \"ec\"", "task = \"go-bp\""),
+            "no task \"go-bp\"; this dataset has ec",
+        ),
+        (
+            variant(
+                "split.toml",
+                "max_residues",
+                "split = \"family\"\nmax_residues",
+            ),
+            "no split named \"family\"",
+        ),
+        (
+            variant("key.toml", "epochs = 6", "epochs = 6\nepoch = 3"),
+            "unknown field `epoch`",
+        ),
+        (
+            variant("kind.toml", "kind = \"fusionprot\"", "kind = \"esm3\""),
+            "unknown model kind \"esm3\"",
+        ),
+    ];
+    for (path, message) in cases {
+        let out = dir.path().join(format!(
+            "run-{}",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("x")
+        ));
+        let o = fusionprot(&["train", "--config", s(&path), "--out", s(&out)]);
+        let t = text_of(&o);
+        assert!(
+            t.contains(message),
+            "{}: wanted {message:?} in {t}",
+            path.display()
+        );
+        assert!(!out.join("checkpoints/epoch-0002").exists());
+    }
+    let o = fusionprot(&[
+        "train",
+        "--config",
+        s(&cfg),
+        "--out",
+        s(&dir.path().join("x")),
+        "--device",
+        "cuda:7",
+    ]);
+    assert!(text_of(&o).contains("CUDA device"), "{}", text(&o));
+    let o = fusionprot(&["train", "--resume", s(&dir.path().join("nothing"))]);
+    assert!(text_of(&o).contains("config.toml"), "{}", text(&o));
+    // A finished run is not overwritten by a new one in the same folder.
+    let quick = variant("quick.toml", "epochs = 6", "epochs = 2");
+    let run = dir.path().join("done");
+    let o = fusionprot(&["train", "--config", s(&quick), "--out", s(&run), "-j", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fusionprot(&["train", "--config", s(&quick), "--out", s(&run), "-j", "1"]);
+    assert!(
+        text_of(&o).contains("already holds a run: pass --resume"),
+        "{}",
+        text(&o)
+    );
+}

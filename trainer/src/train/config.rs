@@ -1,0 +1,296 @@
+//! A fine-tuning run's configuration: TOML, every key known (`deny_unknown_fields`), validated
+//! once at load. Defaults are the reference's EC / GO recipe (spec §3.1–3.2, training.md §3):
+//! AdamW lr 2e-5 (β 0.9 / 0.98, wd 0.01), ESM at lr × 0.08, FusionProt's own parameters not
+//! trained (quirk §6.1), ReduceLROnPlateau(0.6, 5) in mode `min` (quirk §6.9), 100 epochs,
+//! evaluation every 2, micro-batches of 2 × 8 accumulated.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::plateau::PlateauConfig;
+use crate::config::ModelKind;
+use crate::error::ModelError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub data: DataConfig,
+    pub model: ModelSection,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    /// `None` (no key) keeps the reference's scheduler; `scheduler.enabled = false` turns it off.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    /// Seeds the head's initialisation and any random model part.
+    #[serde(default = "default_seed")]
+    pub seed: i64,
+}
+
+fn default_seed() -> i64 {
+    1024
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// An imported benchmark dataset (`fusionprot import ec|go`).
+    pub dataset: PathBuf,
+    /// The task: `ec`, `go-mf`, `go-bp`, `go-cc`.
+    pub task: String,
+    /// A named split of the dataset (`official`, `family`, …).
+    #[serde(default = "default_split")]
+    pub split: String,
+    /// Proteins are truncated to this many residues before batching (ESM-2 takes 1022).
+    #[serde(default = "default_max_residues")]
+    pub max_residues: usize,
+}
+
+fn default_split() -> String {
+    "official".to_owned()
+}
+
+fn default_max_residues() -> usize {
+    1022
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// `fusionprot`, `esm2`, `gearnet`, `esm-gearnet`.
+    pub kind: String,
+    /// A model configuration TOML (`trainer/configs/*.toml`); default: the published sizes.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+    /// Initial weights: a FusionProt `.pth`, our safetensors, or ESM-2 weights for `esm2`.
+    #[serde(default)]
+    pub checkpoint: Option<PathBuf>,
+    /// ESM-2 weights only (file, folder or hub id).
+    #[serde(default)]
+    pub esm: Option<String>,
+    /// Start from a seeded random initialisation where no weights are given.
+    #[serde(default)]
+    pub random_init: bool,
+    /// Linear layers of the head (TorchDrug's `num_mlp_layer`).
+    #[serde(default = "default_mlp_layers")]
+    pub mlp_layers: usize,
+}
+
+fn default_mlp_layers() -> usize {
+    3
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    pub lr: f64,
+    pub betas: [f64; 2],
+    pub weight_decay: f64,
+    pub eps: f64,
+    /// ESM's learning rate is `lr × sequence_model_lr_ratio`.
+    pub sequence_model_lr_ratio: f64,
+    /// Train FusionProt's own fusion parameters (the reference leaves them out: quirk §6.1).
+    pub train_fusion_parameters: bool,
+    /// Proteins per forward pass.
+    pub micro_batch: usize,
+    /// Micro-batches per optimizer step (the last group of an epoch is divided by its real size).
+    pub gradient_interval: usize,
+    pub epochs: usize,
+    /// Evaluate valid and test every this many epochs (and after the last).
+    pub eval_every: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 2e-5,
+            betas: [0.9, 0.98],
+            weight_decay: 0.01,
+            eps: 1e-8,
+            sequence_model_lr_ratio: 0.08,
+            train_fusion_parameters: false,
+            micro_batch: 2,
+            gradient_interval: 8,
+            epochs: 100,
+            eval_every: 2,
+        }
+    }
+}
+
+/// ReduceLROnPlateau's settings (no `flatten`: serde ignores `deny_unknown_fields` with it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    pub enabled: bool,
+    pub mode: super::plateau::Mode,
+    pub factor: f64,
+    pub patience: u32,
+    pub threshold: f64,
+    pub cooldown: u32,
+    pub min_lr: f64,
+    pub eps: f64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        let p = PlateauConfig::default();
+        Self {
+            enabled: true,
+            mode: p.mode,
+            factor: p.factor,
+            patience: p.patience,
+            threshold: p.threshold,
+            cooldown: p.cooldown,
+            min_lr: p.min_lr,
+            eps: p.eps,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    pub fn plateau(&self) -> PlateauConfig {
+        PlateauConfig {
+            mode: self.mode,
+            factor: self.factor,
+            patience: self.patience,
+            threshold: self.threshold,
+            cooldown: self.cooldown,
+            min_lr: self.min_lr,
+            eps: self.eps,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Evaluation checkpoints kept besides the best one.
+    pub keep: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { keep: 1 }
+    }
+}
+
+impl TrainConfig {
+    /// Reads and validates `path`; relative paths inside are relative to the current directory.
+    ///
+    /// # Errors
+    /// Unreadable file, unknown key (named by serde with its line), invalid values.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `name` is what errors call it.
+    ///
+    /// # Errors
+    /// As [`TrainConfig::load`].
+    pub fn parse(text: &str, name: &str) -> Result<Self, ModelError> {
+        let cfg: TrainConfig = toml::from_str(text).map_err(|e| ModelError::Config {
+            path: name.to_owned(),
+            message: e.to_string(),
+        })?;
+        cfg.validate().map_err(|message| ModelError::Config {
+            path: name.to_owned(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// The model kind named in `model.kind`.
+    ///
+    /// # Errors
+    /// An unknown kind.
+    pub fn kind(&self) -> Result<ModelKind, String> {
+        ModelKind::parse(&self.model.kind)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.kind()?;
+        let o = &self.optim;
+        let positive = |v: f64, what: &str| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{what} must be positive, got {v}"))
+            }
+        };
+        positive(o.lr, "optim.lr")?;
+        positive(o.eps, "optim.eps")?;
+        if !(0.0..=1.0).contains(&o.sequence_model_lr_ratio) {
+            return Err("optim.sequence_model_lr_ratio must be in [0, 1]".into());
+        }
+        if o.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return Err(format!("optim.betas must be in [0, 1), got {:?}", o.betas));
+        }
+        for (v, what) in [
+            (o.micro_batch, "optim.micro_batch"),
+            (o.gradient_interval, "optim.gradient_interval"),
+            (o.epochs, "optim.epochs"),
+            (o.eval_every, "optim.eval_every"),
+            (self.model.mlp_layers, "model.mlp_layers"),
+            (self.data.max_residues, "data.max_residues"),
+        ] {
+            if v == 0 {
+                return Err(format!("{what} must be at least 1"));
+            }
+        }
+        if self.scheduler.enabled {
+            let p = self.scheduler.plateau();
+            if !(p.factor > 0.0 && p.factor < 1.0) {
+                return Err(format!(
+                    "scheduler.factor must be in (0, 1), got {}",
+                    p.factor
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_reference_recipe_and_mistakes_are_named() {
+        let c = TrainConfig::parse(
+            "[data]\ndataset = \"ec\"\ntask = \"ec\"\n[model]\nkind = \"fusionprot\"\n",
+            "t.toml",
+        )
+        .expect("parses");
+        assert_eq!(c.optim.sequence_model_lr_ratio, 0.08);
+        assert_eq!((c.optim.micro_batch, c.optim.gradient_interval), (2, 8));
+        assert_eq!(c.scheduler.plateau().patience, 5);
+        let bad = TrainConfig::parse(
+            "[data]\ndataset = \"ec\"\ntask = \"ec\"\n[model]\nkind = \"fusionprot\"\n[scheduler]\npatiense = 3\n",
+            "t.toml",
+        )
+        .expect_err("unknown scheduler key")
+        .to_string();
+        assert!(bad.contains("patiense"), "{bad}");
+        assert_eq!(c.data.split, "official");
+        let bad = TrainConfig::parse(
+            "[data]\ndataset = \"ec\"\ntask = \"ec\"\nsplitt = \"x\"\n[model]\nkind = \"fusionprot\"\n",
+            "t.toml",
+        )
+        .expect_err("unknown key")
+        .to_string();
+        assert!(bad.contains("t.toml") && bad.contains("splitt"), "{bad}");
+        let bad = TrainConfig::parse(
+            "[data]\ndataset = \"ec\"\ntask = \"ec\"\n[model]\nkind = \"fusionprot\"\n[optim]\nmicro_batch = 0\n",
+            "t.toml",
+        )
+        .expect_err("zero batch")
+        .to_string();
+        assert!(bad.contains("optim.micro_batch"), "{bad}");
+    }
+}

@@ -6,10 +6,10 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow_array::{Array, Int32Array, ListArray, StringArray};
-use common::{fusionprot, text};
+use common::{fusionprot, real_files, text};
 use fusionprot_pipeline::import::Benchmark;
 use fusionprot_pipeline::import::fixture::{Fixture, fixture};
 use fusionprot_pipeline::read::read_table;
@@ -26,16 +26,6 @@ fn import(kind: &str, archive: &Path, out: &Path, extra: &[&str]) -> std::proces
     ];
     args.extend(extra);
     fusionprot(&args)
-}
-
-fn real_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("../shared/data/real")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    v.sort();
-    v
 }
 
 fn strings(a: &dyn Array) -> &StringArray {

@@ -8,19 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{fusionprot, text};
+use common::{fusionprot, real_files, text};
 use fusionprot_pipeline::import::Benchmark;
 use fusionprot_pipeline::import::fixture::fixture;
-
-fn real_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("../shared/data/real")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    v.sort();
-    v
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")

@@ -30,3 +30,14 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// The real structure files of `../shared/data/real`, sorted.
+pub fn real_files() -> Vec<PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("../shared/data/real")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    v.sort();
+    v
+}

@@ -8,7 +8,8 @@ use clap::Args;
 use fusionprot_tracker::client::Client;
 use fusionprot_tracker::model::KeyValue;
 use fusionprot_trainer::load::parse_device;
-use fusionprot_trainer::train::{RunLog, RunOptions, TrainConfig, train};
+use fusionprot_trainer::train::run::SELECTION;
+use fusionprot_trainer::train::{RunLog, RunOptions, Summary, TrainConfig, train};
 
 use crate::progress;
 
@@ -36,8 +37,12 @@ pub struct TrainArgs {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Overrides the config's seed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seeds")]
     seed: Option<i64>,
+    /// Runs one after another, one per seed, each its own tracked run in `OUT/seed-N` with a shared
+    /// `group` tag (mean ± sd over seeds, as papers report).
+    #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
+    seeds: Option<Vec<i64>>,
     /// libtorch threads (fixed, so CPU runs are bitwise reproducible; default: all cores).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
@@ -85,8 +90,55 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         (None, Some(out), Some(config)) => (out.clone(), config.clone(), false),
         _ => bail!("give --config FILE and --out DIR, or --resume RUN_DIR"),
     };
-    let mut cfg = TrainConfig::load(&config_path)?;
-    if let Some(seed) = args.seed {
+    let Some(seeds) = &args.seeds else {
+        run_one(args, &out, &config_path, resume, args.seed, None)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if seeds.is_empty() {
+        bail!("--seeds needs at least one seed");
+    }
+    let group = out.display().to_string();
+    let mut results = Vec::new();
+    for &seed in seeds {
+        let s = run_one(
+            args,
+            &out.join(format!("seed-{seed}")),
+            &config_path,
+            false,
+            Some(seed),
+            Some(&group),
+        )?;
+        let test = s.best().and_then(|b| b.test.get(SELECTION).copied());
+        results.push((seed, test));
+    }
+    let values: Vec<f64> = results.iter().filter_map(|r| r.1).collect();
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n.max(1.0);
+    let sd = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    println!(
+        "test {SELECTION} at best valid over seeds {:?}: {mean:.4} ± {sd:.4} (n = {})",
+        seeds,
+        values.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One run (fresh or resumed) in `out`.
+fn run_one(
+    args: &TrainArgs,
+    out: &std::path::Path,
+    config_path: &std::path::Path,
+    resume: bool,
+    seed: Option<i64>,
+    group: Option<&str>,
+) -> anyhow::Result<Summary> {
+    let out = out.to_path_buf();
+    let mut cfg = TrainConfig::load(config_path)?;
+    if let Some(seed) = seed {
         cfg.seed = seed;
     }
     let device = parse_device(&args.device)?;
@@ -113,7 +165,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
                 out.display()
             );
         }
-        std::fs::copy(&config_path, out.join("config.toml"))
+        std::fs::copy(config_path, out.join("config.toml"))
             .with_context(|| format!("copying {} into {}", config_path.display(), out.display()))?;
     }
     let mut tracked = match &args.tracking_uri {
@@ -125,7 +177,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             let run_id = if resume && run_file.is_file() {
                 std::fs::read_to_string(&run_file)?.trim().to_owned()
             } else {
-                let tags = [
+                let mut tags = vec![
                     ("task", cfg.data.task.clone()),
                     ("model", cfg.model.kind.clone()),
                     ("dataset", cfg.data.dataset.display().to_string()),
@@ -133,11 +185,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
                     ("seed", cfg.seed.to_string()),
                     ("device", args.device.clone()),
                     ("fusionprot.version", env!("CARGO_PKG_VERSION").to_owned()),
-                ]
-                .map(|(k, v)| KeyValue {
-                    key: k.to_owned(),
-                    value: v,
-                });
+                ];
+                if let Some(g) = group {
+                    tags.push(("group", g.to_owned()));
+                }
+                let tags: Vec<KeyValue> = tags
+                    .into_iter()
+                    .map(|(k, v)| KeyValue {
+                        key: k.to_owned(),
+                        value: v,
+                    })
+                    .collect();
                 let name = format!("{}-{}-seed{}", cfg.model.kind, cfg.data.task, cfg.seed);
                 let id = client.create_run(&args.experiment, &name, &tags)?;
                 std::fs::write(&run_file, &id)?;
@@ -207,5 +265,5 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("run folder: {}", out.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(s)
 }

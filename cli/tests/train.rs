@@ -245,3 +245,69 @@ fn bad_requests_fail_before_training_naming_the_problem() {
         text(&o)
     );
 }
+
+#[test]
+fn seeds_run_one_after_another_as_separate_runs_of_one_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(dir.path(), "");
+    let quick = dir.path().join("quick.toml");
+    std::fs::write(
+        &quick,
+        std::fs::read_to_string(&cfg)
+            .expect("config")
+            .replace("epochs = 6", "epochs = 2"),
+    )
+    .expect("write");
+    let out = dir.path().join("seeds");
+    let db = dir.path().join("t.db");
+    let o = fusionprot(&[
+        "train",
+        "--config",
+        s(&quick),
+        "--out",
+        s(&out),
+        "--seeds",
+        "1,2",
+        "-j",
+        "1",
+        "--tracking-uri",
+        &format!("sqlite://{}", s(&db)),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("over seeds [1, 2]") && text(&o).contains("(n = 2)"),
+        "{}",
+        text(&o)
+    );
+    for seed in [1, 2] {
+        assert!(
+            out.join(format!("seed-{seed}/checkpoints/epoch-0002"))
+                .is_dir()
+        );
+    }
+    let q = fusionprot(&[
+        "query",
+        "--db",
+        s(&db),
+        "--format",
+        "csv",
+        "SELECT r.run_name, g.value AS grp, t.value AS seed FROM runs r \
+         JOIN tags g ON g.run_uuid = r.run_uuid AND g.key = 'group' \
+         JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'seed' ORDER BY seed",
+    ]);
+    assert!(q.status.success(), "{}", text(&q));
+    let rows = String::from_utf8_lossy(&q.stdout).into_owned();
+    let group = s(&out);
+    assert!(
+        rows.contains(&format!("fusionprot-ec-seed1,{group},1")),
+        "{rows}"
+    );
+    assert!(
+        rows.contains(&format!("fusionprot-ec-seed2,{group},2")),
+        "{rows}"
+    );
+    // Different seeds, different heads: the two runs are not copies.
+    let a = std::fs::read(out.join("seed-1/checkpoints/epoch-0002/model.safetensors")).expect("a");
+    let b = std::fs::read(out.join("seed-2/checkpoints/epoch-0002/model.safetensors")).expect("b");
+    assert_ne!(a, b);
+}

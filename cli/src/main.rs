@@ -3,6 +3,7 @@
 
 mod doctor;
 mod embed;
+mod evaluate;
 #[cfg(feature = "import")]
 mod import;
 mod prepare;
@@ -37,6 +38,8 @@ enum Command {
     /// libtorch forward on each device. Exits non-zero when a required part is missing.
     Doctor(doctor::DoctorArgs),
     Embed(embed::EmbedArgs),
+    /// Evaluate a fine-tuning checkpoint on one part of a named split; writes a predictions table.
+    Evaluate(evaluate::EvaluateArgs),
     /// Turn a published benchmark archive (TorchDrug's EC / GO zips, Atom3D's MSP tar) into a
     /// dataset with labels and the official splits.
     #[cfg(feature = "import")]
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),
         Command::Embed(args) => embed::run(&args),
+        Command::Evaluate(args) => evaluate::run(&args),
         #[cfg(feature = "import")]
         Command::Import(args) => import::run(&args),
         Command::Prepare(args) => prepare::run(&args),

@@ -306,6 +306,44 @@ fn seeds_run_one_after_another_as_separate_runs_of_one_group() {
         rows.contains(&format!("fusionprot-ec-seed2,{group},2")),
         "{rows}"
     );
+    // `evaluate` on the best checkpoint gives the run's own test predictions, byte for byte.
+    let pred = dir.path().join("pred.parquet");
+    let o = fusionprot(&[
+        "evaluate",
+        s(&out.join("seed-1/checkpoints/epoch-0002")),
+        "--split",
+        "official:test",
+        "--out",
+        s(&pred),
+        "-j",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(&pred).expect("pred"),
+        std::fs::read(out.join("seed-1/test-predictions-best.parquet")).expect("best")
+    );
+    // A dataset whose task has another vocabulary does not fit the checkpoint's head.
+    let f = fixture(Benchmark::Ec, &real_files()[..12]).expect("fixture");
+    let zip = dir.path().join("small.zip");
+    f.write_zip(&zip).expect("zip");
+    let small = dir.path().join("small");
+    let o = fusionprot(&["import", "ec", s(&zip), "--out", s(&small)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fusionprot(&[
+        "evaluate",
+        s(&out.join("seed-1/checkpoints/epoch-0002")),
+        "--dataset",
+        s(&small),
+        "--out",
+        s(&pred),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("its head predicts 14 labels; task ec of"),
+        "{}",
+        text(&o)
+    );
     // Different seeds, different heads: the two runs are not copies.
     let a = std::fs::read(out.join("seed-1/checkpoints/epoch-0002/model.safetensors")).expect("a");
     let b = std::fs::read(out.join("seed-2/checkpoints/epoch-0002/model.safetensors")).expect("b");

@@ -23,6 +23,8 @@ pub use adamw::{AdamW, AdamWConfig, ParamGroup};
 pub use config::TrainConfig;
 pub use examples::{TaskData, load_task};
 pub use plateau::{Mode, Plateau, PlateauConfig};
-pub use run::{Evaluation, NoLog, RunLog, RunOptions, State, Summary, train};
+pub use run::{
+    Evaluated, Evaluation, NoLog, RunLog, RunOptions, State, Summary, evaluate_checkpoint, train,
+};
 pub use sampler::epoch_order;
 pub use task::{MspHead, MultiLabelHead, bce_loss};

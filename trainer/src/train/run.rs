@@ -551,3 +551,102 @@ fn save_checkpoint(
     }
     Ok(())
 }
+
+/// What [`evaluate_checkpoint`] produced.
+#[derive(Debug)]
+pub struct Evaluated {
+    pub metrics: BTreeMap<String, f64>,
+    pub predictions: Predictions,
+}
+
+/// Evaluates a training checkpoint (`RUN/checkpoints/epoch-NNNN`, built as the run's `cfg` says)
+/// on one part (`train`, `valid`, `test`) of a named split of a dataset with the same task.
+///
+/// # Errors
+/// A head that does not fit the task's label count, an unknown task / split / part, unreadable
+/// weights.
+pub fn evaluate_checkpoint(
+    cfg: &TrainConfig,
+    checkpoint: &Path,
+    dataset: &Path,
+    split: &str,
+    part: &str,
+    device: Device,
+) -> Result<Evaluated, ModelError> {
+    let kind = cfg.kind().map_err(ModelError::Input)?;
+    let data = load_task(dataset, &cfg.data.task, split)?;
+    let rows = data.parts.get(part).cloned().ok_or_else(|| {
+        ModelError::Input(format!(
+            "split {split:?} of {} has no {part:?} proteins (parts: {})",
+            dataset.display(),
+            data.parts.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let weights = checkpoint.join("model.safetensors");
+    let stored = Tensor::read_safetensors(&weights).map_err(|e| ModelError::Checkpoint {
+        path: weights.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let last = format!("mlp.layers.{}.weight", cfg.model.mlp_layers - 1);
+    match stored.iter().find(|(k, _)| *k == last) {
+        Some((_, t)) if t.size()[0] as usize != data.labels => {
+            return Err(ModelError::Checkpoint {
+                path: weights.display().to_string(),
+                message: format!(
+                    "its head predicts {} labels; task {} of {} has {}",
+                    t.size()[0],
+                    cfg.data.task,
+                    dataset.display(),
+                    data.labels
+                ),
+            });
+        }
+        Some(_) => {}
+        None => {
+            return Err(ModelError::Checkpoint {
+                path: weights.display().to_string(),
+                message: format!("no {last}: not a fine-tuning checkpoint"),
+            });
+        }
+    }
+    drop(stored);
+    let loaded = build(&ModelSpec {
+        kind,
+        config: cfg.model.config.clone(),
+        checkpoint: None,
+        esm: None,
+        random_init: true,
+        device,
+        seed: cfg.seed,
+    })?;
+    let mut model = loaded.model;
+    let head = MultiLabelHead::new(
+        &model.vs.root(),
+        model.output_dim(),
+        data.labels,
+        cfg.model.mlp_layers,
+    );
+    model
+        .vs
+        .load(&weights)
+        .map_err(|e| ModelError::Checkpoint {
+            path: weights.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let graphs = read_graphs(dataset, &data, cfg.data.max_residues)?;
+    let run = Runner {
+        model: &model,
+        head: &head,
+        graphs: &graphs,
+        data: &data,
+        device,
+        micro_batch: cfg.optim.micro_batch,
+    };
+    let (metrics, predictions) = run.evaluate(&rows)?;
+    let predictions = predictions
+        .ok_or_else(|| ModelError::Input(format!("no {part:?} proteins to evaluate")))?;
+    Ok(Evaluated {
+        metrics,
+        predictions,
+    })
+}

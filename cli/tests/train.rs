@@ -255,7 +255,11 @@ fn seeds_run_one_after_another_as_separate_runs_of_one_group() {
         &quick,
         std::fs::read_to_string(&cfg)
             .expect("config")
-            .replace("epochs = 6", "epochs = 2"),
+            .replace("epochs = 6", "epochs = 2")
+            .replace(
+                "max_residues = 100",
+                "max_residues = 100\nevaluate_train = true",
+            ),
     )
     .expect("write");
     let out = dir.path().join("seeds");
@@ -305,6 +309,14 @@ fn seeds_run_one_after_another_as_separate_runs_of_one_group() {
     assert!(
         rows.contains(&format!("fusionprot-ec-seed2,{group},2")),
         "{rows}"
+    );
+    // evaluate_train adds the train part's metrics to every evaluation.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("seed-1/summary.json")).expect("summary"))
+            .expect("json");
+    assert!(
+        summary["state"]["evaluations"][0]["train"]["f1_max"].is_number(),
+        "{summary}"
     );
     // `evaluate` on the best checkpoint gives the run's own test predictions, byte for byte.
     let pred = dir.path().join("pred.parquet");

@@ -46,6 +46,9 @@ pub struct DataConfig {
     /// Proteins are truncated to this many residues before batching (ESM-2 takes 1022).
     #[serde(default = "default_max_residues")]
     pub max_residues: usize,
+    /// Also evaluate the train part at every evaluation (`train/f1_max` …): to see it fit.
+    #[serde(default)]
+    pub evaluate_train: bool,
 }
 
 fn default_split() -> String {

@@ -64,6 +64,9 @@ pub struct Evaluation {
     pub step: i64,
     pub valid: BTreeMap<String, f64>,
     pub test: BTreeMap<String, f64>,
+    /// With `data.evaluate_train`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub train: BTreeMap<String, f64>,
 }
 
 /// The loop's state, saved in every checkpoint.
@@ -326,6 +329,14 @@ pub fn train(
         if state.epoch.is_multiple_of(o.eval_every) || state.epoch == o.epochs {
             let (valid, _) = run.evaluate(&valid_set)?;
             let (test, test_predictions) = run.evaluate(&test_set)?;
+            let train_metrics = if cfg.data.evaluate_train {
+                run.evaluate(&train_set)?.0
+            } else {
+                BTreeMap::new()
+            };
+            for (k, v) in &train_metrics {
+                log.metric(&format!("train/{k}"), *v, state.step);
+            }
             for (k, v) in &valid {
                 log.metric(&format!("valid/{k}"), *v, state.step);
             }
@@ -346,6 +357,7 @@ pub fn train(
                 step: state.step,
                 valid,
                 test,
+                train: train_metrics,
             });
             if is_best {
                 state.best = Some(state.evaluations.len() - 1);

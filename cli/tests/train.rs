@@ -361,3 +361,64 @@ fn seeds_run_one_after_another_as_separate_runs_of_one_group() {
     let b = std::fs::read(out.join("seed-2/checkpoints/epoch-0002/model.safetensors")).expect("b");
     assert_ne!(a, b);
 }
+
+#[test]
+fn the_tiny_model_overfits_a_small_labelled_set() {
+    // Learning, not just running: every chain with an EC number (TorchDrug's recall counts the
+    // unlabelled chains too, which would cap Fmax), 13 of them in train, 160 steps.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = fixture(Benchmark::Ec, &real_files()).expect("fixture");
+    let zip = dir.path().join("EnzymeCommission.zip");
+    f.write_zip(&zip).expect("zip");
+    let ids = dir.path().join("labelled.txt");
+    let labelled: Vec<&str> = f
+        .chains
+        .iter()
+        .filter(|c| !c.terms[0].is_empty())
+        .map(|c| c.id.as_str())
+        .collect();
+    std::fs::write(&ids, labelled.join("\n")).expect("ids");
+    let ds = dir.path().join("ec");
+    let o = fusionprot(&[
+        "import",
+        "ec",
+        s(&zip),
+        "--out",
+        s(&ds),
+        "--only-ids",
+        s(&ids),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/configs/tiny.toml");
+    let cfg = dir.path().join("overfit.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[data]\ndataset = {:?}\ntask = \"ec\"\nmax_residues = 60\nevaluate_train = true\n\n\
+             [model]\nkind = \"fusionprot\"\nconfig = {:?}\nrandom_init = true\n\n\
+             [optim]\nlr = 3e-3\nsequence_model_lr_ratio = 1.0\ntrain_fusion_parameters = true\n\
+             micro_batch = 4\ngradient_interval = 1\nepochs = 40\neval_every = 10\n\n\
+             [scheduler]\nenabled = false\n",
+            s(&ds),
+            s(&tiny)
+        ),
+    )
+    .expect("config");
+    let run = dir.path().join("run");
+    let o = fusionprot(&["train", "--config", s(&cfg), "--out", s(&run), "-j", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).expect("summary"))
+            .expect("json");
+    let last = &summary["state"]["evaluations"][3];
+    assert!(last["step"].as_i64() <= Some(160), "{last}");
+    let fmax = last["train"]["f1_max"].as_f64().expect("train f1_max");
+    let first = summary["state"]["evaluations"][0]["train"]["f1_max"]
+        .as_f64()
+        .expect("first");
+    assert!(
+        fmax >= 0.95,
+        "train Fmax {fmax} after {} steps (first evaluation {first})",
+        last["step"]
+    );
+}

@@ -221,22 +221,7 @@ pub fn train(
     let graphs = read_graphs(&cfg.data.dataset, &data, cfg.data.max_residues)?;
 
     tch::manual_seed(cfg.seed);
-    let loaded = build(&ModelSpec {
-        kind,
-        config: cfg.model.config.clone(),
-        checkpoint: cfg.model.checkpoint.clone(),
-        esm: cfg.model.esm.clone(),
-        random_init: cfg.model.random_init,
-        device: opts.device,
-        seed: cfg.seed,
-    })?;
-    let mut model = loaded.model;
-    let head = MultiLabelHead::new(
-        &model.vs.root(),
-        model.output_dim(),
-        data.labels,
-        cfg.model.mlp_layers,
-    );
+    let (mut model, head) = model_and_head(cfg, kind, data.labels, opts.device, true)?;
     let o = &cfg.optim;
     let mut opt = AdamW::new(
         &model.vs,
@@ -403,6 +388,34 @@ pub fn train(
     let text = serde_json::to_string_pretty(&summary).map_err(|e| input(e.to_string()))?;
     write_atomic(&opts.out.join("summary.json"), text.as_bytes())?;
     Ok(summary)
+}
+
+/// The run's model with its head on top; `initial_weights` loads the config's checkpoint or ESM
+/// weights (a fresh run), otherwise both are left random for a checkpoint to fill.
+fn model_and_head(
+    cfg: &TrainConfig,
+    kind: ModelKind,
+    labels: usize,
+    device: Device,
+    initial_weights: bool,
+) -> Result<(Model, MultiLabelHead), ModelError> {
+    let loaded = build(&ModelSpec {
+        kind,
+        config: cfg.model.config.clone(),
+        checkpoint: cfg.model.checkpoint.clone().filter(|_| initial_weights),
+        esm: cfg.model.esm.clone().filter(|_| initial_weights),
+        random_init: cfg.model.random_init || !initial_weights,
+        device,
+        seed: cfg.seed,
+    })?;
+    let model = loaded.model;
+    let head = MultiLabelHead::new(
+        &model.vs.root(),
+        model.output_dim(),
+        labels,
+        cfg.model.mlp_layers,
+    );
+    Ok((model, head))
 }
 
 /// The graphs of every protein the task uses, truncated.
@@ -622,22 +635,7 @@ pub fn evaluate_checkpoint(
         }
     }
     drop(stored);
-    let loaded = build(&ModelSpec {
-        kind,
-        config: cfg.model.config.clone(),
-        checkpoint: None,
-        esm: None,
-        random_init: true,
-        device,
-        seed: cfg.seed,
-    })?;
-    let mut model = loaded.model;
-    let head = MultiLabelHead::new(
-        &model.vs.root(),
-        model.output_dim(),
-        data.labels,
-        cfg.model.mlp_layers,
-    );
+    let (mut model, head) = model_and_head(cfg, kind, data.labels, device, false)?;
     model
         .vs
         .load(&weights)

@@ -4,26 +4,13 @@
 //! write, even inside a registered dataset's folder, the time limit, the row limit, and dataset
 //! registration over HTTP limited to `serve --data-root`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 mod common;
-use common::{fusionprot, text};
-
-struct Server {
-    child: Child,
-    addr: String,
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Server, fusionprot, serve, text};
 
 fn post(addr: &str, path: &str, body: &str) -> serde_json::Value {
     let mut s = TcpStream::connect(addr).expect("connect");
@@ -39,32 +26,6 @@ fn post(addr: &str, path: &str, body: &str) -> serde_json::Value {
         .map(|(_, b)| b)
         .unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// `fusionprot serve` on a free port with artifacts under `dir`, until the `Server` is dropped.
-fn serve(dir: &Path, db: &str, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--db", db, "--artifacts"])
-        .arg(dir.join("artifacts"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("addr")
-        .to_owned();
-    Server {
-        child,
-        addr,
-        _stdout: stdout,
-    }
 }
 
 fn setup(dir: &Path) -> (Server, String, String) {

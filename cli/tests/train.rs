@@ -422,3 +422,93 @@ fn the_tiny_model_overfits_a_small_labelled_set() {
         last["step"]
     );
 }
+
+#[test]
+fn a_tracked_run_reads_back_with_mlflow_and_a_spooled_one_replays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(dir.path(), "");
+    let quick = dir.path().join("quick.toml");
+    std::fs::write(
+        &quick,
+        std::fs::read_to_string(&cfg)
+            .expect("config")
+            .replace("epochs = 6", "epochs = 2"),
+    )
+    .expect("write");
+    let db = dir.path().join("fp.db");
+    let server = common::serve(dir.path(), s(&db), &[]);
+    let uri = format!("http://{}", server.addr);
+    let run = dir.path().join("run");
+    let o = fusionprot(&[
+        "train",
+        "--config",
+        s(&quick),
+        "--out",
+        s(&run),
+        "-j",
+        "1",
+        "--tracking-uri",
+        &uri,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run_id = std::fs::read_to_string(run.join("run-id")).expect("run-id");
+    // The real mlflow client reads the run back.
+    let code = r#"
+import sys
+from mlflow import MlflowClient
+c = MlflowClient(sys.argv[1])
+r = c.get_run(sys.argv[2])
+assert r.info.status == "FINISHED", r.info.status
+assert r.data.params["data.task"] == "ec", r.data.params
+assert r.data.tags["model"] == "fusionprot", r.data.tags
+hist = c.get_metric_history(sys.argv[2], "valid/f1_max")
+assert len(hist) == 1 and hist[0].value == r.data.metrics["valid/f1_max"], hist
+assert "test_at_best_valid/f1_max" in r.data.metrics, r.data.metrics
+assert len(c.get_metric_history(sys.argv[2], "train/loss")) >= 2
+print("ok")
+"#;
+    let o = std::process::Command::new(common::python())
+        .args(["-c", code, &uri, run_id.trim()])
+        .output()
+        .expect("python");
+    assert!(
+        o.status.success() && text(&o).contains("ok"),
+        "{}",
+        text(&o)
+    );
+
+    // With the server down the run goes to the spool; `sync` replays it into the tracker.
+    let dead = "http://127.0.0.1:9"; // discard port: nothing listens
+    let offline = dir.path().join("offline");
+    let o = fusionprot(&[
+        "train",
+        "--config",
+        s(&quick),
+        "--out",
+        s(&offline),
+        "-j",
+        "1",
+        "--tracking-uri",
+        dead,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let spool = offline.join("tracking-spool.jsonl");
+    assert!(spool.is_file(), "no spool written");
+    let o = fusionprot(&["sync", s(&spool), "--tracking-uri", &uri]);
+    assert!(o.status.success(), "{}", text(&o));
+    let q = fusionprot(&[
+        "query",
+        "--db",
+        s(&db),
+        "--format",
+        "csv",
+        "SELECT count(DISTINCT r.run_uuid) AS runs, count(*) AS points FROM metrics m JOIN runs r USING (run_uuid) WHERE m.key = 'valid/f1_max'",
+    ]);
+    assert!(q.status.success(), "{}", text(&q));
+    assert!(
+        String::from_utf8_lossy(&q.stdout).contains("2,2"),
+        "{}",
+        text(&q)
+    );
+    drop(server);
+}

@@ -1,8 +1,9 @@
 //! Shared helpers for the CLI's end-to-end tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The venv's python (scripts/setup installs the test peers into it).
 pub fn python() -> PathBuf {
@@ -40,4 +41,44 @@ pub fn real_files() -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// A `fusionprot serve` child process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `fusionprot serve` on a free port with artifacts under `dir`, until the `Server` is dropped.
+pub fn serve(dir: &Path, db: &str, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--db", db, "--artifacts"])
+        .arg(dir.join("artifacts"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("addr")
+        .to_owned();
+    Server {
+        child,
+        addr,
+        _stdout: stdout,
+    }
 }

@@ -127,6 +127,18 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A run stopped by Ctrl-C (exit code 130 in `main`).
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// One run (fresh or resumed) in `out`.
 fn run_one(
     args: &TrainArgs,
@@ -205,10 +217,17 @@ fn run_one(
         }
         None => None,
     };
+    // Ctrl-C (or SIGTERM) stops after the current optimizer step, with a checkpoint there.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+    }
     let opts = RunOptions {
         out: out.clone(),
         device,
         resume,
+        stop: Some(stop),
     };
     let bar = progress::bar("batches");
     let mut no_log = fusionprot_trainer::train::NoLog;
@@ -219,12 +238,25 @@ fn run_one(
     let result = train(&cfg, &opts, log, &bar);
     bar.finish_and_clear();
     if let Some(t) = &mut tracked {
-        let status = if result.is_ok() { "FINISHED" } else { "FAILED" };
+        let status = match &result {
+            Ok(s) if s.interrupted => "KILLED",
+            Ok(_) => "FINISHED",
+            Err(_) => "FAILED",
+        };
         if let Err(e) = t.client.end_run(&t.run_id, status) {
             tracing::warn!(error = %e, "could not end the tracked run");
         }
     }
     let s = result.with_context(|| format!("training with {}", config_path.display()))?;
+    if s.interrupted {
+        eprintln!(
+            "interrupted after step {} (epoch {}): checkpoint written; continue with `fusionprot train --resume {}`",
+            s.state.step,
+            s.state.epoch + 1,
+            out.display()
+        );
+        return Err(Interrupted.into());
+    }
     println!(
         "trained {} on {} ({} split {:?}): {} train / {} valid / {} test proteins, {} labels, {} epochs, {} steps{}",
         cfg.model.kind,

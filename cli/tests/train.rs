@@ -162,6 +162,50 @@ fn a_run_killed_mid_epoch_and_resumed_ends_bitwise_equal() {
         v["state"].clone()
     };
     assert_eq!(state(&a), state(&b));
+    // Ctrl-C (SIGINT) in the middle of epoch 3: a checkpoint at that step, exit code 130, and
+    // --resume continues from that very step to the same end.
+    let c = dir.path().join("c");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(["train", "--config", s(&cfg), "--out", s(&c), "-j", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t0 = Instant::now();
+    while !c.join("checkpoints/epoch-0002/state.json").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 5 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "finished before Ctrl-C"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let mid: Vec<String> = checkpoint_files(&c)
+        .into_iter()
+        .filter(|n| n.contains("-step-"))
+        .collect();
+    assert_eq!(mid.len(), 1, "{:?}", checkpoint_files(&c));
+    let o = fusionprot(&["train", "--resume", s(&c), "-j", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        std::fs::read(a.join("checkpoints/epoch-0006/model.safetensors")).expect("a")
+            == std::fs::read(c.join("checkpoints/epoch-0006/model.safetensors")).expect("c"),
+        "a run resumed after Ctrl-C differs"
+    );
+    assert_eq!(state(&a), state(&c));
     // The tracked metrics of the resumed run are those of the uninterrupted one, none twice.
     assert_eq!(metrics(&db_a), metrics(&db_b));
     assert!(

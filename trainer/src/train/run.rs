@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub device: Device,
     /// Continue from the newest checkpoint in `out`.
     pub resume: bool,
+    /// Set (by Ctrl-C) to stop after the current optimizer step with a checkpoint there.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The metrics of one evaluation.
@@ -76,6 +78,9 @@ pub struct State {
     pub epoch: usize,
     /// Optimizer steps taken.
     pub step: i64,
+    /// Accumulation groups of the current epoch already done (a checkpoint taken mid-epoch).
+    #[serde(default)]
+    pub groups_done: usize,
     pub plateau: Option<Plateau>,
     /// Index into `evaluations` of the best validation Fmax.
     pub best: Option<usize>,
@@ -86,6 +91,8 @@ pub struct State {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub state: State,
+    /// Stopped by [`RunOptions::stop`] with a checkpoint; `--resume` continues.
+    pub interrupted: bool,
     pub train_proteins: usize,
     pub valid_proteins: usize,
     pub test_proteins: usize,
@@ -237,6 +244,7 @@ pub fn train(
     let mut state = State {
         epoch: 0,
         step: 0,
+        groups_done: 0,
         plateau: cfg
             .scheduler
             .enabled
@@ -290,7 +298,12 @@ pub fn train(
         progress.set_message(format!("epoch {}/{}", epoch + 1, o.epochs));
         let order = epoch_order(train_set.len(), epoch as u64, 1, 0);
         let micro: Vec<&[usize]> = order.chunks(o.micro_batch).collect();
-        for group in micro.chunks(o.gradient_interval) {
+        for (g, group) in micro.chunks(o.gradient_interval).enumerate() {
+            if g < state.groups_done {
+                // Done before a mid-epoch checkpoint this run resumed from.
+                progress.inc(group.len() as u64);
+                continue;
+            }
             let size = group.len() as f64;
             let mut loss_sum = 0.0;
             for indices in group {
@@ -304,12 +317,35 @@ pub fn train(
             opt.step();
             opt.zero_grad();
             state.step += 1;
+            state.groups_done = g + 1;
             log.metric("train/loss", loss_sum / size, state.step);
-            for (g, (name, lr, _)) in opt.groups().iter().enumerate() {
-                let _ = g;
-                log.metric(&format!("lr/{name}"), *lr, state.step);
+            for (name, lr, _) in opt.groups() {
+                log.metric(&format!("lr/{name}"), lr, state.step);
+            }
+            let stopping = opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+            if stopping && state.groups_done < micro.len().div_ceil(o.gradient_interval) {
+                save_checkpoint(&opts.out, &model, &opt, &state, cfg.checkpoint.keep)?;
+                log.flush();
+                tracing::warn!(
+                    epoch = state.epoch,
+                    step = state.step,
+                    "interrupted: checkpoint written, --resume continues"
+                );
+                return Ok(Summary {
+                    train_proteins: train_set.len(),
+                    valid_proteins: valid_set.len(),
+                    test_proteins: test_set.len(),
+                    labels: data.labels,
+                    resumed_from_epoch,
+                    interrupted: true,
+                    state,
+                });
             }
         }
+        state.groups_done = 0;
         state.epoch = epoch + 1;
         if state.epoch.is_multiple_of(o.eval_every) || state.epoch == o.epochs {
             let (valid, _) = run.evaluate(&valid_set)?;
@@ -365,6 +401,7 @@ pub fn train(
         }
     }
     let summary = Summary {
+        interrupted: false,
         train_proteins: train_set.len(),
         valid_proteins: valid_set.len(),
         test_proteins: test_set.len(),
@@ -534,7 +571,12 @@ fn save_checkpoint(
     keep: usize,
 ) -> Result<(), ModelError> {
     let dir = out.join("checkpoints");
-    let name = format!("epoch-{:04}", state.epoch);
+    // Mid-epoch (Ctrl-C) checkpoints sort after their epoch's start and before the next epoch.
+    let name = if state.groups_done > 0 {
+        format!("epoch-{:04}-step-{:07}", state.epoch, state.step)
+    } else {
+        format!("epoch-{:04}", state.epoch)
+    };
     let tmp = dir.join(format!(".tmp-{name}"));
     let io = |path: &Path| {
         let path = path.to_owned();

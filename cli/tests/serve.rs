@@ -9,46 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A running server; killed when dropped.
-#[derive(Debug)]
-pub struct Server {
-    child: Child,
-    pub addr: String,
-    _stdout: BufReader<std::process::ChildStdout>,
-}
+use common::Server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `fusionprot serve` on a free port with its database and artifacts in `dir`.
 fn start(dir: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
-        .arg(dir.join("fp.db"))
-        .arg("--artifacts")
-        .arg(dir.join("artifacts"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let mut line = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    stdout.read_line(&mut line).expect("first line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    Server {
-        child,
-        addr,
-        _stdout: stdout,
-    }
+    common::serve(dir, dir.join("fp.db").to_str().expect("utf8"), extra)
 }
 
 /// One raw HTTP/1.1 request; returns (status, body).
@@ -390,11 +355,7 @@ fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let _ = stdout.read_line(&mut line);
         if line.contains("http://") {
-            restarted = Some(Server {
-                child,
-                addr: addr.clone(),
-                _stdout: stdout,
-            });
+            restarted = Some(Server::from_parts(child, addr.clone(), stdout));
             break;
         }
         let _ = child.wait();

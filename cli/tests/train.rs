@@ -48,6 +48,51 @@ fn checkpoint_files(run: &Path) -> Vec<String> {
     v
 }
 
+/// A copy of the config `cfg` named `name` beside it, with `edits` (from, to) applied.
+fn variant(cfg: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(cfg).expect("config");
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from:?} not in the config");
+        text = text.replace(from, to);
+    }
+    let p = cfg.with_file_name(name);
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+/// Starts `fusionprot ARGS` and returns once `run` has its first checkpoint and the run is a
+/// little into epoch 3, still running.
+fn run_until_first_checkpoint(
+    args: &[&str],
+    run: &Path,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn");
+    let t0 = Instant::now();
+    while !run.join("checkpoints/epoch-0002/state.json").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 5 minutes"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before its first checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the run finished before it could be stopped"
+    );
+    child
+}
+
 fn metrics(db: &Path) -> String {
     let o = fusionprot(&[
         "query",
@@ -97,8 +142,8 @@ fn a_run_killed_mid_epoch_and_resumed_ends_bitwise_equal() {
     assert!(score.status.success(), "{}", text(&score));
 
     // The same run, killed with SIGKILL after its first checkpoint, in the middle of epoch 3.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args([
+    let mut child = run_until_first_checkpoint(
+        &[
             "train",
             "--config",
             s(&cfg),
@@ -108,27 +153,9 @@ fn a_run_killed_mid_epoch_and_resumed_ends_bitwise_equal() {
             "1",
             "--tracking-uri",
             &uri(&db_b),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let t0 = Instant::now();
-    while !b.join("checkpoints/epoch-0002/state.json").exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "no checkpoint after 5 minutes"
-        );
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "the run ended before its first checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "the run finished before it could be killed"
+        ],
+        &b,
+        std::process::Stdio::null(),
     );
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
@@ -165,24 +192,10 @@ fn a_run_killed_mid_epoch_and_resumed_ends_bitwise_equal() {
     // Ctrl-C (SIGINT) in the middle of epoch 3: a checkpoint at that step, exit code 130, and
     // --resume continues from that very step to the same end.
     let c = dir.path().join("c");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(["train", "--config", s(&cfg), "--out", s(&c), "-j", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let t0 = Instant::now();
-    while !c.join("checkpoints/epoch-0002/state.json").exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "no checkpoint after 5 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(150));
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "finished before Ctrl-C"
+    let child = run_until_first_checkpoint(
+        &["train", "--config", s(&cfg), "--out", s(&c), "-j", "1"],
+        &c,
+        std::process::Stdio::piped(),
     );
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -223,31 +236,29 @@ fn bad_requests_fail_before_training_naming_the_problem() {
         assert!(!o.status.success(), "{}", text(o));
         text(o)
     };
-    let config = std::fs::read_to_string(&cfg).expect("config");
-    let variant = |name: &str, from: &str, to: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, config.replace(from, to)).expect("write");
-        p
-    };
     let cases = [
         (
-            variant("task.toml", "task = \"ec\"", "task = \"go-bp\""),
+            variant(&cfg, "task.toml", &[("task = \"ec\"", "task = \"go-bp\"")]),
             "no task \"go-bp\"; this dataset has ec",
         ),
         (
             variant(
+                &cfg,
                 "split.toml",
-                "max_residues",
-                "split = \"family\"\nmax_residues",
+                &[("max_residues", "split = \"family\"\nmax_residues")],
             ),
             "no split named \"family\"",
         ),
         (
-            variant("key.toml", "epochs = 6", "epochs = 6\nepoch = 3"),
+            variant(&cfg, "key.toml", &[("epochs = 6", "epochs = 6\nepoch = 3")]),
             "unknown field `epoch`",
         ),
         (
-            variant("kind.toml", "kind = \"fusionprot\"", "kind = \"esm3\""),
+            variant(
+                &cfg,
+                "kind.toml",
+                &[("kind = \"fusionprot\"", "kind = \"esm3\"")],
+            ),
             "unknown model kind \"esm3\"",
         ),
     ];
@@ -278,7 +289,7 @@ fn bad_requests_fail_before_training_naming_the_problem() {
     let o = fusionprot(&["train", "--resume", s(&dir.path().join("nothing"))]);
     assert!(text_of(&o).contains("config.toml"), "{}", text(&o));
     // A finished run is not overwritten by a new one in the same folder.
-    let quick = variant("quick.toml", "epochs = 6", "epochs = 2");
+    let quick = variant(&cfg, "quick.toml", &[("epochs = 6", "epochs = 2")]);
     let run = dir.path().join("done");
     let o = fusionprot(&["train", "--config", s(&quick), "--out", s(&run), "-j", "1"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -294,18 +305,18 @@ fn bad_requests_fail_before_training_naming_the_problem() {
 fn seeds_run_one_after_another_as_separate_runs_of_one_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = setup(dir.path(), "");
-    let quick = dir.path().join("quick.toml");
-    std::fs::write(
-        &quick,
-        std::fs::read_to_string(&cfg)
-            .expect("config")
-            .replace("epochs = 6", "epochs = 2")
-            .replace(
+    let quick = variant(
+        &cfg,
+        "quick.toml",
+        &[
+            ("epochs = 6", "epochs = 2"),
+            (
                 "max_residues = 100",
-                "max_residues = 100\nevaluate_train = true",
+                "max_residues = 100
+evaluate_train = true",
             ),
-    )
-    .expect("write");
+        ],
+    );
     let out = dir.path().join("seeds");
     let db = dir.path().join("t.db");
     let o = fusionprot(&[
@@ -471,14 +482,7 @@ fn the_tiny_model_overfits_a_small_labelled_set() {
 fn a_tracked_run_reads_back_with_mlflow_and_a_spooled_one_replays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = setup(dir.path(), "");
-    let quick = dir.path().join("quick.toml");
-    std::fs::write(
-        &quick,
-        std::fs::read_to_string(&cfg)
-            .expect("config")
-            .replace("epochs = 6", "epochs = 2"),
-    )
-    .expect("write");
+    let quick = variant(&cfg, "quick.toml", &[("epochs = 6", "epochs = 2")]);
     let db = dir.path().join("fp.db");
     let server = common::serve(dir.path(), s(&db), &[]);
     let uri = format!("http://{}", server.addr);

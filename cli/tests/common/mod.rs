@@ -50,6 +50,21 @@ pub struct Server {
     _stdout: BufReader<std::process::ChildStdout>,
 }
 
+impl Server {
+    /// A server started some other way (a fixed address, retried), whose first stdout line was read.
+    pub fn from_parts(
+        child: Child,
+        addr: String,
+        stdout: BufReader<std::process::ChildStdout>,
+    ) -> Self {
+        Server {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

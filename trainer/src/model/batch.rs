@@ -67,14 +67,16 @@ pub struct Batch {
 
 impl Batch {
     /// Packs proteins (already truncated by the caller) on `device`.
-    pub fn new(proteins: &[ProteinGraph], device: Device) -> Batch {
-        let lengths: Vec<i64> = proteins.iter().map(|p| p.len() as i64).collect();
+    /// `proteins` may be owned graphs or references (a training loop batches without copying).
+    pub fn new<P: std::borrow::Borrow<ProteinGraph>>(proteins: &[P], device: Device) -> Batch {
+        let lengths: Vec<i64> = proteins.iter().map(|p| p.borrow().len() as i64).collect();
         let mut residue_type = Vec::new();
         let mut onehot = Vec::new();
         let mut node2graph = Vec::new();
         let (mut src, mut dst, mut rel) = (Vec::new(), Vec::new(), Vec::new());
         let mut offset = 0i64;
         for (b, p) in proteins.iter().enumerate() {
+            let p = p.borrow();
             residue_type.extend(&p.residue_type);
             onehot.extend(&p.onehot);
             node2graph.extend(std::iter::repeat_n(b as i64, p.len()));
@@ -88,7 +90,7 @@ impl Batch {
         let t = |v: &[i64]| Tensor::from_slice(v).to_device(device);
         let onehot = t(&onehot).one_hot(21).to_kind(Kind::Float);
         Batch {
-            ids: proteins.iter().map(|p| p.id.clone()).collect(),
+            ids: proteins.iter().map(|p| p.borrow().id.clone()).collect(),
             lengths,
             residue_type: t(&residue_type),
             onehot,

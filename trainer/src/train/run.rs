@@ -499,8 +499,7 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     fn forward(&self, rows: &[&(String, Vec<i32>)], train: bool) -> (Tensor, Tensor) {
-        let graphs: Vec<ProteinGraph> =
-            rows.iter().map(|(id, _)| self.graphs[id].clone()).collect();
+        let graphs: Vec<&ProteinGraph> = rows.iter().map(|(id, _)| &self.graphs[id]).collect();
         let batch = Batch::new(&graphs, self.device);
         let out = self.model.forward(&batch, train);
         let logits = self.head.forward(&out.graph_feature);

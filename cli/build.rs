@@ -5,6 +5,9 @@
 //! binaries and tests, hence one script used by several packages instead of one in a library.
 
 fn main() {
+    if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("fusionprot") {
+        git_commit();
+    }
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
@@ -21,5 +24,26 @@ fn main() {
     // Only set when DuckDB is linked dynamically (scripts/env); the bundled build needs nothing.
     if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+}
+
+/// The CLI records the commit it was built from (`fusionprot.git_commit` on tracked runs): the
+/// HEAD of the checkout, when there is one. Only the CLI reruns on a new commit.
+fn git_commit() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/refs/heads");
+        println!("cargo:rerun-if-changed={dir}/packed-refs");
+    }
+    if let Some(commit) = git(&["rev-parse", "HEAD"]) {
+        println!("cargo:rustc-env=FUSIONPROT_GIT_COMMIT={commit}");
     }
 }

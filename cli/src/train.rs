@@ -8,8 +8,9 @@ use clap::Args;
 use fusionprot_tracker::client::Client;
 use fusionprot_tracker::model::KeyValue;
 use fusionprot_trainer::load::parse_device;
-use fusionprot_trainer::train::run::SELECTION;
-use fusionprot_trainer::train::{RunLog, RunOptions, Summary, TrainConfig, train};
+use fusionprot_trainer::train::{
+    CheckpointRecord, RunLog, RunOptions, Summary, TrainConfig, train,
+};
 
 use crate::progress;
 
@@ -22,8 +23,12 @@ pub struct TrainArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint (its config.toml is used).
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "config"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "config", "set"])]
     resume: Option<PathBuf>,
+    /// Override one config key, e.g. `--set optim.lr=1e-4 --set data.split=family` (the value is
+    /// TOML; a bare word is a string). Validated with the file, like any key.
+    #[arg(long, value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Track the run: http://HOST:PORT (a `fusionprot serve`) or sqlite:///path/fusionprot.db.
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     tracking_uri: Option<String>,
@@ -82,6 +87,30 @@ impl RunLog for Tracked {
             tracing::warn!(error = %e, "could not send metrics; they stay in the client's spool");
         }
     }
+
+    /// One tag per checkpoint (`checkpoint/epoch-NNNN`: path, sha256, epoch, step, metrics, best),
+    /// and `checkpoint/best` naming the best one.
+    fn checkpoint(&mut self, r: &CheckpointRecord) {
+        let mut tags = vec![KeyValue {
+            key: format!("checkpoint/{}", r.name),
+            value: serde_json::to_string(r).unwrap_or_default(),
+        }];
+        if r.best {
+            tags.push(KeyValue {
+                key: "checkpoint/best".into(),
+                value: r.name.clone(),
+            });
+        }
+        if let Err(e) = self.client.log_params(&self.run_id, &[], &tags) {
+            tracing::warn!(error = %e, "could not record the checkpoint");
+        }
+    }
+
+    fn artifact(&mut self, path: &std::path::Path, artifact_path: &str) {
+        if let Err(e) = self.client.log_artifact(&self.run_id, path, artifact_path) {
+            tracing::warn!(error = %e, file = %path.display(), "could not log the artifact; it stays in the run folder");
+        }
+    }
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
@@ -108,10 +137,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             Some(seed),
             Some(&group),
         )?;
-        let test = s.best().and_then(|b| b.test.get(SELECTION).copied());
-        results.push((seed, test));
+        let test = s.best().and_then(|b| b.test.get(&s.selection).copied());
+        results.push((seed, test, s.selection.clone()));
     }
     let values: Vec<f64> = results.iter().filter_map(|r| r.1).collect();
+    let selection = results.first().map(|r| r.2.clone()).unwrap_or_default();
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n.max(1.0);
     let sd = if values.len() > 1 {
@@ -120,7 +150,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         0.0
     };
     println!(
-        "test {SELECTION} at best valid over seeds {:?}: {mean:.4} ± {sd:.4} (n = {})",
+        "test {selection} at best valid over seeds {:?}: {mean:.4} ± {sd:.4} (n = {})",
         seeds,
         values.len()
     );
@@ -149,10 +179,15 @@ fn run_one(
     group: Option<&str>,
 ) -> anyhow::Result<Summary> {
     let out = out.to_path_buf();
-    let mut cfg = TrainConfig::load(config_path)?;
+    let mut cfg = if resume {
+        TrainConfig::load(config_path)?
+    } else {
+        TrainConfig::load_with(config_path, &args.set)?
+    };
     if let Some(seed) = seed {
         cfg.seed = seed;
     }
+    cfg.absolutize(&std::env::current_dir().context("the current directory")?);
     let device = parse_device(&args.device)?;
     if let Some(n) = args
         .jobs
@@ -177,8 +212,11 @@ fn run_one(
                 out.display()
             );
         }
-        std::fs::copy(config_path, out.join("config.toml"))
-            .with_context(|| format!("copying {} into {}", config_path.display(), out.display()))?;
+        // The resolved configuration: overrides applied, paths absolute, every default spelled out.
+        let tmp = out.join("config.toml.tmp");
+        std::fs::write(&tmp, cfg.to_toml()?)
+            .and_then(|()| std::fs::rename(&tmp, out.join("config.toml")))
+            .with_context(|| format!("writing {}/config.toml", out.display()))?;
     }
     let mut tracked = match &args.tracking_uri {
         Some(uri) => {
@@ -198,6 +236,12 @@ fn run_one(
                     ("device", args.device.clone()),
                     ("fusionprot.version", env!("CARGO_PKG_VERSION").to_owned()),
                 ];
+                if let Some(commit) = option_env!("FUSIONPROT_GIT_COMMIT") {
+                    tags.push(("fusionprot.git_commit", commit.to_owned()));
+                }
+                if let Some(hash) = dataset_hash(&cfg.data.dataset) {
+                    tags.push(("dataset.content_hash", hash));
+                }
                 if let Some(g) = group {
                     tags.push(("group", g.to_owned()));
                 }
@@ -273,22 +317,32 @@ fn run_one(
             .map(|e| format!(" (resumed after epoch {e})"))
             .unwrap_or_default()
     );
+    let (a, b) = if s.selection == "auroc" {
+        ("auroc", "auprc")
+    } else {
+        ("f1_max", "auprc@micro")
+    };
     println!(
-        "{:<8} {:>6} {:>10} {:>12} {:>10} {:>12}",
-        "epoch", "step", "valid Fmax", "valid AUPR", "test Fmax", "test AUPR"
+        "{:<8} {:>6} {:>12} {:>12} {:>12} {:>12}",
+        "epoch",
+        "step",
+        format!("valid {}", short(a)),
+        format!("valid {}", short(b)),
+        format!("test {}", short(a)),
+        format!("test {}", short(b))
     );
     for (i, e) in s.state.evaluations.iter().enumerate() {
         let g = |m: &std::collections::BTreeMap<String, f64>, k: &str| {
             m.get(k).copied().unwrap_or(f64::NAN)
         };
         println!(
-            "{:<8} {:>6} {:>10.4} {:>12.4} {:>10.4} {:>12.4}{}",
+            "{:<8} {:>6} {:>12.4} {:>12.4} {:>12.4} {:>12.4}{}",
             e.epoch,
             e.step,
-            g(&e.valid, "f1_max"),
-            g(&e.valid, "auprc@micro"),
-            g(&e.test, "f1_max"),
-            g(&e.test, "auprc@micro"),
+            g(&e.valid, a),
+            g(&e.valid, b),
+            g(&e.test, a),
+            g(&e.test, b),
             if Some(i) == s.state.best {
                 "  best"
             } else {
@@ -296,6 +350,31 @@ fn run_one(
             }
         );
     }
+    if s.train_seconds > 0.0 {
+        println!(
+            "training steps: {:.1} s, {:.2} examples/s",
+            s.train_seconds,
+            s.train_examples_seen as f64 / s.train_seconds
+        );
+    }
     println!("run folder: {}", out.display());
     Ok(s)
+}
+
+fn short(metric: &str) -> &str {
+    match metric {
+        "f1_max" => "Fmax",
+        "auprc@micro" | "auprc" => "AUPR",
+        "auroc" => "AUROC",
+        other => other,
+    }
+}
+
+/// The dataset's content hash as the tracker's registry computes it (joins runs to `datasets`).
+fn dataset_hash(dataset: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dataset.join("manifest.json")).ok()?;
+    let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+    fusionprot_tracker::registry::content_hash(&manifest)
+        .ok()
+        .map(|(h, _)| h)
 }

@@ -592,11 +592,11 @@ fn a_training_run_reads_a_task_on_a_named_split_and_bad_requests_name_what_exist
             _ => ch.split,
         };
         let rows = &data.parts[part];
-        let (_, labels) = rows
+        let example = rows
             .iter()
-            .find(|(id, _)| *id == ch.id)
+            .find(|e| e.id() == ch.id)
             .expect("in its part");
-        let target = data.target(labels);
+        let target = data.target(example);
         for (j, term) in f.vocabularies[1].1.iter().enumerate() {
             assert_eq!(
                 target[j] == 1.0,

@@ -6,7 +6,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, RecordBatch, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+
+use parquet::file::metadata::PageIndexPolicy;
 
 use crate::schema::{SCHEMA_KEY, Table};
 
@@ -71,8 +75,39 @@ fn open(path: &Path, table: Table) -> Result<ParquetRecordBatchReaderBuilder<Fil
             path: path.to_owned(),
             source,
         })?;
-    let found = builder
-        .metadata()
+    check_tag(path, table, builder.metadata())?;
+    Ok(builder)
+}
+
+/// One part of `table` opened for random access: its metadata with the page index, so a reader
+/// built from it (`ParquetRecordBatchReaderBuilder::new_with_metadata`) with a row selection
+/// decodes only the pages that hold the selected rows.
+///
+/// # Errors
+/// Unreadable part, or a part of another schema version.
+pub fn open_indexed(path: &Path, table: Table) -> Result<ArrowReaderMetadata, ReadError> {
+    let file = File::open(path).map_err(|source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let meta = ArrowReaderMetadata::load(
+        &file,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )
+    .map_err(|source| ReadError::Parquet {
+        path: path.to_owned(),
+        source,
+    })?;
+    check_tag(path, table, meta.metadata())?;
+    Ok(meta)
+}
+
+fn check_tag(
+    path: &Path,
+    table: Table,
+    metadata: &parquet::file::metadata::ParquetMetaData,
+) -> Result<(), ReadError> {
+    let found = metadata
         .file_metadata()
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|k| k.key == SCHEMA_KEY))
@@ -84,7 +119,7 @@ fn open(path: &Path, table: Table) -> Result<ParquetRecordBatchReaderBuilder<Fil
             expected: table.schema_tag(),
         });
     }
-    Ok(builder)
+    Ok(())
 }
 
 fn collect(

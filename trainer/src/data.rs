@@ -76,7 +76,7 @@ impl Cursor {
     }
 }
 
-fn ids(b: &RecordBatch) -> Result<&StringArray, ModelError> {
+pub(crate) fn ids(b: &RecordBatch) -> Result<&StringArray, ModelError> {
     column(b, 0, "protein_id")
 }
 
@@ -128,44 +128,11 @@ impl DatasetGraphs {
             edges: Vec::new(),
         };
         for b in self.residues.0.take(&id)? {
-            let index: &Int32Array = column(&b, 1, "residue_index")?;
-            let names: &StringArray = column(&b, 2, "residue_name")?;
-            let types: &Int8Array = column(&b, 3, "residue_type")?;
-            for i in 0..b.num_rows() {
-                if index.value(i) as usize != graph.residue_type.len() {
-                    return Err(ModelError::Input(format!(
-                        "protein {id}: residue_index {} where {} was expected (residues must be contiguous from 0)",
-                        index.value(i),
-                        graph.residue_type.len()
-                    )));
-                }
-                let t = types.value(i);
-                if !(0..20).contains(&t) {
-                    return Err(ModelError::Input(format!(
-                        "protein {id}, residue {}: residue_type {t} outside 0..20 (residues/v1 uses TorchDrug ids)",
-                        index.value(i)
-                    )));
-                }
-                graph.residue_type.push(i64::from(t));
-                graph.onehot.push(i64::from(onehot_index(names.value(i))));
-            }
+            push_residues(&mut graph, &b)?;
         }
         self.edges.0.skip_before(&id)?;
-        let n = graph.residue_type.len() as i32;
         for b in self.edges.0.take(&id)? {
-            let src: &Int32Array = column(&b, 1, "src")?;
-            let dst: &Int32Array = column(&b, 2, "dst")?;
-            let rel: &Int8Array = column(&b, 3, "relation")?;
-            for i in 0..b.num_rows() {
-                let (s, d) = (src.value(i), dst.value(i));
-                if !(0..n).contains(&s) || !(0..n).contains(&d) || rel.value(i) < 0 {
-                    return Err(ModelError::Input(format!(
-                        "protein {id}: edge ({s}, {d}, {}) outside its {n} residues",
-                        rel.value(i)
-                    )));
-                }
-                graph.edges.push((s, d, rel.value(i)));
-            }
+            push_edges(&mut graph, &b)?;
         }
         Ok(Some(graph))
     }
@@ -177,4 +144,52 @@ impl Iterator for DatasetGraphs {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_graph().transpose()
     }
+}
+
+/// Appends `b`'s rows (residues/v1, all of `graph`'s protein, in order) to `graph`, checking that
+/// residue indices run on from where it stands and residue types are TorchDrug's.
+pub(crate) fn push_residues(graph: &mut ProteinGraph, b: &RecordBatch) -> Result<(), ModelError> {
+    let id = &graph.id;
+    let index: &Int32Array = column(b, 1, "residue_index")?;
+    let names: &StringArray = column(b, 2, "residue_name")?;
+    let types: &Int8Array = column(b, 3, "residue_type")?;
+    for i in 0..b.num_rows() {
+        if index.value(i) as usize != graph.residue_type.len() {
+            return Err(ModelError::Input(format!(
+                "protein {id}: residue_index {} where {} was expected (residues must be contiguous from 0)",
+                index.value(i),
+                graph.residue_type.len()
+            )));
+        }
+        let t = types.value(i);
+        if !(0..20).contains(&t) {
+            return Err(ModelError::Input(format!(
+                "protein {id}, residue {}: residue_type {t} outside 0..20 (residues/v1 uses TorchDrug ids)",
+                index.value(i)
+            )));
+        }
+        graph.residue_type.push(i64::from(t));
+        graph.onehot.push(i64::from(onehot_index(names.value(i))));
+    }
+    Ok(())
+}
+
+/// Appends `b`'s rows (edges/v1 of `graph`'s protein) to `graph`, whose residues are complete.
+pub(crate) fn push_edges(graph: &mut ProteinGraph, b: &RecordBatch) -> Result<(), ModelError> {
+    let n = graph.residue_type.len() as i32;
+    let src: &Int32Array = column(b, 1, "src")?;
+    let dst: &Int32Array = column(b, 2, "dst")?;
+    let rel: &Int8Array = column(b, 3, "relation")?;
+    for i in 0..b.num_rows() {
+        let (s, d) = (src.value(i), dst.value(i));
+        if !(0..n).contains(&s) || !(0..n).contains(&d) || rel.value(i) < 0 {
+            return Err(ModelError::Input(format!(
+                "protein {}: edge ({s}, {d}, {}) outside its {n} residues",
+                graph.id,
+                rel.value(i)
+            )));
+        }
+        graph.edges.push((s, d, rel.value(i)));
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod pickle;
 pub mod runtime;
+pub mod store;
 pub mod train;
 pub mod weights;
 

@@ -24,6 +24,8 @@ enum Backend {
     Local {
         store: Store,
         rt: tokio::runtime::Runtime,
+        /// `<database's folder>/artifacts`: where `fusionprot serve --artifacts` should point.
+        artifacts: PathBuf,
     },
 }
 
@@ -69,7 +71,15 @@ impl Client {
                 .build()
                 .map_err(api_err)?;
             let store = rt.block_on(Store::open(path, Durability::Normal))?;
-            Backend::Local { store, rt }
+            let artifacts = std::path::Path::new(path)
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("artifacts");
+            Backend::Local {
+                store,
+                rt,
+                artifacts,
+            }
         } else if uri.starts_with("http://") || uri.starts_with("https://") {
             let agent = ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(30))
@@ -126,7 +136,7 @@ impl Client {
                 }
                 Err(None)
             }
-            Backend::Local { store, rt } => rt.block_on(local(store, op)).map_err(Some),
+            Backend::Local { store, rt, .. } => rt.block_on(local(store, op)).map_err(Some),
         }
     }
 
@@ -295,6 +305,90 @@ impl Client {
         Ok(())
     }
 
+    /// Stores `file` as the run's artifact `artifact_path` (MLflow's `log_artifact`): over HTTP
+    /// through the server's `mlflow-artifacts` proxy; with `sqlite:///DIR/x.db` into
+    /// `DIR/artifacts/<experiment>/<run>/artifacts/…` (written under a temporary name, then
+    /// renamed), the folder `fusionprot serve --artifacts DIR/artifacts` serves.
+    ///
+    /// # Errors
+    /// An invalid path, an unreadable file, a run whose artifacts are not `mlflow-artifacts:`,
+    /// an unreachable server (artifacts are not spooled: the file stays where it is).
+    pub fn log_artifact(
+        &mut self,
+        run_id: &str,
+        file: &std::path::Path,
+        artifact_path: &str,
+    ) -> Result<(), TrackerError> {
+        let segments = crate::artifacts::check_path(artifact_path)?;
+        if !self.spool_drained()? {
+            return Err(TrackerError::invalid(
+                "tracking server unreachable: artifacts are not spooled",
+            ));
+        }
+        let mut op = json!({ "op": "get-run", "body": { "run_id": run_id } });
+        self.map_run_ids(&mut op);
+        let run_id = op["body"]["run_id"].as_str().unwrap_or(run_id).to_owned();
+        let bytes = std::fs::read(file)
+            .map_err(|e| TrackerError::invalid(format!("{}: {e}", file.display())))?;
+        match &self.backend {
+            Backend::Http { url, token, agent } => {
+                let get = format!("{url}/api/2.0/mlflow/runs/get?run_id={run_id}");
+                let mut req = agent.get(&get);
+                if let Some(t) = token {
+                    req = req.set("Authorization", &format!("Bearer {t}"));
+                }
+                let run: Value = req.call().map_err(api_err)?.into_json().map_err(api_err)?;
+                let uri = run["run"]["info"]["artifact_uri"]
+                    .as_str()
+                    .unwrap_or_default();
+                let rel = uri.strip_prefix("mlflow-artifacts:").ok_or_else(|| {
+                    TrackerError::invalid(format!(
+                        "run artifacts at {uri:?}, not mlflow-artifacts:"
+                    ))
+                })?;
+                let put = format!(
+                    "{url}{}/{}/{}",
+                    crate::artifacts::PREFIX,
+                    rel.trim_matches('/'),
+                    segments.join("/")
+                );
+                let mut req = agent.put(&put);
+                if let Some(t) = token {
+                    req = req.set("Authorization", &format!("Bearer {t}"));
+                }
+                req.send_bytes(&bytes).map_err(api_err)?;
+            }
+            Backend::Local {
+                store,
+                rt,
+                artifacts,
+            } => {
+                let run = rt.block_on(store.get_run(&run_id))?;
+                let uri = run.info.artifact_uri;
+                let rel = uri.strip_prefix("mlflow-artifacts:").ok_or_else(|| {
+                    TrackerError::invalid(format!(
+                        "run artifacts at {uri:?}, not mlflow-artifacts:"
+                    ))
+                })?;
+                let rel = crate::artifacts::check_path(rel.trim_matches('/'))?;
+                let mut target = artifacts.clone();
+                target.extend(rel);
+                target.extend(&segments);
+                let dir = target.parent().unwrap_or(artifacts).to_owned();
+                let io =
+                    |e: std::io::Error| TrackerError::invalid(format!("{}: {e}", dir.display()));
+                std::fs::create_dir_all(&dir).map_err(io)?;
+                let tmp = dir.join(format!(
+                    ".tmp-{}",
+                    segments.last().map_or("artifact", String::as_str)
+                ));
+                std::fs::write(&tmp, &bytes).map_err(io)?;
+                std::fs::rename(&tmp, &target).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Replays the spool file; stops at the first operation the server cannot be reached for.
     ///
     /// # Errors
@@ -373,7 +467,7 @@ pub(super) fn experiment_id(
     client: &mut Client,
     name: &str,
 ) -> Result<String, Option<TrackerError>> {
-    if let Backend::Local { store, rt } = &client.backend {
+    if let Backend::Local { store, rt, .. } = &client.backend {
         return rt
             .block_on(async {
                 match store.get_experiment_by_name(name).await {

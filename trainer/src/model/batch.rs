@@ -49,6 +49,31 @@ impl ProteinGraph {
     }
 }
 
+impl ProteinGraph {
+    /// Residues `start .. start + len` (clamped to the protein) and the edges among them,
+    /// renumbered from 0: MSP's window (TorchDrug's `TruncateProteinPair`, which cuts the same
+    /// residues from both graphs of a pair).
+    pub fn window(&self, start: usize, len: usize) -> ProteinGraph {
+        let start = start.min(self.len());
+        let end = start.saturating_add(len).min(self.len());
+        if start == 0 && end == self.len() {
+            return self.clone();
+        }
+        let (s, e) = (start as i32, end as i32);
+        ProteinGraph {
+            id: self.id.clone(),
+            residue_type: self.residue_type[start..end].to_vec(),
+            onehot: self.onehot[start..end].to_vec(),
+            edges: self
+                .edges
+                .iter()
+                .filter(|(a, b, _)| (s..e).contains(a) && (s..e).contains(b))
+                .map(|&(a, b, r)| (a - s, b - s, r))
+                .collect(),
+        }
+    }
+}
+
 /// Proteins packed for a forward pass.
 #[derive(Debug)]
 pub struct Batch {

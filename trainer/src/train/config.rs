@@ -38,7 +38,8 @@ fn default_seed() -> i64 {
 pub struct DataConfig {
     /// An imported benchmark dataset (`fusionprot import ec|go`).
     pub dataset: PathBuf,
-    /// The task: `ec`, `go-mf`, `go-bp`, `go-cc`.
+    /// The task: `ec`, `go-mf`, `go-bp`, `go-cc` (`fusionprot import ec|go`), `msp`
+    /// (`fusionprot import msp`).
     pub task: String,
     /// A named split of the dataset (`official`, `family`, …).
     #[serde(default = "default_split")]
@@ -49,6 +50,18 @@ pub struct DataConfig {
     /// Also evaluate the train part at every evaluation (`train/f1_max` …): to see it fit.
     #[serde(default)]
     pub evaluate_train: bool,
+    /// Proteins the background loader reads per window, ahead of the model: the bound on the
+    /// graphs in memory (about twice this many at once).
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
+    /// Sort each window of `prefetch` examples by length before cutting micro-batches (less
+    /// padding in ESM; changes the reference's order, so off by default).
+    #[serde(default)]
+    pub bucket_by_length: bool,
+}
+
+fn default_prefetch() -> usize {
+    64
 }
 
 fn default_split() -> String {
@@ -76,13 +89,10 @@ pub struct ModelSection {
     /// Start from a seeded random initialisation where no weights are given.
     #[serde(default)]
     pub random_init: bool,
-    /// Linear layers of the head (TorchDrug's `num_mlp_layer`).
-    #[serde(default = "default_mlp_layers")]
-    pub mlp_layers: usize,
-}
-
-fn default_mlp_layers() -> usize {
-    3
+    /// Linear layers of the head (TorchDrug's `num_mlp_layer`); default 3 for EC / GO, 1 for
+    /// MSP, as the reference's configs.
+    #[serde(default)]
+    pub mlp_layers: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,6 +202,86 @@ impl TrainConfig {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// Reads `path`, applies `--set key=value` overrides (`optim.lr=1e-4`, `data.split=family`:
+    /// the value is TOML, a bare word a string), then validates the result once.
+    ///
+    /// # Errors
+    /// As [`TrainConfig::load`]; an override without `=`, or one naming a key the configuration
+    /// lacks (unknown keys are refused as in the file).
+    pub fn load_with(path: &Path, sets: &[String]) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let name = path.display().to_string();
+        if sets.is_empty() {
+            return Self::parse(&text, &name);
+        }
+        let err = |message: String| ModelError::Config {
+            path: name.clone(),
+            message,
+        };
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        for set in sets {
+            let (key, value) = set
+                .split_once('=')
+                .ok_or_else(|| err(format!("--set {set:?}: expected KEY=VALUE")))?;
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+            let path: Vec<&str> = key.trim().split('.').collect();
+            let (last, parents) = path
+                .split_last()
+                .ok_or_else(|| err(format!("--set {set:?}: empty key")))?;
+            let mut table = &mut doc;
+            for p in parents {
+                table = table
+                    .entry((*p).to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| err(format!("--set {set:?}: {p} is not a section")))?;
+            }
+            table.insert((*last).to_owned(), value);
+        }
+        let merged = toml::to_string(&doc).map_err(|e| err(e.to_string()))?;
+        Self::parse(
+            &merged,
+            &format!("{name} with --set {}", sets.join(" --set ")),
+        )
+    }
+
+    /// Makes the dataset, model configuration and checkpoint paths absolute against `base`, so
+    /// the copy kept in the run folder works from any directory (`--resume`).
+    pub fn absolutize(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.data.dataset);
+        if let Some(p) = &mut self.model.config {
+            abs(p);
+        }
+        if let Some(p) = &mut self.model.checkpoint {
+            abs(p);
+        }
+        if let Some(e) = &mut self.model.esm
+            && Path::new(e.as_str()).is_relative()
+            && base.join(e.as_str()).exists()
+        {
+            *e = base.join(e.as_str()).display().to_string();
+        }
+    }
+
+    /// The configuration as TOML (every key, defaults included).
+    ///
+    /// # Errors
+    /// A value TOML cannot hold.
+    pub fn to_toml(&self) -> Result<String, ModelError> {
+        toml::to_string(self).map_err(|e| ModelError::Input(e.to_string()))
+    }
+
     /// Parses and validates TOML text; `name` is what errors call it.
     ///
     /// # Errors
@@ -206,6 +296,13 @@ impl TrainConfig {
             message,
         })?;
         Ok(cfg)
+    }
+
+    /// Linear layers of the head, resolved for the task.
+    pub fn mlp_layers(&self) -> usize {
+        self.model
+            .mlp_layers
+            .unwrap_or(if self.data.task == "msp" { 1 } else { 3 })
     }
 
     /// The model kind named in `model.kind`.
@@ -239,8 +336,9 @@ impl TrainConfig {
             (o.gradient_interval, "optim.gradient_interval"),
             (o.epochs, "optim.epochs"),
             (o.eval_every, "optim.eval_every"),
-            (self.model.mlp_layers, "model.mlp_layers"),
+            (self.mlp_layers(), "model.mlp_layers"),
             (self.data.max_residues, "data.max_residues"),
+            (self.data.prefetch, "data.prefetch"),
         ] {
             if v == 0 {
                 return Err(format!("{what} must be at least 1"));
@@ -295,5 +393,45 @@ mod tests {
         .expect_err("zero batch")
         .to_string();
         assert!(bad.contains("optim.micro_batch"), "{bad}");
+    }
+
+    #[test]
+    fn set_overrides_are_typed_validated_and_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[data]\ndataset = \"ec\"\ntask = \"ec\"\n[model]\nkind = \"fusionprot\"\n",
+        )
+        .expect("write");
+        let set = |v: &[&str]| {
+            TrainConfig::load_with(&f, &v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        };
+        let c = set(&[
+            "optim.lr=1e-4",
+            "data.split=family",
+            "scheduler.enabled=false",
+        ])
+        .expect("overrides");
+        assert_eq!(c.optim.lr, 1e-4);
+        assert_eq!(c.data.split, "family");
+        assert!(!c.scheduler.enabled);
+        let bad = set(&["optim.lrr=1"]).expect_err("unknown key").to_string();
+        assert!(bad.contains("lrr") && bad.contains("--set"), "{bad}");
+        let bad = set(&["optim.micro_batch=0"])
+            .expect_err("validated")
+            .to_string();
+        assert!(bad.contains("optim.micro_batch"), "{bad}");
+        let bad = set(&["optim.lr"]).expect_err("no =").to_string();
+        assert!(bad.contains("KEY=VALUE"), "{bad}");
+        let bad = set(&["optim.lr=\"fast\""])
+            .expect_err("a string for a float")
+            .to_string();
+        assert!(bad.contains("lr") || bad.contains("invalid type"), "{bad}");
+        let mut c = set(&[]).expect("plain");
+        c.absolutize(Path::new("/runs"));
+        assert_eq!(c.data.dataset, Path::new("/runs/ec"));
+        let again = TrainConfig::parse(&c.to_toml().expect("toml"), "again").expect("round trip");
+        assert_eq!(again, c);
     }
 }

@@ -1,39 +1,86 @@
-//! What a fine-tuning run trains on: for one task of an imported benchmark (`labels/v1`, the
-//! vocabulary in the manifest's `benchmark.tasks`) and one named split (`splits/v2`), the proteins
-//! of train / valid / test with their label indices, in protein-id order. Every mistake a user can
-//! make here (no labels, an unknown task, an unknown split name) is an error naming what exists.
+//! What a fine-tuning run trains on: for one task of an imported benchmark and one named split
+//! (`splits/v2`), the examples of train / valid / test in protein-id order: for EC / GO a protein
+//! with its label indices (`labels/v1`, the vocabulary in the manifest's `benchmark.tasks`), for
+//! MSP a mutant / wild-type pair with its label and window (`pairs/v1`; a pair is in the part of
+//! its mutant). Every mistake a user can make here (no labels, an unknown task, an unknown split
+//! name) is an error naming what exists.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use arrow_array::{Array, Int32Array, ListArray, StringArray};
+use arrow_array::{Array, Int8Array, Int32Array, ListArray, StringArray};
 use fusionprot_pipeline::read::read_table;
 use fusionprot_pipeline::schema::Table;
 use fusionprot_pipeline::splits::read_splits;
 
 use crate::error::ModelError;
 
+/// One training or evaluation example.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Example {
+    /// EC / GO: a protein and its label indices.
+    Labels { id: String, labels: Vec<i32> },
+    /// MSP: a mutant and its wild type, paired residue by residue, and whether the mutation
+    /// binds better (`label`); both are cut to `window` = (first residue, residues).
+    Pair {
+        mutant: String,
+        wild_type: String,
+        label: bool,
+        window: (usize, usize),
+    },
+}
+
+impl Example {
+    /// The example's id (the protein, or the mutant of a pair).
+    pub fn id(&self) -> &str {
+        match self {
+            Example::Labels { id, .. } => id,
+            Example::Pair { mutant, .. } => mutant,
+        }
+    }
+
+    /// The proteins whose graphs the example needs.
+    pub fn proteins(&self) -> Vec<&str> {
+        match self {
+            Example::Labels { id, .. } => vec![id],
+            Example::Pair {
+                mutant, wild_type, ..
+            } => vec![wild_type, mutant],
+        }
+    }
+}
+
 /// One task on one split of a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskData {
     pub task: String,
-    /// The task's vocabulary size (the width of a target vector).
+    /// The width of a target vector: the vocabulary size (EC / GO), 1 (MSP).
     pub labels: usize,
-    /// `train`, `valid`, `test` → (protein id, label indices), sorted by protein id. Proteins the
-    /// split marks `removed` are in none.
-    pub parts: BTreeMap<String, Vec<(String, Vec<i32>)>>,
+    /// `train`, `valid`, `test` → examples sorted by id. Proteins the split marks `removed` are in
+    /// none.
+    pub parts: BTreeMap<String, Vec<Example>>,
 }
 
 impl TaskData {
-    /// The dense 0/1 target of a protein's label indices.
-    pub fn target(&self, labels: &[i32]) -> Vec<f32> {
-        let mut t = vec![0f32; self.labels];
-        for &i in labels {
-            if let Some(x) = t.get_mut(i as usize) {
-                *x = 1.0;
+    /// Whether this is the MSP pair task.
+    pub fn is_pairs(&self) -> bool {
+        self.task == "msp"
+    }
+
+    /// The dense 0/1 target of an example.
+    pub fn target(&self, example: &Example) -> Vec<f32> {
+        match example {
+            Example::Labels { labels, .. } => {
+                let mut t = vec![0f32; self.labels];
+                for &i in labels {
+                    if let Some(x) = t.get_mut(i as usize) {
+                        *x = 1.0;
+                    }
+                }
+                t
             }
+            Example::Pair { label, .. } => vec![f32::from(u8::from(*label))],
         }
-        t
     }
 }
 
@@ -55,9 +102,11 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
         .as_array()
         .cloned()
         .unwrap_or_default();
-    if tasks.is_empty() || !dataset.join("labels").is_dir() {
+    let pairs = task == "msp";
+    let table_dir = if pairs { "pairs" } else { "labels" };
+    if tasks.is_empty() || !dataset.join(table_dir).is_dir() {
         return Err(input(
-            "no labels: import a benchmark first (fusionprot import ec|go)".into(),
+            "no labels: import a benchmark first (fusionprot import ec|go|msp)".into(),
         ));
     }
     let names: Vec<&str> = tasks.iter().filter_map(|t| t["task"].as_str()).collect();
@@ -90,7 +139,10 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
             }
         )));
     }
-    let mut parts: BTreeMap<String, Vec<(String, Vec<i32>)>> = BTreeMap::new();
+    if pairs {
+        return load_pairs(dataset, task, labels, split_name, &split_of);
+    }
+    let mut parts: BTreeMap<String, Vec<Example>> = BTreeMap::new();
     let mut seen = 0usize;
     for b in read_table(dataset, Table::Labels).map_err(ModelError::Read)? {
         let col = |i: usize| b.column(i).as_any().downcast_ref::<StringArray>();
@@ -127,12 +179,18 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
             parts
                 .entry(part.clone())
                 .or_default()
-                .push((ids.value(i).to_owned(), v.values().to_vec()));
+                .push(Example::Labels {
+                    id: ids.value(i).to_owned(),
+                    labels: v.values().to_vec(),
+                });
         }
     }
     if seen < split_of.len() {
-        let labelled: std::collections::HashSet<String> =
-            parts.values().flatten().map(|(id, _)| id.clone()).collect();
+        let labelled: std::collections::HashSet<String> = parts
+            .values()
+            .flatten()
+            .map(|e| e.id().to_owned())
+            .collect();
         let missing = split_of
             .iter()
             .filter(|(id, part)| {
@@ -148,7 +206,67 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
         }
     }
     for v in parts.values_mut() {
-        v.sort();
+        v.sort_by(|a, b| a.id().cmp(b.id()));
+    }
+    Ok(TaskData {
+        task: task.to_owned(),
+        labels,
+        parts,
+    })
+}
+
+/// MSP: every pair of `pairs/v1` whose mutant the split puts in train / valid / test.
+fn load_pairs(
+    dataset: &Path,
+    task: &str,
+    labels: usize,
+    split_name: &str,
+    split_of: &HashMap<String, String>,
+) -> Result<TaskData, ModelError> {
+    let input = |m: String| ModelError::Input(format!("{}: pairs: {m}", dataset.display()));
+    let mut parts: BTreeMap<String, Vec<Example>> = BTreeMap::new();
+    for b in read_table(dataset, Table::Pairs).map_err(ModelError::Read)? {
+        let s = |i: usize| b.column(i).as_any().downcast_ref::<StringArray>();
+        let i32s = |i: usize| b.column(i).as_any().downcast_ref::<Int32Array>();
+        let (Some(mutants), Some(wild_types), Some(label), Some(start), Some(length)) = (
+            s(0),
+            s(1),
+            b.column(4).as_any().downcast_ref::<Int8Array>(),
+            i32s(5),
+            i32s(6),
+        ) else {
+            return Err(input("unexpected column types".into()));
+        };
+        for i in 0..b.num_rows() {
+            let Some(part) = split_of.get(mutants.value(i)) else {
+                continue;
+            };
+            if !matches!(part.as_str(), "train" | "valid" | "test") {
+                continue;
+            }
+            let (st, len) = (start.value(i), length.value(i));
+            if st < 0 || len < 1 || !matches!(label.value(i), 0 | 1) {
+                return Err(input(format!(
+                    "{}: window ({st}, {len}) or label {} out of range",
+                    mutants.value(i),
+                    label.value(i)
+                )));
+            }
+            parts.entry(part.clone()).or_default().push(Example::Pair {
+                mutant: mutants.value(i).to_owned(),
+                wild_type: wild_types.value(i).to_owned(),
+                label: label.value(i) == 1,
+                window: (st as usize, len as usize),
+            });
+        }
+    }
+    if parts.is_empty() {
+        return Err(input(format!(
+            "split {split_name:?} puts no mutant of a pair in train, valid or test"
+        )));
+    }
+    for v in parts.values_mut() {
+        v.sort_by(|a, b| a.id().cmp(b.id()));
     }
     Ok(TaskData {
         task: task.to_owned(),

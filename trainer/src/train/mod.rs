@@ -1,5 +1,5 @@
-//! Fine-tuning (issue 12, being built): the optimizer first. tch keeps `nn::Optimizer`'s state in
-//! C++ with no way to read or save it (tch-rs #360), so exact resume needs an optimizer of ours.
+//! Fine-tuning on EC / GO / MSP. tch keeps `nn::Optimizer`'s state in C++ with no way to read or
+//! save it (tch-rs #360), so exact resume needs an optimizer of ours.
 //!
 //! - [`adamw`]: `torch.optim.AdamW` over a VarStore, parameter groups by name prefix, state saved
 //!   and loaded as safetensors;
@@ -7,24 +7,28 @@
 //! - [`sampler`]: the reference's epoch order (`DistributedSampler`: `torch.randperm` seeded by the
 //!   epoch), computed in Rust without touching libtorch's global generator;
 //! - [`task`]: the EC / GO and MSP heads and the BCE loss;
-//! - [`examples`]: a task's labels on a named split of an imported dataset;
-//! - [`config`]: the run's TOML configuration, validated at load;
-//! - [`run`]: the loop (EC / GO), evaluation, checkpoints and exact resume.
+//! - [`examples`]: a task's examples (labelled proteins, MSP pairs) on a named split;
+//! - [`config`]: the run's TOML configuration, validated at load, with `--set` overrides;
+//! - [`runner`]: model + head fed from the graph store: losses, evaluation, `evaluate_checkpoint`;
+//! - [`checkpoint`]: checkpoints written atomically, pruned, loaded;
+//! - [`run`]: the loop, evaluation schedule and exact resume.
 
 pub mod adamw;
+pub mod checkpoint;
 pub mod config;
 pub mod examples;
 pub mod plateau;
 pub mod run;
+pub mod runner;
 pub mod sampler;
 pub mod task;
 
 pub use adamw::{AdamW, AdamWConfig, ParamGroup};
+pub use checkpoint::{Evaluation, State};
 pub use config::TrainConfig;
-pub use examples::{TaskData, load_task};
+pub use examples::{Example, TaskData, load_task};
 pub use plateau::{Mode, Plateau, PlateauConfig};
-pub use run::{
-    Evaluated, Evaluation, NoLog, RunLog, RunOptions, State, Summary, evaluate_checkpoint, train,
-};
+pub use run::{CheckpointRecord, NoLog, RunLog, RunOptions, Summary, train};
+pub use runner::{Evaluated, evaluate_checkpoint, selection_metric};
 pub use sampler::epoch_order;
-pub use task::{MspHead, MultiLabelHead, bce_loss};
+pub use task::{Head, MspHead, MultiLabelHead, bce_loss};

@@ -1,33 +1,34 @@
-//! The fine-tuning loop for EC / GO tasks (the reference's `core.Engine` with FusionProt's
-//! settings, training.md §3.2): each epoch walks the reference's order ([`epoch_order`]) in
-//! micro-batches, accumulates `gradient_interval` of them per AdamW step (the last group of an
-//! epoch divided by its real size), evaluates valid and test every `eval_every` epochs, steps the
-//! plateau scheduler on the validation Fmax, and writes a checkpoint (weights with BatchNorm
+//! The fine-tuning loop (the reference's `core.Engine` with FusionProt's settings, training.md
+//! §3.2): each epoch walks the reference's order ([`epoch_order`]) in micro-batches, accumulates
+//! `gradient_interval` of them per AdamW step (the last group of an epoch divided by its real
+//! size), evaluates valid and test every `eval_every` epochs, steps the plateau scheduler on the
+//! validation metric (`f1_max`, MSP `auroc`), and writes a checkpoint (weights with BatchNorm
 //! statistics, optimizer state, loop state) that `--resume` continues from bitwise on CPU: nothing
 //! here draws random numbers after the model is built.
 //!
-//! The graphs of the task's proteins are read once into memory; streaming by row group for sets
-//! larger than memory is still to come.
+//! Graphs come from the dataset's tables through a [`crate::store::GraphStore`] on a background
+//! thread, a window of `data.prefetch` proteins ahead of the model: memory stays bounded by the
+//! window, whatever the dataset's size, and each protein is read once per epoch.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Tensor};
+use serde::Serialize;
+use tch::Device;
 
 use super::adamw::{AdamW, AdamWConfig, ParamGroup};
+use super::checkpoint::{self, Evaluation, State};
 use super::config::TrainConfig;
-use super::examples::{TaskData, load_task};
+use super::examples::{Example, load_task};
 use super::plateau::Plateau;
+use super::runner::{Runner, model_and_head, open_store, selection_metric};
 use super::sampler::epoch_order;
-use super::task::{MultiLabelHead, bce_loss};
 use crate::config::ModelKind;
-use crate::data::DatasetGraphs;
 use crate::error::ModelError;
-use crate::load::{ModelSpec, build};
-use crate::metrics::{Predictions, Ties, score, write_predictions};
-use crate::model::{Batch, Model, ProteinGraph};
+use crate::metrics::write_predictions;
+use crate::store::GraphStore;
 
 /// Where a run reports: the CLI wires it to the tracker; the trainer knows nothing of it.
 pub trait RunLog {
@@ -36,6 +37,26 @@ pub trait RunLog {
     /// Called after each checkpoint: what was logged up to it must not be lost to a crash,
     /// since a resumed run does not log it again.
     fn flush(&mut self) {}
+    /// A checkpoint was written (at an evaluation, or at a stop).
+    fn checkpoint(&mut self, _record: &CheckpointRecord) {}
+    /// A file of the run folder worth keeping with the run (`artifact_path` relative).
+    fn artifact(&mut self, _path: &Path, _artifact_path: &str) {}
+}
+
+/// What the tracker records about a checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointRecord {
+    /// `epoch-NNNN` (folder under `checkpoints/`).
+    pub name: String,
+    pub path: PathBuf,
+    /// Of its `model.safetensors`.
+    pub sha256: String,
+    pub epoch: usize,
+    pub step: i64,
+    /// The evaluation it was written at (`valid/…`, `test/…`); empty at a stop.
+    pub metrics: BTreeMap<String, f64>,
+    /// The best validation metric so far.
+    pub best: bool,
 }
 
 /// A log that drops everything.
@@ -59,34 +80,6 @@ pub struct RunOptions {
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
-/// The metrics of one evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    pub epoch: usize,
-    pub step: i64,
-    pub valid: BTreeMap<String, f64>,
-    pub test: BTreeMap<String, f64>,
-    /// With `data.evaluate_train`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub train: BTreeMap<String, f64>,
-}
-
-/// The loop's state, saved in every checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct State {
-    /// Epochs completed.
-    pub epoch: usize,
-    /// Optimizer steps taken.
-    pub step: i64,
-    /// Accumulation groups of the current epoch already done (a checkpoint taken mid-epoch).
-    #[serde(default)]
-    pub groups_done: usize,
-    pub plateau: Option<Plateau>,
-    /// Index into `evaluations` of the best validation Fmax.
-    pub best: Option<usize>,
-    pub evaluations: Vec<Evaluation>,
-}
-
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -98,6 +91,12 @@ pub struct Summary {
     pub test_proteins: usize,
     pub labels: usize,
     pub resumed_from_epoch: Option<usize>,
+    /// The metric that picks the best evaluation (`f1_max`, MSP `auroc`).
+    pub selection: String,
+    /// Wall seconds this process spent in training steps (reading, forward, backward, update;
+    /// evaluations excluded), and the examples they covered.
+    pub train_seconds: f64,
+    pub train_examples_seen: usize,
 }
 
 impl Summary {
@@ -109,9 +108,6 @@ impl Summary {
         self.state.evaluations.last()
     }
 }
-
-/// The metric that selects the best evaluation (higher is better).
-pub const SELECTION: &str = "f1_max";
 
 fn groups(kind: ModelKind, cfg: &TrainConfig) -> Vec<ParamGroup> {
     let g = |name: &str, prefixes: &[&str], lr_ratio: f64| ParamGroup {
@@ -169,17 +165,28 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
     }
 }
 
-fn newest_checkpoint(out: &Path) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join("checkpoints"))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("epoch-"))
-        })
-        .collect();
-    dirs.sort();
-    dirs.pop()
+/// The micro-batches of one epoch: the reference's order cut into `micro_batch`-sized pieces;
+/// with `bucket`, each window of `bucket` examples is sorted by length first and its micro-batches
+/// shuffled (seeded by epoch and window), so a micro-batch holds proteins of similar length.
+pub fn micro_batches(
+    n: usize,
+    epoch: usize,
+    micro_batch: usize,
+    bucket: Option<(usize, &dyn Fn(usize) -> usize)>,
+) -> Vec<Vec<usize>> {
+    let order = epoch_order(n, epoch as u64, 1, 0);
+    let Some((window, length)) = bucket else {
+        return order.chunks(micro_batch).map(<[usize]>::to_vec).collect();
+    };
+    let mut out = Vec::with_capacity(n.div_ceil(micro_batch));
+    for (w, block) in order.chunks(window.max(micro_batch)).enumerate() {
+        let mut block = block.to_vec();
+        block.sort_by_key(|&i| length(i));
+        let chunks: Vec<Vec<usize>> = block.chunks(micro_batch).map(<[usize]>::to_vec).collect();
+        let shuffle = epoch_order(chunks.len(), (epoch as u64) << 20 | w as u64, 1, 0);
+        out.extend(shuffle.into_iter().map(|k| chunks[k].clone()));
+    }
+    out
 }
 
 /// Runs (or resumes) a fine-tuning run.
@@ -187,6 +194,7 @@ fn newest_checkpoint(out: &Path) -> Option<PathBuf> {
 /// # Errors
 /// Bad configuration or data (before any training: unknown task or split, no train proteins, a
 /// checkpoint folder in the way without `resume`), weights that do not load, I/O.
+#[allow(clippy::too_many_lines)]
 pub fn train(
     cfg: &TrainConfig,
     opts: &RunOptions,
@@ -206,14 +214,14 @@ pub fn train(
         )));
     }
     let resume_from = if opts.resume {
-        Some(newest_checkpoint(&opts.out).ok_or_else(|| {
+        Some(checkpoint::newest(&opts.out).ok_or_else(|| {
             input(format!(
                 "--resume: no checkpoint in {}/checkpoints",
                 opts.out.display()
             ))
         })?)
     } else {
-        if newest_checkpoint(&opts.out).is_some() {
+        if checkpoint::newest(&opts.out).is_some() {
             return Err(input(format!(
                 "{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
                 opts.out.display()
@@ -225,10 +233,11 @@ pub fn train(
         path: opts.out.clone(),
         source,
     })?;
-    let graphs = read_graphs(&cfg.data.dataset, &data, cfg.data.max_residues)?;
+    let store = open_store(&cfg.data.dataset, &data)?;
+    let selection = selection_metric(&data.task);
 
     tch::manual_seed(cfg.seed);
-    let (mut model, head) = model_and_head(cfg, kind, data.labels, opts.device, true)?;
+    let (mut model, head) = model_and_head(cfg, kind, &data, opts.device, true)?;
     let o = &cfg.optim;
     let mut opt = AdamW::new(
         &model.vs,
@@ -253,23 +262,7 @@ pub fn train(
         evaluations: Vec::new(),
     };
     if let Some(dir) = &resume_from {
-        model
-            .vs
-            .load(dir.join("model.safetensors"))
-            .map_err(|e| ModelError::Checkpoint {
-                path: dir.display().to_string(),
-                message: e.to_string(),
-            })?;
-        opt.load(&dir.join("optimizer.safetensors"))?;
-        let text =
-            std::fs::read_to_string(dir.join("state.json")).map_err(|source| ModelError::Io {
-                path: dir.join("state.json"),
-                source,
-            })?;
-        state = serde_json::from_str(&text).map_err(|e| ModelError::Checkpoint {
-            path: dir.join("state.json").display().to_string(),
-            message: e.to_string(),
-        })?;
+        state = checkpoint::load(dir, &mut model, &mut opt)?;
         tracing::info!(checkpoint = %dir.display(), epoch = state.epoch, "resuming");
     } else {
         let mut params = Vec::new();
@@ -279,136 +272,119 @@ pub fn train(
             &mut params,
         );
         params.push(("data.labels".into(), data.labels.to_string()));
-        params.push(("data.train_proteins".into(), train_set.len().to_string()));
+        params.push(("data.train_examples".into(), train_set.len().to_string()));
         log.params(&params);
     }
     let resumed_from_epoch = resume_from.as_ref().map(|_| state.epoch);
     let run = Runner {
         model: &model,
         head: &head,
-        graphs: &graphs,
+        store: std::sync::Arc::clone(&store),
         data: &data,
         device: opts.device,
         micro_batch: o.micro_batch,
+        max_residues: cfg.data.max_residues,
+        prefetch: cfg.data.prefetch,
     };
+    let length = |i: usize| example_length(&store, &train_set[i], cfg.data.max_residues);
+    let bucket = cfg
+        .data
+        .bucket_by_length
+        .then_some((cfg.data.prefetch, &length as &dyn Fn(usize) -> usize));
     let micro_per_epoch = train_set.len().div_ceil(o.micro_batch);
     progress.set_length((o.epochs * micro_per_epoch) as u64);
     progress.set_position((state.epoch * micro_per_epoch) as u64);
+    let summary = |state: State, interrupted: bool, seconds: f64, seen: usize| Summary {
+        train_proteins: train_set.len(),
+        valid_proteins: valid_set.len(),
+        test_proteins: test_set.len(),
+        labels: data.labels,
+        resumed_from_epoch,
+        interrupted,
+        selection: selection.to_owned(),
+        train_seconds: seconds,
+        train_examples_seen: seen,
+        state,
+    };
+    let (mut seconds, mut seen) = (0.0f64, 0usize);
     for epoch in state.epoch..o.epochs {
-        progress.set_message(format!("epoch {}/{}", epoch + 1, o.epochs));
-        let order = epoch_order(train_set.len(), epoch as u64, 1, 0);
-        let micro: Vec<&[usize]> = order.chunks(o.micro_batch).collect();
-        for (g, group) in micro.chunks(o.gradient_interval).enumerate() {
-            if g < state.groups_done {
-                // Done before a mid-epoch checkpoint this run resumed from.
-                progress.inc(group.len() as u64);
-                continue;
-            }
-            let size = group.len() as f64;
+        let micro = micro_batches(train_set.len(), epoch, o.micro_batch, bucket);
+        let groups_total = micro.len().div_ceil(o.gradient_interval);
+        let skip = state.groups_done * o.gradient_interval;
+        // Done before a mid-epoch checkpoint this run resumed from.
+        progress.inc(skip.min(micro.len()) as u64);
+        let todo: Vec<Vec<&Example>> = micro[skip.min(micro.len())..]
+            .iter()
+            .map(|b| b.iter().map(|&i| &train_set[i]).collect())
+            .collect();
+        let mut loader = run.prefetch(&todo);
+        let mut todo = todo.iter();
+        let started = Instant::now();
+        for g in state.groups_done..groups_total {
+            let size = micro[g * o.gradient_interval..]
+                .len()
+                .min(o.gradient_interval);
             let mut loss_sum = 0.0;
-            for indices in group {
-                let ids: Vec<&(String, Vec<i32>)> =
-                    indices.iter().map(|&i| &train_set[i]).collect();
-                let loss = run.loss(&ids, true)?;
+            for rows in todo.by_ref().take(size) {
+                let graphs = loader.next_batch()?;
+                let loss = run.loss(rows, &graphs, true)?;
                 loss_sum += loss.double_value(&[]);
-                (loss / size).backward();
+                (loss / size as f64).backward();
+                seen += rows.len();
                 progress.inc(1);
             }
             opt.step();
             opt.zero_grad();
             state.step += 1;
             state.groups_done = g + 1;
-            log.metric("train/loss", loss_sum / size, state.step);
+            log.metric("train/loss", loss_sum / size as f64, state.step);
             for (name, lr, _) in opt.groups() {
                 log.metric(&format!("lr/{name}"), lr, state.step);
             }
+            let elapsed = seconds + started.elapsed().as_secs_f64();
+            progress.set_message(format!(
+                "epoch {}/{} loss {:.4} {:.1} ex/s",
+                epoch + 1,
+                o.epochs,
+                loss_sum / size as f64,
+                seen as f64 / elapsed.max(1e-9)
+            ));
             let stopping = opts
                 .stop
                 .as_ref()
                 .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
-            if stopping && state.groups_done < micro.len().div_ceil(o.gradient_interval) {
-                save_checkpoint(&opts.out, &model, &opt, &state, cfg.checkpoint.keep)?;
+            if stopping && state.groups_done < groups_total {
+                let saved = checkpoint::save(&opts.out, &model, &opt, &state, cfg.checkpoint.keep)?;
+                log.checkpoint(&CheckpointRecord {
+                    name: saved.name,
+                    path: saved.dir,
+                    sha256: saved.sha256,
+                    epoch: state.epoch,
+                    step: state.step,
+                    metrics: BTreeMap::new(),
+                    best: false,
+                });
                 log.flush();
                 tracing::warn!(
                     epoch = state.epoch,
                     step = state.step,
                     "interrupted: checkpoint written, --resume continues"
                 );
-                return Ok(Summary {
-                    train_proteins: train_set.len(),
-                    valid_proteins: valid_set.len(),
-                    test_proteins: test_set.len(),
-                    labels: data.labels,
-                    resumed_from_epoch,
-                    interrupted: true,
-                    state,
-                });
+                return Ok(summary(state, true, elapsed, seen));
             }
         }
+        seconds += started.elapsed().as_secs_f64();
+        drop(loader);
         state.groups_done = 0;
         state.epoch = epoch + 1;
         if state.epoch.is_multiple_of(o.eval_every) || state.epoch == o.epochs {
-            let (valid, _) = run.evaluate(&valid_set)?;
-            let (test, test_predictions) = run.evaluate(&test_set)?;
-            let train_metrics = if cfg.data.evaluate_train {
-                run.evaluate(&train_set)?.0
-            } else {
-                BTreeMap::new()
-            };
-            for (k, v) in &train_metrics {
-                log.metric(&format!("train/{k}"), *v, state.step);
-            }
-            for (k, v) in &valid {
-                log.metric(&format!("valid/{k}"), *v, state.step);
-            }
-            for (k, v) in &test {
-                log.metric(&format!("test/{k}"), *v, state.step);
-            }
-            let selected = valid.get(SELECTION).copied().unwrap_or(f64::NEG_INFINITY);
-            let is_best = state.best.is_none_or(|b| {
-                selected
-                    > state.evaluations[b]
-                        .valid
-                        .get(SELECTION)
-                        .copied()
-                        .unwrap_or(f64::NEG_INFINITY)
-            });
-            state.evaluations.push(Evaluation {
-                epoch: state.epoch,
-                step: state.step,
-                valid,
-                test,
-                train: train_metrics,
-            });
-            if is_best {
-                state.best = Some(state.evaluations.len() - 1);
-                if let Some(p) = test_predictions {
-                    write_predictions(&opts.out.join("test-predictions-best.parquet"), &p)
-                        .map_err(|e| input(e.to_string()))?;
-                }
-            }
-            if let Some(plateau) = &mut state.plateau {
-                let mut lrs: Vec<f64> = (0..opt.groups().len()).map(|g| opt.lr(g)).collect();
-                if plateau.step(selected, &mut lrs) {
-                    tracing::info!(epoch = state.epoch, lrs = ?lrs, "learning rates reduced");
-                }
-                for (g, lr) in lrs.into_iter().enumerate() {
-                    opt.set_lr(g, lr);
-                }
-            }
-            save_checkpoint(&opts.out, &model, &opt, &state, cfg.checkpoint.keep)?;
-            log.flush();
+            evaluate_and_save(
+                cfg, opts, &run, &model, &mut opt, &mut state, log, selection, &train_set,
+                &valid_set, &test_set,
+            )?;
         }
     }
-    let summary = Summary {
-        interrupted: false,
-        train_proteins: train_set.len(),
-        valid_proteins: valid_set.len(),
-        test_proteins: test_set.len(),
-        labels: data.labels,
-        resumed_from_epoch,
-        state,
-    };
+    let summary = summary(state, false, seconds, seen);
     if let Some(best) = summary.best() {
         for (k, v) in &best.valid {
             log.metric(&format!("best_valid/{k}"), *v, best.step);
@@ -422,282 +398,102 @@ pub fn train(
             log.metric(&format!("test_at_last/{k}"), *v, last.step);
         }
     }
+    let best_predictions = opts.out.join("test-predictions-best.parquet");
+    if best_predictions.is_file() {
+        log.artifact(&best_predictions, "test-predictions-best.parquet");
+    }
     let text = serde_json::to_string_pretty(&summary).map_err(|e| input(e.to_string()))?;
-    write_atomic(&opts.out.join("summary.json"), text.as_bytes())?;
+    checkpoint::write_atomic(&opts.out.join("summary.json"), text.as_bytes())?;
+    log.artifact(&opts.out.join("summary.json"), "summary.json");
+    log.flush();
     Ok(summary)
 }
 
-/// The run's model with its head on top; `initial_weights` loads the config's checkpoint or ESM
-/// weights (a fresh run), otherwise both are left random for a checkpoint to fill.
-fn model_and_head(
+/// Residues an example puts through the model (its window, truncated).
+fn example_length(store: &GraphStore, e: &Example, max_residues: usize) -> usize {
+    let n = match e {
+        Example::Labels { id, .. } => store.residue_count(id).unwrap_or(0),
+        Example::Pair { window, .. } => window.1,
+    };
+    n.min(max_residues)
+}
+
+/// One evaluation: valid, test (and train), logged; the best test predictions kept; the
+/// scheduler stepped; a checkpoint written and recorded.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_and_save(
     cfg: &TrainConfig,
-    kind: ModelKind,
-    labels: usize,
-    device: Device,
-    initial_weights: bool,
-) -> Result<(Model, MultiLabelHead), ModelError> {
-    let loaded = build(&ModelSpec {
-        kind,
-        config: cfg.model.config.clone(),
-        checkpoint: cfg.model.checkpoint.clone().filter(|_| initial_weights),
-        esm: cfg.model.esm.clone().filter(|_| initial_weights),
-        random_init: cfg.model.random_init || !initial_weights,
-        device,
-        seed: cfg.seed,
-    })?;
-    let model = loaded.model;
-    let head = MultiLabelHead::new(
-        &model.vs.root(),
-        model.output_dim(),
-        labels,
-        cfg.model.mlp_layers,
-    );
-    Ok((model, head))
-}
-
-/// The graphs of every protein the task uses, truncated.
-fn read_graphs(
-    dataset: &Path,
-    data: &TaskData,
-    max_residues: usize,
-) -> Result<HashMap<String, ProteinGraph>, ModelError> {
-    let needed: HashSet<&str> = data
-        .parts
-        .values()
-        .flatten()
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let mut out = HashMap::with_capacity(needed.len());
-    for g in DatasetGraphs::open(dataset)? {
-        let g = g?;
-        if needed.contains(g.id.as_str()) {
-            let g = if g.len() > max_residues {
-                g.truncated(max_residues)
-            } else {
-                g
-            };
-            out.insert(g.id.clone(), g);
-        }
-    }
-    if let Some(missing) = needed.iter().find(|id| !out.contains_key(**id)) {
-        return Err(ModelError::Input(format!(
-            "{}: protein {missing} has labels but no residues",
-            dataset.display()
-        )));
-    }
-    Ok(out)
-}
-
-struct Runner<'a> {
-    model: &'a Model,
-    head: &'a MultiLabelHead,
-    graphs: &'a HashMap<String, ProteinGraph>,
-    data: &'a TaskData,
-    device: Device,
-    micro_batch: usize,
-}
-
-impl Runner<'_> {
-    fn forward(&self, rows: &[&(String, Vec<i32>)], train: bool) -> (Tensor, Tensor) {
-        let graphs: Vec<&ProteinGraph> = rows.iter().map(|(id, _)| &self.graphs[id]).collect();
-        let batch = Batch::new(&graphs, self.device);
-        let out = self.model.forward(&batch, train);
-        let logits = self.head.forward(&out.graph_feature);
-        let targets: Vec<f32> = rows.iter().flat_map(|(_, l)| self.data.target(l)).collect();
-        let targets = Tensor::from_slice(&targets)
-            .reshape([rows.len() as i64, self.data.labels as i64])
-            .to_device(self.device);
-        (logits, targets)
-    }
-
-    fn loss(&self, rows: &[&(String, Vec<i32>)], train: bool) -> Result<Tensor, ModelError> {
-        let (logits, targets) = self.forward(rows, train);
-        Ok(bce_loss(&logits, &targets))
-    }
-
-    /// Metrics (and the predictions table) of one part, in eval mode.
-    fn evaluate(
-        &self,
-        rows: &[(String, Vec<i32>)],
-    ) -> Result<(BTreeMap<String, f64>, Option<Predictions>), ModelError> {
-        if rows.is_empty() {
-            return Ok((BTreeMap::new(), None));
-        }
-        let mut prediction = Vec::with_capacity(rows.len() * self.data.labels);
-        let mut target = Vec::with_capacity(rows.len() * self.data.labels);
-        tch::no_grad(|| {
-            for chunk in rows.chunks(self.micro_batch) {
-                let refs: Vec<&(String, Vec<i32>)> = chunk.iter().collect();
-                let (logits, targets) = self.forward(&refs, false);
-                let logits = logits
-                    .to_kind(Kind::Float)
-                    .to_device(Device::Cpu)
-                    .flatten(0, -1);
-                let targets = targets.to_device(Device::Cpu).flatten(0, -1);
-                prediction.extend(Vec::<f32>::try_from(&logits).unwrap_or_default());
-                target.extend(Vec::<f32>::try_from(&targets).unwrap_or_default());
-            }
-        });
-        let p = Predictions {
-            ids: rows.iter().map(|(id, _)| id.clone()).collect(),
-            width: self.data.labels,
-            prediction,
-            target,
-            tasks: None,
-        };
-        let scores = score(&p, Ties::Index, false).map_err(|e| ModelError::Input(e.to_string()))?;
-        Ok((scores.metrics.into_iter().collect(), Some(p)))
-    }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| ModelError::Io {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-/// Writes `checkpoints/epoch-NNNN/` (weights, optimizer state, loop state) under a temporary
-/// name, renames it into place, then prunes all but the newest `keep` and the best.
-fn save_checkpoint(
-    out: &Path,
-    model: &Model,
-    opt: &AdamW,
-    state: &State,
-    keep: usize,
+    opts: &RunOptions,
+    run: &Runner<'_>,
+    model: &crate::model::Model,
+    opt: &mut AdamW,
+    state: &mut State,
+    log: &mut dyn RunLog,
+    selection: &str,
+    train_set: &[Example],
+    valid_set: &[Example],
+    test_set: &[Example],
 ) -> Result<(), ModelError> {
-    let dir = out.join("checkpoints");
-    // Mid-epoch (Ctrl-C) checkpoints sort after their epoch's start and before the next epoch.
-    let name = if state.groups_done > 0 {
-        format!("epoch-{:04}-step-{:07}", state.epoch, state.step)
+    let (valid, _) = run.evaluate(valid_set)?;
+    let (test, test_predictions) = run.evaluate(test_set)?;
+    let train_metrics = if cfg.data.evaluate_train {
+        run.evaluate(train_set)?.0
     } else {
-        format!("epoch-{:04}", state.epoch)
+        BTreeMap::new()
     };
-    let tmp = dir.join(format!(".tmp-{name}"));
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ModelError::Io { path, source }
-    };
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    model
-        .vs
-        .save(tmp.join("model.safetensors"))
-        .map_err(|e| ModelError::Checkpoint {
-            path: tmp.display().to_string(),
-            message: e.to_string(),
-        })?;
-    opt.save(&tmp.join("optimizer.safetensors"))?;
-    let text = serde_json::to_string_pretty(state).map_err(|e| ModelError::Input(e.to_string()))?;
-    std::fs::write(tmp.join("state.json"), text).map_err(io(&tmp))?;
-    let target = dir.join(&name);
-    if target.exists() {
-        std::fs::remove_dir_all(&target).map_err(io(&target))?;
-    }
-    std::fs::rename(&tmp, &target).map_err(io(&target))?;
-    let best = state
-        .best
-        .map(|b| format!("epoch-{:04}", state.evaluations[b].epoch));
-    let mut all: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(io(&dir))?
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.starts_with("epoch-"))
-        .collect();
-    all.sort();
-    let newest: Vec<String> = all.iter().rev().take(keep.max(1)).cloned().collect();
-    for n in all {
-        if !newest.contains(&n) && best.as_deref() != Some(n.as_str()) {
-            std::fs::remove_dir_all(dir.join(&n)).map_err(io(&dir.join(&n)))?;
+    let mut metrics = BTreeMap::new();
+    for (prefix, m) in [
+        ("train", &train_metrics),
+        ("valid", &valid),
+        ("test", &test),
+    ] {
+        for (k, v) in m {
+            log.metric(&format!("{prefix}/{k}"), *v, state.step);
+            metrics.insert(format!("{prefix}/{k}"), *v);
         }
     }
-    Ok(())
-}
-
-/// What [`evaluate_checkpoint`] produced.
-#[derive(Debug)]
-pub struct Evaluated {
-    pub metrics: BTreeMap<String, f64>,
-    pub predictions: Predictions,
-}
-
-/// Evaluates a training checkpoint (`RUN/checkpoints/epoch-NNNN`, built as the run's `cfg` says)
-/// on one part (`train`, `valid`, `test`) of a named split of a dataset with the same task.
-///
-/// # Errors
-/// A head that does not fit the task's label count, an unknown task / split / part, unreadable
-/// weights.
-pub fn evaluate_checkpoint(
-    cfg: &TrainConfig,
-    checkpoint: &Path,
-    dataset: &Path,
-    split: &str,
-    part: &str,
-    device: Device,
-) -> Result<Evaluated, ModelError> {
-    let kind = cfg.kind().map_err(ModelError::Input)?;
-    let data = load_task(dataset, &cfg.data.task, split)?;
-    let rows = data.parts.get(part).cloned().ok_or_else(|| {
-        ModelError::Input(format!(
-            "split {split:?} of {} has no {part:?} proteins (parts: {})",
-            dataset.display(),
-            data.parts.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
-    let weights = checkpoint.join("model.safetensors");
-    let stored = Tensor::read_safetensors(&weights).map_err(|e| ModelError::Checkpoint {
-        path: weights.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let last = format!("mlp.layers.{}.weight", cfg.model.mlp_layers - 1);
-    match stored.iter().find(|(k, _)| *k == last) {
-        Some((_, t)) if t.size()[0] as usize != data.labels => {
-            return Err(ModelError::Checkpoint {
-                path: weights.display().to_string(),
-                message: format!(
-                    "its head predicts {} labels; task {} of {} has {}",
-                    t.size()[0],
-                    cfg.data.task,
-                    dataset.display(),
-                    data.labels
-                ),
-            });
-        }
-        Some(_) => {}
-        None => {
-            return Err(ModelError::Checkpoint {
-                path: weights.display().to_string(),
-                message: format!("no {last}: not a fine-tuning checkpoint"),
-            });
+    let selected = valid.get(selection).copied().unwrap_or(f64::NEG_INFINITY);
+    let is_best = state.best.is_none_or(|b| {
+        selected
+            > state.evaluations[b]
+                .valid
+                .get(selection)
+                .copied()
+                .unwrap_or(f64::NEG_INFINITY)
+    });
+    state.evaluations.push(Evaluation {
+        epoch: state.epoch,
+        step: state.step,
+        valid,
+        test,
+        train: train_metrics,
+    });
+    if is_best {
+        state.best = Some(state.evaluations.len() - 1);
+        if let Some(p) = test_predictions {
+            write_predictions(&opts.out.join("test-predictions-best.parquet"), &p)
+                .map_err(|e| ModelError::Input(e.to_string()))?;
         }
     }
-    drop(stored);
-    let (mut model, head) = model_and_head(cfg, kind, data.labels, device, false)?;
-    model
-        .vs
-        .load(&weights)
-        .map_err(|e| ModelError::Checkpoint {
-            path: weights.display().to_string(),
-            message: e.to_string(),
-        })?;
-    let graphs = read_graphs(dataset, &data, cfg.data.max_residues)?;
-    let run = Runner {
-        model: &model,
-        head: &head,
-        graphs: &graphs,
-        data: &data,
-        device,
-        micro_batch: cfg.optim.micro_batch,
-    };
-    let (metrics, predictions) = run.evaluate(&rows)?;
-    let predictions = predictions
-        .ok_or_else(|| ModelError::Input(format!("no {part:?} proteins to evaluate")))?;
-    Ok(Evaluated {
+    if let Some(plateau) = &mut state.plateau {
+        let mut lrs: Vec<f64> = (0..opt.groups().len()).map(|g| opt.lr(g)).collect();
+        if plateau.step(selected, &mut lrs) {
+            tracing::info!(epoch = state.epoch, lrs = ?lrs, "learning rates reduced");
+        }
+        for (g, lr) in lrs.into_iter().enumerate() {
+            opt.set_lr(g, lr);
+        }
+    }
+    let saved = checkpoint::save(&opts.out, model, opt, state, cfg.checkpoint.keep)?;
+    log.checkpoint(&CheckpointRecord {
+        name: saved.name,
+        path: saved.dir,
+        sha256: saved.sha256,
+        epoch: state.epoch,
+        step: state.step,
         metrics,
-        predictions,
-    })
+        best: is_best,
+    });
+    log.flush();
+    Ok(())
 }

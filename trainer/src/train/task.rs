@@ -5,7 +5,8 @@
 //!   the last; var names `mlp.layers.{k}.{weight,bias}` as in the reference's task checkpoints.
 //! - [`MspHead`] (FusionProt's `MSP` task): the node features at the mutated residues (mean over
 //!   residues whose type differs, `+1e-10` in the denominator) of wild type and mutant,
-//!   concatenated, through one linear layer to one logit.
+//!   concatenated, through an MLP to one logit (one linear layer by default, as the reference's
+//!   `num_mlp_layer = 1`; hidden width = input width otherwise).
 //! - [`bce_loss`]: BCE-with-logits averaged over every (protein, term) entry (the per-task mean,
 //!   then the unweighted mean over tasks, which is the same thing).
 
@@ -45,17 +46,17 @@ impl MultiLabelHead {
     }
 }
 
-/// The MSP head: one linear layer over `[wild-type site ‖ mutant site]`.
+/// The MSP head: an MLP over `[wild-type site ‖ mutant site]`.
 #[derive(Debug)]
 pub struct MspHead {
-    layer: nn::Linear,
+    mlp: MultiLabelHead,
 }
 
 impl MspHead {
-    /// Node feature width `dim`; the layer is `mlp.layers.0` (`2·dim → 1`).
-    pub fn new(root: &nn::Path, dim: usize) -> Self {
+    /// Node feature width `dim`; the layers are `mlp.layers.{k}` (the last `→ 1`).
+    pub fn new(root: &nn::Path, dim: usize, num_layers: usize) -> Self {
         Self {
-            layer: linear(root / "mlp" / "layers" / 0, 2 * dim, 1),
+            mlp: MultiLabelHead::new(root, 2 * dim, 1, num_layers),
         }
     }
 
@@ -72,8 +73,16 @@ impl MspHead {
         let m = mutated.to_kind(Kind::Float).unsqueeze(1);
         let count = segment_sum(&m, node2graph, batch) + 1e-10;
         let site = |x: &Tensor| segment_sum(&(x * &m), node2graph, batch) / &count;
-        Tensor::cat(&[site(wild_type), site(mutant)], -1).apply(&self.layer)
+        self.mlp
+            .forward(&Tensor::cat(&[site(wild_type), site(mutant)], -1))
     }
+}
+
+/// A task's head.
+#[derive(Debug)]
+pub enum Head {
+    Labels(MultiLabelHead),
+    Pairs(MspHead),
 }
 
 /// BCE-with-logits, the mean over every entry of `[B, T]`.
@@ -88,7 +97,7 @@ mod tests {
     #[test]
     fn msp_site_features_are_the_mutated_rows_and_zero_without_a_mutation() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let head = MspHead::new(&vs.root(), 2);
+        let head = MspHead::new(&vs.root(), 2, 1);
         // Two proteins (3 and 2 residues); protein 0 mutated at residue 1, protein 1 not at all.
         let wt = Tensor::from_slice(&[1f32, 2., 3., 4., 5., 6., 7., 8., 9., 10.]).reshape([5, 2]);
         let mt = &wt * 2.0;
@@ -96,7 +105,7 @@ mod tests {
         let node2graph = Tensor::from_slice(&[0i64, 0, 0, 1, 1]);
         let got = head.forward(&wt, &mt, &mutated, &node2graph, 2);
         let site = Tensor::from_slice(&[3f32, 4., 6., 8., 0., 0., 0., 0.]).reshape([2, 4]);
-        let want = site.apply(&head.layer);
+        let want = head.mlp.forward(&site);
         assert!(got.allclose(&want, 1e-6, 1e-6, false), "{got} vs {want}");
         assert_eq!(got.size(), [2, 1]);
     }

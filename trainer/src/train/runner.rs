@@ -1,0 +1,326 @@
+//! One model with its task's head, fed from a [`GraphStore`]: the loss of a micro-batch, and the
+//! metrics and predictions of a whole part. EC / GO run each protein once through the model; MSP
+//! runs the wild types and the mutants of a micro-batch as two forward passes (two sets of
+//! BatchNorm batch statistics, as the reference), both cut to the pair's window.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use tch::{Device, Kind, Tensor};
+
+use super::config::TrainConfig;
+use super::examples::{Example, TaskData, load_task};
+use super::task::{Head, MspHead, MultiLabelHead, bce_loss};
+use crate::config::ModelKind;
+use crate::error::ModelError;
+use crate::load::{ModelSpec, build};
+use crate::metrics::{Predictions, Ties, score};
+use crate::model::{Batch, Model, ProteinGraph};
+use crate::store::{GraphStore, Prefetcher};
+
+/// The metric that selects the best evaluation (higher is better): `f1_max` for EC / GO, `auroc`
+/// for MSP.
+pub fn selection_metric(task: &str) -> &'static str {
+    if task == "msp" { "auroc" } else { "f1_max" }
+}
+
+/// The run's model with its head on top; `initial_weights` loads the config's checkpoint or ESM
+/// weights (a fresh run), otherwise both are left random for a checkpoint to fill.
+pub(crate) fn model_and_head(
+    cfg: &TrainConfig,
+    kind: ModelKind,
+    data: &TaskData,
+    device: Device,
+    initial_weights: bool,
+) -> Result<(Model, Head), ModelError> {
+    let loaded = build(&ModelSpec {
+        kind,
+        config: cfg.model.config.clone(),
+        checkpoint: cfg.model.checkpoint.clone().filter(|_| initial_weights),
+        esm: cfg.model.esm.clone().filter(|_| initial_weights),
+        random_init: cfg.model.random_init || !initial_weights,
+        device,
+        seed: cfg.seed,
+    })?;
+    let model = loaded.model;
+    let layers = cfg.mlp_layers();
+    let head = if data.is_pairs() {
+        Head::Pairs(MspHead::new(&model.vs.root(), model.output_dim(), layers))
+    } else {
+        Head::Labels(MultiLabelHead::new(
+            &model.vs.root(),
+            model.output_dim(),
+            data.labels,
+            layers,
+        ))
+    };
+    Ok((model, head))
+}
+
+/// Opens a store over every protein the task's parts need.
+pub(crate) fn open_store(dataset: &Path, data: &TaskData) -> Result<Arc<GraphStore>, ModelError> {
+    let ids: HashSet<String> = data
+        .parts
+        .values()
+        .flatten()
+        .flat_map(|e| e.proteins().into_iter().map(str::to_owned))
+        .collect();
+    Ok(Arc::new(GraphStore::open(dataset, &ids)?))
+}
+
+pub(crate) struct Runner<'a> {
+    pub model: &'a Model,
+    pub head: &'a Head,
+    pub store: Arc<GraphStore>,
+    pub data: &'a TaskData,
+    pub device: Device,
+    pub micro_batch: usize,
+    pub max_residues: usize,
+    /// Proteins read per window by the loader.
+    pub prefetch: usize,
+}
+
+impl Runner<'_> {
+    /// Starts the loader over micro-batches of examples.
+    pub fn prefetch(&self, batches: &[Vec<&Example>]) -> Prefetcher {
+        let ids: Vec<Vec<String>> = batches
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .flat_map(|e| e.proteins().into_iter().map(str::to_owned))
+                    .collect()
+            })
+            .collect();
+        Prefetcher::start(Arc::clone(&self.store), ids, self.prefetch, 2)
+    }
+
+    /// Logits `[B, T]` and targets of one micro-batch; `graphs` are what the loader read for it
+    /// (for pairs: wild type, mutant, wild type, mutant, …).
+    pub fn forward(
+        &self,
+        rows: &[&Example],
+        graphs: &[ProteinGraph],
+        train: bool,
+    ) -> Result<(Tensor, Tensor), ModelError> {
+        let cut = |g: &'_ ProteinGraph| -> ProteinGraph {
+            if g.len() > self.max_residues {
+                g.truncated(self.max_residues)
+            } else {
+                g.clone()
+            }
+        };
+        let logits = match self.head {
+            Head::Labels(head) => {
+                let graphs: Vec<Cow<'_, ProteinGraph>> = graphs
+                    .iter()
+                    .map(|g| {
+                        if g.len() > self.max_residues {
+                            Cow::Owned(cut(g))
+                        } else {
+                            Cow::Borrowed(g)
+                        }
+                    })
+                    .collect();
+                let refs: Vec<&ProteinGraph> = graphs.iter().map(AsRef::as_ref).collect();
+                let batch = Batch::new(&refs, self.device);
+                head.forward(&self.model.forward(&batch, train).graph_feature)
+            }
+            Head::Pairs(head) => {
+                let mut wild = Vec::with_capacity(rows.len());
+                let mut mutant = Vec::with_capacity(rows.len());
+                let mut mutated = Vec::new();
+                for (k, row) in rows.iter().enumerate() {
+                    let Example::Pair { window, .. } = row else {
+                        return Err(ModelError::Input(format!(
+                            "{}: not a pair example",
+                            row.id()
+                        )));
+                    };
+                    let w = cut(&graphs[2 * k].window(window.0, window.1));
+                    let m = cut(&graphs[2 * k + 1].window(window.0, window.1));
+                    if w.len() != m.len() {
+                        return Err(ModelError::Input(format!(
+                            "pair {}: the wild type has {} residues in the window and the mutant {}",
+                            row.id(),
+                            w.len(),
+                            m.len()
+                        )));
+                    }
+                    mutated.extend(
+                        w.residue_type
+                            .iter()
+                            .zip(&m.residue_type)
+                            .map(|(a, b)| f32::from(u8::from(a != b))),
+                    );
+                    wild.push(w);
+                    mutant.push(m);
+                }
+                let wb = Batch::new(&wild, self.device);
+                let mb = Batch::new(&mutant, self.device);
+                let w = self.model.forward(&wb, train).node_feature;
+                let m = self.model.forward(&mb, train).node_feature;
+                let mutated = Tensor::from_slice(&mutated).to_device(self.device);
+                head.forward(&w, &m, &mutated, &wb.node2graph, rows.len() as i64)
+            }
+        };
+        let targets: Vec<f32> = rows.iter().flat_map(|e| self.data.target(e)).collect();
+        let targets = Tensor::from_slice(&targets)
+            .reshape([rows.len() as i64, self.data.labels as i64])
+            .to_device(self.device);
+        Ok((logits, targets))
+    }
+
+    pub fn loss(
+        &self,
+        rows: &[&Example],
+        graphs: &[ProteinGraph],
+        train: bool,
+    ) -> Result<Tensor, ModelError> {
+        let (logits, targets) = self.forward(rows, graphs, train)?;
+        Ok(bce_loss(&logits, &targets))
+    }
+
+    /// Metrics (and the predictions table) of one part, in eval mode: EC / GO `f1_max`,
+    /// `auprc@micro`, `auroc@micro`; MSP `auroc` and `auprc` of the label column.
+    pub fn evaluate(
+        &self,
+        rows: &[Example],
+    ) -> Result<(BTreeMap<String, f64>, Option<Predictions>), ModelError> {
+        if rows.is_empty() {
+            return Ok((BTreeMap::new(), None));
+        }
+        let batches: Vec<Vec<&Example>> = rows
+            .chunks(self.micro_batch)
+            .map(|c| c.iter().collect())
+            .collect();
+        let mut loader = self.prefetch(&batches);
+        let mut prediction = Vec::with_capacity(rows.len() * self.data.labels);
+        let mut target = Vec::with_capacity(rows.len() * self.data.labels);
+        for chunk in &batches {
+            let graphs = loader.next_batch()?;
+            let (logits, targets) = tch::no_grad(|| self.forward(chunk, &graphs, false))?;
+            let logits = logits
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu)
+                .flatten(0, -1);
+            let targets = targets.to_device(Device::Cpu).flatten(0, -1);
+            prediction.extend(Vec::<f32>::try_from(&logits).unwrap_or_default());
+            target.extend(Vec::<f32>::try_from(&targets).unwrap_or_default());
+        }
+        let pairs = self.data.is_pairs();
+        let p = Predictions {
+            ids: rows.iter().map(|e| e.id().to_owned()).collect(),
+            width: self.data.labels,
+            prediction,
+            target,
+            tasks: pairs.then(|| vec!["label".to_owned()]),
+        };
+        let scores = score(&p, Ties::Index, false).map_err(|e| ModelError::Input(e.to_string()))?;
+        let metrics = if pairs {
+            // The reference's `auroc [label]` / `auprc [label]`, named as MLflow allows.
+            scores
+                .metrics
+                .into_iter()
+                .filter_map(|(k, v)| match k.as_str() {
+                    "auroc [label]" => Some(("auroc".to_owned(), v)),
+                    "auprc [label]" => Some(("auprc".to_owned(), v)),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            scores.metrics.into_iter().collect()
+        };
+        Ok((metrics, Some(p)))
+    }
+}
+
+/// What [`evaluate_checkpoint`] produced.
+#[derive(Debug)]
+pub struct Evaluated {
+    pub metrics: BTreeMap<String, f64>,
+    pub predictions: Predictions,
+}
+
+/// Evaluates a training checkpoint (`RUN/checkpoints/epoch-NNNN`, built as the run's `cfg` says)
+/// on one part (`train`, `valid`, `test`) of a named split of a dataset with the same task.
+///
+/// # Errors
+/// A head that does not fit the task's label count, an unknown task / split / part, unreadable
+/// weights.
+pub fn evaluate_checkpoint(
+    cfg: &TrainConfig,
+    checkpoint: &Path,
+    dataset: &Path,
+    split: &str,
+    part: &str,
+    device: Device,
+) -> Result<Evaluated, ModelError> {
+    let kind = cfg.kind().map_err(ModelError::Input)?;
+    let data = load_task(dataset, &cfg.data.task, split)?;
+    let rows = data.parts.get(part).cloned().ok_or_else(|| {
+        ModelError::Input(format!(
+            "split {split:?} of {} has no {part:?} proteins (parts: {})",
+            dataset.display(),
+            data.parts.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let weights = checkpoint.join("model.safetensors");
+    let stored = Tensor::read_safetensors(&weights).map_err(|e| ModelError::Checkpoint {
+        path: weights.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let last = format!("mlp.layers.{}.weight", cfg.mlp_layers() - 1);
+    match stored.iter().find(|(k, _)| *k == last) {
+        Some((_, t)) if t.size()[0] as usize != data.labels => {
+            return Err(ModelError::Checkpoint {
+                path: weights.display().to_string(),
+                message: format!(
+                    "its head predicts {} labels; task {} of {} has {}",
+                    t.size()[0],
+                    cfg.data.task,
+                    dataset.display(),
+                    data.labels
+                ),
+            });
+        }
+        Some(_) => {}
+        None => {
+            return Err(ModelError::Checkpoint {
+                path: weights.display().to_string(),
+                message: format!("no {last}: not a fine-tuning checkpoint"),
+            });
+        }
+    }
+    drop(stored);
+    let (mut model, head) = model_and_head(cfg, kind, &data, device, false)?;
+    model
+        .vs
+        .load(&weights)
+        .map_err(|e| ModelError::Checkpoint {
+            path: weights.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let only = TaskData {
+        parts: BTreeMap::from([(part.to_owned(), rows.clone())]),
+        ..data.clone()
+    };
+    let run = Runner {
+        model: &model,
+        head: &head,
+        store: open_store(dataset, &only)?,
+        data: &data,
+        device,
+        micro_batch: cfg.optim.micro_batch,
+        max_residues: cfg.data.max_residues,
+        prefetch: cfg.data.prefetch,
+    };
+    let (metrics, predictions) = run.evaluate(&rows)?;
+    let predictions = predictions
+        .ok_or_else(|| ModelError::Input(format!("no {part:?} proteins to evaluate")))?;
+    Ok(Evaluated {
+        metrics,
+        predictions,
+    })
+}

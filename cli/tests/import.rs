@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use arrow_array::{Array, Int32Array, ListArray, StringArray};
-use common::{fusionprot, real_files, text};
+use common::{fusionprot, msp_fixture, real_files, text};
 use fusionprot_pipeline::import::Benchmark;
 use fusionprot_pipeline::import::fixture::{Fixture, fixture};
 use fusionprot_pipeline::read::read_table;
@@ -357,30 +357,6 @@ fn bad_archives_name_the_file_and_line_and_leave_the_dataset_as_it_was() {
     );
 }
 
-/// Runs the Python fixture writer (Atom3D's own LMDB layout, written with the `lmdb` package).
-fn msp_fixture(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
-    let files = [
-        "4JSV.pdb",
-        "1AFS.pdb",
-        "1a28.pdb.gz",
-        "2XHE.pdb",
-        "3CRO.pdb",
-        "1orc.pdb",
-        "1dpx.pdb",
-    ];
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/msp_fixture.py");
-    let mut cmd = std::process::Command::new(common::python());
-    cmd.arg(script).arg(dir).args(extra);
-    for f in files {
-        cmd.arg(real.join(f));
-    }
-    let o = cmd.output().expect("python");
-    assert!(o.status.success(), "{}", text(&o));
-    serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("expected"))
-        .expect("json")
-}
-
 /// mutant id → (wild type, mutation, mutated residues, label, window start, window length).
 type PairRow = (String, String, Vec<i32>, i64, i64, i64);
 
@@ -592,10 +568,7 @@ fn a_training_run_reads_a_task_on_a_named_split_and_bad_requests_name_what_exist
             _ => ch.split,
         };
         let rows = &data.parts[part];
-        let example = rows
-            .iter()
-            .find(|e| e.id() == ch.id)
-            .expect("in its part");
+        let example = rows.iter().find(|e| e.id() == ch.id).expect("in its part");
         let target = data.target(example);
         for (j, term) in f.vocabularies[1].1.iter().enumerate() {
             assert_eq!(

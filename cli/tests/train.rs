@@ -560,3 +560,185 @@ print("ok")
     );
     drop(server);
 }
+
+/// MSP from Atom3D's LMDB layout (written by Python's `lmdb` from real structures, one complex
+/// over 1000 residues so its pairs are windowed): pairs trained through two forward passes,
+/// AUROC / AUPR per evaluation, selection on valid AUROC, `evaluate` reproducing the best test
+/// predictions; `--set` overrides are applied and kept in the run's resolved config (absolute
+/// paths, so `--resume` works from another directory); checkpoints recorded as tags with their
+/// sha256 and the predictions stored as an artifact beside the local tracker database.
+#[test]
+fn msp_pairs_train_with_overrides_checkpoint_tags_and_artifacts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::msp_fixture(dir.path(), &[]);
+    let ds = dir.path().join("msp");
+    let o = fusionprot(&[
+        "import",
+        "msp",
+        s(&dir.path().join("MSP-split-by-sequence-identity-30.tar.gz")),
+        "--out",
+        s(&ds),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/configs/tiny.toml");
+    let cfg = dir.path().join("msp.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[data]\ndataset = {:?}\ntask = \"msp\"\n\n[model]\nkind = \"fusionprot\"\nconfig = {:?}\nrandom_init = true\n\n\
+             [optim]\nlr = 1e-3\nmicro_batch = 2\ngradient_interval = 1\nepochs = 3\neval_every = 1\n\n[scheduler]\nenabled = false\n",
+            "msp",
+            s(&tiny)
+        ),
+    )
+    .expect("config");
+    let out = dir.path().join("run");
+    let db = dir.path().join("t.db");
+    // Relative dataset path, resolved against the working directory.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .current_dir(dir.path())
+        .args([
+            "train",
+            "--config",
+            s(&cfg),
+            "--out",
+            s(&out),
+            "-j",
+            "1",
+            "--set",
+            "optim.epochs=2",
+            "--set",
+            "data.prefetch=3",
+            "--tracking-uri",
+            &format!("sqlite://{}", s(&db)),
+        ])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("valid AUROC"), "{}", text(&o));
+    let resolved = std::fs::read_to_string(out.join("config.toml")).expect("config");
+    assert!(
+        resolved.contains("epochs = 2") && resolved.contains("prefetch = 3"),
+        "{resolved}"
+    );
+    assert!(
+        resolved.contains(&format!("dataset = {:?}", s(&ds))),
+        "{resolved}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
+            .expect("json");
+    assert_eq!(summary["selection"], "auroc", "{summary}");
+    assert_eq!(summary["state"]["epoch"], 2, "{summary}");
+    let e = &summary["state"]["evaluations"][1];
+    for part in ["valid", "test"] {
+        for m in ["auroc", "auprc"] {
+            let v = e[part][m].as_f64().unwrap_or(f64::NAN);
+            assert!((0.0..=1.0).contains(&v), "{part}/{m}: {summary}");
+        }
+        assert!(e[part].get("f1_max").is_none(), "{summary}");
+    }
+    let train_pairs = summary["train_proteins"].as_u64().expect("pairs");
+    assert!(train_pairs >= 4, "{summary}");
+    assert_eq!(
+        summary["train_examples_seen"].as_u64(),
+        Some(2 * train_pairs)
+    );
+    // The best checkpoint's test predictions, one logit per pair, reproduced by `evaluate`.
+    let best = summary["state"]["best"].as_u64().expect("best") as usize;
+    let best_epoch = summary["state"]["evaluations"][best]["epoch"]
+        .as_u64()
+        .expect("epoch");
+    let ckpt = out.join(format!("checkpoints/epoch-{best_epoch:04}"));
+    let pred = dir.path().join("pred.parquet");
+    let o = fusionprot(&[
+        "evaluate",
+        s(&ckpt),
+        "--split",
+        "official:test",
+        "--out",
+        s(&pred),
+        "-j",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let best_pred = std::fs::read(out.join("test-predictions-best.parquet")).expect("best");
+    assert_eq!(std::fs::read(&pred).expect("pred"), best_pred);
+    let scored = fusionprot(&["score", s(&pred), "--json"]);
+    assert!(scored.status.success(), "{}", text(&scored));
+    let scored: serde_json::Value = serde_json::from_slice(&scored.stdout).expect("json");
+    let at_best = summary["state"]["evaluations"][best]["test"]["auroc"]
+        .as_f64()
+        .expect("test auroc");
+    assert!(
+        (scored["auroc [label]"].as_f64().expect("auroc") - at_best).abs() < 1e-12,
+        "{scored} vs {at_best}"
+    );
+    // Tracked: a tag per checkpoint with the sha256 of its weights, the best one named, and the
+    // predictions as an artifact under the database's folder.
+    let q = fusionprot(&[
+        "query",
+        "--db",
+        s(&db),
+        "--format",
+        "json",
+        "SELECT t.key, t.value, r.artifact_uri FROM tags t JOIN runs r USING (run_uuid) \
+         WHERE t.key LIKE 'checkpoint/%' ORDER BY t.key",
+    ]);
+    assert!(q.status.success(), "{}", text(&q));
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
+    let rows = rows["rows"].as_array().expect("rows").clone();
+    let best_name = format!("epoch-{best_epoch:04}");
+    let tag = rows
+        .iter()
+        .find(|r| r[0] == format!("checkpoint/{best_name}"))
+        .expect("best checkpoint tag");
+    let record: serde_json::Value =
+        serde_json::from_str(tag[1].as_str().expect("value")).expect("record");
+    let weights = std::fs::read(ckpt.join("model.safetensors")).expect("weights");
+    let sha = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(&weights))
+    };
+    assert_eq!(record["sha256"], sha.as_str(), "{record}");
+    assert_eq!(record["best"], true);
+    assert!(record["metrics"]["valid/auroc"].is_number(), "{record}");
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "checkpoint/best" && r[1] == best_name.as_str()),
+        "{rows:?}"
+    );
+    let uri = tag[2].as_str().expect("uri");
+    let rel = uri
+        .strip_prefix("mlflow-artifacts:")
+        .expect("mlflow-artifacts uri");
+    let stored = dir
+        .path()
+        .join("artifacts")
+        .join(rel.trim_matches('/'))
+        .join("test-predictions-best.parquet");
+    assert_eq!(std::fs::read(&stored).expect("artifact"), best_pred);
+    // --resume from elsewhere: nothing left to do, and the paths still resolve.
+    let o = fusionprot(&["train", "--resume", s(&out), "-j", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // A task the dataset lacks, named with what exists.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .current_dir(dir.path())
+        .args([
+            "train",
+            "--config",
+            s(&cfg),
+            "--out",
+            s(&dir.path().join("bad")),
+            "--set",
+            "data.task=ec",
+        ])
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("no task \"ec\"") && text(&o).contains("msp"),
+        "{}",
+        text(&o)
+    );
+}

@@ -97,3 +97,27 @@ pub fn serve(dir: &Path, db: &str, extra: &[&str]) -> Server {
         _stdout: stdout,
     }
 }
+
+/// Runs the Python fixture writer (Atom3D's own LMDB layout, written with the `lmdb` package).
+pub fn msp_fixture(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let files = [
+        "4JSV.pdb",
+        "1AFS.pdb",
+        "1a28.pdb.gz",
+        "2XHE.pdb",
+        "3CRO.pdb",
+        "1orc.pdb",
+        "1dpx.pdb",
+    ];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/msp_fixture.py");
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(script).arg(dir).args(extra);
+    for f in files {
+        cmd.arg(real.join(f));
+    }
+    let o = cmd.output().expect("python");
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("expected"))
+        .expect("json")
+}

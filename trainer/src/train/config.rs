@@ -396,6 +396,37 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_recipe_loads_and_names_files_that_exist() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut seen = Vec::new();
+        for e in std::fs::read_dir(root.join("trainer/configs")).expect("configs") {
+            let path = e.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("read");
+            if !text.contains("[data]") {
+                continue; // a model configuration
+            }
+            let c = TrainConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if let Some(model) = &c.model.config {
+                assert!(
+                    root.join(model).is_file(),
+                    "{}: {}",
+                    path.display(),
+                    model.display()
+                );
+            }
+            seen.push((c.data.task.clone(), c.model.kind.clone()));
+        }
+        for task in ["ec", "go-mf", "msp"] {
+            for kind in ["fusionprot", "esm2", "gearnet", "esm-gearnet"] {
+                assert!(
+                    seen.contains(&(task.to_owned(), kind.to_owned())),
+                    "no {task} recipe for {kind}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn set_overrides_are_typed_validated_and_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("c.toml");

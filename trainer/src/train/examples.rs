@@ -103,11 +103,10 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
         .cloned()
         .unwrap_or_default();
     let pairs = task == "msp";
-    let table_dir = if pairs { "pairs" } else { "labels" };
-    if tasks.is_empty() || !dataset.join(table_dir).is_dir() {
-        return Err(input(
-            "no labels: import a benchmark first (fusionprot import ec|go|msp)".into(),
-        ));
+    let no_labels =
+        || input("no labels: import a benchmark first (fusionprot import ec|go|msp)".into());
+    if tasks.is_empty() {
+        return Err(no_labels());
     }
     let names: Vec<&str> = tasks.iter().filter_map(|t| t["task"].as_str()).collect();
     let Some(entry) = tasks.iter().find(|t| t["task"] == task) else {
@@ -116,6 +115,12 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
             names.join(", ")
         )));
     };
+    if !dataset
+        .join(if pairs { "pairs" } else { "labels" })
+        .is_dir()
+    {
+        return Err(no_labels());
+    }
     let labels = entry["size"].as_u64().unwrap_or(0) as usize;
     let rows = read_splits(dataset).map_err(ModelError::Read)?;
     let mut split_of: HashMap<String, String> = HashMap::new();

@@ -23,7 +23,7 @@ use super::checkpoint::{self, Evaluation, State};
 use super::config::TrainConfig;
 use super::examples::{Example, load_task};
 use super::plateau::Plateau;
-use super::runner::{Runner, model_and_head, open_store, selection_metric};
+use super::runner::{Runner, memory_guard, model_and_head, open_store, selection_metric};
 use super::sampler::epoch_order;
 use crate::config::ModelKind;
 use crate::error::ModelError;
@@ -327,9 +327,12 @@ pub fn train(
             let mut loss_sum = 0.0;
             for rows in todo.by_ref().take(size) {
                 let graphs = loader.next_batch()?;
-                let loss = run.loss(rows, &graphs, true)?;
-                loss_sum += loss.double_value(&[]);
-                (loss / size as f64).backward();
+                loss_sum += memory_guard(rows, &graphs, o.micro_batch, || {
+                    let loss = run.loss(rows, &graphs, true)?;
+                    let value = loss.double_value(&[]);
+                    (loss / size as f64).backward();
+                    Ok(value)
+                })?;
                 seen += rows.len();
                 progress.inc(1);
             }

@@ -236,6 +236,39 @@ impl Runner<'_> {
     }
 }
 
+/// Runs one micro-batch's work, turning libtorch's out-of-memory failure (a panic in tch) into an
+/// error that names the batch and the way out; any other panic goes on unwinding.
+///
+/// # Errors
+/// What `f` returns, or out of memory.
+pub(crate) fn memory_guard<T>(
+    rows: &[&Example],
+    graphs: &[ProteinGraph],
+    micro_batch: usize,
+    f: impl FnOnce() -> Result<T, ModelError>,
+) -> Result<T, ModelError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or_default();
+            if !text.to_lowercase().contains("out of memory") {
+                std::panic::resume_unwind(panic);
+            }
+            let ids: Vec<&str> = rows.iter().map(|e| e.id()).collect();
+            let longest = graphs.iter().map(ProteinGraph::len).max().unwrap_or(0);
+            Err(ModelError::Input(format!(
+                "out of memory on the micro-batch of {} examples ({}; longest {longest} residues): lower optim.micro_batch (now {micro_batch}) and raise optim.gradient_interval to keep the same step size, or lower data.max_residues",
+                ids.len(),
+                ids.join(", ")
+            )))
+        }
+    }
+}
+
 /// What [`evaluate_checkpoint`] produced.
 #[derive(Debug)]
 pub struct Evaluated {
@@ -323,4 +356,33 @@ pub fn evaluate_checkpoint(
         metrics,
         predictions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_names_the_batch_and_other_panics_pass_through() {
+        let rows = [Example::Labels {
+            id: "1ABC-A".into(),
+            labels: vec![],
+        }];
+        let refs: Vec<&Example> = rows.iter().collect();
+        let e = memory_guard(&refs, &[], 4, || -> Result<(), ModelError> {
+            panic!("CUDA out of memory. Tried to allocate 2.00 GiB")
+        })
+        .expect_err("oom")
+        .to_string();
+        assert!(
+            e.contains("1ABC-A") && e.contains("optim.micro_batch (now 4)"),
+            "{e}"
+        );
+        let other = std::panic::catch_unwind(|| {
+            memory_guard(&refs, &[], 4, || -> Result<(), ModelError> {
+                panic!("shape mismatch")
+            })
+        });
+        assert!(other.is_err());
+    }
 }

@@ -25,6 +25,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 LAYERS, DIM, HEADS, HIDDEN, R = 33, 32, 4, [16] * 6, 7
+# GearNet layer k runs after ESM layer l when l > 0 and l % INJECT_EVERY == 0 (one per GearNet layer).
+INJECT_EVERY = 5
 MAPPING = [6, 5, 8, 14, 7, 11, 23, 12, 4, 17, 13, 16, 15, 9, 20, 21, 18, 10, 19, 22] + [-1] * 13
 
 
@@ -109,8 +111,8 @@ class Fusion(nn.Module):
         self.embedding_batch_norm = nn.BatchNorm1d(DIM)
         self.structure_token = nn.Parameter(torch.zeros(DIM))
         nn.init.normal_(self.structure_token, mean=0.0, std=0.01)
-        self.structure_linears = nn.ModuleList(nn.Linear(HIDDEN[-1], DIM) for _ in range(6))
-        self.seq_linears = nn.ModuleList(nn.Linear(DIM, HIDDEN[-1]) for _ in range(6))
+        self.structure_linears = nn.ModuleList(nn.Linear(HIDDEN[-1], DIM) for _ in HIDDEN)
+        self.seq_linears = nn.ModuleList(nn.Linear(DIM, HIDDEN[-1]) for _ in HIDDEN)
 
     def forward(self, b):
         lengths, n = b["lengths"], len(b["residue_type"])
@@ -132,7 +134,7 @@ class Fusion(nn.Module):
         hiddens, k = [], 0
         for l, layer in enumerate(self.sequence_model.model.layers):
             x, _ = layer(x, self_attn_padding_mask=padding_mask)
-            if l > 0 and l % 5 == 0:
+            if l > 0 and l % INJECT_EVERY == 0:
                 token = x[-2] if k == 0 else self.seq_linears[k](x[-2])
                 structure_input = torch.cat([structure_input[:n], token])
                 h = self.structure_model.layer(k, g, structure_input)

@@ -357,17 +357,7 @@ pub fn train(
                 .as_ref()
                 .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
             if stopping && state.groups_done < groups_total {
-                let saved = checkpoint::save(&opts.out, &model, &opt, &state, cfg.checkpoint.keep)?;
-                log.checkpoint(&CheckpointRecord {
-                    name: saved.name,
-                    path: saved.dir,
-                    sha256: saved.sha256,
-                    epoch: state.epoch,
-                    step: state.step,
-                    metrics: BTreeMap::new(),
-                    best: false,
-                });
-                log.flush();
+                save_and_record(cfg, opts, &model, &opt, &state, log, BTreeMap::new(), false)?;
                 tracing::warn!(
                     epoch = state.epoch,
                     step = state.step,
@@ -487,6 +477,22 @@ fn evaluate_and_save(
             opt.set_lr(g, lr);
         }
     }
+    save_and_record(cfg, opts, model, opt, state, log, metrics, is_best)
+}
+
+/// Writes a checkpoint, records it in the run's log and flushes the log (what was logged up to a
+/// checkpoint is not logged again by a resumed run).
+#[allow(clippy::too_many_arguments)]
+fn save_and_record(
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+    model: &crate::model::Model,
+    opt: &AdamW,
+    state: &State,
+    log: &mut dyn RunLog,
+    metrics: BTreeMap<String, f64>,
+    best: bool,
+) -> Result<(), ModelError> {
     let saved = checkpoint::save(&opts.out, model, opt, state, cfg.checkpoint.keep)?;
     log.checkpoint(&CheckpointRecord {
         name: saved.name,
@@ -495,7 +501,7 @@ fn evaluate_and_save(
         epoch: state.epoch,
         step: state.step,
         metrics,
-        best: is_best,
+        best,
     });
     log.flush();
     Ok(())

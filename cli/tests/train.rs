@@ -742,3 +742,46 @@ fn msp_pairs_train_with_overrides_checkpoint_tags_and_artifacts() {
         text(&o)
     );
 }
+
+/// `optim.amp` on CPU runs the loss scaler alone (autocast is CUDA-only): scaling by a power of two
+/// and unscaling are exact, so the run ends bitwise equal to one without it, and the scaler's state
+/// (scale, good steps) is in the checkpoint for a resume.
+#[test]
+fn loss_scaling_is_exact_and_checkpointed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(dir.path(), "");
+    let plain = variant(&cfg, "plain.toml", &[("epochs = 6", "epochs = 2")]);
+    let amp = variant(
+        &cfg,
+        "amp.toml",
+        &[("epochs = 6", "epochs = 2\namp = true")],
+    );
+    for (c, name) in [(&plain, "plain"), (&amp, "amp")] {
+        let o = fusionprot(&[
+            "train",
+            "--config",
+            s(c),
+            "--out",
+            s(&dir.path().join(name)),
+            "-j",
+            "1",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let weights = |name: &str| {
+        std::fs::read(
+            dir.path()
+                .join(name)
+                .join("checkpoints/epoch-0002/model.safetensors"),
+        )
+        .expect("weights")
+    };
+    assert_eq!(weights("plain"), weights("amp"));
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("amp/checkpoints/epoch-0002/state.json")).expect("state"),
+    )
+    .expect("json");
+    assert_eq!(state["scaler"]["scale"], 65536.0, "{state}");
+    assert_eq!(state["scaler"]["growth_tracker"], state["step"], "{state}");
+    assert_eq!(state["scaler"]["skipped"], 0, "{state}");
+}

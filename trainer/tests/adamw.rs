@@ -229,3 +229,26 @@ fn a_group_that_matches_nothing_is_an_error() {
         .to_string();
     assert!(err.contains("sequence_mdoel"), "{err}");
 }
+
+#[test]
+fn unscaling_divides_gradients_and_finds_overflow() {
+    let vs = VarStore::new(Device::Cpu);
+    let w = vs.root().sub("mlp").var("w", &[3], Init::Const(1.0));
+    let groups = vec![ParamGroup {
+        name: "head".into(),
+        prefixes: vec!["mlp.".into()],
+        lr_ratio: 1.0,
+    }];
+    let mut opt = AdamW::new(&vs, groups, AdamWConfig::default()).expect("optimizer");
+    (&w * Tensor::from_slice(&[2f32, 4., 8.]) * 1024.0)
+        .sum(Kind::Float)
+        .backward();
+    assert!(opt.unscale_grads(1.0 / 1024.0));
+    let g: Vec<f32> = Vec::try_from(w.grad()).expect("grad");
+    assert_eq!(g, [2.0, 4.0, 8.0]);
+    opt.zero_grad();
+    (&w * Tensor::from_slice(&[1f32, f32::INFINITY, 1.]))
+        .sum(Kind::Float)
+        .backward();
+    assert!(!opt.unscale_grads(0.5));
+}

@@ -158,6 +158,25 @@ impl AdamW {
         self.clearer.zero_grad();
     }
 
+    /// Multiplies the gradient of every grouped parameter by `factor` (a loss scaler's unscale)
+    /// and says whether they are all finite afterwards.
+    pub fn unscale_grads(&mut self, factor: f64) -> bool {
+        tch::no_grad(|| {
+            let mut finite = true;
+            for p in &self.params {
+                let mut grad = p.tensor.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let _ = grad.g_mul_scalar_(factor);
+                if finite && !bool::try_from(grad.isfinite().all()).unwrap_or(false) {
+                    finite = false;
+                }
+            }
+            finite
+        })
+    }
+
     /// One update of every grouped parameter that has a gradient.
     pub fn step(&mut self) {
         let c = self.cfg;

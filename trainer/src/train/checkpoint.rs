@@ -38,6 +38,9 @@ pub struct State {
     pub plateau: Option<Plateau>,
     /// Index into `evaluations` of the best validation metric.
     pub best: Option<usize>,
+    /// With `optim.amp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaler: Option<super::scaler::LossScaler>,
     pub evaluations: Vec<Evaluation>,
 }
 

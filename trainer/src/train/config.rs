@@ -113,6 +113,10 @@ pub struct OptimConfig {
     pub epochs: usize,
     /// Evaluate valid and test every this many epochs (and after the last).
     pub eval_every: usize,
+    /// Mixed precision: forward passes under CUDA autocast (float16) with dynamic loss scaling.
+    /// Off by default: the reference trains in float32. On CPU autocast changes nothing and only
+    /// the (exact, power-of-two) loss scaling runs.
+    pub amp: bool,
 }
 
 impl Default for OptimConfig {
@@ -128,6 +132,7 @@ impl Default for OptimConfig {
             gradient_interval: 8,
             epochs: 100,
             eval_every: 2,
+            amp: false,
         }
     }
 }

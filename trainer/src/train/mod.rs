@@ -11,6 +11,7 @@
 //! - [`config`]: the run's TOML configuration, validated at load, with `--set` overrides;
 //! - [`runner`]: model + head fed from the graph store: losses, evaluation, `evaluate_checkpoint`;
 //! - [`checkpoint`]: checkpoints written atomically, pruned, loaded;
+//! - [`scaler`]: dynamic loss scaling for mixed precision;
 //! - [`run`]: the loop, evaluation schedule and exact resume.
 
 pub mod adamw;
@@ -21,6 +22,7 @@ pub mod plateau;
 pub mod run;
 pub mod runner;
 pub mod sampler;
+pub mod scaler;
 pub mod task;
 
 pub use adamw::{AdamW, AdamWConfig, ParamGroup};

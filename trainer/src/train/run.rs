@@ -25,6 +25,7 @@ use super::examples::{Example, load_task};
 use super::plateau::Plateau;
 use super::runner::{Runner, memory_guard, model_and_head, open_store, selection_metric};
 use super::sampler::epoch_order;
+use super::scaler::LossScaler;
 use crate::config::ModelKind;
 use crate::error::ModelError;
 use crate::metrics::write_predictions;
@@ -260,7 +261,11 @@ pub fn train(
             .then(|| Plateau::new(cfg.scheduler.plateau())),
         best: None,
         evaluations: Vec::new(),
+        scaler: o.amp.then(LossScaler::default),
     };
+    if o.amp && opts.device == Device::Cpu {
+        tracing::warn!("optim.amp on CPU: autocast is CUDA-only, so only the loss scaling runs");
+    }
     if let Some(dir) = &resume_from {
         state = checkpoint::load(dir, &mut model, &mut opt)?;
         tracing::info!(checkpoint = %dir.display(), epoch = state.epoch, "resuming");
@@ -327,16 +332,38 @@ pub fn train(
             let mut loss_sum = 0.0;
             for rows in todo.by_ref().take(size) {
                 let graphs = loader.next_batch()?;
+                let scale = state.scaler.as_ref().map(|s| s.scale);
                 loss_sum += memory_guard(rows, &graphs, o.micro_batch, || {
-                    let loss = run.loss(rows, &graphs, true)?;
+                    let loss = tch::autocast(scale.is_some(), || run.loss(rows, &graphs, true))?;
                     let value = loss.double_value(&[]);
-                    (loss / size as f64).backward();
+                    match scale {
+                        Some(scale) => {
+                            (loss.to_kind(tch::Kind::Float) * scale / size as f64).backward()
+                        }
+                        None => (loss / size as f64).backward(),
+                    }
                     Ok(value)
                 })?;
                 seen += rows.len();
                 progress.inc(1);
             }
-            opt.step();
+            let take = match &mut state.scaler {
+                Some(scaler) => {
+                    let finite = opt.unscale_grads(1.0 / scaler.scale);
+                    let take = scaler.update(finite);
+                    if !take {
+                        tracing::warn!(
+                            scale = scaler.scale,
+                            "non-finite gradients: step skipped, loss scale halved"
+                        );
+                    }
+                    take
+                }
+                None => true,
+            };
+            if take {
+                opt.step();
+            }
             opt.zero_grad();
             state.step += 1;
             state.groups_done = g + 1;

@@ -205,3 +205,24 @@ impl Batch {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_keeps_its_residues_and_the_edges_among_them_renumbered() {
+        let g = ProteinGraph {
+            id: "p".into(),
+            residue_type: vec![0, 1, 2, 3, 4],
+            onehot: vec![5, 6, 7, 8, 9],
+            edges: vec![(0, 1, 0), (1, 2, 1), (2, 3, 2), (3, 4, 3), (4, 1, 4)],
+        };
+        let w = g.window(1, 3);
+        assert_eq!(w.residue_type, [1, 2, 3]);
+        assert_eq!(w.onehot, [6, 7, 8]);
+        assert_eq!(w.edges, [(0, 1, 1), (1, 2, 2)]);
+        assert_eq!(g.window(0, 9), g);
+        assert_eq!(g.window(4, 3).residue_type, [4]);
+    }
+}

@@ -533,3 +533,45 @@ fn save_and_record(
     log.flush();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucketing_keeps_every_example_once_and_groups_lengths_within_a_window() {
+        let n = 37;
+        let length = |i: usize| (i * 7919) % 101;
+        let plain = micro_batches(n, 3, 2, None);
+        let want: Vec<usize> = epoch_order(n, 3, 1, 0);
+        assert_eq!(plain.concat(), want);
+        let bucketed = micro_batches(n, 3, 2, Some((8, &length)));
+        let mut all = bucketed.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..n).collect::<Vec<_>>());
+        // Within each window of 8 (4 micro-batches) the batches partition the window's examples
+        // sorted by length: no batch straddles another's length range.
+        for (w, window) in bucketed.chunks(4).enumerate() {
+            let mut members: Vec<usize> = window.concat();
+            members.sort_unstable();
+            let mut expected: Vec<usize> = want[w * 8..(w * 8 + 8).min(n)].to_vec();
+            expected.sort_unstable();
+            assert_eq!(members, expected, "window {w}");
+            for a in window {
+                for b in window {
+                    let (amax, bmin) = (
+                        a.iter().map(|&i| length(i)).max(),
+                        b.iter().map(|&i| length(i)).min(),
+                    );
+                    let (amin, bmax) = (
+                        a.iter().map(|&i| length(i)).min(),
+                        b.iter().map(|&i| length(i)).max(),
+                    );
+                    assert!(a == b || amax <= bmin || bmax <= amin, "{a:?} {b:?}");
+                }
+            }
+        }
+        assert_eq!(bucketed, micro_batches(n, 3, 2, Some((8, &length))));
+        assert_ne!(bucketed, micro_batches(n, 4, 2, Some((8, &length))));
+    }
+}

@@ -47,6 +47,9 @@ enum Command {
     /// Turn structure files (PDB, mmCIF, AlphaFold; plain, gzipped, in tar or zip) into a dataset
     /// of Parquet residue-graph tables with a manifest.
     Prepare(prepare::PrepareArgs),
+    /// Join the shards of `prepare --shard I/N` into the dataset one `prepare` over all inputs
+    /// writes (refuses gaps, overlaps and differing parameters).
+    Merge(prepare::MergeArgs),
     /// Run one read-only SQL query (DuckDB) over the tracker's runs and metrics and the tables of
     /// registered datasets, locally (--db) or on a running tracker (--tracker); same result either way.
     #[cfg(feature = "sql")]
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "import")]
         Command::Import(args) => import::run(&args),
         Command::Prepare(args) => prepare::run(&args),
+        Command::Merge(args) => prepare::merge(&args),
         #[cfg(feature = "sql")]
         Command::Query(args) => query::run(&args),
         #[cfg(feature = "sql")]

@@ -51,6 +51,10 @@ pub struct PrepareArgs {
     /// header before reading) and a decompressed gzip stream. A larger one fails alone.
     #[arg(long, value_name = "MIB", default_value_t = 2048)]
     max_file_mib: u64,
+    /// Prepare only shard I of N: the input units (files, archives) whose name hashes to I. Each
+    /// shard is a complete dataset; `fusionprot merge` joins all N into what one run writes.
+    #[arg(long, value_name = "I/N", value_parser = fusionprot_pipeline::shard::Shard::parse)]
+    shard: Option<fusionprot_pipeline::shard::Shard>,
 }
 
 impl PrepareArgs {
@@ -101,6 +105,7 @@ impl PrepareArgs {
             jobs,
             strict: self.strict,
             only_ids: None,
+            shard: self.shard,
         })
     }
 }
@@ -127,8 +132,11 @@ pub fn run(args: &PrepareArgs) -> anyhow::Result<ExitCode> {
     let secs = summary.elapsed_secs.max(1e-9);
     let filtered: usize = c.filtered.values().sum();
     println!(
-        "prepared {}: {} proteins, {} residues, {} edges from {} files ({} failed)",
+        "prepared {}{}: {} proteins, {} residues, {} edges from {} files ({} failed)",
         summary.out.display(),
+        cfg.shard
+            .map(|s| format!(" (shard {}/{})", s.index, s.count))
+            .unwrap_or_default(),
         c.proteins,
         c.residues,
         c.edges,
@@ -167,4 +175,35 @@ pub(crate) fn print_failures(shown: &[Failure], total: usize, manifest: Option<&
             None => eprintln!("  … {more} more failures"),
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard datasets (`prepare --shard I/N`), all N of them, in any order.
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
+    /// Dataset folder to write: what one `prepare` over all the inputs writes, byte for byte.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {
+    let bar = progress::bar("proteins");
+    let result = fusionprot_pipeline::merge::merge(&args.shards, &args.out, &bar);
+    bar.finish_and_clear();
+    let s = result.with_context(|| format!("merging into {}", args.out.display()))?;
+    let c = &s.counts;
+    println!(
+        "merged {} shards into {}: {} proteins, {} residues, {} edges from {} files ({} failed), {} duplicate ids skipped, in {:.2} s",
+        s.shards,
+        args.out.display(),
+        c.proteins,
+        c.residues,
+        c.edges,
+        c.files,
+        c.files_failed,
+        c.duplicates_skipped,
+        s.elapsed_secs
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -125,6 +125,8 @@ pub struct Source {
     /// appended with `/`: what ids are derived from when file names collide.
     pub path: String,
     pub bytes: Result<Vec<u8>, String>,
+    /// Index in the plan of the input unit (file or archive) it came from.
+    pub item: usize,
 }
 
 /// The default cap on one structure's bytes: a file, an archive member, a decompressed gzip stream.
@@ -183,15 +185,20 @@ fn read_capped(r: impl Read, claimed: u64, max_bytes: u64, what: &str) -> Result
 /// Archives are read sequentially (tar has no index); a broken archive member or archive, or one
 /// over `max_file_bytes`, is emitted as a source with an error, so it is reported like any bad file.
 pub fn read_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Source) -> bool) {
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
+        let mut tagged = |mut s: Source| {
+            s.item = i;
+            emit(s)
+        };
         let keep_going = match item.kind {
-            Kind::File => emit(Source {
+            Kind::File => tagged(Source {
                 name: item.name.clone(),
                 path: item.path.to_string_lossy().into_owned(),
                 bytes: read_file(&item.path, max_file_bytes),
+                item: i,
             }),
-            Kind::Tar => read_tar(item, max_file_bytes, &mut emit),
-            Kind::Zip => read_zip(item, max_file_bytes, &mut emit),
+            Kind::Tar => read_tar(item, max_file_bytes, &mut tagged),
+            Kind::Zip => read_zip(item, max_file_bytes, &mut tagged),
         };
         if !keep_going {
             return;
@@ -210,6 +217,7 @@ fn member_source(item: &Item, member: &str, bytes: Result<Vec<u8>, String>) -> S
         name: format!("{}/{member}", item.name),
         path: format!("{}/{member}", item.path.to_string_lossy()),
         bytes,
+        item: 0,
     }
 }
 
@@ -294,6 +302,7 @@ fn archive_error(item: &Item, why: &str) -> Source {
         name: item.name.clone(),
         path: item.path.to_string_lossy().into_owned(),
         bytes: Err(why.to_owned()),
+        item: 0,
     }
 }
 

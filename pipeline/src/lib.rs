@@ -2,6 +2,7 @@
 //! clusters → family-level splits. It knows nothing of the trainer; the trainer reads its tables
 //! through the readers here.
 
+pub mod access;
 mod failpoint;
 pub mod graph;
 mod ids;
@@ -9,12 +10,14 @@ mod ids;
 pub mod import;
 pub mod input;
 pub mod manifest;
+pub mod merge;
 pub mod mmseqs;
 pub mod prepare;
 pub mod protein;
 pub mod read;
 pub mod residue;
 pub mod schema;
+pub mod shard;
 mod spill;
 pub mod split;
 pub mod splits;

@@ -79,7 +79,7 @@ impl GraphParameters {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Counts {
     pub files: usize,
     pub files_failed: usize,

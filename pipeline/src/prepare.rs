@@ -72,6 +72,8 @@ pub struct PrepareConfig {
     pub strict: bool,
     /// Keep only proteins with these ids (the others are counted as filtered `not_listed`).
     pub only_ids: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// Prepare only this shard of the input units (`--shard I/N`); `fusionprot merge` joins them.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// What a run refuses, beyond [`PrepareConfig`]; `Default` is what `prepare` uses.
@@ -154,6 +156,8 @@ struct IndexEntry {
     len: u32,
     /// Set when the entry id was derived from the path ([`crate::ids`]); `protein_id` is the new one.
     rename: Option<Rename>,
+    /// The id before any rename.
+    original_id: String,
 }
 
 /// What one worker produced.
@@ -200,7 +204,9 @@ pub fn prepare_extended(
     progress: &ProgressBar,
 ) -> Result<Summary, PrepareError> {
     let start = Instant::now();
-    let items = input::plan(&cfg.inputs)?;
+    let all = input::plan(&cfg.inputs)?;
+    let plan = crate::shard::Plan::new(&all, cfg.shard);
+    let items: Vec<input::Item> = plan.units.iter().map(|&u| all[u].clone()).collect();
     std::fs::create_dir_all(&cfg.out).map_err(io(&cfg.out))?;
     let lock = swap::lock(&cfg.out)?;
     log_recovery(&cfg.out, &swap::recover(&cfg.out, &lock)?);
@@ -211,7 +217,7 @@ pub fn prepare_extended(
     let result = prepare_into(
         cfg,
         guards,
-        &items,
+        (&items, &plan),
         (&staging_name, extension),
         &lock,
         progress,
@@ -244,7 +250,7 @@ pub fn log_recovery(dataset: &Path, recovery: &Recovery) {
 fn prepare_into(
     cfg: &PrepareConfig,
     guards: &Safeguards,
-    items: &[input::Item],
+    (items, plan): (&[input::Item], &crate::shard::Plan),
     (staging_name, extension): (&str, Option<&mut dyn Extension>),
     lock: &DatasetLock,
     progress: &ProgressBar,
@@ -253,7 +259,7 @@ fn prepare_into(
     let staging = &cfg.out.join(staging_name);
     let jobs = cfg.jobs.max(1);
     progress.set_message("parsing");
-    let outs = parse_all(cfg, guards, items, staging, jobs, progress)?;
+    let outs = parse_all(cfg, guards, (items, &plan.units), staging, jobs, progress)?;
     tracing::debug!(secs = start.elapsed().as_secs_f64(), "parsed");
 
     let mut counts = Counts::default();
@@ -288,6 +294,7 @@ fn prepare_into(
     let input_bytes = inputs.iter().map(|(_, i)| i.bytes).sum();
     let names: HashMap<usize, &str> = inputs.iter().map(|(s, i)| (*s, i.path.as_str())).collect();
 
+    let shard_named = plan.shard.map(|_| named.clone());
     let renames = ids::disambiguate(named);
     for e in &mut index {
         if let Some(r) = renames.get(&e.seq) {
@@ -298,9 +305,21 @@ fn prepare_into(
     index.sort_by(|a, b| (&a.protein_id, a.seq, a.sub).cmp(&(&b.protein_id, b.seq, b.sub)));
     let mut duplicates = Vec::new();
     let mut kept: Vec<IndexEntry> = Vec::with_capacity(index.len());
+    let mut shard_entries = Vec::new();
     for e in index {
+        let duplicate = kept.last().is_some_and(|k| k.protein_id == e.protein_id);
+        if plan.shard.is_some() {
+            shard_entries.push(crate::shard::Entry {
+                original_id: e.original_id.clone(),
+                local_id: e.protein_id.clone(),
+                seq: e.seq,
+                sub: e.sub,
+                kept: !duplicate,
+                original_entry: e.rename.as_ref().map(|r| r.from.clone()),
+            });
+        }
         match kept.last() {
-            Some(k) if k.protein_id == e.protein_id => duplicates.push(Duplicate {
+            Some(k) if duplicate => duplicates.push(Duplicate {
                 protein_id: e.protein_id.clone(),
                 skipped: names.get(&e.seq).copied().unwrap_or_default().to_owned(),
                 kept: names.get(&k.seq).copied().unwrap_or_default().to_owned(),
@@ -311,7 +330,9 @@ fn prepare_into(
     counts.duplicates_skipped = duplicates.len();
     counts.proteins = kept.len();
     let all_failed = counts.files > 0 && counts.files_failed == counts.files;
-    if kept.is_empty() && (all_failed || !guards.allow_empty) {
+    // A shard may hold nothing (few inputs, many shards, or only failing ones): it is still
+    // written, so that `merge` sees every shard.
+    if kept.is_empty() && plan.shard.is_none() && (all_failed || !guards.allow_empty) {
         return Err(nothing_prepared(&cfg.out, &counts, all_failed, &failures));
     }
 
@@ -338,6 +359,19 @@ fn prepare_into(
             })
             .collect();
         staged = ext.stage(staging, &proteins)?;
+    }
+    if let Some(shard) = plan.shard {
+        staged.sections.insert(
+            "shard".into(),
+            crate::shard::section(
+                shard,
+                plan,
+                &shard_entries,
+                shard_named.as_deref().unwrap_or_default(),
+                &inputs.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+                &failures.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            ),
+        );
     }
     let mut new: Vec<&str> = NEW.to_vec();
     for name in staged.tables.keys().chain(&staged.other) {
@@ -427,7 +461,7 @@ fn spill_path(staging: &Path, worker: usize) -> PathBuf {
 fn parse_all(
     cfg: &PrepareConfig,
     guards: &Safeguards,
-    items: &[input::Item],
+    (items, units): (&[input::Item], &[usize]),
     staging: &Path,
     jobs: usize,
     progress: &ProgressBar,
@@ -437,15 +471,20 @@ fn parse_all(
     let rx = Arc::new(Mutex::new(rx));
     std::thread::scope(|s| {
         s.spawn(|| {
-            let mut seq = 0;
+            // A source's order key: its unit's index in the whole plan, then its place in the
+            // unit, so a shard orders its sources as the whole run would.
+            let (mut unit, mut member) = (usize::MAX, 0usize);
             input::read_all(items, guards.max_file_bytes, |src| {
                 if abort.load(Ordering::Relaxed) {
                     return false;
                 }
+                if src.item != unit {
+                    (unit, member) = (src.item, 0);
+                }
+                let seq = crate::shard::order_key(units[src.item], member);
+                member += 1;
                 progress.inc_length(1);
-                let ok = tx.send((seq, src)).is_ok();
-                seq += 1;
-                ok
+                tx.send((seq, src)).is_ok()
             });
             drop(tx);
         });
@@ -566,6 +605,7 @@ fn worker(
                 offset,
                 len: buf.len() as u32,
                 rename: None,
+                original_id: p.protein_id.clone(),
             });
             offset += buf.len() as u64;
         }

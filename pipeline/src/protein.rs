@@ -5,7 +5,7 @@ use crate::residue;
 use crate::structure::{Format, Structure};
 
 /// How structures become proteins; validated by the caller's config.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProteinOptions {
     /// Keep all chains of an entry as one graph (no sequential edges across chains).
     pub whole_entry: bool,
@@ -19,7 +19,7 @@ pub struct ProteinOptions {
     pub plddt_min: Option<f32>,
     /// One protein per file (all its chains, as `whole_entry`), named by the file name up to its
     /// first `_`, TorchDrug's rule for its EC / GO archives (`1A0E-A_11110.pdb` → `1A0E-A`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub file_prefix_ids: bool,
 }
 
@@ -88,7 +88,9 @@ impl ResidueColumns {
 }
 
 /// Why a protein was left out; counted in the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Filtered {
     TooFewResidues,

@@ -32,6 +32,8 @@ pub enum ReadError {
         path: PathBuf,
         source: parquet::errors::ParquetError,
     },
+    #[error("{}: {message}", .path.display())]
+    Inconsistent { path: PathBuf, message: String },
     #[error("{}: schema {found:?}, this fusionprot reads {expected:?}", .path.display())]
     Schema {
         path: PathBuf,

@@ -29,6 +29,7 @@ fn prepare(out: &Path) {
         jobs: 1,
         strict: false,
         only_ids: None,
+        shard: None,
     };
     fusionprot_pipeline::prepare(&cfg, &indicatif::ProgressBar::hidden()).expect("prepare");
 }

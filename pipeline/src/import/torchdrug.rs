@@ -163,6 +163,7 @@ pub fn import_torchdrug(
         jobs: cfg.jobs,
         strict: false,
         only_ids: only.map(Arc::new),
+        shard: None,
     };
     let summary = prepare::prepare_extended(&pcfg, &cfg.safeguards, Some(&mut ext), progress)?;
     drop(src);

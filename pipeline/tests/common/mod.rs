@@ -40,6 +40,7 @@ pub fn try_run(
         jobs,
         strict,
         only_ids: None,
+        shard: None,
     };
     prepare(&cfg, &indicatif::ProgressBar::hidden())
 }
@@ -83,6 +84,7 @@ pub fn try_run_with(
         jobs,
         strict: false,
         only_ids: None,
+        shard: None,
     };
     fusionprot_pipeline::prepare_with(&cfg, guards, &indicatif::ProgressBar::hidden())
 }

@@ -17,6 +17,7 @@ pub fn proteins(dir: &Path) -> Vec<ProteinGraph> {
         jobs: 1,
         strict: false,
         only_ids: None,
+        shard: None,
     };
     fusionprot_pipeline::prepare(&cfg, &indicatif::ProgressBar::hidden()).expect("prepare");
     let mut all: Vec<ProteinGraph> = DatasetGraphs::open(&out)

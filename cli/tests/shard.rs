@@ -296,3 +296,84 @@ fn the_snakefile_prepares_merges_and_splits() {
     let m: serde_json::Value = serde_json::from_slice(&got["manifest.json"]).expect("manifest");
     assert!(m["splits"]["family"].is_object(), "{m}");
 }
+
+/// A one-node Slurm cluster (Debian's slurm-wlm and munge, started here as root by
+/// scripts/slurm-cluster): `workflows/slurm/submit --wait` runs the prepare array and the merge
+/// job; the dataset equals one `prepare` over the sample and the real files, byte for byte.
+/// Skipped, saying so, only where Slurm is not installed or the tests do not run as root.
+#[test]
+fn the_slurm_array_and_merge_equal_one_prepare() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = dir.path().join("cluster");
+    let up = std::process::Command::new(root.join("scripts/slurm-cluster"))
+        .args(["start", s(&cluster)])
+        .output()
+        .expect("slurm-cluster");
+    if up.status.code() == Some(3) {
+        eprintln!(
+            "SKIPPED the_slurm_array_and_merge_equal_one_prepare: {}",
+            text(&up).trim()
+        );
+        return;
+    }
+    struct Stop(PathBuf, PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(&self.0)
+                .args(["stop", s(&self.1)])
+                .output();
+        }
+    }
+    let _stop = Stop(root.join("scripts/slurm-cluster"), cluster.clone());
+    assert!(up.status.success(), "{}", text(&up));
+    let input = inputs(dir.path());
+    let sample = root.join("data/sample");
+    let both = format!("{} {}", s(&sample), s(&input));
+    let single = dir.path().join("single");
+    let o = fusionprot(&[
+        "prepare",
+        s(&sample),
+        s(&input),
+        "--out",
+        s(&single),
+        "-j",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = dir.path().join("slurm");
+    let o = std::process::Command::new("timeout")
+        .arg("600")
+        .arg(root.join("workflows/slurm/submit"))
+        .args([
+            "--inputs",
+            &both,
+            "--out",
+            s(&out),
+            "--shards",
+            "3",
+            "--split",
+            "",
+            "--bin",
+            env!("CARGO_BIN_EXE_fusionprot"),
+            "--wait",
+            "--",
+            "--mem=1G",
+            "--cpus-per-task=1",
+        ])
+        .env("SLURM_CONF", cluster.join("slurm.conf"))
+        .output()
+        .expect("submit");
+    let logs: String = std::fs::read_dir(out.join("logs"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(o.status.success(), "{}\n{logs}", text(&o));
+    assert_eq!(files(&out.join("dataset")), files(&single), "{logs}");
+    for i in 0..3 {
+        assert!(out.join(format!("shards/{i}/manifest.json")).is_file());
+    }
+}

@@ -21,19 +21,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-fn prepare(out: &Path) {
-    let cfg = fusionprot_pipeline::PrepareConfig {
-        inputs: vec![common::sample_dir()],
-        out: out.to_owned(),
-        proteins: Default::default(),
-        jobs: 1,
-        strict: false,
-        only_ids: None,
-        shard: None,
-    };
-    fusionprot_pipeline::prepare(&cfg, &indicatif::ProgressBar::hidden()).expect("prepare");
-}
-
 /// Rewrites `table` as two parts with tiny row groups and pages (cut mid-protein), as a much
 /// larger dataset would be laid out.
 fn recut(dataset: &Path, table: Table, group_rows: usize) {
@@ -96,7 +83,7 @@ fn recut(dataset: &Path, table: Table, group_rows: usize) {
 fn random_access_equals_the_sequential_reader_on_any_layout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ds = dir.path().join("ds");
-    prepare(&ds);
+    common::graphs::prepare_sample(&ds);
     let want: Vec<ProteinGraph> = DatasetGraphs::open(&ds)
         .expect("open")
         .collect::<Result<_, _>>()
@@ -148,7 +135,7 @@ fn random_access_equals_the_sequential_reader_on_any_layout() {
 fn unknown_and_missing_proteins_are_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ds = dir.path().join("ds");
-    prepare(&ds);
+    common::graphs::prepare_sample(&ds);
     let first = DatasetGraphs::open(&ds)
         .expect("open")
         .next()

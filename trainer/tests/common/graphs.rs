@@ -8,11 +8,11 @@ use fusionprot_trainer::load::ModelSpec;
 use fusionprot_trainer::{Device, ModelKind, ProteinGraph};
 use tch::Tensor;
 
-pub fn proteins(dir: &Path) -> Vec<ProteinGraph> {
-    let out = dir.join("dataset");
+/// The bundled sample prepared into `out`.
+pub fn prepare_sample(out: &Path) {
     let cfg = fusionprot_pipeline::PrepareConfig {
         inputs: vec![super::sample_dir()],
-        out: out.clone(),
+        out: out.to_owned(),
         proteins: Default::default(),
         jobs: 1,
         strict: false,
@@ -20,6 +20,11 @@ pub fn proteins(dir: &Path) -> Vec<ProteinGraph> {
         shard: None,
     };
     fusionprot_pipeline::prepare(&cfg, &indicatif::ProgressBar::hidden()).expect("prepare");
+}
+
+pub fn proteins(dir: &Path) -> Vec<ProteinGraph> {
+    let out = dir.join("dataset");
+    prepare_sample(&out);
     let mut all: Vec<ProteinGraph> = DatasetGraphs::open(&out)
         .expect("open")
         .collect::<Result<_, _>>()

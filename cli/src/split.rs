@@ -73,6 +73,17 @@ pub struct SplitArgs {
     /// apart (GraphPart's remedy; they are listed, with split `removed`) instead of failing.
     #[arg(long)]
     remove_to_separate: bool,
+    /// Run only chunk I of N of the all-vs-all search (the queries i ≡ I mod N against all) and
+    /// write its hits to --hits-out; no split is made. For array tasks: then `split --hits` with all N.
+    #[arg(long, value_name = "I/N", value_parser = fusionprot_pipeline::shard::Shard::parse, requires = "hits_out")]
+    search_chunk: Option<fusionprot_pipeline::shard::Shard>,
+    /// Where --search-chunk writes its hits.
+    #[arg(long, value_name = "FILE", requires = "search_chunk")]
+    hits_out: Option<PathBuf>,
+    /// Split with the hits of all N `--search-chunk` files instead of searching here (same result
+    /// as one process; files of other sequences or settings, missing or repeated chunks are refused).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "search_chunk")]
+    hits: Option<Vec<PathBuf>>,
     /// Threads for MMseqs2 and the alignments (default: all cores).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
@@ -178,12 +189,34 @@ impl SplitArgs {
             },
             audit_pairs: self.audit_pairs,
             remove_to_separate: self.remove_to_separate,
+            hits: self.hits.clone(),
         })
     }
 }
 
 pub fn run(args: &SplitArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config()?;
+    if let (Some(chunk), Some(out)) = (args.search_chunk, &args.hits_out) {
+        let c = split::search_chunk(&cfg, chunk, out).with_context(|| {
+            format!(
+                "searching chunk {}/{} of {}",
+                chunk.index,
+                chunk.count,
+                cfg.dataset.display()
+            )
+        })?;
+        println!(
+            "search chunk {}/{} of {}: {} of {} distinct sequences against all, {} hits → {}",
+            chunk.index,
+            chunk.count,
+            cfg.dataset.display(),
+            c.queries,
+            c.sequences,
+            c.hits,
+            c.path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let bar = progress::bar("steps");
     let start = std::time::Instant::now();
     let r =

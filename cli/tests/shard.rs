@@ -245,8 +245,8 @@ fn shards_that_do_not_fit_together_are_refused_before_writing() {
     assert!(text(&o).contains("0 <= I < N"), "{}", text(&o));
 }
 
-/// The shipped Snakefile (Snakemake from PyPI, local executor): 3 shards, merge, split; the
-/// tables equal one `prepare` byte for byte and the split is stored.
+/// The shipped Snakefile (Snakemake from PyPI, local executor): 3 shards, merge, the split's
+/// search in 2 chunks, split; the tables equal one `prepare` byte for byte and the split is stored.
 #[test]
 fn the_snakefile_prepares_merges_and_splits() {
     let snakemake = common::python().with_file_name("snakemake");
@@ -274,6 +274,7 @@ fn the_snakefile_prepares_merges_and_splits() {
             "threads=1",
             &format!("fusionprot={}", env!("CARGO_BIN_EXE_fusionprot")),
             "split=--name family --remove-to-separate",
+            "search_chunks=2",
         ])
         .output()
         .expect("snakemake");
@@ -295,6 +296,10 @@ fn the_snakefile_prepares_merges_and_splits() {
     );
     let m: serde_json::Value = serde_json::from_slice(&got["manifest.json"]).expect("manifest");
     assert!(m["splits"]["family"].is_object(), "{m}");
+    assert_eq!(
+        m["splits"]["family"]["parameters"]["search_chunks"], 2,
+        "{m}"
+    );
 }
 
 /// A one-node Slurm cluster (Debian's slurm-wlm and munge, started here as root by

@@ -114,3 +114,120 @@ fn coverage_options_need_the_aligned_identity() {
         text(&out).1
     );
 }
+
+/// The all-vs-all search as array tasks: three `--search-chunk I/3` runs (each reads the dataset
+/// only) and a split with `--hits` give the same split and certificate as one process; chunk files
+/// that are missing, repeated or searched with other settings are refused and nothing is written.
+#[test]
+fn a_search_in_chunks_splits_as_one_process_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = FamilySpec {
+        families: 12,
+        members: 4,
+        length: (80, 160),
+        member_identity: 0.6,
+        chain_every: 0,
+        chain_identity: 0.0,
+        relative_every: 3,
+        relative_identity: 0.35,
+        partial_every: 4,
+        partial_window: 0.5,
+        partial_share: 0.5,
+        partial_identity: 0.8,
+    };
+    let records: Vec<(String, String)> = synthetic_families(&spec, 11)
+        .into_iter()
+        .map(|s| (s.id, s.sequence))
+        .collect();
+    let ds = dir.path().join("ds");
+    fusionprot_pipeline::split::sequences_dataset(&ds, &records).expect("dataset");
+    let ds_s = ds.to_str().expect("utf8");
+    let common = ["-j", "2", "--fractions", "0.5,0.25,0.25"];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["split", ds_s];
+        args.extend(common);
+        args.extend(extra);
+        fusionprot(&args)
+    };
+    let o = run(&["--name", "one"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let hits: Vec<String> = (0..3)
+        .map(|i| {
+            dir.path()
+                .join(format!("hits-{i}.tsv"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    for (i, h) in hits.iter().enumerate() {
+        let o = run(&["--search-chunk", &format!("{i}/3"), "--hits-out", h]);
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    let lines: usize = hits
+        .iter()
+        .map(|h| std::fs::read_to_string(h).expect("hits").lines().count() - 1)
+        .sum();
+    assert!(lines > 20, "{lines} hits");
+    let mut args = vec!["--name", "chunked", "--hits"];
+    args.extend(hits.iter().map(String::as_str));
+    let o = run(&args);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let rows = fusionprot_pipeline::splits::read_splits(&ds).expect("splits");
+    let of = |name: &str| -> Vec<(String, String, Option<String>, Option<i32>)> {
+        rows.iter()
+            .filter(|r| r.name == name)
+            .map(|r| {
+                (
+                    r.protein_id.clone(),
+                    r.split.clone(),
+                    r.cluster_id.clone(),
+                    r.component_id,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(of("one"), of("chunked"));
+    assert_eq!(of("one").len(), records.len());
+    let manifest = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(ds.join("manifest.json")).expect("m"))
+            .expect("json")
+    };
+    let m = manifest();
+    for key in [
+        "counts",
+        "components",
+        "search_pairs",
+        "cross_split_pairs_checked",
+        "rounds",
+        "max_cross_split",
+        "audit_max",
+    ] {
+        assert_eq!(
+            m["splits"]["one"][key], m["splits"]["chunked"][key],
+            "{key}"
+        );
+    }
+    // Refused before anything is written.
+    let before = std::fs::read(ds.join("manifest.json")).expect("manifest");
+    let other = dir.path().join("other-settings.tsv").display().to_string();
+    let o = run(&["--search-chunk", "2/3", "--hits-out", &other, "-s", "4"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![&hits[0], &hits[1]], "missing chunk 2/3"),
+        (vec![&hits[0], &hits[1], &hits[1], &hits[2]], "given twice"),
+        (vec![&hits[0], &hits[1], &other], "other settings"),
+    ];
+    for (files, why) in cases {
+        let mut args = vec!["--name", "bad", "--hits"];
+        args.extend(files);
+        let o = run(&args);
+        let (out, err) = text(&o);
+        assert!(!o.status.success(), "{why}: split anyway");
+        assert!(err.contains(why), "{why}: {out}\n{err}");
+        assert_eq!(
+            std::fs::read(ds.join("manifest.json")).expect("m"),
+            before,
+            "{why}"
+        );
+    }
+}

@@ -40,6 +40,7 @@ fn config(dataset: &Path) -> SplitConfig {
         split_by: SplitBy::Sequence,
         audit_pairs: 100_000,
         remove_to_separate: false,
+        hits: None,
     }
 }
 

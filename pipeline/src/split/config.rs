@@ -46,6 +46,9 @@ pub struct SplitConfig {
     /// When a family is too large for the train fraction, drop the fewest proteins needed to break
     /// it apart (GraphPart's remedy) instead of failing; dropped proteins get the split `removed`.
     pub remove_to_separate: bool,
+    /// The all-vs-all search's hits, from the N files of `split --search-chunk I/N` (array tasks),
+    /// instead of searching here.
+    pub hits: Option<Vec<PathBuf>>,
 }
 
 /// Errors that stop `split`; nothing is written when one occurs.
@@ -57,6 +60,8 @@ pub enum SplitError {
     Name(String),
     #[error(transparent)]
     Mmseqs(#[from] MmseqsError),
+    #[error("{}: {message}", .path.display())]
+    Hits { path: PathBuf, message: String },
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("{}: {source}", .path.display())]

@@ -9,6 +9,7 @@
 mod align;
 mod assign;
 mod audit;
+mod chunks;
 mod config;
 mod groups;
 mod identity;
@@ -21,6 +22,7 @@ mod separate;
 pub mod synthetic;
 
 pub use align::{PairAlignment, align};
+pub use chunks::{ChunkSummary, search_chunk};
 pub use config::{REMOVED, SPLIT_NAMES, SplitBy, SplitConfig, SplitError};
 pub use identity::Identity;
 pub use output::sequences_dataset;

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::assign::{self, Components};
 use super::config::{SPLIT_NAMES, SplitBy, SplitConfig, SplitError, io};
 use super::report::{IdentityStatement, MaxPair, SplitReport};
-use super::{Identity, PairAlignment, align, audit, groups, output, search, separate};
+use super::{Identity, PairAlignment, align, audit, chunks, groups, output, search, separate};
 use crate::mmseqs::Mmseqs;
 use crate::read;
 use crate::schema::Table;
@@ -55,7 +55,7 @@ pub(super) struct Proteins {
     pub(super) groups: Vec<Option<String>>,
 }
 
-fn load(cfg: &SplitConfig) -> Result<Proteins, SplitError> {
+pub(super) fn load(cfg: &SplitConfig) -> Result<Proteins, SplitError> {
     let batches = read::read_table(&cfg.dataset, Table::Proteins)?;
     let mut p = Proteins {
         ids: Vec::new(),
@@ -90,19 +90,19 @@ fn load(cfg: &SplitConfig) -> Result<Proteins, SplitError> {
     Ok(p)
 }
 
-fn split_in(
-    cfg: &SplitConfig,
-    work: &Path,
-    progress: &ProgressBar,
-) -> Result<SplitReport, SplitError> {
-    progress.set_message("reading proteins");
-    let p = load(cfg)?;
-    // One node per distinct sequence: identical chains are 100% identical and stay together anyway.
+/// One node per distinct sequence (identical chains are 100% identical and stay together anyway),
+/// in order of first appearance: the sequences, how many proteins share each, and each protein's.
+pub(super) struct Nodes<'a> {
+    pub(super) unique: Vec<&'a str>,
+    pub(super) weight: Vec<u32>,
+    pub(super) node_of: Vec<u32>,
+}
+
+pub(super) fn nodes(seqs: &[String]) -> Nodes<'_> {
     let mut seq_index: HashMap<&str, u32> = HashMap::new();
     let mut unique: Vec<&str> = Vec::new();
     let mut weight: Vec<u32> = Vec::new();
-    let node_of: Vec<u32> = p
-        .seqs
+    let node_of: Vec<u32> = seqs
         .iter()
         .map(|s| {
             let i = *seq_index.entry(s.as_str()).or_insert_with(|| {
@@ -114,6 +114,25 @@ fn split_in(
             i
         })
         .collect();
+    Nodes {
+        unique,
+        weight,
+        node_of,
+    }
+}
+
+fn split_in(
+    cfg: &SplitConfig,
+    work: &Path,
+    progress: &ProgressBar,
+) -> Result<SplitReport, SplitError> {
+    progress.set_message("reading proteins");
+    let p = load(cfg)?;
+    let Nodes {
+        unique,
+        weight,
+        node_of,
+    } = nodes(&p.seqs);
 
     // The first protein (by id) of each sequence node names it in the report and as cluster_id.
     let mut first_protein: Vec<usize> = vec![usize::MAX; unique.len()];
@@ -124,16 +143,19 @@ fn split_in(
     let mmseqs_version = mm.version()?;
     progress.set_message("MMseqs2 all-vs-all search");
     let candidate_seq_id = cfg.candidate_seq_id();
-    let hits = search::all_vs_all(
-        &mm,
-        &unique,
-        &cfg.search,
-        cfg.identity.seq_id_mode(),
-        candidate_seq_id,
-        work,
-    )?;
+    let hits = match &cfg.hits {
+        Some(files) => chunks::read_chunks(files, &unique, cfg, &mmseqs_version)?,
+        None => search::all_vs_all(
+            &mm,
+            &unique,
+            &cfg.search,
+            cfg.identity.seq_id_mode(),
+            candidate_seq_id,
+            work,
+        )?,
+    };
     progress.set_message("MMseqs2 clustering");
-    let reps = search::cluster(&mm, unique.len(), cfg, work)?;
+    let reps = search::cluster(&mm, &unique, cfg, work)?;
 
     // Every link, kept as a list so that --remove-to-separate can cut the graph it forms. The
     // search's identity has the definition's denominator (its --seq-id-mode), so a pair MMseqs2
@@ -302,6 +324,7 @@ fn split_in(
             "split_by": cfg.split_by,
             "audit_pairs": cfg.audit_pairs,
             "remove_to_separate": cfg.remove_to_separate,
+            "search_chunks": cfg.hits.as_ref().map(Vec::len),
         }),
         identity: IdentityStatement {
             name: cfg.identity.name(),

@@ -47,12 +47,20 @@ fn options(pairs: &[(&str, String)]) -> Vec<OsString> {
 }
 
 fn write_fasta(seqs: &[&str], path: &Path) -> Result<(), SplitError> {
+    write_named_fasta(seqs.iter().enumerate().map(|(i, s)| (i as u32, *s)), path)
+}
+
+/// Sequences named by their index among all the split's sequences.
+fn write_named_fasta<'a>(
+    seqs: impl Iterator<Item = (u32, &'a str)>,
+    path: &Path,
+) -> Result<(), SplitError> {
     let io = |source| SplitError::Io {
         path: path.to_owned(),
         source,
     };
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-    for (i, s) in seqs.iter().enumerate() {
+    for (i, s) in seqs {
         writeln!(f, ">{i}\n{s}").map_err(io)?;
     }
     f.flush().map_err(io)
@@ -76,7 +84,8 @@ fn index(field: Option<&str>, path: &Path, line: usize) -> Result<u32, SplitErro
 
 /// All-vs-all search of `seqs` against themselves, with no coverage rule (`-c 0`): every pair
 /// MMseqs2 aligns under the E-value cut-off with identity (in `seq_id_mode`) at or above
-/// `min_seq_id`; self hits are dropped.
+/// `min_seq_id`; self hits are dropped. Hits come sorted by (query, target), so that the same
+/// pairs found by chunks of queries ([`chunk_vs_all`]) give the same list.
 pub(crate) fn all_vs_all(
     mm: &Mmseqs,
     seqs: &[&str],
@@ -87,12 +96,49 @@ pub(crate) fn all_vs_all(
 ) -> Result<Vec<Hit>, SplitError> {
     let fasta = work.join("seqs.fasta");
     write_fasta(seqs, &fasta)?;
+    search(mm, &fasta, &fasta, p, seq_id_mode, min_seq_id, work)
+}
+
+/// The queries `i ≡ index (mod count)` against all of `seqs`: one array task's share of
+/// [`all_vs_all`]. MMseqs2 searches each query on its own against the same target database, so the
+/// chunks' hits together are the whole search's.
+pub(crate) fn chunk_vs_all(
+    mm: &Mmseqs,
+    seqs: &[&str],
+    (index, count): (usize, usize),
+    p: &SearchParams,
+    seq_id_mode: u8,
+    min_seq_id: f32,
+    work: &Path,
+) -> Result<Vec<Hit>, SplitError> {
+    let targets = work.join("seqs.fasta");
+    write_fasta(seqs, &targets)?;
+    let queries = work.join("queries.fasta");
+    write_named_fasta(
+        seqs.iter()
+            .enumerate()
+            .filter(|(i, _)| i % count == index)
+            .map(|(i, s)| (i as u32, *s)),
+        &queries,
+    )?;
+    search(mm, &queries, &targets, p, seq_id_mode, min_seq_id, work)
+}
+
+fn search(
+    mm: &Mmseqs,
+    queries: &Path,
+    targets: &Path,
+    p: &SearchParams,
+    seq_id_mode: u8,
+    min_seq_id: f32,
+    work: &Path,
+) -> Result<Vec<Hit>, SplitError> {
     let out = work.join("hits.tsv");
     let tmp = work.join("search-tmp");
     let mut args: Vec<OsString> = vec![
         "easy-search".into(),
-        fasta.clone().into(),
-        fasta.into(),
+        queries.into(),
+        targets.into(),
         out.clone().into(),
         tmp.into(),
     ];
@@ -139,19 +185,38 @@ pub(crate) fn all_vs_all(
             tcov: (num(7)? - num(6)? + 1.0) / num(8)?,
         });
     }
+    sort_hits(&mut hits);
     Ok(hits)
+}
+
+/// Hits in one total order: (query, target), then the numbers' bits.
+pub(crate) fn sort_hits(hits: &mut [Hit]) {
+    hits.sort_by_key(|h| {
+        (
+            h.q,
+            h.t,
+            h.identity.to_bits(),
+            h.qcov.to_bits(),
+            h.tcov.to_bits(),
+        )
+    });
 }
 
 /// `mmseqs easy-cluster` at the split's threshold under its identity definition (`--seq-id-mode`,
 /// and the coverage rule, none for `shorter`): the representative index of every sequence.
 pub(crate) fn cluster(
     mm: &Mmseqs,
-    n: usize,
+    seqs: &[&str],
     cfg: &SplitConfig,
     work: &Path,
 ) -> Result<Vec<u32>, SplitError> {
+    let n = seqs.len();
     let (coverage, cov_mode) = cfg.identity.mmseqs_coverage();
     let fasta = work.join("seqs.fasta");
+    if !fasta.exists() {
+        // Written by the search, unless its hits came from `--search-chunk` files.
+        write_fasta(seqs, &fasta)?;
+    }
     let prefix = work.join("clu");
     let tmp = work.join("cluster-tmp");
     let mut args: Vec<OsString> = vec![

@@ -88,20 +88,18 @@ impl RunLog for Tracked {
         }
     }
 
-    /// One tag per checkpoint (`checkpoint/epoch-NNNN`: path, sha256, epoch, step, metrics, best),
-    /// and `checkpoint/best` naming the best one.
+    /// Into the tracker's `checkpoints` table: step, path, sha256 of the weights, the metrics of
+    /// its evaluation, the best flag (spooled with the metrics while the server is down).
     fn checkpoint(&mut self, r: &CheckpointRecord) {
-        let mut tags = vec![KeyValue {
-            key: format!("checkpoint/{}", r.name),
-            value: serde_json::to_string(r).unwrap_or_default(),
-        }];
-        if r.best {
-            tags.push(KeyValue {
-                key: "checkpoint/best".into(),
-                value: r.name.clone(),
-            });
-        }
-        if let Err(e) = self.client.log_params(&self.run_id, &[], &tags) {
+        let record = serde_json::json!({
+            "run_id": self.run_id,
+            "step": r.step,
+            "path": r.path.display().to_string(),
+            "sha256": r.sha256,
+            "metrics": r.metrics,
+            "is_best": r.best,
+        });
+        if let Err(e) = self.client.log_checkpoint(&record) {
             tracing::warn!(error = %e, "could not record the checkpoint");
         }
     }
@@ -255,6 +253,16 @@ fn run_one(
                 let name = format!("{}-{}-seed{}", cfg.model.kind, cfg.data.task, cfg.seed);
                 let id = client.create_run(&args.experiment, &name, &tags)?;
                 std::fs::write(&run_file, &id)?;
+                let dataset_name = cfg
+                    .data
+                    .dataset
+                    .file_name()
+                    .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
+                if let Err(e) =
+                    client.link_dataset(&id, &dataset_name, &cfg.data.dataset, &cfg.data.split)
+                {
+                    tracing::warn!(error = %e, "could not link the dataset to the run (its content hash is a tag)");
+                }
                 id
             };
             Some(Tracked { client, run_id })

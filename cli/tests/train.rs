@@ -558,6 +558,36 @@ print("ok")
         "{}",
         text(&q)
     );
+    // The checkpoints spooled with the metrics replay too: one per evaluation of each run, each
+    // with its weights' sha256; the http run's dataset is registered by its manifest and linked.
+    let q = fusionprot(&[
+        "query",
+        "--db",
+        s(&db),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n, count(DISTINCT run_uuid) AS runs, min(length(sha256)) AS sha FROM checkpoints",
+    ]);
+    assert!(q.status.success(), "{}", text(&q));
+    assert!(
+        String::from_utf8_lossy(&q.stdout).contains("2,2,64"),
+        "{}",
+        text(&q)
+    );
+    let q = fusionprot(&[
+        "query",
+        "--db",
+        s(&db),
+        "--format",
+        "csv",
+        "SELECT count(*) FROM run_datasets",
+    ]);
+    assert!(q.status.success(), "{}", text(&q));
+    assert!(
+        String::from_utf8_lossy(&q.stdout).contains("\n1"),
+        "{}",
+        text(&q)
+    );
     drop(server);
 }
 
@@ -565,8 +595,9 @@ print("ok")
 /// over 1000 residues so its pairs are windowed): pairs trained through two forward passes,
 /// AUROC / AUPR per evaluation, selection on valid AUROC, `evaluate` reproducing the best test
 /// predictions; `--set` overrides are applied and kept in the run's resolved config (absolute
-/// paths, so `--resume` works from another directory); checkpoints recorded as tags with their
-/// sha256 and the predictions stored as an artifact beside the local tracker database.
+/// paths, so `--resume` works from another directory); checkpoints recorded in the tracker with
+/// their sha256 and metrics, the dataset linked, the predictions stored as an artifact beside the
+/// local tracker database.
 #[test]
 fn msp_pairs_train_with_overrides_checkpoint_tags_and_artifacts() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -674,41 +705,59 @@ fn msp_pairs_train_with_overrides_checkpoint_tags_and_artifacts() {
         (scored["auroc [label]"].as_f64().expect("auroc") - at_best).abs() < 1e-12,
         "{scored} vs {at_best}"
     );
-    // Tracked: a tag per checkpoint with the sha256 of its weights, the best one named, and the
-    // predictions as an artifact under the database's folder.
+    // Tracked: every checkpoint in the tracker's checkpoints table with the sha256 of its weights
+    // and its metrics, the best one flagged; the dataset registered and linked; the predictions as
+    // an artifact under the database's folder.
     let q = fusionprot(&[
         "query",
         "--db",
         s(&db),
         "--format",
         "json",
-        "SELECT t.key, t.value, r.artifact_uri FROM tags t JOIN runs r USING (run_uuid) \
-         WHERE t.key LIKE 'checkpoint/%' ORDER BY t.key",
+        "SELECT c.step, c.path, c.sha256, c.is_best, c.metrics_json, r.artifact_uri FROM checkpoints c \
+         JOIN runs r USING (run_uuid) ORDER BY c.checkpoint_id",
     ]);
     assert!(q.status.success(), "{}", text(&q));
     let rows: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
     let rows = rows["rows"].as_array().expect("rows").clone();
-    let best_name = format!("epoch-{best_epoch:04}");
-    let tag = rows
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let best_row = rows
         .iter()
-        .find(|r| r[0] == format!("checkpoint/{best_name}"))
-        .expect("best checkpoint tag");
-    let record: serde_json::Value =
-        serde_json::from_str(tag[1].as_str().expect("value")).expect("record");
+        .find(|r| {
+            r[1].as_str()
+                .is_some_and(|p| p.ends_with(&format!("epoch-{best_epoch:04}")))
+        })
+        .expect("the best checkpoint");
     let weights = std::fs::read(ckpt.join("model.safetensors")).expect("weights");
     let sha = {
         use sha2::Digest;
         format!("{:x}", sha2::Sha256::digest(&weights))
     };
-    assert_eq!(record["sha256"], sha.as_str(), "{record}");
-    assert_eq!(record["best"], true);
-    assert!(record["metrics"]["valid/auroc"].is_number(), "{record}");
-    assert!(
-        rows.iter()
-            .any(|r| r[0] == "checkpoint/best" && r[1] == best_name.as_str()),
+    assert_eq!(best_row[2], sha.as_str(), "{best_row:?}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(best_row[4].as_str().expect("metrics")).expect("metrics json");
+    assert!(metrics["valid/auroc"].is_number(), "{metrics}");
+    // The tracker keeps one best: the latest checkpoint logged as best.
+    assert_eq!(
+        rows.iter().filter(|r| r[3] == 1 || r[3] == true).count(),
+        1,
         "{rows:?}"
     );
-    let uri = tag[2].as_str().expect("uri");
+    let q = fusionprot(&[
+        "query",
+        "--db",
+        s(&db),
+        "--format",
+        "csv",
+        "SELECT d.name, l.context FROM run_datasets l JOIN datasets d USING (dataset_id)",
+    ]);
+    assert!(q.status.success(), "{}", text(&q));
+    assert!(
+        String::from_utf8_lossy(&q.stdout).contains("msp,official"),
+        "{}",
+        text(&q)
+    );
+    let uri = rows[0][5].as_str().expect("uri");
     let rel = uri
         .strip_prefix("mlflow-artifacts:")
         .expect("mlflow-artifacts uri");

@@ -389,6 +389,63 @@ impl Client {
         Ok(())
     }
 
+    /// Records a checkpoint of a run (`checkpoints` table: step, path, sha256, metrics, best flag);
+    /// spooled like metrics while the server is down.
+    ///
+    /// # Errors
+    /// A refusal from the server.
+    pub fn log_checkpoint(&mut self, checkpoint: &Value) -> Result<(), TrackerError> {
+        self.submit(json!({ "op": "log-checkpoint", "body": checkpoint }))?;
+        Ok(())
+    }
+
+    /// Registers the dataset at `dataset` (by its manifest; with `sqlite:///` by its path, so SQL
+    /// reads its tables) under `name` and links it to the run. Not spooled: it needs the registry's
+    /// answer.
+    ///
+    /// # Errors
+    /// No readable manifest, an unreachable server, a refusal.
+    pub fn link_dataset(
+        &mut self,
+        run_id: &str,
+        name: &str,
+        dataset: &std::path::Path,
+        context: &str,
+    ) -> Result<String, TrackerError> {
+        if !self.spool_drained()? {
+            return Err(TrackerError::invalid(
+                "tracking server unreachable: the dataset is not linked",
+            ));
+        }
+        let mut body = json!({ "name": name });
+        if matches!(self.backend, Backend::Local { .. }) {
+            body["path"] = json!(dataset.display().to_string());
+        } else {
+            let path = dataset.join("manifest.json");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| TrackerError::invalid(format!("{}: {e}", path.display())))?;
+            body["manifest"] = serde_json::from_str(&text)
+                .map_err(|e| TrackerError::invalid(format!("{}: {e}", path.display())))?;
+        }
+        let registered = self
+            .send(&json!({ "op": "register-dataset", "body": body }))
+            .map_err(|e| {
+                e.unwrap_or_else(|| TrackerError::invalid("tracking server unreachable"))
+            })?;
+        let id = registered["dataset_id"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| registered["dataset_id"].as_i64().map(|i| i.to_string()))
+            .ok_or_else(|| TrackerError::invalid(format!("no dataset_id in {registered}")))?;
+        let mut op = json!({ "op": "link-dataset",
+            "body": { "run_id": run_id, "dataset_id": id, "context": context } });
+        self.map_run_ids(&mut op);
+        self.send(&op).map_err(|e| {
+            e.unwrap_or_else(|| TrackerError::invalid("tracking server unreachable"))
+        })?;
+        Ok(id)
+    }
+
     /// Replays the spool file; stops at the first operation the server cannot be reached for.
     ///
     /// # Errors
@@ -411,6 +468,9 @@ pub(super) fn route(op: &Value) -> (&'static str, &'static str) {
         "get-experiment-by-name" => ("GET", "/api/2.0/mlflow/experiments/get-by-name"),
         "create-experiment" => ("POST", "/api/2.0/mlflow/experiments/create"),
         "search-runs" => ("POST", "/api/2.0/mlflow/runs/search"),
+        "log-checkpoint" => ("POST", "/api/fusionprot/checkpoints/log"),
+        "register-dataset" => ("POST", "/api/fusionprot/datasets/register"),
+        "link-dataset" => ("POST", "/api/fusionprot/runs/link-dataset"),
         _ => ("POST", "/api/2.0/mlflow/runs/log-batch"),
     }
 }
@@ -454,6 +514,26 @@ async fn local(store: &Store, op: &Value) -> Result<Value, TrackerError> {
                 tags: field(b, "tags")?,
             };
             store.log_batch(&s("run_id"), &batch).await?;
+            Ok(json!({}))
+        }
+        "log-checkpoint" => {
+            let c: crate::registry::CheckpointIn = serde_json::from_value(b.clone())
+                .map_err(|e| TrackerError::invalid(format!("checkpoint: {e}")))?;
+            Ok(json!({ "checkpoint_id": store.log_checkpoint(&c).await? }))
+        }
+        "register-dataset" => {
+            store
+                .register_dataset(
+                    &s("name"),
+                    b["path"].as_str(),
+                    b.get("manifest").filter(|m| !m.is_null()),
+                )
+                .await
+        }
+        "link-dataset" => {
+            store
+                .link_dataset(&s("run_id"), &s("dataset_id"), &s("context"))
+                .await?;
             Ok(json!({}))
         }
         other => Err(TrackerError::invalid(format!(

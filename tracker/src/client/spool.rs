@@ -129,6 +129,15 @@ fn check_op(op: &Value) -> Result<&'static str, String> {
             }
             Ok("log-batch")
         }
+        "log-checkpoint" => {
+            text(body, "run_id")?;
+            if body.get("path").and_then(Value::as_str).is_none()
+                && body.get("artifact_path").and_then(Value::as_str).is_none()
+            {
+                return Err("a checkpoint without \"path\" or \"artifact_path\"".into());
+            }
+            Ok("log-checkpoint")
+        }
         other => Err(format!("unknown operation {other:?}")),
     }
 }

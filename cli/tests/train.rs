@@ -94,15 +94,17 @@ fn run_until_first_checkpoint(
 }
 
 fn metrics(db: &Path) -> String {
-    let o = fusionprot(&[
-        "query",
-        "--db",
-        s(db),
-        "--format",
+    sql(
+        db,
         "csv",
         "SELECT r.run_name, m.key, m.step, m.value FROM metrics m JOIN runs r USING (run_uuid) \
          WHERE m.key LIKE 'valid/%' OR m.key LIKE 'test%' OR m.key = 'train/loss' ORDER BY r.run_name, m.key, m.step",
-    ]);
+    )
+}
+
+/// One query over the tracker's database, as `format` (csv, json).
+fn sql(db: &Path, format: &str, query: &str) -> String {
+    let o = fusionprot(&["query", "--db", s(db), "--format", format, query]);
     assert!(o.status.success(), "{}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -344,18 +346,14 @@ evaluate_train = true",
                 .is_dir()
         );
     }
-    let q = fusionprot(&[
-        "query",
-        "--db",
-        s(&db),
-        "--format",
+    let q = sql(
+        &db,
         "csv",
         "SELECT r.run_name, g.value AS grp, t.value AS seed FROM runs r \
          JOIN tags g ON g.run_uuid = r.run_uuid AND g.key = 'group' \
          JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'seed' ORDER BY seed",
-    ]);
-    assert!(q.status.success(), "{}", text(&q));
-    let rows = String::from_utf8_lossy(&q.stdout).into_owned();
+    );
+    let rows = q;
     let group = s(&out);
     assert!(
         rows.contains(&format!("fusionprot-ec-seed1,{group},1")),
@@ -544,50 +542,22 @@ print("ok")
     assert!(spool.is_file(), "no spool written");
     let o = fusionprot(&["sync", s(&spool), "--tracking-uri", &uri]);
     assert!(o.status.success(), "{}", text(&o));
-    let q = fusionprot(&[
-        "query",
-        "--db",
-        s(&db),
-        "--format",
+    let q = sql(
+        &db,
         "csv",
         "SELECT count(DISTINCT r.run_uuid) AS runs, count(*) AS points FROM metrics m JOIN runs r USING (run_uuid) WHERE m.key = 'valid/f1_max'",
-    ]);
-    assert!(q.status.success(), "{}", text(&q));
-    assert!(
-        String::from_utf8_lossy(&q.stdout).contains("2,2"),
-        "{}",
-        text(&q)
     );
+    assert!(q.contains("2,2"), "{}", q);
     // The checkpoints spooled with the metrics replay too: one per evaluation of each run, each
     // with its weights' sha256; the http run's dataset is registered by its manifest and linked.
-    let q = fusionprot(&[
-        "query",
-        "--db",
-        s(&db),
-        "--format",
+    let q = sql(
+        &db,
         "csv",
         "SELECT count(*) AS n, count(DISTINCT run_uuid) AS runs, min(length(sha256)) AS sha FROM checkpoints",
-    ]);
-    assert!(q.status.success(), "{}", text(&q));
-    assert!(
-        String::from_utf8_lossy(&q.stdout).contains("2,2,64"),
-        "{}",
-        text(&q)
     );
-    let q = fusionprot(&[
-        "query",
-        "--db",
-        s(&db),
-        "--format",
-        "csv",
-        "SELECT count(*) FROM run_datasets",
-    ]);
-    assert!(q.status.success(), "{}", text(&q));
-    assert!(
-        String::from_utf8_lossy(&q.stdout).contains("\n1"),
-        "{}",
-        text(&q)
-    );
+    assert!(q.contains("2,2,64"), "{}", q);
+    let q = sql(&db, "csv", "SELECT count(*) FROM run_datasets");
+    assert!(q.contains("\n1"), "{}", q);
     drop(server);
 }
 
@@ -708,17 +678,13 @@ fn msp_pairs_train_with_overrides_checkpoint_tags_and_artifacts() {
     // Tracked: every checkpoint in the tracker's checkpoints table with the sha256 of its weights
     // and its metrics, the best one flagged; the dataset registered and linked; the predictions as
     // an artifact under the database's folder.
-    let q = fusionprot(&[
-        "query",
-        "--db",
-        s(&db),
-        "--format",
+    let q = sql(
+        &db,
         "json",
         "SELECT c.step, c.path, c.sha256, c.is_best, c.metrics_json, r.artifact_uri FROM checkpoints c \
          JOIN runs r USING (run_uuid) ORDER BY c.checkpoint_id",
-    ]);
-    assert!(q.status.success(), "{}", text(&q));
-    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
+    );
+    let rows: serde_json::Value = serde_json::from_str(&q).expect("json");
     let rows = rows["rows"].as_array().expect("rows").clone();
     assert_eq!(rows.len(), 2, "{rows:?}");
     let best_row = rows
@@ -743,20 +709,12 @@ fn msp_pairs_train_with_overrides_checkpoint_tags_and_artifacts() {
         1,
         "{rows:?}"
     );
-    let q = fusionprot(&[
-        "query",
-        "--db",
-        s(&db),
-        "--format",
+    let q = sql(
+        &db,
         "csv",
         "SELECT d.name, l.context FROM run_datasets l JOIN datasets d USING (dataset_id)",
-    ]);
-    assert!(q.status.success(), "{}", text(&q));
-    assert!(
-        String::from_utf8_lossy(&q.stdout).contains("msp,official"),
-        "{}",
-        text(&q)
     );
+    assert!(q.contains("msp,official"), "{}", q);
     let uri = rows[0][5].as_str().expect("uri");
     let rel = uri
         .strip_prefix("mlflow-artifacts:")

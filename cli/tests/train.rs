@@ -511,10 +511,23 @@ hist = c.get_metric_history(sys.argv[2], "valid/f1_max")
 assert len(hist) == 1 and hist[0].value == r.data.metrics["valid/f1_max"], hist
 assert "test_at_best_valid/f1_max" in r.data.metrics, r.data.metrics
 assert len(c.get_metric_history(sys.argv[2], "train/loss")) >= 2
+names = sorted(f.path for f in c.list_artifacts(sys.argv[2]))
+assert names == ["summary.json", "test-predictions-best.parquet"], names
+got = c.download_artifacts(sys.argv[2], "test-predictions-best.parquet", sys.argv[3])
+assert open(got, "rb").read() == open(sys.argv[4], "rb").read(), "artifact bytes differ"
 print("ok")
 "#;
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).expect("mkdir");
     let o = std::process::Command::new(common::python())
-        .args(["-c", code, &uri, run_id.trim()])
+        .args([
+            "-c",
+            code,
+            &uri,
+            run_id.trim(),
+            s(&downloads),
+            s(&run.join("test-predictions-best.parquet")),
+        ])
         .output()
         .expect("python");
     assert!(

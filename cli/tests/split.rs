@@ -159,10 +159,39 @@ fn a_search_in_chunks_splits_as_one_process_does() {
                 .to_string()
         })
         .collect();
-    for (i, h) in hits.iter().enumerate() {
-        let o = run(&["--search-chunk", &format!("{i}/3"), "--hits-out", h]);
-        assert!(o.status.success(), "{:?}", text(&o));
-    }
+    // Chunks only read the dataset: every file in it is as it was, and no lock is taken, so
+    // array tasks can run side by side (two at once here).
+    let listing = |dir: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("dir") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    v.push((p.display().to_string(), std::fs::read(&p).expect("read")));
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    let before = listing(&ds);
+    std::thread::scope(|sc| {
+        let tasks: Vec<_> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                sc.spawn(move || run(&["--search-chunk", &format!("{i}/3"), "--hits-out", h]))
+            })
+            .collect();
+        for t in tasks {
+            let o = t.join().expect("chunk");
+            assert!(o.status.success(), "{:?}", text(&o));
+        }
+    });
+    assert_eq!(listing(&ds), before, "a chunk wrote into the dataset");
     let lines: usize = hits
         .iter()
         .map(|h| std::fs::read_to_string(h).expect("hits").lines().count() - 1)

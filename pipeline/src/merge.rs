@@ -315,13 +315,13 @@ pub fn merge(
             message: format!("parameters: {e}"),
         })?;
 
-    std::fs::create_dir_all(out).map_err(|e| prepare_io(out, e))?;
+    std::fs::create_dir_all(out).map_err(prepare::io(out))?;
     let lock = swap::lock(out).map_err(PrepareError::from)?;
     prepare::log_recovery(out, &swap::recover(out, &lock).map_err(PrepareError::from)?);
     swap::remove_stale(out, &lock).map_err(PrepareError::from)?;
     let staging_name = format!(".staging-{}", std::process::id());
     let staging = out.join(&staging_name);
-    std::fs::create_dir_all(&staging).map_err(|e| prepare_io(&staging, e))?;
+    std::fs::create_dir_all(&staging).map_err(prepare::io(&staging))?;
     let result = (|| {
         let tables = write(&loaded, &kept, &staging, progress, &mut counts)?;
         let manifest = Manifest {
@@ -344,7 +344,7 @@ pub fn merge(
             extra: serde_json::Map::new(),
         };
         let path = staging.join("manifest.json");
-        manifest.write(&path).map_err(|e| prepare_io(&path, e))?;
+        manifest.write(&path).map_err(prepare::io(&path))?;
         prepare::commit(out, &staging_name, &lock, &NEW)?;
         Ok::<(), MergeError>(())
     })();
@@ -356,13 +356,6 @@ pub fn merge(
         shards: loaded.len(),
         counts,
         elapsed_secs: start.elapsed().as_secs_f64(),
-    })
-}
-
-fn prepare_io(path: &Path, source: std::io::Error) -> MergeError {
-    MergeError::Prepare(PrepareError::Io {
-        path: path.to_owned(),
-        source,
     })
 }
 

@@ -126,7 +126,7 @@ pub enum PrepareError {
     Extension(Box<dyn std::error::Error + Send + Sync>),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
     move |source| PrepareError::Io {
         path: path.to_owned(),
         source,

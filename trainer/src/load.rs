@@ -153,6 +153,15 @@ pub fn build(spec: &ModelSpec) -> Result<Loaded, ModelError> {
 }
 
 fn file_provenance(path: &std::path::Path) -> Result<serde_json::Value, ModelError> {
+    let (bytes, digest) = sha256_file(path)?;
+    Ok(json!({ "path": path.display().to_string(), "bytes": bytes, "sha256": digest }))
+}
+
+/// A file's size and sha256 (hex), read once.
+///
+/// # Errors
+/// An unreadable file.
+pub(crate) fn sha256_file(path: &std::path::Path) -> Result<(u64, String), ModelError> {
     use sha2::{Digest, Sha256};
     let mut f = std::fs::File::open(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
@@ -163,8 +172,7 @@ fn file_provenance(path: &std::path::Path) -> Result<serde_json::Value, ModelErr
         path: path.to_path_buf(),
         source,
     })?;
-    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(json!({ "path": path.display().to_string(), "bytes": bytes, "sha256": digest }))
+    Ok((bytes, format!("{:x}", h.finalize())))
 }
 
 /// Parses `cpu`, `cuda` or `cuda:N`, checking that CUDA is there.

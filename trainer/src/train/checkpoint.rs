@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::adamw::AdamW;
 use super::plateau::Plateau;
@@ -78,23 +77,6 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> 
         })
 }
 
-/// The sha256 of a file, hex.
-///
-/// # Errors
-/// Unreadable file.
-pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
-    let mut f = std::fs::File::open(path).map_err(|source| ModelError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|source| ModelError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(format!("{:x}", h.finalize()))
-}
-
 /// The folder name of the best evaluation's checkpoint.
 pub fn best_name(state: &State) -> Option<String> {
     state
@@ -137,7 +119,7 @@ pub(crate) fn save(
     opt.save(&tmp.join("optimizer.safetensors"))?;
     let text = serde_json::to_string_pretty(state).map_err(|e| ModelError::Input(e.to_string()))?;
     std::fs::write(tmp.join("state.json"), text).map_err(io(&tmp))?;
-    let sha256 = sha256_file(&tmp.join("model.safetensors"))?;
+    let (_, sha256) = crate::load::sha256_file(&tmp.join("model.safetensors"))?;
     let target = dir.join(&name);
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(io(&target))?;

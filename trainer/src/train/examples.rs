@@ -62,6 +62,18 @@ pub struct TaskData {
 }
 
 impl TaskData {
+    /// The task with each part's examples sorted by id.
+    fn sorted(task: &str, labels: usize, mut parts: BTreeMap<String, Vec<Example>>) -> Self {
+        for v in parts.values_mut() {
+            v.sort_by(|a, b| a.id().cmp(b.id()));
+        }
+        TaskData {
+            task: task.to_owned(),
+            labels,
+            parts,
+        }
+    }
+
     /// Whether this is the MSP pair task.
     pub fn is_pairs(&self) -> bool {
         self.task == "msp"
@@ -210,14 +222,7 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
             )));
         }
     }
-    for v in parts.values_mut() {
-        v.sort_by(|a, b| a.id().cmp(b.id()));
-    }
-    Ok(TaskData {
-        task: task.to_owned(),
-        labels,
-        parts,
-    })
+    Ok(TaskData::sorted(task, labels, parts))
 }
 
 /// MSP: every pair of `pairs/v1` whose mutant the split puts in train / valid / test.
@@ -270,12 +275,5 @@ fn load_pairs(
             "split {split_name:?} puts no mutant of a pair in train, valid or test"
         )));
     }
-    for v in parts.values_mut() {
-        v.sort_by(|a, b| a.id().cmp(b.id()));
-    }
-    Ok(TaskData {
-        task: task.to_owned(),
-        labels,
-        parts,
-    })
+    Ok(TaskData::sorted(task, labels, parts))
 }

@@ -15,8 +15,14 @@ use crate::remote;
 /// Where the tracker's data is: the local database file, or a running server.
 #[derive(Debug, Args)]
 pub struct TrackerTarget {
-    /// The tracker database, opened directly.
-    #[arg(long, default_value = "fusionprot.db", conflicts_with = "tracker")]
+    /// The tracker database, opened directly: a SQLite file or a postgres:// URL.
+    #[arg(
+        long,
+        env = "FUSIONPROT_DB",
+        hide_env_values = true,
+        default_value = "fusionprot.db",
+        conflicts_with = "tracker"
+    )]
     pub db: PathBuf,
     /// A running tracker (http://HOST:PORT) instead of the local database.
     #[arg(long)]
@@ -33,7 +39,10 @@ impl TrackerTarget {
         create: bool,
         work: impl AsyncFnOnce(fusionprot_tracker::Store) -> Result<T, fusionprot_tracker::TrackerError>,
     ) -> Result<T> {
-        if !create && !self.db.is_file() {
+        let db = self.db.display().to_string();
+        let postgres = fusionprot_tracker::store::Dialect::of(&db)
+            == fusionprot_tracker::store::Dialect::Postgres;
+        if !create && !postgres && !self.db.is_file() {
             bail!(
                 "{}: no tracker database here (give --db FILE or --tracker URL)",
                 self.db.display()
@@ -42,7 +51,6 @@ impl TrackerTarget {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let db = self.db.display().to_string();
         Ok(rt.block_on(async {
             let store =
                 fusionprot_tracker::Store::open(&db, fusionprot_tracker::Durability::Normal)

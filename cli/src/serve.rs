@@ -1,4 +1,4 @@
-//! `fusionprot serve`: the tracking server (MLflow REST API on SQLite).
+//! `fusionprot serve`: the tracking server (MLflow REST API on SQLite or PostgreSQL).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,17 +9,27 @@ use fusionprot_tracker::{Durability, ServeConfig};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SyncArg {
-    /// WAL + synchronous=NORMAL: acknowledged writes survive a killed server.
+    /// SQLite: WAL + synchronous=NORMAL, acknowledged writes survive a killed server.
+    /// PostgreSQL: synchronous_commit=on, every commit flushed by the server.
     Normal,
-    /// synchronous=FULL: also survive an OS crash or power loss (an fsync per commit).
+    /// SQLite: synchronous=FULL, also survive an OS crash or power loss (an fsync per commit).
+    /// PostgreSQL: the same as normal, which already survives those.
     Full,
 }
 
-/// Serve run tracking over MLflow's REST API, backed by SQLite.
+/// Serve run tracking over MLflow's REST API, backed by SQLite or PostgreSQL.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The SQLite database (created and migrated at start).
-    #[arg(long, default_value = "fusionprot.db")]
+    /// The database: a SQLite file (created and migrated at start), or an existing PostgreSQL
+    /// database as postgres://USER[:PASSWORD]@HOST[:PORT]/DB (migrated at start; a Unix socket
+    /// with ?host=/run/postgresql). Give a URL with a password through FUSIONPROT_DB rather than
+    /// the command line.
+    #[arg(
+        long,
+        env = "FUSIONPROT_DB",
+        hide_env_values = true,
+        default_value = "fusionprot.db"
+    )]
     pub db: PathBuf,
     /// Address to listen on. Non-loopback addresses need --token (or --insecure).
     #[arg(long, default_value = "127.0.0.1:5000")]
@@ -62,7 +72,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let db = args.db.display().to_string();
+    let db = fusionprot_tracker::store::redacted(&args.db.display().to_string());
     runtime
         .block_on(fusionprot_tracker::serve(cfg, |addr| {
             // A closed stdout (a supervisor that stopped reading) must not stop the server.

@@ -2,6 +2,8 @@
 //! scripts/setup), plus start-up refusals and a clean shutdown on SIGTERM.
 
 mod common;
+#[path = "../../tracker/tests/pg/mod.rs"]
+mod pg;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -51,16 +53,15 @@ pub fn http(
     (status, body)
 }
 
-#[test]
-fn the_mlflow_client_logs_searches_and_reads_back() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), &[]);
+/// The real mlflow client's suite against a server on `db` (a file or a postgres:// URL).
+fn mlflow_suite(dir: &Path, db: &str) {
+    let server = common::serve(dir, db, &[]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/mlflow_client.py");
     let out = Command::new(common::python())
         .arg(&script)
         .arg(format!("http://{}", server.addr))
-        .arg(dir.path().join("fp.db"))
-        .arg(dir.path().join("artifacts"))
+        .arg(db)
+        .arg(dir.join("artifacts"))
         .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         .env("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
         .env("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -76,6 +77,21 @@ fn the_mlflow_client_logs_searches_and_reads_back() {
         String::from_utf8_lossy(&out.stdout).trim().lines().last(),
         Some("ok")
     );
+}
+
+#[test]
+fn the_mlflow_client_logs_searches_and_reads_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mlflow_suite(dir.path(), dir.path().join("fp.db").to_str().expect("utf8"));
+}
+
+#[test]
+fn the_mlflow_client_suite_passes_on_postgres_too() {
+    let Some(pg) = pg::Pg::start("the_mlflow_client_suite_passes_on_postgres_too") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    mlflow_suite(dir.path(), &pg.database("suite"));
 }
 
 #[test]
@@ -280,12 +296,17 @@ fn finish(child: Child) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-fn stored_points(db: &Path) -> (i64, i64) {
+/// (points of metric `m`, distinct run × step of them) as stored in `db` (a file or a URL).
+fn stored_points(db: &str) -> (i64, i64) {
     let out = Command::new(common::python())
         .args([
             "-c",
-            "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); \
-             print(c.execute(\"SELECT count(*), count(DISTINCT run_uuid || ':' || step) FROM metrics WHERE key='m'\").fetchone())",
+            "import sys\n\
+             q = \"SELECT count(*), count(DISTINCT run_uuid || ':' || step) FROM metrics WHERE key='m'\"\n\
+             if sys.argv[1].startswith('postgres'):\n\
+             \timport psycopg2; c = psycopg2.connect(sys.argv[1]).cursor(); c.execute(q); print(c.fetchone())\n\
+             else:\n\
+             \timport sqlite3; print(sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True).execute(q).fetchone())",
         ])
         .arg(db)
         .output()
@@ -297,27 +318,33 @@ fn stored_points(db: &Path) -> (i64, i64) {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
+    assert_eq!(
+        nums.len(),
+        2,
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (nums[0], nums[1])
 }
 
-#[test]
-fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
-    // 32 clients × 10,000 points, in log-batch requests of 100, all at once.
+/// 32 clients × 10,000 points, in log-batch requests of 100, all at once; then the same with
+/// the server killed (-9) mid-way and restarted on the same port. `db()` gives a fresh database.
+fn concurrent_clients(mut db: impl FnMut() -> String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), &[]);
+    let first = db();
+    let server = common::serve(dir.path(), &first, &[]);
     let summary = finish(load(&server.addr, 32, 10_000));
     assert_eq!(summary["points"], 320_000, "{summary}");
-    assert_eq!(stored_points(&dir.path().join("fp.db")), (320_000, 320_000));
+    assert_eq!(stored_points(&first), (320_000, 320_000));
     eprintln!("32 × 10,000 points: {summary}");
     drop(server);
 
-    // The same with the server killed (-9) mid-way and restarted on the same port.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = start(dir.path(), &[]);
+    let db = db();
+    let mut server = common::serve(dir.path(), &db, &[]);
     let addr = server.addr.clone();
     let child = load(&addr, 32, 10_000);
     // Kill once a part of the load is stored, so the kill lands mid-load (checked below).
-    let db = dir.path().join("fp.db");
     let waited = std::time::Instant::now();
     while stored_points(&db).0 < 20_000 {
         assert!(
@@ -343,8 +370,7 @@ fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
     let mut restarted = None;
     for _ in 0..50 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-            .args(["serve", "--addr", &addr, "--db"])
-            .arg(dir.path().join("fp.db"))
+            .args(["serve", "--addr", &addr, "--db", &db])
             .arg("--artifacts")
             .arg(dir.path().join("artifacts"))
             .stdout(Stdio::piped())
@@ -369,5 +395,29 @@ fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
         summary["retries"].as_u64().is_some_and(|r| r > 0),
         "clients must have retried across the outage: {summary}"
     );
-    assert_eq!(stored_points(&dir.path().join("fp.db")), (320_000, 320_000));
+    assert_eq!(stored_points(&db), (320_000, 320_000));
+}
+
+#[test]
+fn concurrent_clients_lose_and_duplicate_nothing_even_across_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut n = 0;
+    concurrent_clients(|| {
+        n += 1;
+        dir.path().join(format!("fp{n}.db")).display().to_string()
+    });
+}
+
+#[test]
+fn concurrent_clients_lose_and_duplicate_nothing_on_postgres_either() {
+    let Some(pg) =
+        pg::Pg::start("concurrent_clients_lose_and_duplicate_nothing_on_postgres_either")
+    else {
+        return;
+    };
+    let mut n = 0;
+    concurrent_clients(|| {
+        n += 1;
+        pg.database(&format!("load{n}"))
+    });
 }

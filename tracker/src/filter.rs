@@ -8,6 +8,7 @@
 //! MLflow. Nothing of the input is spliced into SQL: keys and values are bound.
 
 use crate::error::TrackerError;
+use crate::store::Dialect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -290,26 +291,9 @@ fn experiment_attribute(key: &str) -> Option<(&'static str, bool)> {
     })
 }
 
-/// LIKE pattern → GLOB pattern, so that matching is case-sensitive (SQLite's LIKE is not).
-fn like_to_glob(p: &str) -> String {
-    let mut out = String::new();
-    for ch in p.chars() {
-        match ch {
-            '%' => out.push('*'),
-            '_' => out.push('?'),
-            '*' | '?' | '[' => {
-                out.push('[');
-                out.push(ch);
-                out.push(']');
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `expr OP value` for a string-valued expression.
 fn string_cond(
+    dialect: Dialect,
     expr: &str,
     op: &str,
     value: &Value,
@@ -321,12 +305,13 @@ fn string_cond(
             Ok(format!("{expr} {op} ?"))
         }
         ("LIKE", Value::Str(s)) => {
-            binds.push(Bind::Str(like_to_glob(s)));
-            Ok(format!("{expr} GLOB ?"))
+            let (cond, pattern) = dialect.like(expr, s);
+            binds.push(Bind::Str(pattern));
+            Ok(cond)
         }
         ("ILIKE", Value::Str(s)) => {
             binds.push(Bind::Str(s.clone()));
-            Ok(format!("{expr} LIKE ? ESCAPE '\\'"))
+            Ok(dialect.ilike(expr))
         }
         ("IN" | "NOT IN", Value::List(items)) => {
             let marks = vec!["?"; items.len()].join(", ");
@@ -356,13 +341,14 @@ fn numeric_cond(
 
 /// `EXISTS` over a key/value table (params, tags) tied to the outer row by `link`.
 fn key_value_exists(
+    dialect: Dialect,
     table: &str,
     link: &str,
     c: &Clause,
     binds: &mut Vec<Bind>,
 ) -> Result<String, TrackerError> {
     binds.push(Bind::Str(c.key.clone()));
-    let inner = string_cond("x.value", &c.op, &c.value, binds)?;
+    let inner = string_cond(dialect, "x.value", &c.op, &c.value, binds)?;
     Ok(format!(
         "EXISTS (SELECT 1 FROM {table} x WHERE {link} AND x.key = ? AND {inner})"
     ))
@@ -376,6 +362,7 @@ fn key_value_exists(
 /// when every matching run is sorted anyway (ordering by a metric, param or tag), a correlated
 /// EXISTS when runs are read in index order and a page can stop early.
 pub fn to_sql(
+    dialect: Dialect,
     clauses: &[Clause],
     target: Target,
     binds: &mut Vec<Bind>,
@@ -405,9 +392,10 @@ pub fn to_sql(
                 } else {
                     "tags"
                 };
-                key_value_exists(table, "x.run_uuid = r.run_uuid", c, binds)?
+                key_value_exists(dialect, table, "x.run_uuid = r.run_uuid", c, binds)?
             }
             (Target::Experiments, Entity::Tag) => key_value_exists(
+                dialect,
                 "experiment_tags",
                 "x.experiment_id = e.experiment_id",
                 c,
@@ -429,7 +417,7 @@ pub fn to_sql(
                 if numeric {
                     numeric_cond(col, &c.op, &c.value, binds)?
                 } else {
-                    string_cond(col, &c.op, &c.value, binds)?
+                    string_cond(dialect, col, &c.op, &c.value, binds)?
                 }
             }
         };
@@ -453,7 +441,11 @@ pub struct Order {
 ///
 /// # Errors
 /// An unknown attribute or a malformed entry.
-pub fn order_sql(order_by: &[String], target: Target) -> Result<Order, TrackerError> {
+pub fn order_sql(
+    dialect: Dialect,
+    order_by: &[String],
+    target: Target,
+) -> Result<Order, TrackerError> {
     let mut out = Order::default();
     for (i, o) in order_by.iter().enumerate() {
         let trimmed = o.trim();
@@ -472,33 +464,57 @@ pub fn order_sql(order_by: &[String], target: Target) -> Result<Order, TrackerEr
             || TrackerError::invalid(format!("invalid order_by: unknown attribute {:?}", c.key));
         match (target, c.entity) {
             (Target::Runs, Entity::Metric | Entity::Param | Entity::Tag) => {
-                let (table, missing) = match c.entity {
+                let (table, missing, value) = match c.entity {
                     Entity::Metric => (
                         "latest_metrics",
-                        format!("(o{i}.value IS NULL OR o{i}.is_nan = 1)"),
+                        // MLflow's order: values, then NaN, then missing (each group in
+                        // the default order); NULLs never reach the value term, where SQLite
+                        // and PostgreSQL would place them differently
+                        format!(
+                            "CASE WHEN o{i}.is_nan = 1 THEN 1 WHEN o{i}.value IS NULL THEN 2 ELSE 0 END"
+                        ),
+                        format!("o{i}.value"),
                     ),
-                    Entity::Param => ("params", format!("o{i}.value IS NULL")),
-                    _ => ("tags", format!("o{i}.value IS NULL")),
+                    Entity::Param => (
+                        "params",
+                        format!("o{i}.value IS NULL"),
+                        dialect.text_order(&format!("o{i}.value")),
+                    ),
+                    _ => (
+                        "tags",
+                        format!("o{i}.value IS NULL"),
+                        dialect.text_order(&format!("o{i}.value")),
+                    ),
                 };
                 out.joins.push(format!(
                     "LEFT JOIN {table} o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.key = ?"
                 ));
                 out.join_binds.push(Bind::Str(c.key.clone()));
-                out.terms.push(format!("{missing}, o{i}.value {dir}"));
+                out.terms.push(format!("{missing}, {value} {dir}"));
             }
             (Target::Runs, Entity::Attribute) => {
-                let col = run_attribute(&c.key).ok_or_else(unknown)?.0;
+                let (col, numeric) = run_attribute(&c.key).ok_or_else(unknown)?;
                 // start_time is always set, so it needs no NULLs-last term (and the index on
                 // (…, start_time DESC, run_uuid) serves the order)
                 if col == "r.start_time" {
                     out.terms.push(format!("{col} {dir}"));
                 } else {
-                    out.terms.push(format!("{col} IS NULL, {col} {dir}"));
+                    let sorted = if numeric {
+                        col.to_owned()
+                    } else {
+                        dialect.text_order(col)
+                    };
+                    out.terms.push(format!("{col} IS NULL, {sorted} {dir}"));
                 }
             }
             (Target::Experiments, Entity::Attribute) => {
-                let col = experiment_attribute(&c.key).ok_or_else(unknown)?.0;
-                out.terms.push(format!("{col} IS NULL, {col} {dir}"));
+                let (col, numeric) = experiment_attribute(&c.key).ok_or_else(unknown)?;
+                let sorted = if numeric {
+                    col.to_owned()
+                } else {
+                    dialect.text_order(col)
+                };
+                out.terms.push(format!("{col} IS NULL, {sorted} {dir}"));
             }
             _ => return Err(invalid()),
         }
@@ -526,7 +542,7 @@ mod tests {
         target: Target,
         binds: &mut Vec<Bind>,
     ) -> Result<Vec<String>, TrackerError> {
-        to_sql(clauses, target, binds, false)
+        to_sql(Dialect::Sqlite, clauses, target, binds, false)
     }
 
     #[test]
@@ -596,6 +612,5 @@ mod tests {
         )
         .expect("sql");
         assert!(!sql[0].contains("DROP"), "{sql:?}");
-        assert_eq!(like_to_glob("a%b_c*"), "a*b?c[*]");
     }
 }

@@ -1,10 +1,12 @@
-//! The database schema: the SQL files of `migrations/`, embedded and applied in order at open.
+//! The database schema: the SQL files of `migrations/` (SQLite) and their twins in
+//! `migrations/postgres/` (same versions and descriptions), embedded and applied in order at open.
 //! A database written by a newer fusionprot (a migration we do not know) is refused.
 
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::error::TrackerError;
+use crate::store::Dialect;
 
 /// `(version, description, sql)`, one per file of `migrations/`, in order.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -20,14 +22,36 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The PostgreSQL twins of [`MIGRATIONS`], one per file of `migrations/postgres/`.
+pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tracking",
+        include_str!("../../migrations/postgres/0001_tracking.sql"),
+    ),
+    (
+        2,
+        "runs_search_order",
+        include_str!("../../migrations/postgres/0002_runs_search_order.sql"),
+    ),
+];
+
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.0)
 }
 
-pub fn migrator() -> Migrator {
+/// The migrations of one dialect.
+pub fn migrations(dialect: Dialect) -> &'static [(i64, &'static str, &'static str)] {
+    match dialect {
+        Dialect::Sqlite => MIGRATIONS,
+        Dialect::Postgres => POSTGRES_MIGRATIONS,
+    }
+}
+
+pub fn migrator(dialect: Dialect) -> Migrator {
     Migrator::with_migrations(
-        MIGRATIONS
+        migrations(dialect)
             .iter()
             .map(|(v, d, sql)| {
                 Migration::new(
@@ -46,7 +70,7 @@ pub fn migrator() -> Migrator {
 ///
 /// # Errors
 /// A newer database, a changed migration (checksum), or a failed statement.
-pub async fn apply(pool: &sqlx::SqlitePool, path: &str) -> Result<(), TrackerError> {
+pub async fn apply(pool: &sqlx::AnyPool, dialect: Dialect, path: &str) -> Result<(), TrackerError> {
     let applied: Option<i64> =
         sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .fetch_optional(pool)
@@ -61,7 +85,7 @@ pub async fn apply(pool: &sqlx::SqlitePool, path: &str) -> Result<(), TrackerErr
             latest_version()
         )));
     }
-    migrator().run(pool).await?;
+    migrator(dialect).run(pool).await?;
     Ok(())
 }
 
@@ -82,6 +106,14 @@ mod tests {
         assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
         for (file, (v, d, _)) in files.iter().zip(MIGRATIONS) {
             assert_eq!(file, &format!("{v:04}_{d}.sql"));
+        }
+        // the PostgreSQL twins: the same versions and descriptions, the files of migrations/postgres
+        let twins: Vec<(i64, &str)> = POSTGRES_MIGRATIONS.iter().map(|m| (m.0, m.1)).collect();
+        let ours: Vec<(i64, &str)> = MIGRATIONS.iter().map(|m| (m.0, m.1)).collect();
+        assert_eq!(twins, ours);
+        for (v, d, sql) in POSTGRES_MIGRATIONS {
+            let file = dir.join("postgres").join(format!("{v:04}_{d}.sql"));
+            assert_eq!(std::fs::read_to_string(&file).expect("twin").as_str(), *sql);
         }
     }
 

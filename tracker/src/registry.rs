@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::error::TrackerError;
-use crate::store::{Store, now_ms, require_active, run_stage};
+use crate::store::{Store, now_ms, require_active};
 
 /// A checkpoint as a client reports it.
 #[derive(Debug, Clone, Deserialize)]
@@ -97,7 +97,7 @@ impl Store {
             .or_else(|| manifest.get("split"))
             .map(Value::to_string);
         let mut tx = self.write_tx().await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = self.query_scalar(
             "INSERT INTO datasets (name, content_hash, schema_version, path, manifest_json, split_json, created_time)
              VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (content_hash) DO UPDATE SET name = excluded.name, path = coalesce(excluded.path, datasets.path),
@@ -120,7 +120,7 @@ impl Store {
     }
 
     pub async fn list_datasets(&self) -> Result<Vec<Value>, TrackerError> {
-        let rows = sqlx::query("SELECT dataset_id, name, content_hash, schema_version, path, split_json IS NOT NULL AS split, created_time FROM datasets ORDER BY dataset_id")
+        let rows = self.query("SELECT dataset_id, name, content_hash, schema_version, path, CASE WHEN split_json IS NULL THEN 0 ELSE 1 END AS split, created_time FROM datasets ORDER BY dataset_id")
             .fetch_all(self.reader())
             .await?;
         rows.iter()
@@ -131,7 +131,7 @@ impl Store {
                     "content_hash": r.try_get::<String, _>("content_hash")?,
                     "schema_version": r.try_get::<i64, _>("schema_version")?,
                     "path": r.try_get::<Option<String>, _>("path")?,
-                    "has_split": r.try_get::<bool, _>("split")?,
+                    "has_split": r.try_get::<i64, _>("split")? != 0,
                     "created_time": r.try_get::<i64, _>("created_time")?,
                 }))
             })
@@ -149,19 +149,19 @@ impl Store {
             TrackerError::invalid(format!("dataset_id must be an integer, got {dataset_id:?}"))
         })?;
         let mut tx = self.write_tx().await?;
-        run_stage(&mut tx, run_id).await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT dataset_id FROM datasets WHERE dataset_id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        self.run_stage(&mut tx, run_id).await?;
+        let exists: Option<i64> = self
+            .query_scalar("SELECT dataset_id FROM datasets WHERE dataset_id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if exists.is_none() {
             return Err(TrackerError::not_found(format!(
                 "No dataset with id={dataset_id}"
             )));
         }
-        sqlx::query(
-            "INSERT OR IGNORE INTO run_datasets (run_uuid, dataset_id, context) VALUES (?, ?, ?)",
+        self.query(
+            "INSERT INTO run_datasets (run_uuid, dataset_id, context) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(run_id)
         .bind(id)
@@ -193,14 +193,14 @@ impl Store {
             crate::artifacts::check_path(a)?;
         }
         let mut tx = self.write_tx().await?;
-        require_active(&c.run_id, &run_stage(&mut tx, &c.run_id).await?)?;
+        require_active(&c.run_id, &self.run_stage(&mut tx, &c.run_id).await?)?;
         if c.is_best {
-            sqlx::query("UPDATE checkpoints SET is_best = 0 WHERE run_uuid = ?")
+            self.query("UPDATE checkpoints SET is_best = 0 WHERE run_uuid = ?")
                 .bind(&c.run_id)
                 .execute(&mut *tx)
                 .await?;
         }
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = self.query_scalar(
             "INSERT INTO checkpoints (run_uuid, step, path, artifact_path, size_bytes, sha256, metrics_json, is_best, created_time)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING checkpoint_id",
         )
@@ -211,7 +211,7 @@ impl Store {
         .bind(c.size_bytes)
         .bind(c.sha256.as_ref().map(|h| h.to_ascii_lowercase()))
         .bind(Value::Object(c.metrics.clone()).to_string())
-        .bind(c.is_best)
+        .bind(i64::from(c.is_best))
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
@@ -221,12 +221,11 @@ impl Store {
 
     pub async fn list_checkpoints(&self, run_id: &str) -> Result<Vec<Value>, TrackerError> {
         self.get_run(run_id).await?;
-        let rows = sqlx::query(
-            "SELECT * FROM checkpoints WHERE run_uuid = ? ORDER BY step, checkpoint_id",
-        )
-        .bind(run_id)
-        .fetch_all(self.reader())
-        .await?;
+        let rows = self
+            .query("SELECT * FROM checkpoints WHERE run_uuid = ? ORDER BY step, checkpoint_id")
+            .bind(run_id)
+            .fetch_all(self.reader())
+            .await?;
         rows.iter()
             .map(|r| {
                 let metrics: String = r.try_get("metrics_json")?;
@@ -239,7 +238,7 @@ impl Store {
                     "size_bytes": r.try_get::<Option<i64>, _>("size_bytes")?,
                     "sha256": r.try_get::<Option<String>, _>("sha256")?,
                     "metrics": serde_json::from_str::<Value>(&metrics).unwrap_or(Value::Null),
-                    "is_best": r.try_get::<bool, _>("is_best")?,
+                    "is_best": r.try_get::<i64, _>("is_best")? != 0,
                     "created_time": r.try_get::<i64, _>("created_time")?,
                 }))
             })

@@ -1,6 +1,9 @@
 //! Promises under concurrency and misuse: a check-then-write cannot be overtaken by a concurrent
 //! delete, `runs/create` validates like every other route, and concurrent SQL is bounded.
 
+#[path = "pg/mod.rs"]
+mod pg;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,11 +54,10 @@ async fn post(app: &axum::Router, path: &str, body: Value) -> (u16, Value) {
 
 /// Deleting an experiment marks its runs deleted. A run created concurrently used to check the
 /// experiment on a reader, then insert on the writer: a delete in between left an active run in
-/// a deleted experiment. The check now happens inside the write transaction.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_active_run_survives_in_a_deleted_experiment() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store(dir.path()).await;
+/// a deleted experiment. The check now happens inside the write transaction, which holds the
+/// database's write lock — across servers too: `other` is a second store on the same database
+/// (another server process), and it does the deleting.
+async fn no_active_run_in_a_deleted_experiment(store: Store, other: Store) {
     for round in 0..40 {
         let exp = store
             .create_experiment(&format!("e{round}"), None, &[])
@@ -68,7 +70,7 @@ async fn no_active_run_survives_in_a_deleted_experiment() {
                 let _ = s.create_run(&exp, "", &format!("r{i}"), None, &[]).await;
             }));
         }
-        let (s, e) = (store.clone(), exp.clone());
+        let (s, e) = (other.clone(), exp.clone());
         tasks.push(tokio::spawn(async move {
             tokio::task::yield_now().await;
             s.set_experiment_lifecycle(&e, true).await.expect("delete");
@@ -95,12 +97,15 @@ async fn no_active_run_survives_in_a_deleted_experiment() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_active_run_survives_in_a_deleted_experiment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    no_active_run_in_a_deleted_experiment(store(dir.path()).await, store(dir.path()).await).await;
+}
+
 /// A run deleted while a tag is deleted, a run updated, or a checkpoint logged: either the write
 /// came first, or it is refused; never a write to a run already deleted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn writes_to_a_deleted_run_are_refused_not_applied() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store(dir.path()).await;
+async fn deleted_run_refuses_writes(store: Store) {
     let run = store
         .create_run("0", "", "r", None, &[])
         .await
@@ -129,6 +134,28 @@ async fn writes_to_a_deleted_run_are_refused_not_applied() {
     assert!(e.to_string().contains("'active' state"), "{e}");
     let info = store.get_run(&run).await.expect("run").info;
     assert_eq!(info.status, "RUNNING", "the refused update changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_to_a_deleted_run_are_refused_not_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    deleted_run_refuses_writes(store(dir.path()).await).await;
+}
+
+/// The same two promises on PostgreSQL, where the write lock is an advisory lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_promises_hold_on_postgres() {
+    let Some(pg) = pg::Pg::start("the_same_promises_hold_on_postgres") else {
+        return;
+    };
+    let open = |url: String| async move {
+        Store::open(&url, Durability::Normal)
+            .await
+            .expect("store on PostgreSQL")
+    };
+    let race = pg.database("race");
+    no_active_run_in_a_deleted_experiment(open(race.clone()).await, open(race).await).await;
+    deleted_run_refuses_writes(open(pg.database("deleted")).await).await;
 }
 
 #[tokio::test]

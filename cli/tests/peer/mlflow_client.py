@@ -1,7 +1,7 @@
 """Drives a tracking server with the real `mlflow` client (pinned in scripts/setup) and checks
-what it reads back, then checks the stored values straight in the SQLite database.
+what it reads back, then checks the stored values straight in the database (SQLite, or PostgreSQL through psycopg2).
 
-usage: mlflow_client.py TRACKING_URI DB_PATH ARTIFACT_DIR
+usage: mlflow_client.py TRACKING_URI DB ARTIFACT_DIR   (DB: a SQLite path or a postgres:// URL)
 Prints "ok" and exits 0 when every check holds; an assertion names the first one that fails.
 """
 import math
@@ -136,11 +136,25 @@ with tempfile.TemporaryDirectory() as tmp:
 art_dir = sys.argv[3]
 assert os.path.isfile(os.path.join(art_dir, eid, ids[0], "artifacts", "model", "sub", "w.bin")), "stored under the root"
 
-# the stored values, read straight from SQLite
-con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+# the stored values, read straight from the database
+if db.startswith(("postgres://", "postgresql://")):
+    import psycopg2
+
+    pg = psycopg2.connect(db)
+    pg.set_session(readonly=True)
+
+    class Con:
+        def execute(self, sql, args=()):
+            cur = pg.cursor()
+            cur.execute(sql.replace("?", "%s"), args)
+            return cur
+
+    con = Con()
+else:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 assert con.execute("SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = 'batch'", (ids[0],)).fetchone()[0] == 500
 assert con.execute("SELECT value FROM params WHERE run_uuid = ? AND key = 'lr'", (ids[0],)).fetchone()[0] == "0.1"
-assert con.execute("SELECT value, is_nan FROM metrics WHERE run_uuid = ? AND key = 'odd' AND step = 1", (ids[1],)).fetchone() == (0.0, 1)
+assert tuple(con.execute("SELECT value, is_nan FROM metrics WHERE run_uuid = ? AND key = 'odd' AND step = 1", (ids[1],)).fetchone()) == (0.0, 1)
 assert con.execute("SELECT status FROM runs WHERE run_uuid = ?", (ids[1],)).fetchone()[0] == "FINISHED"
 assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
 assert con.execute("SELECT count(*) FROM metrics WHERE key = 'big'").fetchone()[0] == 1000

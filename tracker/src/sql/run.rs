@@ -1,7 +1,7 @@
 //! Running one query: copy what it names, build the sandbox, let DuckDB classify the statement,
 //! refuse anything but a read query, then run it under a time and a row limit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -98,8 +98,10 @@ fn run_blocking(
         app.flush().map_err(db)?;
     }
     let mut allowed = Vec::new();
+    let quote = |p: &Path| p.display().to_string().replace('\'', "''");
     for (name, dir) in datasets {
-        let d = dir.display().to_string().replace('\'', "''");
+        let d = quote(dir);
+        let linked = linked_tables(dir);
         for t in DATASET_TABLES {
             if dir.join(t).is_dir() {
                 conn.execute_batch(&format!(
@@ -108,6 +110,23 @@ fn run_blocking(
                 .map_err(db)?;
                 // Only the table folders, not the dataset root or anything beside it.
                 allowed.push(format!("'{d}/{t}/'"));
+            } else if let Some(parts) = linked.get(*t).filter(|p| !p.is_empty()) {
+                // A linked dataset (`merge --link`): the shards' parts its manifest lists, and
+                // only the shards' folders of this table.
+                let list: Vec<String> = parts.iter().map(|p| format!("'{}'", quote(p))).collect();
+                conn.execute_batch(&format!(
+                    "CREATE VIEW \"{name}_{t}\" AS SELECT * FROM read_parquet([{}])",
+                    list.join(", ")
+                ))
+                .map_err(db)?;
+                let mut folders: Vec<String> = parts
+                    .iter()
+                    .filter_map(|p| p.parent())
+                    .map(|f| format!("'{}/'", quote(f)))
+                    .collect();
+                folders.sort();
+                folders.dedup();
+                allowed.extend(folders);
             }
         }
     }
@@ -166,4 +185,35 @@ fn run_blocking(
         ))),
         other => other,
     }
+}
+
+/// The parts of each table a linked dataset's manifest lists (`merge --link`), resolved and
+/// canonical where they exist; empty for a dataset that is not linked.
+fn linked_tables(dir: &Path) -> std::collections::HashMap<String, Vec<PathBuf>> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) else {
+        return out;
+    };
+    let Ok(manifest) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return out;
+    };
+    if manifest.get("link").is_none() {
+        return out;
+    }
+    let Some(tables) = manifest.get("tables").and_then(|t| t.as_object()) else {
+        return out;
+    };
+    for (name, table) in tables {
+        let parts = table
+            .get("parts")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("path").and_then(|p| p.as_str()))
+            // a missing part stays in the list: DuckDB's error names it, no row is silently lost
+            .map(|p| std::fs::canonicalize(dir.join(p)).unwrap_or_else(|_| dir.join(p)))
+            .collect();
+        out.insert(name.clone(), parts);
+    }
+    out
 }

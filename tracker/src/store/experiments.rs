@@ -26,17 +26,17 @@ impl Store {
         }
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let exists: Option<i64> = self
+            .query_scalar("SELECT experiment_id FROM experiments WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
         if exists.is_some() {
             return Err(TrackerError::exists(format!(
                 "Experiment '{name}' already exists."
             )));
         }
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = self.query_scalar(
             "INSERT INTO experiments (name, artifact_location, creation_time, last_update_time) VALUES (?, '', ?, ?) RETURNING experiment_id",
         )
         .bind(name)
@@ -48,13 +48,13 @@ impl Store {
             Some(l) => l.to_owned(),
             None => format!("{}/{id}", self.artifact_root),
         };
-        sqlx::query("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?")
+        self.query("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?")
             .bind(location)
             .bind(id)
             .execute(&mut *tx)
             .await?;
         for t in tags {
-            sqlx::query("INSERT OR REPLACE INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)")
+            self.query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
                 .bind(id)
                 .bind(&t.key)
                 .bind(&t.value)
@@ -70,7 +70,7 @@ impl Store {
         sql: &str,
         bind: Bind,
     ) -> Result<Option<Experiment>, TrackerError> {
-        let q = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), vec![bind]);
+        let q = bind_all(self.query(sql), vec![bind]);
         let Some(row) = q.fetch_optional(&self.read).await? else {
             return Ok(None);
         };
@@ -88,12 +88,11 @@ impl Store {
     }
 
     async fn experiment_tags(&self, id: i64) -> Result<Vec<KeyValue>, TrackerError> {
-        let rows = sqlx::query(
-            "SELECT key, value FROM experiment_tags WHERE experiment_id = ? ORDER BY key",
-        )
-        .bind(id)
-        .fetch_all(&self.read)
-        .await?;
+        let rows = self
+            .query("SELECT key, value FROM experiment_tags WHERE experiment_id = ? ORDER BY key")
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(KeyValue {
@@ -142,11 +141,11 @@ impl Store {
             ("deleted", "active")
         };
         let mut tx = self.write_tx().await?;
-        let stage: Option<String> =
-            sqlx::query_scalar("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?")
-                .bind(n)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let stage: Option<String> = self
+            .query_scalar("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?")
+            .bind(n)
+            .fetch_optional(&mut *tx)
+            .await?;
         match stage.as_deref() {
             None => {
                 return Err(TrackerError::not_found(format!(
@@ -162,13 +161,13 @@ impl Store {
             _ => {}
         }
         let now = now_ms();
-        sqlx::query("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?")
+        self.query("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?")
             .bind(to)
             .bind(now)
             .bind(n)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE experiment_id = ? AND lifecycle_stage = ?")
+        self.query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE experiment_id = ? AND lifecycle_stage = ?")
             .bind(to)
             .bind(deleted.then_some(now))
             .bind(n)
@@ -186,14 +185,13 @@ impl Store {
                 "new_name must be 1 to 500 characters",
             ));
         }
-        let r = sqlx::query(
-            "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?",
-        )
-        .bind(new_name)
-        .bind(now_ms())
-        .bind(n)
-        .execute(&self.write)
-        .await;
+        let r = self
+            .query("UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?")
+            .bind(new_name)
+            .bind(now_ms())
+            .bind(n)
+            .execute(&self.write)
+            .await;
         match r {
             Ok(done) if done.rows_affected() == 0 => Err(TrackerError::not_found(format!(
                 "No Experiment with id={id} exists"
@@ -210,18 +208,18 @@ impl Store {
         let n = parse_experiment_id(id)?;
         valid_tag(tag)?;
         let mut tx = self.write_tx().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE experiment_id = ?")
-                .bind(n)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let exists: Option<i64> = self
+            .query_scalar("SELECT experiment_id FROM experiments WHERE experiment_id = ?")
+            .bind(n)
+            .fetch_optional(&mut *tx)
+            .await?;
         if exists.is_none() {
             return Err(TrackerError::not_found(format!(
                 "No Experiment with id={id} exists"
             )));
         }
-        sqlx::query(
-            "INSERT OR REPLACE INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)",
+        self.query(
+            "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
         )
         .bind(n)
         .bind(&tag.key)

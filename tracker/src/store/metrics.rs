@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::runs::{require_active, run_stage};
+use super::runs::require_active;
 use super::{Store, check_max_results, limits, page_token, parse_page_token, valid_key, valid_tag};
 use crate::error::TrackerError;
 use crate::model::{KeyValue, Metric, loaded, stored};
@@ -66,14 +66,15 @@ impl Store {
             valid_tag(t)?;
         }
         let mut tx = self.write_tx().await?;
-        require_active(run_id, &run_stage(&mut tx, run_id).await?)?;
+        require_active(run_id, &self.run_stage(&mut tx, run_id).await?)?;
         // Params: one lookup of the keys already logged, then one multi-row insert.
         if !batch.params.is_empty() {
             let marks = vec!["?"; batch.params.len()].join(",");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT key, value FROM params WHERE run_uuid = ? AND key IN ({marks})"
-            )))
-            .bind(run_id);
+            let mut q = self
+                .query(&format!(
+                    "SELECT key, value FROM params WHERE run_uuid = ? AND key IN ({marks})"
+                ))
+                .bind(run_id);
             for p in &batch.params {
                 q = q.bind(&p.key);
             }
@@ -99,9 +100,9 @@ impl Store {
             }
             if !new.is_empty() {
                 let rows = vec!["(?, ?, ?)"; new.len()].join(", ");
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let mut q = self.query(&format!(
                     "INSERT INTO params (run_uuid, key, value) VALUES {rows}"
-                )));
+                ));
                 for p in new {
                     q = q.bind(run_id).bind(&p.key).bind(&p.value);
                 }
@@ -116,15 +117,15 @@ impl Store {
                 last.push(t);
             }
             let rows = vec!["(?, ?, ?)"; last.len()].join(", ");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT OR REPLACE INTO tags (run_uuid, key, value) VALUES {rows}"
-            )));
+            let mut q = self.query(&format!(
+                "INSERT INTO tags (run_uuid, key, value) VALUES {rows} ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value"
+            ));
             for t in &last {
                 q = q.bind(run_id).bind(&t.key).bind(&t.value);
             }
             q.execute(&mut *tx).await?;
             if let Some(name) = last.iter().find(|t| t.key == "mlflow.runName") {
-                sqlx::query("UPDATE runs SET run_name = ? WHERE run_uuid = ?")
+                self.query("UPDATE runs SET run_name = ? WHERE run_uuid = ?")
                     .bind(&name.value)
                     .bind(run_id)
                     .execute(&mut *tx)
@@ -135,9 +136,9 @@ impl Store {
             // Every point, in multi-row inserts (identical points are stored once) …
             for chunk in batch.metrics.chunks(500) {
                 let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT OR IGNORE INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES {rows}"
-                )));
+                let mut q = self.query(&format!(
+                    "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES {rows} ON CONFLICT DO NOTHING"
+                ));
                 for m in chunk {
                     let (value, is_nan) = stored(m.value);
                     q = q
@@ -146,7 +147,7 @@ impl Store {
                         .bind(m.step)
                         .bind(m.timestamp)
                         .bind(value)
-                        .bind(is_nan);
+                        .bind(i64::from(is_nan));
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -166,12 +167,12 @@ impl Store {
             }
             for chunk in latest.chunks(500) {
                 let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let mut q = self.query(&format!(
                     "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES {rows}
                      ON CONFLICT (run_uuid, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp,
                        value = excluded.value, is_nan = excluded.is_nan
                      WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
-                )));
+                ));
                 for (key, step, ts, value, is_nan) in chunk {
                     q = q
                         .bind(run_id)
@@ -179,7 +180,7 @@ impl Store {
                         .bind(*step)
                         .bind(*ts)
                         .bind(*value)
-                        .bind(*is_nan);
+                        .bind(i64::from(*is_nan));
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -202,7 +203,7 @@ impl Store {
             None => i64::MAX - 1,
             Some(m) => check_max_results(Some(m), 25_000)?,
         };
-        let rows = sqlx::query(
+        let rows = self.query(
             "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ?
              ORDER BY step, timestamp, value LIMIT ? OFFSET ?",
         )

@@ -35,7 +35,7 @@ impl Store {
         // The experiment is checked inside the write transaction: a concurrent delete of the
         // experiment either happens before (refused here) or after (and then deletes this run).
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(
+        let row = self.query(
             "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = ?",
         )
         .bind(exp_n)
@@ -62,7 +62,7 @@ impl Store {
         };
         let artifact_uri = format!("{artifact_location}/{run_id}/artifacts");
         let start = start_time.unwrap_or_else(now_ms);
-        sqlx::query(
+        self.query(
             "INSERT INTO runs (run_uuid, experiment_id, run_name, user_id, status, start_time, artifact_uri) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
         )
         .bind(&run_id)
@@ -84,9 +84,9 @@ impl Store {
             value: name.clone(),
         });
         let rows = vec!["(?, ?, ?)"; all_tags.len()].join(", ");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut q = self.query(&format!(
             "INSERT INTO tags (run_uuid, key, value) VALUES {rows}"
-        )));
+        ));
         for t in &all_tags {
             q = q.bind(&run_id).bind(&t.key).bind(&t.value);
         }
@@ -116,7 +116,8 @@ impl Store {
     }
 
     pub(super) async fn run_info(&self, run_id: &str) -> Result<RunInfo, TrackerError> {
-        let row = sqlx::query("SELECT * FROM runs WHERE run_uuid = ?")
+        let row = self
+            .query("SELECT * FROM runs WHERE run_uuid = ?")
             .bind(run_id)
             .fetch_optional(&self.read)
             .await?
@@ -161,7 +162,7 @@ impl Store {
             let sql = format!(
                 "SELECT {cols} FROM {table} WHERE run_uuid IN ({marks}) ORDER BY run_uuid, key"
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = self.query(&sql);
             for id in ids {
                 q = q.bind(id);
             }
@@ -210,8 +211,8 @@ impl Store {
             return Err(TrackerError::invalid(format!("Invalid run status {s:?}")));
         }
         let mut tx = self.write_tx().await?;
-        require_active(run_id, &run_stage(&mut tx, run_id).await?)?;
-        sqlx::query("UPDATE runs SET status = coalesce(?, status), end_time = coalesce(?, end_time), run_name = coalesce(?, run_name) WHERE run_uuid = ?")
+        require_active(run_id, &self.run_stage(&mut tx, run_id).await?)?;
+        self.query("UPDATE runs SET status = coalesce(?, status), end_time = coalesce(?, end_time), run_name = coalesce(?, run_name) WHERE run_uuid = ?")
             .bind(status)
             .bind(end_time)
             .bind(run_name.filter(|n| !n.is_empty()))
@@ -219,7 +220,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if let Some(n) = run_name.filter(|n| !n.is_empty()) {
-            sqlx::query("INSERT OR REPLACE INTO tags (run_uuid, key, value) VALUES (?, 'mlflow.runName', ?)")
+            self.query("INSERT INTO tags (run_uuid, key, value) VALUES (?, 'mlflow.runName', ?) ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value")
                 .bind(run_id)
                 .bind(n)
                 .execute(&mut *tx)
@@ -231,7 +232,7 @@ impl Store {
 
     pub async fn set_run_lifecycle(&self, run_id: &str, deleted: bool) -> Result<(), TrackerError> {
         let mut tx = self.write_tx().await?;
-        let stage = run_stage(&mut tx, run_id).await?;
+        let stage = self.run_stage(&mut tx, run_id).await?;
         let (from, to) = if deleted {
             ("active", "deleted")
         } else {
@@ -243,7 +244,7 @@ impl Store {
                 if deleted { "delete" } else { "restore" },
             )));
         }
-        sqlx::query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?")
+        self.query("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?")
             .bind(to)
             .bind(deleted.then(now_ms))
             .bind(run_id)
@@ -255,8 +256,9 @@ impl Store {
 
     pub async fn delete_tag(&self, run_id: &str, key: &str) -> Result<(), TrackerError> {
         let mut tx = self.write_tx().await?;
-        require_active(run_id, &run_stage(&mut tx, run_id).await?)?;
-        let done = sqlx::query("DELETE FROM tags WHERE run_uuid = ? AND key = ?")
+        require_active(run_id, &self.run_stage(&mut tx, run_id).await?)?;
+        let done = self
+            .query("DELETE FROM tags WHERE run_uuid = ? AND key = ?")
             .bind(run_id)
             .bind(key)
             .execute(&mut *tx)
@@ -271,19 +273,22 @@ impl Store {
     }
 }
 
-/// The run's lifecycle stage, read inside a write transaction.
-///
-/// # Errors
-/// An unknown run.
-pub(crate) async fn run_stage(
-    tx: &mut sqlx::SqliteConnection,
-    run_id: &str,
-) -> Result<String, TrackerError> {
-    sqlx::query_scalar("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?")
-        .bind(run_id)
-        .fetch_optional(tx)
-        .await?
-        .ok_or_else(|| TrackerError::not_found(format!("Run with id={run_id} not found")))
+impl Store {
+    /// The run's lifecycle stage, read inside a write transaction.
+    ///
+    /// # Errors
+    /// An unknown run.
+    pub(crate) async fn run_stage(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        run_id: &str,
+    ) -> Result<String, TrackerError> {
+        self.query_scalar("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?")
+            .bind(run_id)
+            .fetch_optional(tx)
+            .await?
+            .ok_or_else(|| TrackerError::not_found(format!("Run with id={run_id} not found")))
+    }
 }
 
 /// Writes to a run need it active.
@@ -296,7 +301,7 @@ pub(crate) fn require_active(run_id: &str, stage: &str) -> Result<(), TrackerErr
     Ok(())
 }
 
-pub(crate) fn info_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RunInfo, TrackerError> {
+pub(crate) fn info_from_row(row: &sqlx::any::AnyRow) -> Result<RunInfo, TrackerError> {
     let id: String = row.try_get("run_uuid")?;
     Ok(RunInfo {
         run_uuid: id.clone(),

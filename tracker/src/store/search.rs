@@ -9,7 +9,7 @@ use crate::error::TrackerError;
 use crate::filter::{self, Bind, Target};
 use crate::model::{Experiment, Run, RunInfo};
 
-pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 pub(crate) fn bind_all(mut q: Query<'_>, binds: Vec<Bind>) -> Query<'_> {
     for b in binds {
@@ -36,12 +36,13 @@ impl Store {
         let mut binds = Vec::new();
         let mut conds = vec![lifecycle_cond("e", view_type)?];
         conds.extend(filter::to_sql(
+            self.dialect,
             &filter::parse(filter.unwrap_or(""))?,
             Target::Experiments,
             &mut binds,
             false,
         )?);
-        let order = filter::order_sql(order_by, Target::Experiments)?;
+        let order = filter::order_sql(self.dialect, order_by, Target::Experiments)?;
         let mut terms = order.terms;
         terms.push("e.creation_time DESC".into());
         terms.push("e.experiment_id ASC".into());
@@ -52,7 +53,7 @@ impl Store {
             max + 1,
             offset
         );
-        let ids: Vec<i64> = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+        let ids: Vec<i64> = bind_all(self.query(&sql), binds)
             .fetch_all(&self.read)
             .await?
             .iter()
@@ -91,8 +92,9 @@ impl Store {
         )];
         binds.extend(ids);
         conds.push(lifecycle_cond("r", view_type)?);
-        let order = filter::order_sql(order_by, Target::Runs)?;
+        let order = filter::order_sql(self.dialect, order_by, Target::Runs)?;
         conds.extend(filter::to_sql(
+            self.dialect,
             &filter::parse(filter.unwrap_or(""))?,
             Target::Runs,
             &mut binds,
@@ -112,7 +114,7 @@ impl Store {
         let mut all = order.join_binds;
         all.extend(binds);
         let binds = all;
-        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+        let rows = bind_all(self.query(&sql), binds)
             .fetch_all(&self.read)
             .await?;
         let next = (rows.len() as i64 > max).then(|| page_token(offset + max));

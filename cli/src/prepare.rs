@@ -185,16 +185,27 @@ pub struct MergeArgs {
     /// Dataset folder to write: what one `prepare` over all the inputs writes, byte for byte.
     #[arg(long)]
     out: PathBuf,
+    /// Write only a manifest over the shards' parts (nothing copied; the shards must stay where
+    /// they are): for sets too large to copy. Refused where a row would change (a protein id in
+    /// two shards, a path-derived name the whole run renames); rows come shard by shard.
+    #[arg(long)]
+    link: bool,
 }
 
 pub fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {
     let bar = progress::bar("proteins");
-    let result = fusionprot_pipeline::merge::merge(&args.shards, &args.out, &bar);
+    let mode = if args.link {
+        fusionprot_pipeline::merge::Mode::Link
+    } else {
+        fusionprot_pipeline::merge::Mode::Copy
+    };
+    let result = fusionprot_pipeline::merge::merge(&args.shards, &args.out, mode, &bar);
     bar.finish_and_clear();
     let s = result.with_context(|| format!("merging into {}", args.out.display()))?;
     let c = &s.counts;
     println!(
-        "merged {} shards into {}: {} proteins, {} residues, {} edges from {} files ({} failed), {} duplicate ids skipped, in {:.2} s",
+        "{} {} shards into {}: {} proteins, {} residues, {} edges from {} files ({} failed), {} duplicate ids skipped, in {:.2} s",
+        if args.link { "linked" } else { "merged" },
         s.shards,
         args.out.display(),
         c.proteins,

@@ -382,3 +382,198 @@ fn the_slurm_array_and_merge_equal_one_prepare() {
         assert!(out.join(format!("shards/{i}/manifest.json")).is_file());
     }
 }
+
+/// Every row of `table` read with pyarrow from the parts the manifest of `dataset` lists (or,
+/// for a table it does not list, such as `splits`, from the table's folder; an independent reader), sorted by protein_id with each protein's rows in stored order, as JSON lines.
+fn rows_by_protein(dataset: &Path, table: &str) -> String {
+    let o = std::process::Command::new(common::python())
+        .args([
+            "-c",
+            "import json, sys, os, pyarrow as pa, pyarrow.parquet as pq\n\
+             d, t = sys.argv[1], sys.argv[2]\n\
+             m = json.load(open(os.path.join(d, 'manifest.json')))\n\
+             paths = [p['path'] for p in m['tables'][t]['parts']] if t in m['tables'] else sorted(os.path.join(t, f) for f in os.listdir(os.path.join(d, t)))\n\
+             parts = [pq.read_table(os.path.join(d, p)) for p in paths]\n\
+             tab = pa.concat_tables(parts)\n\
+             tab = tab.append_column('_i', pa.array(range(tab.num_rows)))\n\
+             tab = tab.sort_by([('protein_id', 'ascending'), ('_i', 'ascending')]).drop_columns(['_i'])\n\
+             for r in tab.to_pylist(): print(json.dumps(r, default=str))",
+        ])
+        .arg(dataset)
+        .arg(table)
+        .output()
+        .expect("python");
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8(o.stdout).expect("utf8")
+}
+
+/// `merge --link` writes only a manifest over the shards' parts: every reader (an independent
+/// one, `show`, `split`, SQL, `doctor`) sees the copying merge's proteins and rows; what a link
+/// cannot represent (a duplicate across shards, a name the whole run changes) is refused before
+/// writing; a shard changed or a part removed afterwards is an error naming it.
+#[test]
+fn linked_shards_read_as_the_copied_merge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all = inputs(dir.path());
+    // The real files without the ones whose id another file also has (a PDB and an mmCIF of
+    // one entry): a set whose shards a link can represent.
+    let real = dir.path().join("clean");
+    let first = dir.path().join("first");
+    prepare(&all.join("real"), &first, &[]);
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.join("manifest.json")).expect("m"))
+            .expect("json");
+    let skipped: Vec<&str> = first["duplicates"]
+        .as_array()
+        .expect("duplicates")
+        .iter()
+        .map(|d| d["skipped"].as_str().expect("skipped"))
+        .collect();
+    assert!(!skipped.is_empty(), "{first}");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    for e in std::fs::read_dir(all.join("real")).expect("real") {
+        let p = e.expect("entry").path();
+        if !skipped.iter().any(|k| p.ends_with(k)) {
+            std::fs::copy(&p, real.join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let single = dir.path().join("single");
+    prepare(&real, &single, &[]);
+    let single_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(single.join("manifest.json")).expect("m"))
+            .expect("json");
+    assert_eq!(single_manifest["counts"]["duplicates_skipped"], 0);
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("shards/shard-{i}")))
+        .collect();
+    for (i, shard) in shards.iter().enumerate() {
+        prepare(&real, shard, &["--shard", &format!("{i}/3")]);
+    }
+    let merge = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["merge"];
+        args.extend(shards.iter().map(|p| s(p)));
+        args.extend(["--out", s(out)]);
+        args.extend(extra);
+        fusionprot(&args)
+    };
+    let copied = dir.path().join("copied");
+    let o = merge(&copied, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let linked = dir.path().join("linked");
+    let o = merge(&linked, &["--link"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("linked 3 shards"), "{}", text(&o));
+
+    // Nothing copied: the linked folder holds its manifest only.
+    assert_eq!(
+        files(&linked).into_keys().collect::<Vec<_>>(),
+        ["manifest.json"]
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(linked.join("manifest.json")).expect("m"))
+            .expect("json");
+    assert_eq!(m["link"]["shards"].as_array().map(Vec::len), Some(3), "{m}");
+    assert_eq!(m["link"]["shards"][1]["path"], "../shards/shard-1");
+    for key in [
+        "counts",
+        "inputs",
+        "failures",
+        "duplicates",
+        "parameters",
+        "graph",
+    ] {
+        assert_eq!(m[key], single_manifest[key], "{key}");
+    }
+    // Every table, read independently through the manifest, has the same rows.
+    for table in ["proteins", "residues", "edges"] {
+        let want = rows_by_protein(&copied, table);
+        assert!(want.lines().count() > 10, "{table}: {want}");
+        assert_eq!(rows_by_protein(&linked, table), want, "{table}");
+    }
+    // Our own readers: one protein, a whole table, a split, SQL over the registered dataset.
+    let protein = |ds: &Path| {
+        let o = fusionprot(&["show", s(ds), "--table", "residues", "--protein", "1AFS_A"]);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(protein(&linked), protein(&copied));
+    for ds in [&copied, &linked] {
+        let o = fusionprot(&["split", s(ds), "--name", "family", "--remove-to-separate"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    assert_eq!(
+        rows_by_protein(&linked, "splits"),
+        rows_by_protein(&copied, "splits")
+    );
+    let db = dir.path().join("fp.db");
+    for (ds, name) in [(&copied, "copied"), (&linked, "linked")] {
+        let o = fusionprot(&["register", s(ds), "--name", name, "--db", s(&db)]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let sql = |q: &str| {
+        let o = fusionprot(&["query", q, "--db", s(&db), "--format", "csv"]);
+        assert!(o.status.success(), "{q}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let count =
+        "SELECT count(*) AS n, count(DISTINCT protein_id) AS p, sum(x) AS sx FROM {}_residues";
+    assert_eq!(
+        sql(&count.replace("{}", "linked")),
+        sql(&count.replace("{}", "copied"))
+    );
+    let o = fusionprot(&["doctor", s(&linked)]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // A part removed: the readers name it.
+    let part = shards[2].join("residues/part-00000.parquet");
+    let aside = dir.path().join("aside.parquet");
+    std::fs::rename(&part, &aside).expect("move");
+    let o = fusionprot(&[
+        "show",
+        s(&linked),
+        "--table",
+        "residues",
+        "--limit",
+        "100000",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("shard-2/residues/part-00000.parquet"),
+        "{}",
+        text(&o)
+    );
+    std::fs::rename(&aside, &part).expect("back");
+    // A shard prepared again after the link: doctor says which.
+    let shard_manifest = shards[1].join("manifest.json");
+    let mut changed = std::fs::read_to_string(&shard_manifest).expect("manifest");
+    changed.push(' ');
+    std::fs::write(&shard_manifest, changed).expect("write");
+    let o = fusionprot(&["doctor", s(&linked)]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("linked shard ../shards/shard-1 was changed"),
+        "{}",
+        text(&o)
+    );
+
+    // Shards a link cannot represent (duplicates across shards, path-derived names), refused
+    // before anything is written.
+    let hard: Vec<PathBuf> = (0..4)
+        .map(|i| dir.path().join(format!("hard/shard-{i}")))
+        .collect();
+    for (i, shard) in hard.iter().enumerate() {
+        prepare(&all, shard, &["--shard", &format!("{i}/4")]);
+    }
+    let out = dir.path().join("hard-linked");
+    let mut args = vec!["merge"];
+    args.extend(hard.iter().map(|p| s(p)));
+    args.extend(["--out", s(&out), "--link"]);
+    let o = fusionprot(&args);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--link cannot drop or rename rows"),
+        "{}",
+        text(&o)
+    );
+    assert!(!out.join("manifest.json").exists());
+}

@@ -9,6 +9,7 @@ mod ids;
 #[cfg(feature = "import")]
 pub mod import;
 pub mod input;
+pub mod link;
 pub mod manifest;
 pub mod merge;
 pub mod mmseqs;

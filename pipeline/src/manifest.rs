@@ -166,6 +166,8 @@ pub enum VerifyError {
         listed: u64,
         found: u64,
     },
+    #[error("{0}")]
+    Link(String),
 }
 
 /// What [`verify`] found.
@@ -193,7 +195,8 @@ struct StoredPart {
 }
 
 /// Checks that every part `dataset/manifest.json` lists is there with the listed size (sizes,
-/// not hashes: cheap enough for any dataset; `register` hashes).
+/// not hashes: cheap enough for any dataset; `register` hashes), and for a linked dataset that
+/// its shards' manifests are the ones it linked.
 ///
 /// # Errors
 /// A missing or unreadable manifest, a missing part, or a part of another size.
@@ -203,8 +206,14 @@ pub fn verify(dataset: &Path) -> Result<Verified, VerifyError> {
         path: path.clone(),
         source,
     })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|source| VerifyError::Json {
+            path: path.clone(),
+            source,
+        })?;
+    crate::link::verify_shards(dataset, &value).map_err(VerifyError::Link)?;
     let m: StoredManifest =
-        serde_json::from_slice(&text).map_err(|source| VerifyError::Json { path, source })?;
+        serde_json::from_value(value).map_err(|source| VerifyError::Json { path, source })?;
     let mut parts = 0;
     for table in m.tables.values() {
         for part in &table.parts {

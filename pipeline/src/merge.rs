@@ -9,6 +9,10 @@
 //! access ([`crate::access`]) in final id order, rebuilt as records and written through the same
 //! batching and writers as `prepare`; counts, inputs, failures and duplicates are combined in the
 //! single run's order. The result is swapped in as `prepare` swaps (staging, journal, lock).
+//!
+//! With `link`, nothing is read or rewritten: the manifest lists the shards' parts
+//! ([`crate::link`]), after checking that no row would change (no duplicate across shards, no
+//! id or entry renamed by the whole run's naming).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -75,6 +79,8 @@ struct StoredManifest {
     counts: Counts,
     inputs: Vec<InputEntry>,
     failures: Vec<Failure>,
+    #[serde(default)]
+    tables: BTreeMap<String, crate::link::ShardTable>,
     shard: Option<Section>,
 }
 
@@ -205,13 +211,24 @@ struct Kept {
     original_entry: Option<String>,
 }
 
+/// How `merge` builds the dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Rewrite every kept protein: byte-identical to one `prepare`.
+    Copy,
+    /// A manifest over the shards' parts, nothing copied ([`crate::link`]).
+    Link,
+}
+
 /// Merges `shards` into `out`.
 ///
 /// # Errors
-/// Shards that do not fit together (before anything is written), unreadable shards, I/O.
+/// Shards that do not fit together (before anything is written), unreadable shards, I/O; for
+/// [`Mode::Link`], rows that would have to change.
 pub fn merge(
     shards: &[PathBuf],
     out: &Path,
+    mode: Mode,
     progress: &ProgressBar,
 ) -> Result<MergeSummary, MergeError> {
     let start = Instant::now();
@@ -273,10 +290,18 @@ pub fn merge(
     let mut duplicates = Vec::new();
     let mut kept: Vec<Kept> = Vec::new();
     let mut kept_seq: Vec<usize> = Vec::new();
+    // Rows a link would have to drop: kept by their shard, a duplicate of the whole run.
+    let mut unlinkable: Vec<String> = Vec::new();
     for (id, seq, _, shard, e) in entries {
         if let Some(k) = kept.last()
             && k.final_id == id
         {
+            if e.kept {
+                unlinkable.push(format!(
+                    "{id} is in shard {} and, kept by the whole run, in shard {}",
+                    loaded[shard].section.index, loaded[k.shard].section.index
+                ));
+            }
             duplicates.push(Duplicate {
                 protein_id: id,
                 skipped: names.get(&seq).copied().unwrap_or_default().to_owned(),
@@ -307,6 +332,25 @@ pub fn merge(
     }
     counts.duplicates_skipped = duplicates.len();
     counts.proteins = kept.len();
+    if mode == Mode::Link {
+        for k in &kept {
+            if k.final_id != k.local_id || k.rename.is_some() || k.original_entry.is_some() {
+                unlinkable.push(format!(
+                    "{} of shard {} is named {} by the whole run's path-derived naming",
+                    k.local_id, loaded[k.shard].section.index, k.final_id
+                ));
+            }
+        }
+        if !unlinkable.is_empty() {
+            let n = unlinkable.len();
+            unlinkable.truncate(5);
+            return Err(MergeError::Mismatch(format!(
+                "--link cannot drop or rename rows inside the shards' parts, and {n} would change ({}{}); merge without --link, which rewrites them",
+                unlinkable.join("; "),
+                if n > 5 { "; …" } else { "" }
+            )));
+        }
+    }
 
     // The parameters as the single run records them (all shards agree).
     let params: StoredParameters = serde_json::from_value(loaded[0].manifest.parameters.clone())
@@ -323,7 +367,19 @@ pub fn merge(
     let staging = out.join(&staging_name);
     std::fs::create_dir_all(&staging).map_err(prepare::io(&staging))?;
     let result = (|| {
-        let tables = write(&loaded, &kept, &staging, progress, &mut counts)?;
+        let mut extra = serde_json::Map::new();
+        let tables = match mode {
+            Mode::Copy => write(&loaded, &kept, &staging, progress, &mut counts)?,
+            Mode::Link => {
+                let (tables, section) = link(&loaded, out)?;
+                for s in &loaded {
+                    counts.residues += s.manifest.counts.residues;
+                    counts.edges += s.manifest.counts.edges;
+                }
+                extra.insert(crate::link::SECTION.into(), section);
+                tables
+            }
+        };
         let manifest = Manifest {
             tool: "fusionprot",
             tool_version: env!("CARGO_PKG_VERSION"),
@@ -341,11 +397,17 @@ pub fn merge(
             inputs: inputs.into_iter().map(|(_, i)| i).collect(),
             failures: failures.into_iter().map(|(_, f)| f).collect(),
             duplicates,
-            extra: serde_json::Map::new(),
+            extra,
         };
         let path = staging.join("manifest.json");
         manifest.write(&path).map_err(prepare::io(&path))?;
-        prepare::commit(out, &staging_name, &lock, &NEW)?;
+        // A link brings its manifest only; the swap still retires any tables at `out`, which
+        // would otherwise hide the linked parts from the readers.
+        let new: &[&str] = match mode {
+            Mode::Copy => &NEW,
+            Mode::Link => &["manifest.json"],
+        };
+        prepare::commit(out, &staging_name, &lock, new)?;
         Ok::<(), MergeError>(())
     })();
     if result.is_err() && !out.join(swap::JOURNAL).exists() {
@@ -357,6 +419,38 @@ pub fn merge(
         counts,
         elapsed_secs: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The linked tables and `link` section of `loaded` for the dataset at `out`.
+fn link(
+    loaded: &[Loaded],
+    out: &Path,
+) -> Result<(BTreeMap<&'static str, TableEntry>, serde_json::Value), MergeError> {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|e| MergeError::Shard {
+            shard: p.to_owned(),
+            message: e.to_string(),
+        })
+    };
+    let out = canonical(out)?;
+    let mut shards = Vec::new();
+    for s in loaded {
+        let dir = canonical(&s.dir)?;
+        if dir == out || out.starts_with(&dir) {
+            return Err(MergeError::Mismatch(format!(
+                "--out {} is inside shard {}: a link must live beside its shards",
+                out.display(),
+                s.dir.display()
+            )));
+        }
+        shards.push(crate::link::LinkedShard {
+            index: s.section.index,
+            dir,
+            tables: &s.manifest.tables,
+        });
+    }
+    shards.sort_by_key(|s| s.index);
+    crate::link::tables(&out, &shards).map_err(MergeError::Mismatch)
 }
 
 /// Proteins read per window from the shards.

@@ -42,13 +42,17 @@ pub enum ReadError {
     },
 }
 
-/// The parts of `table`, in name order.
+/// The parts of `table`, in name order; for a linked dataset (`merge --link`) without the
+/// table's folder, the shards' parts its manifest lists, in its order.
 ///
 /// # Errors
 /// When the table folder is missing or unlistable.
 pub fn parts(dataset: &Path, table: Table) -> Result<Vec<PathBuf>, ReadError> {
     let dir = dataset.join(table.name());
     if !dir.is_dir() {
+        if let Some(parts) = crate::link::linked_parts(dataset, table)? {
+            return Ok(parts);
+        }
         return Err(ReadError::NoTable {
             dataset: dataset.to_owned(),
             table: table.name(),

@@ -41,7 +41,7 @@ pub enum WriteError {
 }
 
 /// One written part, as the manifest lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PartInfo {
     /// Path relative to the dataset folder, e.g. `residues/part-00000.parquet`.
     pub path: String,

@@ -87,6 +87,22 @@ pub(super) fn load(cfg: &SplitConfig) -> Result<Proteins, SplitError> {
             );
         }
     }
+    // A prepared table is sorted already; a linked one (`merge --link`) is sorted shard by shard.
+    // The split is computed over proteins in id order either way, so it does not depend on how
+    // the dataset was assembled.
+    if !p.ids.is_sorted() {
+        let mut order: Vec<usize> = (0..p.ids.len()).collect();
+        order.sort_by(|&a, &b| p.ids[a].cmp(&p.ids[b]));
+        p.ids = order
+            .iter()
+            .map(|&i| std::mem::take(&mut p.ids[i]))
+            .collect();
+        p.seqs = order
+            .iter()
+            .map(|&i| std::mem::take(&mut p.seqs[i]))
+            .collect();
+        p.groups = order.iter().map(|&i| p.groups[i].take()).collect();
+    }
     Ok(p)
 }
 

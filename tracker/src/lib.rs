@@ -5,6 +5,7 @@
 pub mod api;
 pub mod artifacts;
 pub mod client;
+pub mod dashboard;
 pub mod engines;
 pub mod error;
 pub mod filter;

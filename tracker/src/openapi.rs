@@ -61,6 +61,16 @@ fn summary(method: &str, path: &str) -> &'static str {
         (_, "sql") => {
             "Read-only SQL (DuckDB; only SELECTs run) over the tracker's tables and registered datasets: {query, max_rows, timeout_s, format: json|arrow} -> {columns: [{name, type}], rows: [[...]], truncated} or an Arrow IPC stream"
         }
+        (_, "runs") if path.contains("dashboard") => {
+            "A page of the runs table in columns: {experiment_ids, filter, view_type, order_by, columns: [metrics.K:last|min|max|best, params.K, tags.K], offset, limit} -> {total, run_id: [...], …, columns: {name: [...]}}; ETag, gzip"
+        }
+        (_, "groups") => {
+            "Every matching run grouped (group_by: params.K,tags.K,dataset or all-but:seed) with mean, sd (n − 1) and n per metric column, in columns; ETag, gzip"
+        }
+        (_, "keys") => "Metric, param and tag keys of the runs of ?experiment_ids=1,2",
+        (_, "series") => {
+            "One metric of one run downsampled to ?points= keeping first, last, each bucket's min and max, and the step where ?select= (default: the metric) is best"
+        }
         (_, "openapi.json") => "This document",
         _ => "",
     }

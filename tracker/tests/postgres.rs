@@ -552,6 +552,35 @@ mod same_answers {
             api.call("POST", "/api/sql", Some(json!({ "query": sql })))
                 .await;
         }
+        // the dashboard's reads
+        for body in [
+            json!({ "experiment_ids": [e], "columns": ["metrics.acc:best", "metrics.acc:min", "metrics.loss:best", "metrics.loss", "params.lr", "tags.t"],
+                    "order_by": ["tags.t"], "offset": 1, "limit": 4 }),
+            json!({ "experiment_ids": [e], "filter": "params.model = 'm0'", "columns": ["metrics.acc"] }),
+        ] {
+            api.call("POST", "/api/fusionprot/dashboard/runs", Some(body))
+                .await;
+        }
+        for group_by in ["all-but:seed", "params.model,tags.seed", "dataset"] {
+            api.call(
+                "POST",
+                "/api/fusionprot/dashboard/groups",
+                Some(json!({ "experiment_ids": [e], "group_by": group_by, "columns": ["metrics.acc", "metrics.loss:min"] })),
+            )
+            .await;
+        }
+        api.call(
+            "GET",
+            &format!("/api/fusionprot/dashboard/keys?experiment_ids={e},{other}"),
+            None,
+        )
+        .await;
+        api.call(
+            "GET",
+            &format!("/api/fusionprot/dashboard/series?run_id={r0}&key=loss&points=6&select=acc"),
+            None,
+        )
+        .await;
         api.get(&format!("runs/get?run_id={r0}")).await;
     }
 

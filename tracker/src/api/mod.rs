@@ -3,6 +3,7 @@
 //! that every route passes (authentication, content type, origin/host, request ids and logs).
 
 mod artifacts;
+mod dashboard;
 mod experiments;
 mod fusionprot;
 mod guard;
@@ -96,6 +97,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/fusionprot/runs/link-dataset"),
     ("POST", "/api/fusionprot/checkpoints/log"),
     ("GET", "/api/fusionprot/checkpoints/list"),
+    ("POST", "/api/fusionprot/dashboard/runs"),
+    ("POST", "/api/fusionprot/dashboard/groups"),
+    ("GET", "/api/fusionprot/dashboard/keys"),
+    ("GET", "/api/fusionprot/dashboard/series"),
     ("POST", "/api/sql"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/2.0/mlflow-artifacts/artifacts"),
@@ -112,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::routes())
         .merge(artifacts::routes())
         .merge(fusionprot::routes())
+        .merge(dashboard::routes())
         .merge(sql::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits::MAX_BATCH_BYTES + 64 * 1024))

@@ -11,6 +11,15 @@ use crate::model::{Experiment, Run, RunInfo};
 
 pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
+/// A query over runs in parts (see [`Store::run_query`]).
+pub(crate) struct RunQuery {
+    pub joins: Vec<String>,
+    pub join_binds: Vec<Bind>,
+    pub conds: Vec<String>,
+    pub binds: Vec<Bind>,
+    pub terms: Vec<String>,
+}
+
 pub(crate) fn bind_all(mut q: Query<'_>, binds: Vec<Bind>) -> Query<'_> {
     for b in binds {
         q = match b {
@@ -67,20 +76,19 @@ impl Store {
         Ok((out, next))
     }
 
-    pub async fn search_runs(
+    /// The parts of a query over runs: the experiments, lifecycle and filter conditions (with
+    /// their binds) and the order (LEFT JOINs with their binds, then terms, ending with the
+    /// default start_time DESC, run_uuid).
+    ///
+    /// # Errors
+    /// A malformed experiment id, view type, filter or order.
+    pub(crate) fn run_query(
         &self,
         experiment_ids: &[String],
         filter: Option<&str>,
         view_type: Option<&str>,
-        max_results: Option<i64>,
         order_by: &[String],
-        token: Option<&str>,
-    ) -> Result<(Vec<Run>, Option<String>), TrackerError> {
-        let max = check_max_results(max_results, 1000)?;
-        let offset = parse_page_token(token)?;
-        if experiment_ids.is_empty() {
-            return Ok((Vec::new(), None));
-        }
+    ) -> Result<RunQuery, TrackerError> {
         let mut binds = Vec::new();
         let ids = experiment_ids
             .iter()
@@ -103,17 +111,40 @@ impl Store {
         let mut terms = order.terms;
         terms.push("r.start_time DESC".into());
         terms.push("r.run_uuid ASC".into());
+        Ok(RunQuery {
+            joins: order.joins,
+            join_binds: order.join_binds,
+            conds,
+            binds,
+            terms,
+        })
+    }
+
+    pub async fn search_runs(
+        &self,
+        experiment_ids: &[String],
+        filter: Option<&str>,
+        view_type: Option<&str>,
+        max_results: Option<i64>,
+        order_by: &[String],
+        token: Option<&str>,
+    ) -> Result<(Vec<Run>, Option<String>), TrackerError> {
+        let max = check_max_results(max_results, 1000)?;
+        let offset = parse_page_token(token)?;
+        if experiment_ids.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let q = self.run_query(experiment_ids, filter, view_type, order_by)?;
         let sql = format!(
             "SELECT r.* FROM runs r {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
-            order.joins.join(" "),
-            conds.join(" AND "),
-            terms.join(", "),
+            q.joins.join(" "),
+            q.conds.join(" AND "),
+            q.terms.join(", "),
             max + 1,
             offset
         );
-        let mut all = order.join_binds;
-        all.extend(binds);
-        let binds = all;
+        let mut binds = q.join_binds;
+        binds.extend(q.binds);
         let rows = bind_all(self.query(&sql), binds)
             .fetch_all(&self.read)
             .await?;

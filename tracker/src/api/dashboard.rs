@@ -1,0 +1,193 @@
+//! The dashboard's reads (`/api/fusionprot/dashboard/…`): columnar JSON (one array per column),
+//! with an ETag on every answer (a repeated read with `If-None-Match` gets 304 and no body) and
+//! gzip when the client accepts it.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::request::{parse, required};
+use crate::dashboard::Selection;
+use crate::error::TrackerError;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/fusionprot/dashboard/runs", post(runs))
+        .route("/api/fusionprot/dashboard/groups", post(groups))
+        .route("/api/fusionprot/dashboard/keys", get(keys))
+        .route("/api/fusionprot/dashboard/series", get(series))
+}
+
+/// Bodies below this are sent as they are: gzip would not pay for its header.
+const GZIP_FROM: usize = 1024;
+
+/// `value` as JSON with its ETag, 304 when the client has it, gzip when it accepts it.
+pub(crate) fn columnar(headers: &HeaderMap, value: &Value) -> Response {
+    let body = value.to_string();
+    let digest = Sha256::digest(body.as_bytes());
+    let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let etag = format!("\"{tag}\"");
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
+    let mut resp = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let gzip = body.len() >= GZIP_FROM
+            && headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+        let mut r = if gzip {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            // writing to a Vec cannot fail
+            let _ = enc.write_all(body.as_bytes());
+            let bytes = enc.finish().unwrap_or_default();
+            let mut r = Response::new(Body::from(bytes));
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        } else {
+            Response::new(Body::from(body))
+        };
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The fields that choose runs, as `runs/search` names them, shared by the bodies below.
+macro_rules! selection_body {
+    ($name:ident { $($field:ident : $ty:ty $(= $default:literal)?),* $(,)? }) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            #[serde(default)]
+            experiment_ids: Vec<String>,
+            filter: Option<String>,
+            #[serde(alias = "run_view_type")]
+            view_type: Option<String>,
+            #[serde(default)]
+            order_by: Vec<String>,
+            $(
+                #[serde(default $(= $default)?)]
+                $field: $ty,
+            )*
+        }
+
+        impl $name {
+            fn selection(&self) -> Selection {
+                Selection {
+                    experiment_ids: self.experiment_ids.clone(),
+                    filter: self.filter.clone(),
+                    view_type: self.view_type.clone(),
+                    order_by: self.order_by.clone(),
+                }
+            }
+        }
+    };
+}
+
+selection_body!(RunsIn {
+    columns: Vec<String>,
+    offset: i64,
+    limit: i64 = "default_limit",
+});
+
+selection_body!(GroupsIn {
+    group_by: String,
+    columns: Vec<String>,
+});
+
+fn default_limit() -> i64 {
+    100
+}
+
+async fn runs(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, TrackerError> {
+    let r: RunsIn = parse(&body)?;
+    let v = s
+        .store
+        .dashboard_runs(&r.selection(), &r.columns, r.offset, r.limit)
+        .await?;
+    Ok(columnar(&headers, &v))
+}
+
+async fn groups(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, TrackerError> {
+    let r: GroupsIn = parse(&body)?;
+    let v = s
+        .store
+        .dashboard_groups(&r.selection(), &r.group_by, &r.columns)
+        .await?;
+    Ok(columnar(&headers, &v))
+}
+
+async fn keys(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, TrackerError> {
+    let ids = required(&q, "experiment_ids")?
+        .split(',')
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    let sel = Selection {
+        experiment_ids: ids,
+        ..Selection::default()
+    };
+    Ok(columnar(&headers, &s.store.dashboard_keys(&sel).await?))
+}
+
+async fn series(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, TrackerError> {
+    let points = match q.get("points") {
+        Some(p) => p
+            .parse()
+            .map_err(|_| TrackerError::invalid(format!("points must be a number, got {p:?}")))?,
+        None => 1000,
+    };
+    let v = s
+        .store
+        .dashboard_series(
+            required(&q, "run_id")?,
+            required(&q, "key")?,
+            points,
+            q.get("select").map(String::as_str),
+        )
+        .await?;
+    Ok(columnar(&headers, &v))
+}

@@ -1,0 +1,9 @@
+//! What the web dashboard reads, computed on the server: pages of the runs table with only the
+//! columns on screen (`query`), groups with mean ± sd over every matching run (`groups`), and
+//! curves downsampled to what a chart can show while keeping what matters (`series`).
+
+pub mod groups;
+pub mod query;
+pub mod series;
+
+pub use query::{Column, Selection, Summary, lower_is_better};

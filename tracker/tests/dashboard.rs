@@ -1,0 +1,382 @@
+//! The dashboard's reads against what SQL says of the same runs: a page of the runs table with
+//! chosen summaries per column, the filter and order of `runs/search`, groups of "all but the
+//! seed" with mean ± sd (n − 1) and n checked against DuckDB's `avg` / `stddev_samp`, downsampled
+//! curves that keep the ends, the extremes and the best-valid step, ETag (304) and gzip.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use fusionprot_tracker::api::{AppState, SqlGate, router};
+use fusionprot_tracker::{Durability, Store};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Resp {
+    status: u16,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1:5000")
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 26)
+        .await
+        .expect("body")
+        .to_vec();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn post(app: &axum::Router, path: &str, body: Value) -> Value {
+    let r = call(app, "POST", path, Some(body), &[]).await;
+    assert_eq!(
+        r.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()
+}
+
+/// Rows of a SQL query, as JSON arrays.
+async fn sql(app: &axum::Router, query: &str) -> Vec<Value> {
+    let r = post(app, "/api/sql", json!({ "query": query })).await;
+    r["rows"].as_array().expect("rows").clone()
+}
+
+/// 2 models × 2 learning rates × 3 seeds; valid/test fmax per epoch, a 3,000-step train loss.
+async fn fill(app: &axum::Router) -> (String, Vec<String>) {
+    let exp = post(
+        app,
+        "/api/2.0/mlflow/experiments/create",
+        json!({ "name": "ec" }),
+    )
+    .await["experiment_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut runs = Vec::new();
+    let mut k = 0u32;
+    for model in ["fusionprot", "esm2"] {
+        for lr in ["1e-4", "5e-5"] {
+            for seed in 1..=3 {
+                k += 1;
+                let r = post(
+                    app,
+                    "/api/2.0/mlflow/runs/create",
+                    json!({ "experiment_id": exp, "run_name": format!("{model}-{lr}-{seed}"), "start_time": 1000 + k }),
+                )
+                .await;
+                let id = r["run"]["info"]["run_id"].as_str().expect("run").to_owned();
+                let base = if model == "fusionprot" { 0.6 } else { 0.5 }
+                    + f64::from(seed) * 0.01
+                    + if lr == "1e-4" { 0.02 } else { 0.0 };
+                let mut metrics = Vec::new();
+                for epoch in 0..10i64 {
+                    // valid peaks at epoch 6 + seed % 3; test follows with noise
+                    let peak = 6 + i64::from(seed % 3);
+                    let v = base - 0.01 * ((epoch - peak) as f64).abs();
+                    metrics.push(json!({ "key": "valid/fmax", "value": v, "step": epoch, "timestamp": epoch }));
+                    metrics.push(json!({ "key": "test/fmax", "value": v - 0.02 + 0.001 * epoch as f64, "step": epoch, "timestamp": epoch }));
+                }
+                post(
+                    app,
+                    "/api/2.0/mlflow/runs/log-batch",
+                    json!({ "run_id": id, "metrics": metrics,
+                            "params": [{ "key": "model", "value": model }, { "key": "lr", "value": lr }, { "key": "seed", "value": seed.to_string() }] }),
+                )
+                .await;
+                for chunk in 0..3i64 {
+                    let pts: Vec<Value> = (0..1000i64)
+                        .map(|i| {
+                            let step = chunk * 1000 + i;
+                            let spike = if step == 1234 { 50.0 } else { 0.0 };
+                            json!({ "key": "train/loss", "value": 2.0 / (1.0 + step as f64 / 100.0) + spike + f64::from(k) * 1e-3, "step": step, "timestamp": step })
+                        })
+                        .collect();
+                    post(
+                        app,
+                        "/api/2.0/mlflow/runs/log-batch",
+                        json!({ "run_id": id, "metrics": pts }),
+                    )
+                    .await;
+                }
+                runs.push(id);
+            }
+        }
+    }
+    (exp, runs)
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_reads_agree_with_sql() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(
+        &dir.path().join("d.db").display().to_string(),
+        Durability::Normal,
+    )
+    .await
+    .expect("store");
+    let guard =
+        fusionprot_tracker::server::guard_for("127.0.0.1:5000".parse().expect("addr"), None);
+    let app = router(AppState {
+        store,
+        guard: Arc::new(guard),
+        artifacts: dir.path().join("artifacts"),
+        max_artifact_bytes: 1 << 20,
+        data_root: None,
+        sql_gate: SqlGate::default(),
+    });
+    let (exp, runs) = fill(&app).await;
+    assert_eq!(runs.len(), 12);
+
+    // A page of the table: the order and filter of runs/search, summaries as SQL computes them.
+    let columns = [
+        "metrics.valid/fmax:best",
+        "metrics.train/loss:best",
+        "metrics.train/loss:max",
+        "metrics.test/fmax",
+        "params.model",
+        "tags.mlflow.runName",
+    ];
+    let page = post(
+        &app,
+        "/api/fusionprot/dashboard/runs",
+        json!({ "experiment_ids": [exp], "filter": "params.lr = '1e-4'", "order_by": ["metrics.test/fmax DESC"],
+                "columns": columns, "offset": 2, "limit": 3 }),
+    )
+    .await;
+    assert_eq!(page["total"], 6, "{page}");
+    let search = post(
+        &app,
+        "/api/2.0/mlflow/runs/search",
+        json!({ "experiment_ids": [exp], "filter": "params.lr = '1e-4'", "order_by": ["metrics.test/fmax DESC"] }),
+    )
+    .await;
+    let order: Vec<&str> = search["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| r["info"]["run_id"].as_str().expect("id"))
+        .collect();
+    let got: Vec<&str> = page["run_id"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_str().expect("id"))
+        .collect();
+    assert_eq!(got, order[2..5]);
+    for (i, id) in got.iter().enumerate() {
+        let want = sql(
+            &app,
+            &format!(
+                "SELECT (SELECT max(value) FROM metrics WHERE run_uuid = '{id}' AND key = 'valid/fmax'),
+                        (SELECT min(value) FROM metrics WHERE run_uuid = '{id}' AND key = 'train/loss'),
+                        (SELECT max(value) FROM metrics WHERE run_uuid = '{id}' AND key = 'train/loss'),
+                        (SELECT value FROM latest_metrics WHERE run_uuid = '{id}' AND key = 'test/fmax'),
+                        (SELECT value FROM params WHERE run_uuid = '{id}' AND key = 'model'),
+                        (SELECT run_name FROM runs WHERE run_uuid = '{id}')"
+            ),
+        )
+        .await;
+        for (c, name) in columns.iter().enumerate() {
+            assert_eq!(page["columns"][name][i], want[0][c], "{name} of {id}");
+        }
+    }
+    assert!(
+        f(&page["columns"]["metrics.train/loss:max"][0]) > 50.0,
+        "the spike"
+    );
+
+    // Groups of all but the seed: mean, sd (n − 1) and n as DuckDB computes them.
+    let groups = post(
+        &app,
+        "/api/fusionprot/dashboard/groups",
+        json!({ "experiment_ids": [exp], "group_by": "all-but:seed", "columns": ["metrics.test/fmax", "metrics.valid/fmax:best"] }),
+    )
+    .await;
+    assert_eq!(groups["runs_total"], 12);
+    let keys = groups["key"].as_array().expect("keys");
+    assert_eq!(keys.len(), 4, "{groups}");
+    let want = sql(
+        &app,
+        "SELECT m.value AS model, l.value AS lr, avg(t.value), stddev_samp(t.value), count(*)
+         FROM runs r JOIN params m ON m.run_uuid = r.run_uuid AND m.key = 'model'
+         JOIN params l ON l.run_uuid = r.run_uuid AND l.key = 'lr'
+         JOIN latest_metrics t ON t.run_uuid = r.run_uuid AND t.key = 'test/fmax'
+         GROUP BY 1, 2 ORDER BY 2, 1",
+    )
+    .await;
+    assert_eq!(want.len(), 4);
+    for w in &want {
+        let g = keys
+            .iter()
+            .position(|k| {
+                k.as_array()
+                    .expect("key")
+                    .contains(&json!(["params.model", w[0]]))
+                    && k.as_array()
+                        .expect("key")
+                        .contains(&json!(["params.lr", w[1]]))
+            })
+            .unwrap_or_else(|| panic!("no group {w:?} in {groups}"));
+        let col = &groups["columns"]["metrics.test/fmax"];
+        assert!((f(&col["mean"][g]) - f(&w[2])).abs() < 1e-12, "mean {w:?}");
+        assert!((f(&col["sd"][g]) - f(&w[3])).abs() < 1e-12, "sd {w:?}");
+        assert_eq!(col["n"][g], w[4]);
+        assert_eq!(groups["runs"][g].as_array().map(Vec::len), Some(3));
+    }
+
+    // A curve cut to 100 points keeps the ends, the spike and the minimum; test/fmax keeps the
+    // step where valid/fmax is best.
+    let id = &runs[0];
+    let s = call(
+        &app,
+        "GET",
+        &format!("/api/fusionprot/dashboard/series?run_id={id}&key=train/loss&points=100"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s.status, 200);
+    let v = s.json();
+    assert_eq!(v["total_points"], 3000);
+    let steps: Vec<i64> = v["step"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|x| x.as_i64().expect("step"))
+        .collect();
+    assert!(steps.len() <= 103 && steps.len() >= 90, "{}", steps.len());
+    for must in [0, 1234, 2999] {
+        assert!(steps.contains(&must), "{must} missing");
+    }
+    assert!(steps.windows(2).all(|w| w[0] < w[1]));
+    let t = call(
+        &app,
+        "GET",
+        &format!(
+            "/api/fusionprot/dashboard/series?run_id={id}&key=test/fmax&points=4&select=valid/fmax"
+        ),
+        None,
+        &[],
+    )
+    .await
+    .json();
+    let best = sql(
+        &app,
+        &format!("SELECT step FROM metrics WHERE run_uuid = '{id}' AND key = 'valid/fmax' ORDER BY value DESC, step LIMIT 1"),
+    )
+    .await;
+    assert_eq!(t["best_step"], best[0][0]);
+    assert!(
+        t["step"].as_array().expect("steps").contains(&best[0][0]),
+        "{t}"
+    );
+
+    // ETag: the same read again is 304 with no body; gzip when accepted, the same JSON inside.
+    let etag = s.headers["etag"].to_str().expect("etag").to_owned();
+    let again = call(
+        &app,
+        "GET",
+        &format!("/api/fusionprot/dashboard/series?run_id={id}&key=train/loss&points=100"),
+        None,
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let zipped = call(
+        &app,
+        "GET",
+        &format!("/api/fusionprot/dashboard/series?run_id={id}&key=train/loss&points=100"),
+        None,
+        &[("accept-encoding", "gzip, br")],
+    )
+    .await;
+    assert_eq!(zipped.headers["content-encoding"], "gzip");
+    assert!(zipped.body.len() < s.body.len());
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&zipped.body[..])
+        .read_to_end(&mut plain)
+        .expect("gunzip");
+    assert_eq!(plain, s.body);
+
+    // Keys for the column picker; refusals name what is wrong.
+    let k = call(
+        &app,
+        "GET",
+        &format!("/api/fusionprot/dashboard/keys?experiment_ids={exp}"),
+        None,
+        &[],
+    )
+    .await
+    .json();
+    assert_eq!(
+        k["metrics"],
+        json!(["test/fmax", "train/loss", "valid/fmax"])
+    );
+    assert_eq!(k["params"], json!(["lr", "model", "seed"]));
+    let bad = call(
+        &app,
+        "POST",
+        "/api/fusionprot/dashboard/runs",
+        Some(json!({ "experiment_ids": [exp], "columns": ["metrics.x:median"] })),
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(String::from_utf8_lossy(&bad.body).contains("metrics.x:median"));
+    let bad = call(
+        &app,
+        "POST",
+        "/api/fusionprot/dashboard/groups",
+        Some(json!({ "experiment_ids": [exp], "group_by": "metrics.x" })),
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let bad = call(
+        &app,
+        "POST",
+        "/api/fusionprot/dashboard/runs",
+        Some(json!({ "experiment_ids": [exp], "limit": 100000 })),
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+}

@@ -6,6 +6,12 @@ use serde_json::{Map, Value, json};
 use crate::api::ROUTES;
 
 fn summary(method: &str, path: &str) -> &'static str {
+    if path == "/" {
+        return "The web dashboard (web/index.html; no token needed for its files)";
+    }
+    if path.starts_with("/web/") {
+        return "The dashboard's static files (scripts, styles, vendored uPlot), with a CSP";
+    }
     match (method, path.rsplit('/').next().unwrap_or("")) {
         (_, "health") => "Liveness: returns OK",
         (_, "version") => "fusionprot version",

@@ -121,3 +121,25 @@ pub fn msp_fixture(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
     serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("expected"))
         .expect("json")
 }
+
+/// One raw HTTP/1.1 request without a body; returns (status, header lines, body).
+pub fn http_full(addr: &str, method: &str, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}

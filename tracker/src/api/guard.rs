@@ -75,9 +75,11 @@ fn check(guard: &Guard, headers: &HeaderMap, method: &Method, path: &str) -> Opt
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
-            && path != "/health"
-        {
+        // The dashboard's static files hold no data (what they show comes through the API,
+        // which asks for the token), and a browser cannot attach a bearer token to a page load.
+        let open = path == "/health"
+            || (*method == Method::GET && (path == "/" || path.starts_with("/web/")));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) && !open {
             return Some(deny(
                 ErrorCode::Unauthenticated,
                 "missing or wrong bearer token (Authorization: Bearer …)",
@@ -214,7 +216,7 @@ mod tests {
     async fn every_route_requires_the_token_when_one_is_set() {
         let (app, _dir) = app(Some("s3cret")).await;
         for (method, path) in ROUTES {
-            if *path == "/health" {
+            if *path == "/health" || *path == "/" || path.starts_with("/web/") {
                 continue;
             }
             let path = &path.replace("{*path}", "1/x");
@@ -255,6 +257,33 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         let (status, _) = call(&app, "GET", "/api/2.0/mlflow/nope", &[], "").await;
         assert_eq!(status, 401, "unknown paths pass the guard too");
+        // the dashboard's files load without the token (they hold no data; the API they call
+        // asks for it), for GET only
+        for path in ["/", "/web/app.js", "/web/vendor/uplot-1.6.32/uPlot.esm.js"] {
+            let (status, _) = call(&app, "GET", path, &[], "").await;
+            assert_eq!(status, 200, "{path}");
+        }
+        let (status, _) = call(
+            &app,
+            "GET",
+            "/web/../api/2.0/mlflow/experiments/search",
+            &[],
+            "",
+        )
+        .await;
+        assert!(
+            status == 401 || status == 404,
+            "a path out of /web/ is not open: {status}"
+        );
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/",
+            &[("content-type", "application/json")],
+            "{}",
+        )
+        .await;
+        assert_eq!(status, 401, "only reads of the files are open");
     }
 
     #[tokio::test]

@@ -11,9 +11,11 @@ mod meta;
 mod request;
 mod runs;
 mod sql;
+mod web;
 
 pub use guard::Guard;
 pub use sql::TRUNCATED_HEADER;
+pub use web::CSP;
 
 use std::sync::Arc;
 
@@ -67,6 +69,8 @@ impl Default for SqlGate {
 
 /// Every route of the API, as (method, path). The guard test walks this list.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/web/{*path}"),
     ("GET", "/health"),
     ("GET", "/version"),
     ("POST", "/api/2.0/mlflow/experiments/create"),
@@ -118,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .merge(artifacts::routes())
         .merge(fusionprot::routes())
         .merge(dashboard::routes())
+        .merge(web::routes())
         .merge(sql::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits::MAX_BATCH_BYTES + 64 * 1024))

@@ -1,0 +1,250 @@
+//! The dashboard in a real browser (Debian's chromium-headless-shell, installed by scripts/setup;
+//! skipped, saying so, where it is not installed) over runs logged by the real `mlflow` client:
+//! the table shows them, a filter narrows them, grouping by "all but the seed" gives the mean ±
+//! sd (n) SQL gives, the compare view draws the curves (and shows them as a table), the paper
+//! table exports Markdown with the best in bold, the SQL console returns rows, and a run named
+//! `<img src=x onerror=…>` stays text. Every page comes with a CSP that forbids inline scripts.
+//! Screenshots are kept in the target folder's `tmp/dashboard/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Server;
+use serde_json::{Value, json};
+
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium-headless-shell", "/usr/bin/chromium"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// The page at `url` after its scripts ran, as chromium serialises its DOM.
+fn dom(browser: &Path, url: &str) -> String {
+    let out = Command::new(browser)
+        .args([
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .expect("chromium");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("data-ready=\"1\""),
+        "{url}: the page did not finish\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn screenshot(browser: &Path, url: &str, file: &Path) {
+    let out = Command::new(browser)
+        .args([
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+            "--virtual-time-budget=20000",
+        ])
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
+        .output()
+        .expect("chromium");
+    assert!(
+        file.metadata().is_ok_and(|m| m.len() > 10_000),
+        "no screenshot of {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sql(server: &Server, query: &str) -> Vec<Value> {
+    let out = common::fusionprot(&[
+        "query",
+        query,
+        "--tracker",
+        &format!("http://{}", server.addr),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["rows"].as_array().expect("rows").clone()
+}
+
+/// Text of the elements of the serialised DOM that carry `attr="…"`, in order.
+fn attrs(dom: &str, attr: &str) -> Vec<String> {
+    dom.split(&format!("{attr}=\""))
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
+    let Some(browser) = chromium() else {
+        eprintln!(
+            "SKIPPED the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser: chromium-headless-shell is not installed (scripts/setup installs it where apt can)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::serve(
+        dir.path(),
+        dir.path().join("fp.db").to_str().expect("utf8"),
+        &[],
+    );
+    let base = format!("http://{}", server.addr);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/dashboard_runs.py");
+    let out = Command::new(common::python())
+        .arg(&script)
+        .arg(&base)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", common::text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let logged: Value = serde_json::from_str(text.lines().last().expect("ids")).expect("json");
+    let exp = logged["experiment_id"].as_str().expect("exp").to_owned();
+    let run = |name: &str| logged["runs"][name].as_str().expect("run").to_owned();
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots).expect("mkdir");
+
+    // The page and its policy.
+    let (status, headers, _) = common::http_full(&server.addr, "GET", "/");
+    assert_eq!(status, 200);
+    let csp = headers
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .expect("a CSP header");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+
+    // The runs table: every run, the probe's name as text.
+    let page = dom(&browser, &format!("{base}/?view=runs&exp={exp}"));
+    assert!(page.contains("10 runs"), "{page}");
+    assert!(page.contains("fusionprot-1e-4-s1"), "{page}");
+    assert!(
+        page.contains("&lt;img src=x onerror=document.title='pwned'&gt;"),
+        "the probe is not shown as text"
+    );
+    assert!(
+        !page.contains("<img src=\"x\""),
+        "the probe became an element"
+    );
+    assert!(!page.contains("<title>pwned"), "the probe ran");
+    screenshot(
+        &browser,
+        &format!("{base}/?view=runs&exp={exp}"),
+        &shots.join("runs.png"),
+    );
+
+    // A filter narrows the table.
+    let page = dom(
+        &browser,
+        &format!("{base}/?view=runs&exp={exp}&filter=params.model%20%3D%20'esm2'"),
+    );
+    assert!(page.contains("3 runs"), "{page}");
+    assert!(!page.contains("fusionprot-1e-4-s1"));
+
+    // Grouped by all but the seed: mean ± sd (n) as SQL computes them.
+    let page = dom(
+        &browser,
+        &format!(
+            "{base}/?view=runs&exp={exp}&group=all-but:seed&cols=metrics.test_at_best_valid/fmax"
+        ),
+    );
+    let want = sql(
+        &server,
+        "SELECT avg(m.value), stddev_samp(m.value), count(*) FROM latest_metrics m
+         JOIN params p ON p.run_uuid = m.run_uuid AND p.key = 'model'
+         JOIN params l ON l.run_uuid = m.run_uuid AND l.key = 'lr'
+         WHERE m.key = 'test_at_best_valid/fmax' GROUP BY p.value, l.value ORDER BY 1",
+    );
+    let means: Vec<f64> = attrs(&page, "data-mean")
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let sds: Vec<f64> = attrs(&page, "data-sd")
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(means.len(), 3, "{page}");
+    for w in &want {
+        let (m, s) = (w[0].as_f64().expect("mean"), w[1].as_f64().expect("sd"));
+        assert!(
+            means.iter().any(|x| (x - m).abs() < 1e-9),
+            "mean {m} not in {means:?}"
+        );
+        assert!(
+            sds.iter().any(|x| (x - s).abs() < 1e-9),
+            "sd {s} not in {sds:?}"
+        );
+        assert_eq!(w[2], json!(3));
+    }
+
+    // The compare view draws the curves of the selected runs, and shows them as a table.
+    let sel = format!("{},{}", run("fusionprot-1e-4-s1"), run("esm2-1e-4-s2"));
+    let url = format!("{base}/?view=compare&sel={sel}&metrics=valid/fmax,train/loss");
+    let page = dom(&browser, &url);
+    let points: Vec<usize> = attrs(&page, "data-points")
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(points.len(), 2, "{page}");
+    assert!(points.iter().all(|&p| p > 40), "{points:?}");
+    assert!(page.contains("<canvas"), "no chart drawn");
+    screenshot(&browser, &url, &shots.join("compare.png"));
+    let page = dom(&browser, &format!("{url}&table=1"));
+    assert!(page.contains("as-table"), "{page}");
+    assert!(
+        page.contains("esm2-1e-4-s2 test/fmax"),
+        "the test twin is drawn with valid"
+    );
+
+    // The paper table, with its Markdown export and the best in bold.
+    let page = dom(
+        &browser,
+        &format!("{base}/?view=paper&exp={exp}&group=params.model"),
+    );
+    assert!(page.contains("id=\"paper\""), "{page}");
+    let best = sql(
+        &server,
+        "SELECT p.value, avg(m.value) FROM latest_metrics m JOIN params p ON p.run_uuid = m.run_uuid AND p.key = 'model'
+         WHERE m.key = 'test_at_best_valid/fmax' GROUP BY 1 ORDER BY 2 DESC LIMIT 1",
+    );
+    let winner = best[0][0].as_str().expect("model");
+    assert!(
+        page.contains(&format!("| {winner} | **")),
+        "the best model is not bold in the Markdown: {page}"
+    );
+
+    // The SQL console returns rows.
+    let page = dom(
+        &browser,
+        &format!("{base}/?view=sql&q=SELECT%20run_name%20FROM%20runs%20ORDER%20BY%201"),
+    );
+    assert!(page.contains("id=\"rows\""), "{page}");
+    assert!(page.contains("esm2-1e-4-s1"));
+    assert!(page.contains("10 rows"));
+
+    // A run's page: params, checkpoints table, and the probe's params stay text there too.
+    let page = dom(&browser, &format!("{base}/?view=run&run={}", run("probe")));
+    assert!(
+        page.contains("&lt;script&gt;document.title='pwned2'&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<title>pwned"));
+}

@@ -1,0 +1,196 @@
+// The other views: the paper table (groups × task metrics, mean ± sd (n), best in bold, reference
+// rows, CSV / Markdown / LaTeX), a run's page, the datasets page and the SQL console.
+
+import { api, el, state, fmt, isNum, lowerIsBetter, download, plainTable, csv, experiments } from "./lib.js";
+
+/** Paper table: rows = models (?group=, default the model param), columns = task (?task=,
+ * default the data.task param) × metric (?metrics=, default the test_at_best_valid/* keys; ?at=last
+ * switches to test_at_last/*); cells mean ± sd (n), the best of each column in bold; published
+ * reference rows (?refs=); CSV, Markdown and LaTeX. */
+export async function paper(main) {
+  const exps = await experiments();
+  const ids = state.list("exp").length ? state.list("exp") : exps.map((e) => e.experiment_id);
+  const keys = await api(`/api/fusionprot/dashboard/keys?experiment_ids=${encodeURIComponent(ids.join(","))}`);
+  const at = state.get("at", "best_valid");
+  const prefix = at === "last" ? "test_at_last/" : "test_at_best_valid/";
+  let metrics = state.list("metrics");
+  if (!metrics.length) metrics = keys.metrics.filter((k) => k.startsWith(prefix));
+  if (!metrics.length) metrics = keys.metrics.filter((k) => k.startsWith("test")).slice(0, 6);
+  const defaultRow = ["model.kind", "model"].find((k) => keys.params.includes(k));
+  const group = state.get("group", defaultRow ? `params.${defaultRow}` : "all-but:seed");
+  const task = state.get("task", keys.params.includes("data.task") && !group.startsWith("all-but:") ? "params.data.task" : "");
+  const g = await api("/api/fusionprot/dashboard/groups", {
+    experiment_ids: ids, filter: state.get("filter") || undefined,
+    group_by: task ? `${group},${task}` : group,
+    columns: metrics.map((m) => `metrics.${m}`),
+  });
+  // pivot: a row per model, a column per (task, metric)
+  const rowName = (k) => k.filter((p) => p[0] !== task).map((p) => p[1] ?? "—").join(" / ") || "(all)";
+  const taskOf = (k) => (task ? (k.find((p) => p[0] === task) || [null, "—"])[1] ?? "—" : "");
+  const tasks = [...new Set(g.key.map(taskOf))].sort();
+  const cols = tasks.flatMap((t) => metrics.map((m) => ({ task: t, metric: m })));
+  const label = (c) => (c.task ? `${c.task} ${c.metric.replace(prefix, "")}` : c.metric.replace(prefix, ""));
+  const byRow = new Map();
+  g.key.forEach((k, i) => {
+    const name = rowName(k);
+    if (!byRow.has(name)) byRow.set(name, { name, cells: cols.map(() => ({ mean: null, sd: null, n: null })) });
+    cols.forEach((c, j) => {
+      if (c.task !== taskOf(k)) return;
+      const s = g.columns[`metrics.${c.metric}`];
+      byRow.get(name).cells[j] = { mean: s.mean[i], sd: s.sd[i], n: s.n[i] };
+    });
+  });
+  // runs without these metrics (an embedding run, another task's model) leave empty rows and
+  // columns: drop them
+  let rows = [...byRow.values()].filter((r) => r.cells.some((c) => c.mean !== null));
+  const keep = cols.map((_, j) => rows.some((r) => r.cells[j].mean !== null));
+  cols.splice(0, cols.length, ...cols.filter((_, j) => keep[j]));
+  rows = rows.map((r) => ({ ...r, cells: r.cells.filter((_, j) => keep[j]) }));
+  // reference rows: "name: v1, v2, …" per line, in the column order
+  for (const l of state.get("refs").split("\n").map((x) => x.trim()).filter(Boolean)) {
+    const [name, vals = ""] = l.split(":");
+    const values = vals.split(",").map((v) => (v.trim() === "" ? null : Number(v)));
+    rows.push({ name: `${name.trim()} (published)`, cells: cols.map((_, c) => ({ mean: values[c] ?? null, sd: null, n: null })) });
+  }
+  const bestRow = cols.map((c, j) => {
+    let best = -1;
+    rows.forEach((r, i) => {
+      const v = r.cells[j].mean;
+      if (!isNum(v)) return;
+      if (best < 0 || (lowerIsBetter(c.metric) ? v < rows[best].cells[j].mean : v > rows[best].cells[j].mean)) best = i;
+    });
+    return best;
+  });
+  const text = (cell) => (cell.mean === null ? "" : cell.sd === null ? fmt(cell.mean) + (cell.n ? ` (${cell.n})` : "") : `${fmt(cell.mean)} ± ${fmt(cell.sd)} (${cell.n})`);
+  const header = ["model", ...cols.map(label)];
+  const table = el("table", { id: "paper" },
+    el("thead", {}, el("tr", {}, header.map((c) => el("th", { text: c })))),
+    el("tbody", {}, rows.map((r, i) => el("tr", {},
+      el("td", { text: r.name }),
+      r.cells.map((cell, c) => el("td", { class: "num" + (bestRow[c] === i ? " best" : ""), text: text(cell) }))))));
+  const flat = rows.map((r) => [r.name, ...r.cells.map(text)]);
+  const md = () => {
+    const line = (cells) => `| ${cells.join(" | ")} |`;
+    return [line(header), line(header.map(() => "---")),
+      ...rows.map((r, i) => line([r.name, ...r.cells.map((c, k) => (bestRow[k] === i && text(c) ? `**${text(c)}**` : text(c)))]))].join("\n") + "\n";
+  };
+  const tex = () => {
+    const esc = (x) => String(x).replace(/([\\&%$#_{}])/g, "\\$1").replace(/±/g, "$\\pm$");
+    const body = rows.map((r, i) => [esc(r.name), ...r.cells.map((c, k) => (bestRow[k] === i && text(c) ? `\\textbf{${esc(text(c))}}` : esc(text(c))))].join(" & ") + " \\\\");
+    return [`\\begin{tabular}{l${"r".repeat(cols.length)}}`, "\\toprule", header.map(esc).join(" & ") + " \\\\", "\\midrule", ...body, "\\bottomrule", "\\end{tabular}"].join("\n") + "\n";
+  };
+  main.replaceChildren(
+    el("div", { class: "bar" },
+      el("label", {}, "rows ", el("input", { id: "group", type: "text", value: group, onkeydown: (e) => { if (e.key === "Enter") state.set({ group: e.target.value }); } })),
+      el("label", {}, "task ", el("input", { id: "task", type: "text", value: task, placeholder: "none", onkeydown: (e) => { if (e.key === "Enter") state.set({ task: e.target.value || null }); } })),
+      el("label", {}, el("input", { type: "checkbox", id: "atlast", checked: at === "last", onchange: (e) => state.set({ at: e.target.checked ? "last" : null, metrics: null }) }), " test at last epoch"),
+      el("button", { id: "csv", onclick: () => download("paper-table.csv", csv(header, flat), "text/csv") }, "CSV"),
+      el("button", { id: "md", onclick: () => download("paper-table.md", md()) }, "Markdown"),
+      el("button", { id: "tex", onclick: () => download("paper-table.tex", tex()) }, "LaTeX")),
+    el("p", { class: "muted", text: `cells: ${at === "last" ? "test at the last epoch" : "test at the best valid epoch"}, mean ± sd (n) over ${g.runs_total} runs; best per column in bold` }),
+    table,
+    el("details", {}, el("summary", { text: "published reference rows (name: value, value, … in column order)" }),
+      el("textarea", { id: "refs", placeholder: "GearNet-Edge: 0.810, 0.490", value: state.get("refs"), onchange: (e) => state.set({ refs: e.target.value }) })),
+    el("pre", { id: "markdown", class: "muted", text: md() }),
+    el("pre", { id: "latex", class: "muted", text: tex() }),
+  );
+}
+
+/** A run: its info, params (and a diff against ?other=), tags, latest metrics, checkpoints,
+ * datasets, artifacts. */
+export async function run(main) {
+  const id = state.get("run");
+  const r = (await api(`/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(id)}`)).run;
+  const other = state.get("other");
+  const o = other ? (await api(`/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(other)}`)).run : null;
+  const params = Object.fromEntries((r.data.params || []).map((p) => [p.key, p.value]));
+  const oparams = o ? Object.fromEntries((o.data.params || []).map((p) => [p.key, p.value])) : {};
+  const pkeys = [...new Set([...Object.keys(params), ...Object.keys(oparams)])].sort();
+  const cks = (await api(`/api/fusionprot/checkpoints/list?run_id=${encodeURIComponent(id)}`)).checkpoints;
+  const ds = await api("/api/sql", {
+    query: `SELECT d.name, l.context, d.content_hash, d.schema_version FROM run_datasets l JOIN datasets d USING (dataset_id) WHERE l.run_uuid = '${id.replace(/[^0-9a-f]/g, "")}' ORDER BY 2`,
+  });
+  let artifacts = [];
+  try {
+    const path = r.info.artifact_uri.replace(/^mlflow-artifacts:\/?/, "");
+    artifacts = (await api(`/api/2.0/mlflow-artifacts/artifacts?path=${encodeURIComponent(path)}`)).files || [];
+    artifacts = artifacts.map((f) => ({ ...f, url: `/api/2.0/mlflow-artifacts/artifacts/${path}/${f.path}` }));
+  } catch { /* no artifacts */ }
+  main.replaceChildren(
+    el("h2", { id: "run-name", text: r.info.run_name }),
+    el("p", { class: "muted", text: `${r.info.run_id} · ${r.info.status} · experiment ${r.info.experiment_id}` }),
+    el("div", { class: "bar" }, el("input", { id: "other", type: "text", placeholder: "diff params against run id", value: other,
+      onkeydown: (e) => { if (e.key === "Enter") state.set({ other: e.target.value }); } })),
+    el("h3", { text: "params" }),
+    plainTable(o ? ["key", "this run", "other run"] : ["key", "value"],
+      pkeys.filter((k) => !o || params[k] !== oparams[k] || state.get("all") === "1")
+        .map((k) => (o ? [k, params[k] ?? "—", oparams[k] ?? "—"] : [k, params[k]])), "params"),
+    el("h3", { text: "metrics (latest)" }),
+    plainTable(["key", "value", "step"], (r.data.metrics || []).map((m) => [m.key, m.value, m.step]), "metrics"),
+    el("h3", { text: "tags" }),
+    plainTable(["key", "value"], (r.data.tags || []).map((t) => [t.key, t.value]), "tags"),
+    el("h3", { text: "checkpoints" }),
+    plainTable(["step", "sha256", "best", "path", "metrics"], cks.map((c) => [c.step, c.sha256 || "", c.is_best ? "best" : "", c.path || c.artifact_path || "", JSON.stringify(c.metrics)]), "checkpoints"),
+    el("h3", { text: "datasets" }),
+    plainTable(ds.columns.map((c) => c.name), ds.rows, "datasets"),
+    el("h3", { text: "artifacts" }),
+    el("ul", { id: "artifacts" }, artifacts.map((f) => el("li", {}, f.is_dir ? el("span", { text: `${f.path}/` }) : el("a", { href: f.url, text: `${f.path} (${f.file_size} bytes)` })))),
+  );
+}
+
+/** Registered datasets: manifest summary, split certificate, and the runs that used each. */
+export async function datasets(main) {
+  const list = (await api("/api/fusionprot/datasets/list")).datasets;
+  const used = await api("/api/sql", {
+    query: "SELECT d.name, count(DISTINCT l.run_uuid) AS runs FROM datasets d LEFT JOIN run_datasets l USING (dataset_id) GROUP BY d.name",
+  });
+  const runs = Object.fromEntries(used.rows.map((r) => [r[0], r[1]]));
+  main.replaceChildren(
+    el("h2", { text: "datasets" }),
+    plainTable(["name", "content hash", "schema", "split", "path", "runs"],
+      list.map((d) => [d.name, d.content_hash.slice(0, 16), d.schema_version, d.has_split ? "yes" : "no", d.path || "(manifest only)", runs[d.name] ?? 0]), "dataset-list"),
+  );
+}
+
+const EXAMPLES = [
+  "SELECT r.run_name, m.key, m.value FROM runs r JOIN latest_metrics m USING (run_uuid) ORDER BY m.value DESC LIMIT 20",
+  "SELECT p.value AS model, avg(m.value) AS mean, stddev_samp(m.value) AS sd, count(*) AS n FROM params p JOIN latest_metrics m USING (run_uuid) WHERE p.key = 'model' AND m.key LIKE 'test%' GROUP BY 1 ORDER BY 2 DESC",
+  "SELECT key, count(*) AS points FROM metrics GROUP BY key ORDER BY points DESC",
+];
+
+/** The SQL console: read-only DuckDB over the tracker's tables and registered datasets. */
+export async function sql(main) {
+  const q = state.get("q", EXAMPLES[0]);
+  const out = el("div", { id: "result" });
+  const area = el("textarea", { id: "query", value: q });
+  main.replaceChildren(
+    el("p", { class: "muted", text: "Read-only SQL (DuckDB): experiments, runs, params, tags, metrics, latest_metrics, checkpoints, datasets, run_datasets and <dataset>_proteins / _residues / _edges / _splits." }),
+    area,
+    el("div", { class: "bar" },
+      el("button", { id: "run", onclick: () => state.set({ q: area.value }) }, "run"),
+      el("select", { "aria-label": "examples", onchange: (e) => { area.value = e.target.value; } },
+        el("option", { text: "examples…", value: q }), EXAMPLES.map((x) => el("option", { value: x, text: x.slice(0, 90) })))),
+    out,
+  );
+  if (!state.get("q")) return;
+  try {
+    const r = await api("/api/sql", { query: q, max_rows: 10000 });
+    const cols = r.columns.map((c) => c.name);
+    out.replaceChildren(
+      el("div", { class: "bar" },
+        el("span", { text: `${r.rows.length} rows${r.truncated ? " (truncated)" : ""}` }),
+        el("button", { id: "csv", onclick: () => download("query.csv", csv(cols, r.rows), "text/csv") }, "CSV"),
+        el("a", { id: "parquet", href: "#", onclick: async (e) => {
+          e.preventDefault();
+          const resp = await fetch("/api/sql", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query: q, format: "parquet" }) });
+          if (!resp.ok) { out.append(el("p", { class: "error", text: (await resp.json()).message })); return; }
+          const url = URL.createObjectURL(await resp.blob());
+          const a = el("a", { href: url, download: "query.parquet" });
+          document.body.append(a); a.click(); a.remove();
+        } }, "Parquet")),
+      plainTable(cols, r.rows, "rows"),
+    );
+  } catch (e) {
+    out.replaceChildren(el("p", { class: "error", id: "sql-error", text: e.message }));
+  }
+}

@@ -18,26 +18,31 @@ const VIEWS = {
 
 let rendering = null;
 
-async function show() {
+/** Renders the view of the URL. A refresh renders off screen and swaps the result in, so the
+ * page never jumps or empties while data loads. */
+async function show(refresh = false) {
   const view = state.get("view", "runs");
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("on", a.dataset.view === view);
   const main = document.getElementById("main");
   const status = document.getElementById("status");
   const t0 = performance.now();
-  document.body.dataset.ready = "0";
+  if (!refresh) document.body.dataset.ready = "0";
   const job = (async () => {
+    const target = refresh ? el("div") : main;
     try {
-      await (VIEWS[view] || runs.render)(main);
+      await (VIEWS[view] || runs.render)(target);
+      if (refresh) main.replaceChildren(...target.childNodes);
       status.textContent = "";
     } catch (e) {
-      main.replaceChildren(el("p", { class: "error", id: "error", text: e.message }));
+      if (refresh) status.textContent = `refresh failed: ${e.message}`;
+      else main.replaceChildren(el("p", { class: "error", id: "error", text: e.message }));
     }
   })();
   rendering = job;
   await job;
   if (rendering === job) {
     document.body.dataset.ready = "1";
-    document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
+    if (!refresh) document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
   }
 }
 
@@ -60,13 +65,13 @@ for (const a of document.querySelectorAll("#nav a")) {
     state.set({ view: a.dataset.view });
   });
 }
-window.addEventListener("fp:state", show);
-window.addEventListener("popstate", show);
+window.addEventListener("fp:state", () => show());
+window.addEventListener("popstate", () => show());
 setInterval(() => {
   const view = state.get("view", "runs");
   if (document.visibilityState === "visible" && state.get("live", "1") === "1" && view === "compare" && document.body.dataset.ready === "1") {
     document.getElementById("live").textContent = "live";
-    show();
+    show(true);
   }
 }, 15000);
 show();

@@ -26,6 +26,8 @@ export async function render(main) {
   const keys = [...new Set(infos.flatMap((r) => (r.run.data.metrics || []).map((m) => m.key)))].sort();
   const metrics = chosen(keys);
   const smooth = Number(state.get("smooth", "0")) || 0;
+  // points per curve asked of the server (it keeps ends, extremes and the best-valid step)
+  const budget = Math.min(100000, Math.max(4, Number(state.get("points", "800")) || 800));
   const asTable = state.get("table") === "1";
   const bar = el(
     "div",
@@ -36,7 +38,7 @@ export async function render(main) {
       placeholder: "metrics, comma separated",
       onkeydown: (e) => { if (e.key === "Enter") state.set({ metrics: e.target.value }); },
     }),
-    el("datalist", { id: "mkeys" }, keys.map((k) => el("option", { value: k }))),
+    el("datalist", { id: "mkeys" }, keys.slice(0, 200).map((k) => el("option", { value: k }))),
     el("label", {}, "smoothing ",
       el("input", {
         id: "smooth", type: "range", min: 0, max: 0.99, step: 0.01, value: smooth,
@@ -61,7 +63,7 @@ export async function render(main) {
     const series = [];
     for (const id of runs) {
       for (const key of twins) {
-        const s = await api(`/api/fusionprot/dashboard/series?run_id=${encodeURIComponent(id)}&key=${encodeURIComponent(key)}&points=800&select=${encodeURIComponent(keys.includes(select) ? select : key)}`);
+        const s = await api(`/api/fusionprot/dashboard/series?run_id=${encodeURIComponent(id)}&key=${encodeURIComponent(key)}&points=${budget}&select=${encodeURIComponent(keys.includes(select) ? select : key)}`);
         if (s.total_points) series.push({ id, key, s });
       }
     }
@@ -129,9 +131,7 @@ export async function render(main) {
         }],
       },
     };
-    const t0 = performance.now();
     new uPlot(opts, [steps, ...columns], plot);
-    box.dataset.drawMs = (performance.now() - t0).toFixed(1);
     box.dataset.points = String(columns.reduce((n, c) => n + c.filter((v) => v !== null).length, 0));
   }
 }

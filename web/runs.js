@@ -55,12 +55,23 @@ export async function render(main) {
       onkeydown: (e) => {
         if (e.key === "Enter" && e.target.value) state.set({ cols: [...cols, e.target.value.trim()] });
       },
+      // offer at most 50 keys that contain what is typed: 10,000 keys never enter the DOM
+      oninput: (e) => {
+        const q = e.target.value.toLowerCase();
+        const all = [
+          ...keys.metrics.map((k) => `metrics.${k}`),
+          ...keys.params.map((k) => `params.${k}`),
+          ...keys.tags.map((k) => `tags.${k}`),
+        ];
+        const hits = [];
+        for (const k of all) {
+          if (k.toLowerCase().includes(q)) hits.push(k);
+          if (hits.length === 50) break;
+        }
+        document.getElementById("keys").replaceChildren(...hits.map((k) => el("option", { value: k })));
+      },
     }),
-    el("datalist", { id: "keys" }, [
-      ...keys.metrics.map((k) => `metrics.${k}`),
-      ...keys.params.map((k) => `params.${k}`),
-      ...keys.tags.map((k) => `tags.${k}`),
-    ].map((k) => el("option", { value: k }))),
+    el("datalist", { id: "keys" }),
     el("a", {
       id: "compare", href: "#",
       onclick: (e) => { e.preventDefault(); state.set({ view: "compare", sel: [...selected] }); },

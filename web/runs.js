@@ -42,7 +42,7 @@ export async function render(main) {
         return o;
       }))),
     el("input", {
-      id: "filter", type: "text", placeholder: "filter: metrics.valid/fmax > 0.5 and params.model = 'fusionprot'",
+      id: "filter", type: "text", placeholder: "filter: metrics.valid/fmax > 0.5 and (params.model = 'fusionprot' or params.model = 'esm2')",
       value: state.get("filter"),
       onkeydown: (e) => { if (e.key === "Enter") state.set({ filter: e.target.value }); },
     }),

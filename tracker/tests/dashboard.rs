@@ -222,6 +222,35 @@ async fn the_dashboard_reads_agree_with_sql() {
         "the spike"
     );
 
+    // The dashboard's filter also takes OR and parentheses (runs/search keeps MLflow's AND only).
+    let either = post(
+        &app,
+        "/api/fusionprot/dashboard/runs",
+        json!({ "experiment_ids": [exp], "filter": "(params.model = 'esm2' AND params.seed = '1') OR params.lr = '5e-5'",
+                "columns": ["params.model"], "limit": 100 }),
+    )
+    .await;
+    let want = sql(
+        &app,
+        "SELECT count(*) FROM runs r WHERE (EXISTS (SELECT 1 FROM params p WHERE p.run_uuid = r.run_uuid AND p.key = 'model' AND p.value = 'esm2')
+           AND EXISTS (SELECT 1 FROM params p WHERE p.run_uuid = r.run_uuid AND p.key = 'seed' AND p.value = '1'))
+           OR EXISTS (SELECT 1 FROM params p WHERE p.run_uuid = r.run_uuid AND p.key = 'lr' AND p.value = '5e-5')",
+    )
+    .await;
+    assert_eq!(either["total"], want[0][0]);
+    assert_eq!(either["total"], 7);
+    let refused = call(
+        &app,
+        "POST",
+        "/api/2.0/mlflow/runs/search",
+        Some(
+            json!({ "experiment_ids": [exp], "filter": "params.lr = '5e-5' OR params.seed = '1'" }),
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status, 400, "MLflow's API keeps MLflow's grammar");
+
     // Groups of all but the seed: mean, sd (n − 1) and n as DuckDB computes them.
     let groups = post(
         &app,

@@ -556,7 +556,7 @@ mod same_answers {
         for body in [
             json!({ "experiment_ids": [e], "columns": ["metrics.acc:best", "metrics.acc:min", "metrics.loss:best", "metrics.loss", "params.lr", "tags.t"],
                     "order_by": ["tags.t"], "offset": 1, "limit": 4 }),
-            json!({ "experiment_ids": [e], "filter": "params.model = 'm0'", "columns": ["metrics.acc"] }),
+            json!({ "experiment_ids": [e], "filter": "params.model = 'm0' OR (tags.seed = '2' AND params.lr LIKE '0.%')", "columns": ["metrics.acc"] }),
         ] {
             api.call("POST", "/api/fusionprot/dashboard/runs", Some(body))
                 .await;

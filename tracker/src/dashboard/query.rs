@@ -130,6 +130,7 @@ impl Store {
             sel.filter.as_deref(),
             sel.view_type.as_deref(),
             &sel.order_by,
+            true,
         )?;
         let count_sql = format!(
             "SELECT count(*) FROM runs r WHERE {}",

@@ -88,6 +88,7 @@ impl Store {
         filter: Option<&str>,
         view_type: Option<&str>,
         order_by: &[String],
+        or_allowed: bool,
     ) -> Result<RunQuery, TrackerError> {
         let mut binds = Vec::new();
         let ids = experiment_ids
@@ -101,13 +102,26 @@ impl Store {
         binds.extend(ids);
         conds.push(lifecycle_cond("r", view_type)?);
         let order = filter::order_sql(self.dialect, order_by, Target::Runs)?;
-        conds.extend(filter::to_sql(
-            self.dialect,
-            &filter::parse(filter.unwrap_or(""))?,
-            Target::Runs,
-            &mut binds,
-            !order.joins.is_empty(),
-        )?);
+        if or_allowed {
+            // the dashboard's grammar: AND, OR and parentheses
+            if let Some(e) = filter::parse_expr(filter.unwrap_or(""))? {
+                conds.push(filter::expr_sql(
+                    self.dialect,
+                    &e,
+                    Target::Runs,
+                    &mut binds,
+                    !order.joins.is_empty(),
+                )?);
+            }
+        } else {
+            conds.extend(filter::to_sql(
+                self.dialect,
+                &filter::parse(filter.unwrap_or(""))?,
+                Target::Runs,
+                &mut binds,
+                !order.joins.is_empty(),
+            )?);
+        }
         let mut terms = order.terms;
         terms.push("r.start_time DESC".into());
         terms.push("r.run_uuid ASC".into());
@@ -134,7 +148,7 @@ impl Store {
         if experiment_ids.is_empty() {
             return Ok((Vec::new(), None));
         }
-        let q = self.run_query(experiment_ids, filter, view_type, order_by)?;
+        let q = self.run_query(experiment_ids, filter, view_type, order_by, false)?;
         let sql = format!(
             "SELECT r.* FROM runs r {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
             q.joins.join(" "),

@@ -10,6 +10,9 @@
 use crate::error::TrackerError;
 use crate::store::Dialect;
 
+mod expr;
+pub use expr::{Expr, expr_sql, parse_expr};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
     Metric,
@@ -169,100 +172,107 @@ pub fn parse(filter: &str) -> Result<Vec<Clause>, TrackerError> {
                 t => return Err(bad(format!("expected AND, found {t:?}"))),
             }
         }
-        // identifier: [entity .] key
-        let (entity, key) = match (toks.get(i), toks.get(i + 1), toks.get(i + 2)) {
-            (Some(Tok::Ident(e)), Some(Tok::Dot), Some(Tok::Ident(k) | Tok::Quoted(k))) => {
-                let entity = match e.to_ascii_lowercase().as_str() {
-                    "metrics" | "metric" => Entity::Metric,
-                    "params" | "param" | "parameter" | "parameters" => Entity::Param,
-                    "tags" | "tag" => Entity::Tag,
-                    "attributes" | "attribute" | "attr" | "run" => Entity::Attribute,
-                    other => {
-                        return Err(bad(format!(
-                            "unknown entity {other:?}: use metrics, params, tags or attributes"
-                        )));
-                    }
-                };
-                i += 3;
-                (entity, k.clone())
-            }
-            (Some(Tok::Ident(k)), _, _) => {
-                i += 1;
-                (Entity::Attribute, k.clone())
-            }
-            (t, _, _) => return Err(bad(format!("expected an identifier, found {t:?}"))),
-        };
-        // operator
-        let op = match toks.get(i) {
-            Some(Tok::Op(o)) => o.clone(),
-            Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("like") => "LIKE".into(),
-            Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("ilike") => "ILIKE".into(),
-            Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("in") => "IN".into(),
-            Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("not") => match toks.get(i + 1) {
-                Some(Tok::Ident(w2)) if w2.eq_ignore_ascii_case("in") => {
-                    i += 1;
-                    "NOT IN".into()
-                }
-                _ => return Err(bad("NOT must be followed by IN")),
-            },
-            t => {
-                return Err(bad(format!(
-                    "expected a comparison after {key:?}, found {t:?}"
-                )));
-            }
-        };
-        i += 1;
-        let value = if op.ends_with("IN") {
-            if toks.get(i) != Some(&Tok::LParen) {
-                return Err(bad(format!("{op} needs a parenthesised list")));
-            }
-            i += 1;
-            let mut items = Vec::new();
-            loop {
-                match toks.get(i) {
-                    Some(Tok::Quoted(s)) => items.push(s.clone()),
-                    t => {
-                        return Err(bad(format!(
-                            "expected a quoted string in the {op} list, found {t:?}"
-                        )));
-                    }
-                }
-                i += 1;
-                match toks.get(i) {
-                    Some(Tok::Comma) => i += 1,
-                    Some(Tok::RParen) => {
-                        i += 1;
-                        break;
-                    }
-                    t => {
-                        return Err(bad(format!(
-                            "expected , or ) in the {op} list, found {t:?}"
-                        )));
-                    }
-                }
-            }
-            Value::List(items)
-        } else {
-            let v = match toks.get(i) {
-                Some(Tok::Num(n)) => Value::Num(*n),
-                Some(Tok::Quoted(s)) => Value::Str(s.clone()),
-                t => {
+        clauses.push(clause_at(&toks, &mut i)?);
+    }
+    Ok(clauses)
+}
+
+/// The clause that starts at `toks[*i]`; `*i` moves past it.
+fn clause_at(toks: &[Tok], i: &mut usize) -> Result<Clause, TrackerError> {
+    let mut j = *i;
+    // identifier: [entity .] key
+    let (entity, key) = match (toks.get(j), toks.get(j + 1), toks.get(j + 2)) {
+        (Some(Tok::Ident(e)), Some(Tok::Dot), Some(Tok::Ident(k) | Tok::Quoted(k))) => {
+            let entity = match e.to_ascii_lowercase().as_str() {
+                "metrics" | "metric" => Entity::Metric,
+                "params" | "param" | "parameter" | "parameters" => Entity::Param,
+                "tags" | "tag" => Entity::Tag,
+                "attributes" | "attribute" | "attr" | "run" => Entity::Attribute,
+                other => {
                     return Err(bad(format!(
-                        "expected a value after {key} {op}, found {t:?}"
+                        "unknown entity {other:?}: use metrics, params, tags or attributes"
                     )));
                 }
             };
-            i += 1;
-            v
+            j += 3;
+            (entity, k.clone())
+        }
+        (Some(Tok::Ident(k)), _, _) => {
+            j += 1;
+            (Entity::Attribute, k.clone())
+        }
+        (t, _, _) => return Err(bad(format!("expected an identifier, found {t:?}"))),
+    };
+    // operator
+    let op = match toks.get(j) {
+        Some(Tok::Op(o)) => o.clone(),
+        Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("like") => "LIKE".into(),
+        Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("ilike") => "ILIKE".into(),
+        Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("in") => "IN".into(),
+        Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("not") => match toks.get(j + 1) {
+            Some(Tok::Ident(w2)) if w2.eq_ignore_ascii_case("in") => {
+                j += 1;
+                "NOT IN".into()
+            }
+            _ => return Err(bad("NOT must be followed by IN")),
+        },
+        t => {
+            return Err(bad(format!(
+                "expected a comparison after {key:?}, found {t:?}"
+            )));
+        }
+    };
+    j += 1;
+    let value = if op.ends_with("IN") {
+        if toks.get(j) != Some(&Tok::LParen) {
+            return Err(bad(format!("{op} needs a parenthesised list")));
+        }
+        j += 1;
+        let mut items = Vec::new();
+        loop {
+            match toks.get(j) {
+                Some(Tok::Quoted(s)) => items.push(s.clone()),
+                t => {
+                    return Err(bad(format!(
+                        "expected a quoted string in the {op} list, found {t:?}"
+                    )));
+                }
+            }
+            j += 1;
+            match toks.get(j) {
+                Some(Tok::Comma) => j += 1,
+                Some(Tok::RParen) => {
+                    j += 1;
+                    break;
+                }
+                t => {
+                    return Err(bad(format!(
+                        "expected , or ) in the {op} list, found {t:?}"
+                    )));
+                }
+            }
+        }
+        Value::List(items)
+    } else {
+        let v = match toks.get(j) {
+            Some(Tok::Num(n)) => Value::Num(*n),
+            Some(Tok::Quoted(s)) => Value::Str(s.clone()),
+            t => {
+                return Err(bad(format!(
+                    "expected a value after {key} {op}, found {t:?}"
+                )));
+            }
         };
-        clauses.push(Clause {
-            entity,
-            key,
-            op,
-            value,
-        });
-    }
-    Ok(clauses)
+        j += 1;
+        v
+    };
+    *i = j;
+    Ok(Clause {
+        entity,
+        key,
+        op,
+        value,
+    })
 }
 
 /// Run attributes the filter and order-by may name, with their column and whether numeric.
@@ -368,62 +378,75 @@ pub fn to_sql(
     binds: &mut Vec<Bind>,
     metric_in_list: bool,
 ) -> Result<Vec<String>, TrackerError> {
-    let mut out = Vec::new();
-    for c in clauses {
-        let cond = match (target, c.entity) {
-            (Target::Runs, Entity::Metric) => {
-                binds.push(Bind::Str(c.key.clone()));
-                let inner = numeric_cond("m.value", &c.op, &c.value, binds)?;
-                if metric_in_list {
-                    // every run is sorted anyway: collect the matches through the (key, value) index
-                    format!(
-                        "r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = ? AND m.is_nan = 0 AND {inner})"
-                    )
-                } else {
-                    // runs come in index order: probe each, stop after a page
-                    format!(
-                        "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ? AND m.is_nan = 0 AND {inner})"
-                    )
-                }
+    clauses
+        .iter()
+        .map(|c| clause_sql(dialect, c, target, binds, metric_in_list))
+        .collect()
+}
+
+/// The SQL condition of one clause (see [`to_sql`]), its values pushed onto `binds` in order.
+///
+/// # Errors
+/// As [`to_sql`].
+pub(crate) fn clause_sql(
+    dialect: Dialect,
+    c: &Clause,
+    target: Target,
+    binds: &mut Vec<Bind>,
+    metric_in_list: bool,
+) -> Result<String, TrackerError> {
+    let cond = match (target, c.entity) {
+        (Target::Runs, Entity::Metric) => {
+            binds.push(Bind::Str(c.key.clone()));
+            let inner = numeric_cond("m.value", &c.op, &c.value, binds)?;
+            if metric_in_list {
+                // every run is sorted anyway: collect the matches through the (key, value) index
+                format!(
+                    "r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = ? AND m.is_nan = 0 AND {inner})"
+                )
+            } else {
+                // runs come in index order: probe each, stop after a page
+                format!(
+                    "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ? AND m.is_nan = 0 AND {inner})"
+                )
             }
-            (Target::Runs, Entity::Param | Entity::Tag) => {
-                let table = if c.entity == Entity::Param {
-                    "params"
-                } else {
-                    "tags"
-                };
-                key_value_exists(dialect, table, "x.run_uuid = r.run_uuid", c, binds)?
+        }
+        (Target::Runs, Entity::Param | Entity::Tag) => {
+            let table = if c.entity == Entity::Param {
+                "params"
+            } else {
+                "tags"
+            };
+            key_value_exists(dialect, table, "x.run_uuid = r.run_uuid", c, binds)?
+        }
+        (Target::Experiments, Entity::Tag) => key_value_exists(
+            dialect,
+            "experiment_tags",
+            "x.experiment_id = e.experiment_id",
+            c,
+            binds,
+        )?,
+        (Target::Experiments, Entity::Metric | Entity::Param) => {
+            return Err(bad(
+                "experiments can be filtered by name, tags and times only",
+            ));
+        }
+        (_, Entity::Attribute) => {
+            let found = match target {
+                Target::Runs => run_attribute(&c.key),
+                Target::Experiments => experiment_attribute(&c.key),
+            };
+            let Some((col, numeric)) = found else {
+                return Err(bad(format!("unknown attribute {:?}", c.key)));
+            };
+            if numeric {
+                numeric_cond(col, &c.op, &c.value, binds)?
+            } else {
+                string_cond(dialect, col, &c.op, &c.value, binds)?
             }
-            (Target::Experiments, Entity::Tag) => key_value_exists(
-                dialect,
-                "experiment_tags",
-                "x.experiment_id = e.experiment_id",
-                c,
-                binds,
-            )?,
-            (Target::Experiments, Entity::Metric | Entity::Param) => {
-                return Err(bad(
-                    "experiments can be filtered by name, tags and times only",
-                ));
-            }
-            (_, Entity::Attribute) => {
-                let found = match target {
-                    Target::Runs => run_attribute(&c.key),
-                    Target::Experiments => experiment_attribute(&c.key),
-                };
-                let Some((col, numeric)) = found else {
-                    return Err(bad(format!("unknown attribute {:?}", c.key)));
-                };
-                if numeric {
-                    numeric_cond(col, &c.op, &c.value, binds)?
-                } else {
-                    string_cond(dialect, col, &c.op, &c.value, binds)?
-                }
-            }
-        };
-        out.push(cond);
-    }
-    Ok(out)
+        }
+    };
+    Ok(cond)
 }
 
 /// What `order_by` adds to a query: LEFT JOINs (with their bound keys, which come before the

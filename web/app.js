@@ -5,11 +5,13 @@
 import { el, state } from "./lib.js";
 import * as runs from "./runs.js";
 import * as compare from "./compare.js";
+import * as explore from "./explore.js";
 import * as pages from "./pages.js";
 
 const VIEWS = {
   runs: runs.render,
   compare: compare.render,
+  explore: explore.render,
   paper: pages.paper,
   run: pages.run,
   datasets: pages.datasets,

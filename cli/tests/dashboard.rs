@@ -214,6 +214,45 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
         "the test twin is drawn with valid"
     );
 
+    // Explore: a line per run across the axes; a brush keeps the runs in its range (as SQL says).
+    let dims = "params.model,params.lr,metrics.test_at_best_valid/fmax:best";
+    let page = dom(
+        &browser,
+        &format!("{base}/?view=explore&exp={exp}&dims={dims}"),
+    );
+    assert_eq!(page.matches("class=\"kept\"").count(), 10, "{page}");
+    assert!(page.contains("id=\"scatter\""));
+    let values: Vec<f64> = sql(
+        &server,
+        "SELECT value FROM latest_metrics WHERE key = 'test_at_best_valid/fmax'",
+    )
+    .iter()
+    .map(|r| r[0].as_f64().expect("value"))
+    .collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+    let upper = values
+        .iter()
+        .filter(|v| (*v - lo) / (hi - lo) >= 0.5)
+        .count();
+    assert!(upper > 0 && upper < 9, "{values:?}");
+    let page = dom(
+        &browser,
+        &format!(
+            "{base}/?view=explore&exp={exp}&dims={dims}&brush=metrics.test_at_best_valid/fmax:best:0.5:1"
+        ),
+    );
+    assert_eq!(page.matches("class=\"kept\"").count(), upper, "{page}");
+    assert!(page.contains(&format!("{upper} of 10 runs in the brushes")));
+    screenshot(
+        &browser,
+        &format!(
+            "{base}/?view=explore&exp={exp}&dims={dims}&brush=metrics.test_at_best_valid/fmax:best:0.5:1"
+        ),
+        &shots.join("explore.png"),
+    );
+
     // The paper table, with its Markdown export and the best in bold.
     let page = dom(
         &browser,

@@ -22,6 +22,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     ("lib.js", include_bytes!("../../../web/lib.js")),
     ("runs.js", include_bytes!("../../../web/runs.js")),
     ("compare.js", include_bytes!("../../../web/compare.js")),
+    ("explore.js", include_bytes!("../../../web/explore.js")),
     ("pages.js", include_bytes!("../../../web/pages.js")),
     ("style.css", include_bytes!("../../../web/style.css")),
     (

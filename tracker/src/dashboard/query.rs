@@ -465,6 +465,24 @@ impl Store {
         }
         self.get_run(run_id).await?;
         let history = |k: String| async move {
+            if let Some(pool) = self.sqlite_reader() {
+                let rows: Vec<(i64, i64, f64, i64)> = sqlx::query_as(
+                    "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value",
+                )
+                .bind(run_id)
+                .bind(&k)
+                .fetch_all(pool)
+                .await?;
+                return Ok::<Vec<Point>, sqlx::Error>(
+                    rows.into_iter()
+                        .map(|(step, timestamp, value, nan)| Point {
+                            step,
+                            timestamp,
+                            value: loaded(value, nan != 0),
+                        })
+                        .collect(),
+                );
+            }
             let rows = self
                 .query(
                     "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value",

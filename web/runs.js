@@ -268,5 +268,11 @@ async function renderGroups(main, info, ids, cols, group) {
       }),
     ))),
   );
-  main.append(table);
+  main.append(
+    el("a", {
+      id: "compare-groups", href: "#",
+      onclick: (e) => { e.preventDefault(); state.set({ view: "compare", sel: g.runs.flat().slice(0, 60), group }); },
+    }, "compare the groups' curves (mean ± sd)"),
+    table,
+  );
 }

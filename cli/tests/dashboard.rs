@@ -214,6 +214,34 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
         "the test twin is drawn with valid"
     );
 
+    // Groups of runs in the compare view: a mean and a ± sd band per group and metric.
+    let fp_runs: Vec<String> = ["1e-4", "5e-5"]
+        .iter()
+        .flat_map(|lr| (1..=3).map(move |s| format!("fusionprot-{lr}-s{s}")))
+        .map(|n| run(&n))
+        .collect();
+    let page = dom(
+        &browser,
+        &format!(
+            "{base}/?view=compare&live=0&sel={}&metrics=valid/fmax&group=all-but:seed",
+            fp_runs.join(",")
+        ),
+    );
+    assert_eq!(
+        attrs(&page, "data-lines"),
+        ["4"],
+        "2 groups x valid and test"
+    );
+    assert_eq!(attrs(&page, "data-bands"), ["4"]);
+    screenshot(
+        &browser,
+        &format!(
+            "{base}/?view=compare&live=0&sel={}&metrics=valid/fmax&group=all-but:seed",
+            fp_runs.join(",")
+        ),
+        &shots.join("compare-groups.png"),
+    );
+
     // Explore: a line per run across the axes; a brush keeps the runs in its range (as SQL says).
     let dims = "params.model,params.lr,metrics.test_at_best_valid/fmax:best";
     let page = dom(

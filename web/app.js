@@ -1,6 +1,6 @@
-// The dashboard's entry: picks the view named in the URL (?view=runs|compare|run|paper|datasets|
-// sql), keeps the theme, and refreshes the view every 15 s while the tab is visible (reads carry
-// ETags, so an unchanged answer costs a 304).
+// The dashboard's entry: picks the view named in the URL (?view=runs|compare|explore|run|paper|
+// datasets|sql), keeps the theme, and keeps the view live: server-sent events name the runs that
+// changed, polling every 15 s is the fallback (reads carry ETags, so an unchanged answer is a 304).
 
 import { el, state } from "./lib.js";
 import * as runs from "./runs.js";
@@ -69,11 +69,51 @@ for (const a of document.querySelectorAll("#nav a")) {
 }
 window.addEventListener("fp:state", () => show());
 window.addEventListener("popstate", () => show());
+// Live: one server-sent event stream per tab carries the ids of runs written in the last second;
+// the views showing one of them refresh (off screen, then swapped in). Where the stream cannot
+// be opened (a token is required: EventSource cannot send it) or breaks, poll every 15 s
+// instead. The stream is closed while the tab is hidden.
+const live = document.getElementById("live");
+let stream = null;
+let polling = false;
+function shows(ids) {
+  const view = state.get("view", "runs");
+  if (view === "compare") return state.list("sel").some((id) => ids.includes(id));
+  if (view === "run") return ids.includes(state.get("run"));
+  return view === "explore" || view === "paper" || (view === "runs" && (document.getElementById("runs")?.scrollTop ?? 0) === 0);
+}
+function connect() {
+  if (stream || polling || state.get("live", "1") !== "1" || sessionStorage.getItem("fp-token")) {
+    polling = polling || Boolean(sessionStorage.getItem("fp-token"));
+    return;
+  }
+  stream = new EventSource("/api/fusionprot/events");
+  stream.addEventListener("open", () => { live.textContent = "live"; });
+  stream.addEventListener("runs", (e) => {
+    const { run_ids: ids, lagged } = JSON.parse(e.data);
+    if (document.body.dataset.ready === "1" && (lagged || shows(ids))) show(true);
+  });
+  stream.addEventListener("error", () => {
+    stream.close();
+    stream = null;
+    polling = true;
+    live.textContent = "polling";
+  });
+}
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden" && stream) {
+    stream.close();
+    stream = null;
+  } else if (document.visibilityState === "visible") {
+    connect();
+  }
+});
 setInterval(() => {
   const view = state.get("view", "runs");
-  if (document.visibilityState === "visible" && state.get("live", "1") === "1" && view === "compare" && document.body.dataset.ready === "1") {
-    document.getElementById("live").textContent = "live";
+  if (polling && document.visibilityState === "visible" && state.get("live", "1") === "1"
+      && (view === "compare" || view === "run") && document.body.dataset.ready === "1") {
     show(true);
   }
 }, 15000);
+connect();
 show();

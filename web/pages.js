@@ -138,18 +138,40 @@ export async function run(main) {
   );
 }
 
-/** Registered datasets: manifest summary, split certificate, and the runs that used each. */
+/** Registered datasets: manifest summary (counts, tables with rows, parts and bytes), each split
+ * with its certificate (identity definition and threshold, the largest identity found across
+ * splits, pairs checked, the audit), and the runs that used each. */
 export async function datasets(main) {
-  const list = (await api("/api/fusionprot/datasets/list")).datasets;
-  const used = await api("/api/sql", {
-    query: "SELECT d.name, count(DISTINCT l.run_uuid) AS runs FROM datasets d LEFT JOIN run_datasets l USING (dataset_id) GROUP BY d.name",
+  const r = await api("/api/sql", {
+    query: `SELECT d.name, d.content_hash, d.schema_version, d.path, d.manifest_json, d.split_json,
+                   (SELECT count(DISTINCT l.run_uuid) FROM run_datasets l WHERE l.dataset_id = d.dataset_id) AS runs
+            FROM datasets d ORDER BY d.name`,
   });
-  const runs = Object.fromEntries(used.rows.map((r) => [r[0], r[1]]));
-  main.replaceChildren(
-    el("h2", { text: "datasets" }),
-    plainTable(["name", "content hash", "schema", "split", "path", "runs"],
-      list.map((d) => [d.name, d.content_hash.slice(0, 16), d.schema_version, d.has_split ? "yes" : "no", d.path || "(manifest only)", runs[d.name] ?? 0]), "dataset-list"),
-  );
+  const parse = (t) => { try { return t ? JSON.parse(t) : null; } catch { return null; } };
+  const blocks = r.rows.map(([name, hash, version, path, manifestText, splitText, runs]) => {
+    const m = parse(manifestText) || {};
+    const c = m.counts || {};
+    const tables = Object.entries(m.tables || {}).map(([t, v]) => [t, v.rows, (v.parts || []).length, (v.parts || []).reduce((n, p) => n + (p.bytes || 0), 0)]);
+    let splits = parse(splitText) || {};
+    if (splits.identity) splits = { "(unnamed)": splits }; // a dataset split before named splits
+    const certs = Object.entries(splits).map(([sname, sp]) => [
+      sname,
+      sp.identity ? `${sp.identity.name || sp.identity.definition} < ${fmt(sp.identity.threshold)}` : "",
+      sp.max_cross_split ? fmt(sp.max_cross_split.identity) : "none",
+      sp.cross_split_pairs_checked ?? "",
+      sp.audit_pairs !== undefined ? `${sp.audit_pairs} pairs${sp.audit_exhaustive ? " (exhaustive)" : ""}, max ${sp.audit_max ? fmt(sp.audit_max.identity) : "none"}` : "",
+      Array.isArray(sp.counts) ? `train ${sp.counts[0]}, valid ${sp.counts[1]}, test ${sp.counts[2]}` : "",
+    ]);
+    return el("section", { class: "dataset", "data-name": name },
+      el("h3", { text: name }),
+      el("p", { class: "muted", text: `${hash.slice(0, 16)}… · schema ${version} · ${path || "(manifest only)"} · used by ${runs} run${runs === 1 ? "" : "s"}` }),
+      el("p", { text: `${c.proteins ?? "?"} proteins, ${c.residues ?? "?"} residues, ${c.edges ?? "?"} edges from ${c.files ?? "?"} files (${c.files_failed ?? 0} failed)` }),
+      plainTable(["table", "rows", "parts", "bytes"], tables),
+      certs.length
+        ? plainTable(["split", "identity", "max across splits", "pairs checked", "audit", "proteins"], certs)
+        : el("p", { class: "muted", text: "no split yet (fusionprot split)" }));
+  });
+  main.replaceChildren(el("h2", { text: "datasets" }), ...(blocks.length ? blocks : [el("p", { class: "muted", text: "no registered dataset (fusionprot register DATASET)" })]));
 }
 
 const EXAMPLES = [

@@ -101,14 +101,10 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
     let rows: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
     match (args.format, &args.out) {
         (Format::Parquet, None) => bail!("--format parquet needs --out FILE"),
-        (Format::Parquet, Some(path)) => write_atomic(path, |f| {
-            let mut w = parquet::arrow::ArrowWriter::try_new(f, result.schema.clone(), None)?;
-            for b in &result.batches {
-                w.write(b)?;
-            }
-            w.close()?;
-            Ok(())
-        })?,
+        (Format::Parquet, Some(path)) => {
+            let bytes = fusionprot_tracker::sql::to_parquet(&result)?;
+            write_atomic(path, |mut f| Ok(std::io::Write::write_all(&mut f, &bytes)?))?
+        }
         (fmt, out) => {
             let mut buf = Vec::new();
             match fmt {

@@ -65,7 +65,7 @@ fn summary(method: &str, path: &str) -> &'static str {
         }
         (_, "list") => "List a run's checkpoints",
         (_, "sql") => {
-            "Read-only SQL (DuckDB; only SELECTs run) over the tracker's tables and registered datasets: {query, max_rows, timeout_s, format: json|arrow} -> {columns: [{name, type}], rows: [[...]], truncated} or an Arrow IPC stream"
+            "Read-only SQL (DuckDB; only SELECTs run) over the tracker's tables and registered datasets: {query, max_rows, timeout_s, format: json|arrow|parquet} -> {columns: [{name, type}], rows: [[...]], truncated}, an Arrow IPC stream or a Parquet file"
         }
         (_, "runs") if path.contains("dashboard") => {
             "A page of the runs table in columns: {experiment_ids, filter, view_type, order_by, columns: [metrics.K:last|min|max|best, params.K, tags.K], offset, limit} -> {total, run_id: [...], …, columns: {name: [...]}}; ETag, gzip"
@@ -76,6 +76,9 @@ fn summary(method: &str, path: &str) -> &'static str {
         (_, "keys") => "Metric, param and tag keys of the runs of ?experiment_ids=1,2",
         (_, "series") => {
             "One metric of one run downsampled to ?points= keeping first, last, each bucket's min and max, and the step where ?select= (default: the metric) is best"
+        }
+        (_, "events") => {
+            "Server-sent events for live views: `runs` events with {run_ids, lagged}, the runs written in the last second"
         }
         (_, "openapi.json") => "This document",
         _ => "",

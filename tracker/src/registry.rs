@@ -216,6 +216,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.changed(&c.run_id);
         Ok(id)
     }
 

@@ -409,3 +409,87 @@ async fn the_dashboard_reads_agree_with_sql() {
     .await;
     assert_eq!(bad.status, 400);
 }
+
+/// Live views: a write that commits reaches `/api/fusionprot/events` as a notification naming the
+/// run, and a burst of writes comes as a few coalesced notifications, not one per write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_writes_are_announced_on_the_event_stream_coalesced() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(
+        &dir.path().join("e.db").display().to_string(),
+        Durability::Normal,
+    )
+    .await
+    .expect("store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let guard = fusionprot_tracker::server::guard_for(addr, None);
+    let app = router(AppState {
+        store: store.clone(),
+        guard: Arc::new(guard),
+        artifacts: dir.path().join("artifacts"),
+        max_artifact_bytes: 1 << 20,
+        data_root: None,
+        sql_gate: SqlGate::default(),
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!("GET /api/fusionprot/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .expect("request");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    // the response head first
+    while !seen.contains("\r\n\r\n") {
+        let n = s.read(&mut buf).await.expect("read");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    let run = store
+        .create_run("0", "", "live", None, &[])
+        .await
+        .expect("run")
+        .info
+        .run_id;
+    for k in 0..50 {
+        let batch = fusionprot_tracker::store::Batch {
+            metrics: vec![fusionprot_tracker::model::Metric {
+                key: "loss".into(),
+                value: f64::from(k),
+                timestamp: i64::from(k),
+                step: i64::from(k),
+            }],
+            ..Default::default()
+        };
+        store.log_batch(&run, &batch).await.expect("log");
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut events = String::new();
+    while !events.contains(&run) {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("an event within 5 s")
+            .expect("read");
+        events.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(events.contains("event: runs"), "{events}");
+    assert!(events.contains("\"lagged\":false"), "{events}");
+    // 51 writes (the run and 50 batches) in well under a second: at most a couple of events
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    if let Ok(Ok(n)) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), s.read(&mut buf)).await
+    {
+        events.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let count = events.matches("event: runs").count();
+    assert!(
+        (1..=3).contains(&count),
+        "{count} events for 51 writes: {events}"
+    );
+}

@@ -26,6 +26,52 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/fusionprot/dashboard/groups", post(groups))
         .route("/api/fusionprot/dashboard/keys", get(keys))
         .route("/api/fusionprot/dashboard/series", get(series))
+        .route("/api/fusionprot/events", get(events))
+}
+
+/// Changes are gathered this long into one notification.
+const COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Server-sent events for live views: `event: runs` with `{"run_ids": [...], "lagged": bool}`
+/// — the runs whose writes committed, gathered over a second — after which the page fetches what
+/// it shows again (its reads carry ETags). `lagged` says notifications were dropped for a slow
+/// reader: refetch everything. A comment line every 15 s keeps proxies from closing the stream.
+async fn events(
+    State(s): State<AppState>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = s.store.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let mut ids = std::collections::BTreeSet::new();
+        let mut lagged = false;
+        match rx.recv().await {
+            Ok(id) => {
+                ids.insert(id);
+            }
+            Err(RecvError::Lagged(_)) => lagged = true,
+            Err(RecvError::Closed) => return None,
+        }
+        let until = tokio::time::Instant::now() + COALESCE;
+        loop {
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Ok(id)) => {
+                    ids.insert(id);
+                }
+                Ok(Err(RecvError::Lagged(_))) => lagged = true,
+                Ok(Err(RecvError::Closed)) | Err(_) => break,
+            }
+        }
+        let data = serde_json::json!({ "run_ids": ids, "lagged": lagged }).to_string();
+        let event = axum::response::sse::Event::default()
+            .event("runs")
+            .data(data);
+        Some((Ok(event), rx))
+    });
+    axum::response::sse::Sse::new(stream).keep_alive(
+        axum::response::sse::KeepAlive::new().interval(std::time::Duration::from_secs(15)),
+    )
 }
 
 /// Bodies below this are sent as they are: gzip would not pay for its header.

@@ -105,6 +105,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/fusionprot/dashboard/groups"),
     ("GET", "/api/fusionprot/dashboard/keys"),
     ("GET", "/api/fusionprot/dashboard/series"),
+    ("GET", "/api/fusionprot/events"),
     ("POST", "/api/sql"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/2.0/mlflow-artifacts/artifacts"),

@@ -30,7 +30,8 @@ struct SqlRequest {
     /// Seconds before the query is interrupted; at most the server's limit.
     #[serde(default, deserialize_with = "de_opt_i64")]
     timeout_s: Option<i64>,
-    /// `json` (default): columns and rows arrays; `arrow`: an Arrow IPC stream.
+    /// `json` (default): columns and rows arrays; `arrow`: an Arrow IPC stream; `parquet`: a
+    /// Parquet file.
     #[serde(default)]
     format: ResultFormat,
 }
@@ -41,6 +42,8 @@ enum ResultFormat {
     #[default]
     Json,
     Arrow,
+    /// A Parquet file (the SQL console's download).
+    Parquet,
 }
 
 /// The HTTP header that says, on an Arrow answer, whether the row limit cut the result.
@@ -99,6 +102,20 @@ async fn sql_query(State(s): State<AppState>, body: Bytes) -> Result<Response, T
                 ),
             ],
             crate::sql::to_ipc(&result)?,
+        )
+            .into_response(),
+        ResultFormat::Parquet => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/vnd.apache.parquet",
+                ),
+                (
+                    axum::http::HeaderName::from_static(TRUNCATED_HEADER),
+                    if result.truncated { "true" } else { "false" },
+                ),
+            ],
+            crate::sql::to_parquet(&result)?,
         )
             .into_response(),
     })

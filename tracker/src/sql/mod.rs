@@ -19,4 +19,4 @@ mod wire;
 
 pub use run::{SqlLimits, SqlResult, query};
 pub use tables::{DATASET_TABLES, TABLES, sql_name};
-pub use wire::{from_ipc, to_ipc, to_json};
+pub use wire::{from_ipc, to_ipc, to_json, to_parquet};

@@ -93,6 +93,24 @@ pub fn to_ipc(result: &SqlResult) -> Result<Vec<u8>, TrackerError> {
     Ok(out)
 }
 
+/// The result as a Parquet file (zstd), as `fusionprot query --format parquet` writes it.
+///
+/// # Errors
+/// An encoding failure.
+pub fn to_parquet(result: &SqlResult) -> Result<Vec<u8>, TrackerError> {
+    let mut out = Vec::new();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, result.schema.clone(), Some(props))
+        .map_err(|e| encoding("as Parquet", e))?;
+    for b in &result.batches {
+        w.write(b).map_err(|e| encoding("as Parquet", e))?;
+    }
+    w.close().map_err(|e| encoding("as Parquet", e))?;
+    Ok(out)
+}
+
 /// Reads an Arrow IPC stream written by [`to_ipc`].
 ///
 /// # Errors

@@ -36,6 +36,8 @@ pub struct Store {
     pub(super) dialect: Dialect,
     /// Where run artifacts live, as URIs: `mlflow-artifacts:` (served by this server).
     pub artifact_root: String,
+    /// The run ids of committed writes, for live views (`/api/fusionprot/events`).
+    pub(super) changes: tokio::sync::broadcast::Sender<String>,
 }
 
 /// The key of the PostgreSQL advisory lock that every write transaction takes: writes are
@@ -95,6 +97,7 @@ impl Store {
         let store = Store {
             read,
             sqlite_read,
+            changes: tokio::sync::broadcast::channel(4096).0,
             write,
             dialect,
             artifact_root: "mlflow-artifacts:".into(),
@@ -106,6 +109,17 @@ impl Store {
     /// The pool for read-only queries (SQL export, tests): its connections cannot write.
     pub fn reader(&self) -> &AnyPool {
         &self.read
+    }
+
+    /// Tells live views that `run_id` changed (after its write committed). Nobody listening is
+    /// fine; a slow listener that falls behind is told so and refetches.
+    pub(crate) fn changed(&self, run_id: &str) {
+        let _ = self.changes.send(run_id.to_owned());
+    }
+
+    /// The changes from now on: run ids of committed writes, in commit order.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changes.subscribe()
     }
 
     /// The typed SQLite reader, on SQLite.

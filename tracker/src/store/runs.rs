@@ -92,6 +92,7 @@ impl Store {
         }
         q.execute(&mut *tx).await?;
         tx.commit().await?;
+        self.changed(&run_id);
         all_tags.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(Run {
             info: RunInfo {
@@ -227,6 +228,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.changed(run_id);
         self.run_info(run_id).await
     }
 
@@ -251,6 +253,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.changed(run_id);
         Ok(())
     }
 
@@ -269,6 +272,7 @@ impl Store {
             )));
         }
         tx.commit().await?;
+        self.changed(run_id);
         Ok(())
     }
 }

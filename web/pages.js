@@ -121,6 +121,7 @@ export async function run(main) {
     el("p", { class: "muted", text: `${r.info.run_id} · ${r.info.status} · experiment ${r.info.experiment_id}` }),
     el("div", { class: "bar" }, el("input", { id: "other", type: "text", placeholder: "diff params against run id", value: other,
       onkeydown: (e) => { if (e.key === "Enter") state.set({ other: e.target.value }); } })),
+    el("p", {}, el("a", { id: "curves", href: `?view=compare&sel=${encodeURIComponent(id)}` }, "metric curves →")),
     el("h3", { text: "params" }),
     plainTable(o ? ["key", "this run", "other run"] : ["key", "value"],
       pkeys.filter((k) => !o || params[k] !== oparams[k] || state.get("all") === "1")

@@ -92,7 +92,11 @@ export async function render(main) {
   pages.set(0, first);
   const total = first.total;
   info.textContent = `${total} runs; ${cols.length} columns (only those on screen are drawn)`;
-  const all = [...FIXED, ...cols.map((c) => ({ key: c, label: c, width: COL, data: true }))];
+  // pinned columns come first and stay in view when the table scrolls sideways, as the fixed ones
+  const pinned = state.list("pin").filter((p) => cols.includes(p));
+  const ordered = [...pinned, ...cols.filter((c) => !pinned.includes(c))];
+  const all = [...FIXED, ...ordered.map((c) => ({ key: c, label: c, width: COL, data: true, pinned: pinned.includes(c) }))];
+  const stuck = FIXED.length + pinned.length;
   const left = [];
   let x = 0;
   for (const c of all) { left.push(x); x += c.width; }
@@ -132,6 +136,13 @@ export async function render(main) {
       h.append(" ", s);
     }
     h.append(el("span", {
+      text: c.pinned ? " ◆" : " ◇", title: c.pinned ? "unpin" : "pin (keep in view)", class: "pin",
+      onclick: () => {
+        const pins = state.list("pin");
+        state.set({ pin: c.pinned ? pins.filter((p) => p !== c.key) : [...pins, c.key] });
+      },
+    }));
+    h.append(el("span", {
       text: " ×", title: "remove column",
       onclick: () => state.set({ cols: cols.filter((k) => k !== c.key) }),
     }));
@@ -163,14 +174,17 @@ export async function render(main) {
     const to = Math.min(total, Math.ceil((top + h) / ROW) + 2);
     const lx = scroller.scrollLeft;
     const wv = scroller.clientWidth || 1200;
-    const visible = all.map((c, k) => k).filter((k) => k < FIXED.length || (left[k] + all[k].width >= lx && left[k] <= lx + wv));
+    const visible = all.map((c, k) => k).filter((k) => k < stuck || (left[k] + all[k].width >= lx + left[stuck] && left[k] <= lx + wv));
+    // a stuck column is drawn at its place plus the sideways scroll, above the others
+    const at = (k) => `${left[k] + (k < stuck ? lx : 0)}px`;
     const head = el("div", { class: "vt-head" });
     head.style.top = "0px";
     const rows = [head];
     for (const k of visible) {
       const hc = header(all[k]);
       hc.style.position = "absolute";
-      hc.style.left = `${left[k]}px`;
+      hc.style.left = at(k);
+      if (k < stuck) hc.classList.add("stuck");
       head.append(hc);
     }
     head.style.width = `${width}px`;
@@ -207,7 +221,8 @@ export async function render(main) {
         }
         const d = cell(c, content, num);
         d.style.position = "absolute";
-        d.style.left = `${left[k]}px`;
+        d.style.left = at(k);
+        if (k < stuck) d.classList.add("stuck");
         row.append(d);
       }
       rows.push(row);

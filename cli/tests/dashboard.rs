@@ -168,6 +168,16 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
         &shots.join("runs.png"),
     );
 
+    // A pinned column comes first and stays in view (it is "stuck"); the others follow.
+    let page = dom(
+        &browser,
+        &format!("{base}/?view=runs&exp={exp}&cols=metrics.valid/fmax,params.lr&pin=params.lr"),
+    );
+    let lr = page.find(">lr<").expect("lr header");
+    let valid = page.find(">valid/fmax<").expect("valid header");
+    assert!(lr < valid, "the pinned column is not first");
+    assert!(page.contains("vt-cell stuck"), "no stuck cell");
+
     // A filter narrows the table.
     let page = dom(
         &browser,

@@ -31,11 +31,11 @@ fn still(url: &str) -> String {
     }
 }
 
-/// The page at `url` after its scripts ran, as chromium serialises its DOM.
-fn dom(browser: &Path, url: &str) -> String {
-    let url = &still(url);
-    // a page that never settles fails in a minute, not at the test harness's limit
-    let out = Command::new("timeout")
+/// Headless Chromium on `url` (without the live stream) with `action` (`--dump-dom`,
+/// `--screenshot=FILE`), waiting under virtual time for the page's fetches; a page that never
+/// settles fails in a minute, not at the test harness's limit.
+fn chromium_on(browser: &Path, url: &str, action: &str) -> std::process::Output {
+    Command::new("timeout")
         .arg("60")
         .arg(browser)
         .args([
@@ -44,11 +44,16 @@ fn dom(browser: &Path, url: &str) -> String {
             "--hide-scrollbars",
             "--window-size=1280,900",
             "--virtual-time-budget=20000",
-            "--dump-dom",
-            url,
+            action,
+            &still(url),
         ])
         .output()
-        .expect("chromium");
+        .expect("chromium")
+}
+
+/// The page at `url` after its scripts ran, as chromium serialises its DOM.
+fn dom(browser: &Path, url: &str) -> String {
+    let out = chromium_on(browser, url, "--dump-dom");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         text.contains("data-ready=\"1\""),
@@ -59,21 +64,7 @@ fn dom(browser: &Path, url: &str) -> String {
 }
 
 fn screenshot(browser: &Path, url: &str, file: &Path) {
-    let url = &still(url);
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(browser)
-        .args([
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1280,900",
-            "--virtual-time-budget=20000",
-        ])
-        .arg(format!("--screenshot={}", file.display()))
-        .arg(url)
-        .output()
-        .expect("chromium");
+    let out = chromium_on(browser, url, &format!("--screenshot={}", file.display()));
     assert!(
         file.metadata().is_ok_and(|m| m.len() > 10_000),
         "no screenshot of {url}: {}",

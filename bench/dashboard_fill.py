@@ -16,12 +16,19 @@ u = urllib.parse.urlparse(url)
 local = threading.local()
 
 
-def call(path, body):
+def call(path, body, retry=True):
     if not hasattr(local, "c"):
         local.c = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
-    local.c.request("POST", "/api/2.0/mlflow/" + path, json.dumps(body), {"Content-Type": "application/json"})
-    r = local.c.getresponse()
-    text = r.read()
+    try:
+        local.c.request("POST", "/api/2.0/mlflow/" + path, json.dumps(body), {"Content-Type": "application/json"})
+        r = local.c.getresponse()
+        text = r.read()
+    except (OSError, http.client.HTTPException):
+        # a keep-alive connection the server closed while idle: once more on a fresh one
+        del local.c
+        if not retry:
+            raise
+        return call(path, body, retry=False)
     if r.status != 200:
         raise SystemExit(f"{path}: {r.status} {text[:300]}")
     return json.loads(text)

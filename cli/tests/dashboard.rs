@@ -72,6 +72,25 @@ fn screenshot(browser: &Path, url: &str, file: &Path) {
     );
 }
 
+/// POSTs `body` as JSON to `url` (with curl, a client other than ours); the response body.
+fn post_json(url: &str, body: &Value) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+        ])
+        .arg(body.to_string())
+        .arg(url)
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl {url}");
+    out.stdout
+}
+
 fn sql(server: &Server, query: &str) -> Vec<Value> {
     let out = common::fusionprot(&[
         "query",
@@ -328,22 +347,13 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
     // The console's Parquet download is a Parquet file of the same rows.
     let (status, _, _) = common::http_full(&server.addr, "GET", "/web/pages.js");
     assert_eq!(status, 200);
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-        ])
-        .arg(r#"{"query": "SELECT run_name FROM runs ORDER BY 1", "format": "parquet"}"#)
-        .arg(format!("{base}/api/sql"))
-        .output()
-        .expect("curl");
-    assert_eq!(&out.stdout[..4], b"PAR1", "not a Parquet file");
+    let parquet = post_json(
+        &format!("{base}/api/sql"),
+        &json!({ "query": "SELECT run_name FROM runs ORDER BY 1", "format": "parquet" }),
+    );
+    assert_eq!(&parquet[..4], b"PAR1", "not a Parquet file");
     let file = dir.path().join("console.parquet");
-    std::fs::write(&file, &out.stdout).expect("write");
+    std::fs::write(&file, &parquet).expect("write");
     let check = Command::new(common::python())
         .args(["-c", "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); print(t.num_rows, t.column(0)[1])"])
         .arg(&file)
@@ -362,23 +372,14 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
         .expect("fixture"),
     )
     .expect("json");
-    let o = Command::new("curl")
-        .args([
-            "-s",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-        ])
-        .arg(json!({ "name": "sample", "manifest": manifest }).to_string())
-        .arg(format!("{base}/api/fusionprot/datasets/register"))
-        .output()
-        .expect("curl");
+    let registered = post_json(
+        &format!("{base}/api/fusionprot/datasets/register"),
+        &json!({ "name": "sample", "manifest": manifest }),
+    );
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("dataset_id"),
+        String::from_utf8_lossy(&registered).contains("dataset_id"),
         "{}",
-        String::from_utf8_lossy(&o.stdout)
+        String::from_utf8_lossy(&registered)
     );
     let page = dom(&browser, &format!("{base}/?view=datasets"));
     assert!(page.contains("max across splits"), "{page}");

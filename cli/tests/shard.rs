@@ -490,6 +490,22 @@ fn linked_shards_read_as_the_copied_merge() {
         assert!(want.lines().count() > 10, "{table}: {want}");
         assert_eq!(rows_by_protein(&linked, table), want, "{table}");
     }
+    // A link over an existing dataset retires its tables through the journaled swap (left in
+    // place they would hide the linked parts from every reader).
+    let over = dir.path().join("over");
+    let o = merge(&over, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = merge(&over, &["--link"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        files(&over).into_keys().collect::<Vec<_>>(),
+        ["manifest.json"]
+    );
+    assert_eq!(
+        rows_by_protein(&over, "residues"),
+        rows_by_protein(&copied, "residues")
+    );
+
     // Our own readers: one protein, a whole table, a split, SQL over the registered dataset.
     let protein = |ds: &Path| {
         let o = fusionprot(&["show", s(ds), "--table", "residues", "--protein", "1AFS_A"]);

@@ -77,10 +77,10 @@ async fn events(
 /// Bodies below this are sent as they are: gzip would not pay for its header.
 const GZIP_FROM: usize = 1024;
 
-/// `value` as JSON with its ETag, 304 when the client has it, gzip when it accepts it.
-pub(crate) fn columnar(headers: &HeaderMap, value: &Value) -> Response {
-    let body = value.to_string();
-    let digest = Sha256::digest(body.as_bytes());
+/// The strong ETag of `bytes` (a truncated sha256), and whether the request's `If-None-Match`
+/// already names it (a weak `W/` form counts). Shared by the dashboard's reads and its files.
+pub(crate) fn etag(headers: &HeaderMap, bytes: &[u8]) -> (String, bool) {
+    let digest = Sha256::digest(bytes);
     let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     let etag = format!("\"{tag}\"");
     let fresh = headers
@@ -90,6 +90,13 @@ pub(crate) fn columnar(headers: &HeaderMap, value: &Value) -> Response {
             v.split(',')
                 .any(|t| t.trim().trim_start_matches("W/") == etag)
         });
+    (etag, fresh)
+}
+
+/// `value` as JSON with its ETag, 304 when the client has it, gzip when it accepts it.
+pub(crate) fn columnar(headers: &HeaderMap, value: &Value) -> Response {
+    let body = value.to_string();
+    let (etag, fresh) = etag(headers, body.as_bytes());
     let mut resp = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

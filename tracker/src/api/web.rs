@@ -10,7 +10,6 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use crate::error::{ErrorCode, TrackerError};
@@ -74,18 +73,7 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
         }
         .into_response();
     };
-    let digest = Sha256::digest(bytes);
-    let etag: String = format!(
-        "\"{}\"",
-        digest[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let (etag, fresh) = super::dashboard::etag(headers, bytes);
     let mut resp = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

@@ -180,18 +180,19 @@ impl Store {
                         k,
                     ),
                     Column::Metric(k, s) => {
-                        let agg = match s {
-                            Summary::Min => "min",
-                            Summary::Max => "max",
-                            _ if lower_is_better(k) => "min",
-                            _ => "max",
+                        let lowest = match s {
+                            Summary::Min => true,
+                            Summary::Max => false,
+                            _ => lower_is_better(k),
                         };
-                        let sql: &str = if agg == "min" {
-                            "SELECT run_uuid, min(value), 0 FROM metrics WHERE key = ? AND is_nan = 0 AND run_uuid IN"
-                        } else {
-                            "SELECT run_uuid, max(value), 0 FROM metrics WHERE key = ? AND is_nan = 0 AND run_uuid IN"
-                        };
-                        (sql, k)
+                        (
+                            if lowest {
+                                "SELECT run_uuid, min(value), 0 FROM metrics WHERE key = ? AND is_nan = 0 AND run_uuid IN"
+                            } else {
+                                "SELECT run_uuid, max(value), 0 FROM metrics WHERE key = ? AND is_nan = 0 AND run_uuid IN"
+                            },
+                            k,
+                        )
                     }
                     Column::Param(k) => (
                         "SELECT run_uuid, value, 0 FROM params WHERE key = ? AND run_uuid IN",
@@ -463,7 +464,8 @@ impl Store {
         if !(4..=100_000).contains(&points) {
             return Err(TrackerError::invalid("points must be 4 to 100000"));
         }
-        self.get_run(run_id).await?;
+        // the run must exist (its row only: not every metric, param and tag of it)
+        self.run_info(run_id).await?;
         let history = |k: String| async move {
             if let Some(pool) = self.sqlite_reader() {
                 let rows: Vec<(i64, i64, f64, i64)> = sqlx::query_as(

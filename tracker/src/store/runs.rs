@@ -116,7 +116,7 @@ impl Store {
         })
     }
 
-    pub(super) async fn run_info(&self, run_id: &str) -> Result<RunInfo, TrackerError> {
+    pub(crate) async fn run_info(&self, run_id: &str) -> Result<RunInfo, TrackerError> {
         let row = self
             .query("SELECT * FROM runs WHERE run_uuid = ?")
             .bind(run_id)

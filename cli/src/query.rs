@@ -33,6 +33,23 @@ pub struct TrackerTarget {
 }
 
 impl TrackerTarget {
+    /// Where a local database's datasets may not lie: its artifact store (`<database's
+    /// folder>/artifacts`, where `sqlite:///` clients put run artifacts and `serve --artifacts`
+    /// should point), which clients write.
+    fn confinement(&self) -> fusionprot_tracker::dataset_files::Confinement {
+        let folder = self
+            .db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fusionprot_tracker::dataset_files::Confinement {
+            below: None,
+            never: std::fs::canonicalize(folder.join("artifacts"))
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// Runs `work` on the local store (which must exist unless `create`).
     fn with_store<T>(
         &self,
@@ -98,6 +115,9 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
         Some(url) => remote_query(url, args)?,
         None => local_query(args)?,
     };
+    for w in &result.warnings {
+        eprintln!("warning: {w}");
+    }
     let rows: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
     match (args.format, &args.out) {
         (Format::Parquet, None) => bail!("--format parquet needs --out FILE"),
@@ -160,15 +180,16 @@ fn local_query(args: &QueryArgs) -> Result<SqlResult> {
         timeout: std::time::Duration::from_secs(args.timeout),
         ..Default::default()
     };
+    let scope = args.target.confinement();
     args.target.with_store(false, async |store| {
-        fusionprot_tracker::sql::query(&store, &args.sql, limits).await
+        fusionprot_tracker::sql::query(&store, &args.sql, limits, &scope).await
     })
 }
 
 /// The same query on a running tracker, answered as Arrow IPC: the exact schema and values the
 /// local path produces, so every output format is the same either way.
 fn remote_query(url: &str, args: &QueryArgs) -> Result<SqlResult> {
-    let (bytes, truncated) = remote::post_arrow(
+    let answer = remote::post_arrow(
         url,
         args.target.token.as_deref(),
         "/api/sql",
@@ -178,14 +199,14 @@ fn remote_query(url: &str, args: &QueryArgs) -> Result<SqlResult> {
             "timeout_s": args.timeout,
             "format": "arrow",
         }),
-        fusionprot_tracker::api::TRUNCATED_HEADER,
     )?;
-    let (schema, batches) = fusionprot_tracker::sql::from_ipc(&bytes)
+    let (schema, batches) = fusionprot_tracker::sql::from_ipc(&answer.bytes)
         .with_context(|| format!("reading the answer of {url}"))?;
     Ok(SqlResult {
         schema,
         batches,
-        truncated,
+        truncated: answer.truncated,
+        warnings: answer.warnings,
     })
 }
 
@@ -229,9 +250,14 @@ pub fn register(args: &RegisterArgs) -> Result<ExitCode> {
             "/api/fusionprot/datasets/register",
             &json!({ "name": name, "path": path }),
         )?,
-        None => args.target.with_store(true, async |store| {
-            store.register_dataset(&name, Some(&path), None).await
-        })?,
+        None => {
+            let scope = args.target.confinement();
+            args.target.with_store(true, async |store| {
+                store
+                    .register_dataset(&name, Some(&path), None, &scope)
+                    .await
+            })?
+        }
     };
     println!(
         "registered {} as {name:?} (dataset_id {}, content {}); SQL tables: {}_proteins, _residues, _edges, _splits (and _labels / _pairs when imported)",

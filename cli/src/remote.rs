@@ -8,19 +8,30 @@ pub fn post(url: &str, token: Option<&str>, path: &str, body: &Value) -> Result<
     Ok(send(url, token, path, body)?.into_json()?)
 }
 
-/// POSTs `body` and returns the answer's bytes and whether `flag_header` says `true`.
-pub fn post_arrow(
-    url: &str,
-    token: Option<&str>,
-    path: &str,
-    body: &Value,
-    flag_header: &str,
-) -> Result<(Vec<u8>, bool)> {
+/// POSTs `body` and returns the Arrow answer with what its headers say.
+pub fn post_arrow(url: &str, token: Option<&str>, path: &str, body: &Value) -> Result<ArrowAnswer> {
     let resp = send(url, token, path, body)?;
-    let flag = resp.header(flag_header) == Some("true");
+    let truncated = resp.header(fusionprot_tracker::api::TRUNCATED_HEADER) == Some("true");
+    let warnings = resp
+        .header(fusionprot_tracker::api::WARNINGS_HEADER)
+        .and_then(|w| serde_json::from_str(w).ok())
+        .unwrap_or_default();
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes)?;
-    Ok((bytes, flag))
+    Ok(ArrowAnswer {
+        bytes,
+        truncated,
+        warnings,
+    })
+}
+
+/// An Arrow IPC answer of `/api/sql` with what its headers say.
+pub struct ArrowAnswer {
+    pub bytes: Vec<u8>,
+    /// The row limit cut the result.
+    pub truncated: bool,
+    /// Registered datasets the server left out of the query, each with why.
+    pub warnings: Vec<String>,
 }
 
 fn send(url: &str, token: Option<&str>, path: &str, body: &Value) -> Result<ureq::Response> {

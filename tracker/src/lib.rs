@@ -6,6 +6,7 @@ pub mod api;
 pub mod artifacts;
 pub mod client;
 pub mod dashboard;
+pub mod dataset_files;
 pub mod engines;
 pub mod error;
 pub mod filter;

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::error::TrackerError;
+use crate::dataset_files::{self, Confinement};
+use crate::error::{ErrorCode, TrackerError};
 use crate::store::{Store, now_ms, require_active};
 
 /// A checkpoint as a client reports it.
@@ -53,16 +54,19 @@ pub fn content_hash(manifest: &Value) -> Result<(String, i64), TrackerError> {
 
 impl Store {
     /// Registers a dataset (idempotent by content hash). With `path`, the manifest is read from
-    /// `<path>/manifest.json` on this machine and the dataset's tables become queryable by SQL;
+    /// `<path>/manifest.json` on this machine and the dataset's tables become queryable by SQL,
+    /// once [`dataset_files::resolve`] under `scope` accepts every file they would read;
     /// without, the given manifest is recorded for provenance only.
     ///
     /// # Errors
-    /// No manifest, an unreadable or invalid one.
+    /// No manifest, an unreadable or invalid one, a dataset outside `scope` or with a table file
+    /// that leads out of it.
     pub async fn register_dataset(
         &self,
         name: &str,
         path: Option<&str>,
         manifest: Option<&Value>,
+        scope: &Confinement,
     ) -> Result<Value, TrackerError> {
         if name.trim().is_empty() || name.len() > 200 {
             return Err(TrackerError::invalid(
@@ -81,6 +85,14 @@ impl Store {
                 })?;
                 let m: Value = serde_json::from_str(&text).map_err(|e| {
                     TrackerError::invalid(format!("{}/manifest.json: {e}", dir.display()))
+                })?;
+                dataset_files::resolve(&dir, scope).map_err(|e| TrackerError::Api {
+                    code: if e.denied {
+                        ErrorCode::PermissionDenied
+                    } else {
+                        ErrorCode::InvalidParameterValue
+                    },
+                    message: format!("dataset not registered: {e}"),
                 })?;
                 (m, Some(dir.display().to_string()))
             }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::request::{ApiResult, need, parse, required};
+use crate::dataset_files::Confinement;
 use crate::error::{ErrorCode, TrackerError};
 use std::path::Path;
 
@@ -36,9 +37,15 @@ async fn register_dataset(State(s): State<AppState>, body: Bytes) -> ApiResult {
     if let Some(path) = &r.path {
         check_below_data_root(s.data_root.as_deref(), path)?;
     }
+    // The dataset and every shard it links must lie below --data-root, never in the artifact
+    // store (which clients write), and every file its tables read must be its own.
+    let scope = Confinement {
+        below: s.data_root.clone(),
+        never: vec![s.artifacts.clone()],
+    };
     Ok(Json(
         s.store
-            .register_dataset(&name, r.path.as_deref(), r.manifest.as_ref())
+            .register_dataset(&name, r.path.as_deref(), r.manifest.as_ref(), &scope)
             .await?,
     ))
 }

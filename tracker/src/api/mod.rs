@@ -14,7 +14,7 @@ mod sql;
 mod web;
 
 pub use guard::Guard;
-pub use sql::TRUNCATED_HEADER;
+pub use sql::{TRUNCATED_HEADER, WARNINGS_HEADER};
 pub use web::CSP;
 
 use std::sync::Arc;

@@ -48,6 +48,9 @@ enum ResultFormat {
 
 /// The HTTP header that says, on an Arrow answer, whether the row limit cut the result.
 pub const TRUNCATED_HEADER: &str = "x-fusionprot-truncated";
+/// The HTTP header that lists, on an Arrow answer, the registered datasets left out of the query
+/// and why (a JSON array of strings; the JSON answer has them as `warnings`).
+pub const WARNINGS_HEADER: &str = "x-fusionprot-warnings";
 
 #[cfg(feature = "sql")]
 async fn sql_query(State(s): State<AppState>, body: Bytes) -> Result<Response, TrackerError> {
@@ -87,38 +90,57 @@ async fn sql_query(State(s): State<AppState>, body: Bytes) -> Result<Response, T
             });
         }
     };
-    let result = crate::sql::query(&s.store, &query, limits).await?;
+    let scope = crate::dataset_files::Confinement {
+        below: None,
+        never: vec![s.artifacts.clone()],
+    };
+    let result = crate::sql::query(&s.store, &query, limits, &scope).await?;
+    let binary = |content_type: &'static str, body: Vec<u8>| {
+        use axum::http::{HeaderName, HeaderValue, header};
+        let warnings = HeaderValue::from_str(&ascii_json(&result.warnings))
+            .expect("ASCII JSON is a valid header value");
+        (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (
+                    HeaderName::from_static(TRUNCATED_HEADER),
+                    HeaderValue::from_static(if result.truncated { "true" } else { "false" }),
+                ),
+                (HeaderName::from_static(WARNINGS_HEADER), warnings),
+            ],
+            body,
+        )
+            .into_response()
+    };
     Ok(match r.format {
         ResultFormat::Json => Json(crate::sql::to_json(&result)?).into_response(),
-        ResultFormat::Arrow => (
-            [
-                (
-                    axum::http::header::CONTENT_TYPE,
-                    "application/vnd.apache.arrow.stream",
-                ),
-                (
-                    axum::http::HeaderName::from_static(TRUNCATED_HEADER),
-                    if result.truncated { "true" } else { "false" },
-                ),
-            ],
+        ResultFormat::Arrow => binary(
+            "application/vnd.apache.arrow.stream",
             crate::sql::to_ipc(&result)?,
-        )
-            .into_response(),
-        ResultFormat::Parquet => (
-            [
-                (
-                    axum::http::header::CONTENT_TYPE,
-                    "application/vnd.apache.parquet",
-                ),
-                (
-                    axum::http::HeaderName::from_static(TRUNCATED_HEADER),
-                    if result.truncated { "true" } else { "false" },
-                ),
-            ],
+        ),
+        ResultFormat::Parquet => binary(
+            "application/vnd.apache.parquet",
             crate::sql::to_parquet(&result)?,
-        )
-            .into_response(),
+        ),
     })
+}
+
+/// A JSON array of strings in ASCII only (other characters as `\uXXXX`), fit for a header.
+#[cfg(feature = "sql")]
+fn ascii_json(items: &[String]) -> String {
+    let text = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(not(feature = "sql"))]

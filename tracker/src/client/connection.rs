@@ -2,7 +2,7 @@
 //! submitting operations now or to the spool.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -136,7 +136,11 @@ impl Client {
                 }
                 Err(None)
             }
-            Backend::Local { store, rt, .. } => rt.block_on(local(store, op)).map_err(Some),
+            Backend::Local {
+                store,
+                rt,
+                artifacts,
+            } => rt.block_on(local(store, artifacts, op)).map_err(Some),
         }
     }
 
@@ -482,7 +486,7 @@ fn field<T: serde::de::DeserializeOwned>(body: &Value, key: &str) -> Result<Vec<
 }
 
 /// Applies an operation to a local store (the `sqlite:///` backend).
-async fn local(store: &Store, op: &Value) -> Result<Value, TrackerError> {
+async fn local(store: &Store, artifacts: &Path, op: &Value) -> Result<Value, TrackerError> {
     let b = &op["body"];
     let s = |k: &str| b[k].as_str().unwrap_or_default().to_owned();
     match op["op"].as_str().unwrap_or("") {
@@ -522,11 +526,17 @@ async fn local(store: &Store, op: &Value) -> Result<Value, TrackerError> {
             Ok(json!({ "checkpoint_id": store.log_checkpoint(&c).await? }))
         }
         "register-dataset" => {
+            // The database's artifact store is never a dataset, as on a server.
+            let scope = crate::dataset_files::Confinement {
+                below: None,
+                never: std::fs::canonicalize(artifacts).into_iter().collect(),
+            };
             store
                 .register_dataset(
                     &s("name"),
                     b["path"].as_str(),
                     b.get("manifest").filter(|m| !m.is_null()),
+                    &scope,
                 )
                 .await
         }

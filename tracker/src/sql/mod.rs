@@ -3,9 +3,11 @@
 //!
 //! Each query gets a fresh in-memory DuckDB. The tracker tables the query names (as identifiers,
 //! not inside strings) are copied into it from SQLite, so nothing it does can touch the system of
-//! record; each registered dataset's tables become views `<dataset>_<table>` over its Parquet
-//! files; then the configuration is locked: `enable_external_access = false` with
-//! `allowed_directories` = the registered dataset table folders, no extension installing or
+//! record; each registered dataset's tables become views `<dataset>_<table>` over exactly the
+//! Parquet files [`crate::dataset_files::resolve`] allows (a dataset that cannot be resolved, or
+//! whose files DuckDB cannot open, is left out with a warning and the query still runs); then the
+//! configuration is locked: `enable_external_access = false` with `allowed_directories` = the
+//! resolved table folders of those files, no extension installing or
 //! loading, and `lock_configuration = true`. On top of that, DuckDB's own parser classifies the
 //! statement before it runs and only read queries run: `COPY … TO`, `EXPORT DATABASE`,
 //! `CREATE … AS`, `ATTACH`, `INSERT` and every other statement are refused, even inside an

@@ -1,7 +1,7 @@
 //! Running one query: copy what it names, build the sandbox, let DuckDB classify the statement,
 //! refuse anything but a read query, then run it under a time and a row limit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -9,7 +9,8 @@ use arrow_schema::SchemaRef;
 use sqlx::Row;
 
 use super::sandbox::Sandbox;
-use super::tables::{DATASET_TABLES, TableCopy, copy_tables, referenced_tables, sql_name};
+use super::tables::{TableCopy, copy_tables, referenced_tables, sql_name};
+use crate::dataset_files::{self, Confinement, Exposed};
 use crate::error::TrackerError;
 use crate::store::Store;
 
@@ -38,6 +39,8 @@ pub struct SqlResult {
     pub batches: Vec<RecordBatch>,
     /// More rows existed than the row limit allowed.
     pub truncated: bool,
+    /// Registered datasets left out of the query, each named with why.
+    pub warnings: Vec<String>,
 }
 
 pub(crate) fn refuse(message: impl Into<String>) -> TrackerError {
@@ -48,7 +51,12 @@ pub(crate) fn refuse(message: impl Into<String>) -> TrackerError {
 ///
 /// # Errors
 /// A refused or failing query (DuckDB's message), the time limit, or a database error.
-pub async fn query(store: &Store, sql: &str, limits: SqlLimits) -> Result<SqlResult, TrackerError> {
+pub async fn query(
+    store: &Store,
+    sql: &str,
+    limits: SqlLimits,
+    scope: &Confinement,
+) -> Result<SqlResult, TrackerError> {
     if sql.len() > limits.max_query_bytes {
         return Err(refuse(format!(
             "longer than {} bytes",
@@ -56,8 +64,10 @@ pub async fn query(store: &Store, sql: &str, limits: SqlLimits) -> Result<SqlRes
         )));
     }
     let tables = copy_tables(store, &referenced_tables(sql)).await?;
-    // Registered datasets that still exist on disk.
+    // Registered datasets, each resolved to the files it may expose; one that cannot be (gone,
+    // changed, pointing outside itself) is skipped with a warning naming it, and the query runs.
     let mut datasets = Vec::new();
+    let mut warnings = Vec::new();
     for r in
         sqlx::query("SELECT name, path FROM datasets WHERE path IS NOT NULL ORDER BY dataset_id")
             .fetch_all(store.reader())
@@ -65,20 +75,44 @@ pub async fn query(store: &Store, sql: &str, limits: SqlLimits) -> Result<SqlRes
     {
         let name: String = r.try_get("name")?;
         let path: String = r.try_get("path")?;
-        if let Ok(canon) = std::fs::canonicalize(&path) {
-            datasets.push((sql_name(&name), canon));
+        match dataset_files::resolve(Path::new(&path), scope) {
+            Ok(exposed) => datasets.push((sql_name(&name), exposed)),
+            Err(e) => warnings.push(skipped(&name, &e.to_string())),
         }
     }
     let sql = sql.to_owned();
-    tokio::task::spawn_blocking(move || run_blocking(&sql, tables, &datasets, limits))
-        .await
-        .map_err(|e| TrackerError::Schema(format!("query task failed: {e}")))?
+    let outcome =
+        tokio::task::spawn_blocking(move || run_blocking(&sql, tables, &datasets, limits))
+            .await
+            .map_err(|e| TrackerError::Schema(format!("query task failed: {e}")))?;
+    let mut result = match outcome {
+        Ok(r) => r,
+        // A query that fails (often: a table of a skipped dataset does not exist) says which
+        // datasets were left out and why.
+        Err(TrackerError::Api { code, message }) if !warnings.is_empty() => {
+            return Err(TrackerError::Api {
+                code,
+                message: format!("{message}\n{}", warnings.join("\n")),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    warnings.append(&mut result.warnings);
+    result.warnings = warnings;
+    for w in &result.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(result)
+}
+
+fn skipped(name: &str, why: &str) -> String {
+    format!("dataset {name:?} skipped (its tables are not in this query): {why}")
 }
 
 fn run_blocking(
     sql: &str,
     tables: Vec<TableCopy>,
-    datasets: &[(String, PathBuf)],
+    datasets: &[(String, Exposed)],
     limits: SqlLimits,
 ) -> Result<SqlResult, TrackerError> {
     let db = |e: duckdb::Error| refuse(e.to_string());
@@ -98,35 +132,29 @@ fn run_blocking(
         app.flush().map_err(db)?;
     }
     let mut allowed = Vec::new();
+    let mut warnings = Vec::new();
     let quote = |p: &Path| p.display().to_string().replace('\'', "''");
-    for (name, dir) in datasets {
-        let d = quote(dir);
-        let linked = linked_tables(dir);
-        for t in DATASET_TABLES {
-            if dir.join(t).is_dir() {
-                conn.execute_batch(&format!(
-                    "CREATE VIEW \"{name}_{t}\" AS SELECT * FROM read_parquet('{d}/{t}/*.parquet')"
-                ))
-                .map_err(db)?;
-                // Only the table folders, not the dataset root or anything beside it.
-                allowed.push(format!("'{d}/{t}/'"));
-            } else if let Some(parts) = linked.get(*t).filter(|p| !p.is_empty()) {
-                // A linked dataset (`merge --link`): the shards' parts its manifest lists, and
-                // only the shards' folders of this table.
-                let list: Vec<String> = parts.iter().map(|p| format!("'{}'", quote(p))).collect();
-                conn.execute_batch(&format!(
-                    "CREATE VIEW \"{name}_{t}\" AS SELECT * FROM read_parquet([{}])",
-                    list.join(", ")
-                ))
-                .map_err(db)?;
-                let mut folders: Vec<String> = parts
-                    .iter()
-                    .filter_map(|p| p.parent())
-                    .map(|f| format!("'{}/'", quote(f)))
-                    .collect();
-                folders.sort();
-                folders.dedup();
-                allowed.extend(folders);
+    for (name, exposed) in datasets {
+        let mut made = Vec::new();
+        let outcome = exposed.tables.iter().try_for_each(|(t, parts)| {
+            let list: Vec<String> = parts.iter().map(|p| format!("'{}'", quote(p))).collect();
+            let view = format!("{name}_{t}");
+            // DuckDB opens the first file when the view is made: a broken part fails here.
+            conn.execute_batch(&format!(
+                "CREATE VIEW \"{view}\" AS SELECT * FROM read_parquet([{}])",
+                list.join(", ")
+            ))?;
+            made.push(view);
+            Ok::<(), duckdb::Error>(())
+        });
+        match outcome {
+            Ok(()) => allowed.extend(exposed.folders.iter().map(|f| format!("'{}/'", quote(f)))),
+            Err(e) => {
+                for view in made {
+                    conn.execute_batch(&format!("DROP VIEW \"{view}\""))
+                        .map_err(db)?;
+                }
+                warnings.push(skipped(name, &e.to_string()));
             }
         }
     }
@@ -174,6 +202,7 @@ fn run_blocking(
             schema,
             batches,
             truncated,
+            warnings: warnings.clone(),
         })
     })();
     let _ = done_tx.send(());
@@ -183,37 +212,12 @@ fn run_blocking(
             "it ran longer than the {} s limit",
             timeout.as_secs()
         ))),
+        Err(TrackerError::Api { code, message }) if !warnings.is_empty() => {
+            Err(TrackerError::Api {
+                code,
+                message: format!("{message}\n{}", warnings.join("\n")),
+            })
+        }
         other => other,
     }
-}
-
-/// The parts of each table a linked dataset's manifest lists (`merge --link`), resolved and
-/// canonical where they exist; empty for a dataset that is not linked.
-fn linked_tables(dir: &Path) -> std::collections::HashMap<String, Vec<PathBuf>> {
-    let mut out = std::collections::HashMap::new();
-    let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) else {
-        return out;
-    };
-    let Ok(manifest) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return out;
-    };
-    if manifest.get("link").is_none() {
-        return out;
-    }
-    let Some(tables) = manifest.get("tables").and_then(|t| t.as_object()) else {
-        return out;
-    };
-    for (name, table) in tables {
-        let parts = table
-            .get("parts")
-            .and_then(|p| p.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.get("path").and_then(|p| p.as_str()))
-            // a missing part stays in the list: DuckDB's error names it, no row is silently lost
-            .map(|p| std::fs::canonicalize(dir.join(p)).unwrap_or_else(|_| dir.join(p)))
-            .collect();
-        out.insert(name.clone(), parts);
-    }
-    out
 }

@@ -118,8 +118,7 @@ pub const TABLES: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-/// The dataset tables exposed per registered dataset.
-pub const DATASET_TABLES: &[&str] = &["proteins", "residues", "edges", "splits", "labels", "pairs"];
+pub use crate::dataset_files::DATASET_TABLES;
 
 /// A dataset's SQL name: lowercase letters, digits and underscores.
 pub fn sql_name(name: &str) -> String {

@@ -19,7 +19,8 @@ fn encoding(what: &str, e: impl std::fmt::Display) -> TrackerError {
     }
 }
 
-/// `{"columns": [{"name", "type"}…], "rows": [[…]…], "truncated": bool}`. A value that cannot be
+/// `{"columns": [{"name", "type"}…], "rows": [[…]…], "truncated": bool}`, plus `"warnings"` (the
+/// registered datasets left out, each with why) when there are any. A value that cannot be
 /// written as JSON is an error, never a silently shorter answer.
 ///
 /// # Errors
@@ -44,7 +45,11 @@ pub fn to_json(result: &SqlResult) -> Result<Value, TrackerError> {
             }
         }
     }
-    Ok(json!({ "columns": columns, "rows": rows, "truncated": result.truncated }))
+    let mut doc = json!({ "columns": columns, "rows": rows, "truncated": result.truncated });
+    if !result.warnings.is_empty() {
+        doc["warnings"] = json!(result.warnings);
+    }
+    Ok(doc)
 }
 
 /// One column's values as JSON, nulls kept: written as a one-column batch under a fixed name so
@@ -148,6 +153,7 @@ mod tests {
             schema,
             batches: vec![batch],
             truncated: false,
+            warnings: Vec::new(),
         }
     }
 
@@ -174,6 +180,7 @@ mod tests {
             schema: r.schema.clone(),
             batches: Vec::new(),
             truncated: true,
+            warnings: Vec::new(),
         };
         let (schema, batches) = from_ipc(&to_ipc(&empty).expect("ipc")).expect("read");
         assert_eq!(schema, r.schema);

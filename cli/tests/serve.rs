@@ -274,6 +274,70 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "exit status {status:?} after SIGTERM");
 }
 
+/// Issue 20, case 11: with an event stream open (every dashboard tab holds one) the server never
+/// exited on SIGTERM. Now the streams end at the signal, a request in flight finishes, and the
+/// process exits 0 well within the grace period.
+#[test]
+fn issue_20_sigterm_exits_with_event_streams_open_and_finishes_requests_in_flight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path(), &[]);
+    let mut streams: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(&server.addr).expect("connect");
+            write!(
+                s,
+                "GET /api/fusionprot/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+                server.addr
+            )
+            .expect("send");
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).expect("stream answers");
+            assert_eq!(&head, b"HTTP/1.1 200");
+            s
+        })
+        .collect();
+    // A query that takes a couple of seconds, in flight when the signal comes.
+    let addr = server.addr.clone();
+    let slow = std::thread::spawn(move || {
+        http(
+            &addr,
+            "POST",
+            "/api/sql",
+            &[("Content-Type", "application/json")],
+            r#"{"query": "SELECT count(*) AS n FROM range(300000000) t(i) WHERE i % 7 = 3"}"#,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the server did not exit within 20 s of SIGTERM with event streams open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?} after SIGTERM");
+    let (code, body) = slow.join().expect("query thread");
+    assert_eq!(code, 200, "the query in flight did not finish: {body}");
+    assert!(body.contains("\"rows\":[[42857143]]"), "{body}");
+    for s in &mut streams {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    }
+}
+
 fn load(addr: &str, clients: u32, points: u32) -> Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/load.py");
     Command::new(common::python())

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::future::IntoFuture;
+
 use crate::api::{AppState, Guard, router};
 use crate::error::TrackerError;
 use crate::store::{Durability, Store};
@@ -82,6 +84,8 @@ pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         path: addr.to_string(),
         source,
     })?;
+    let (stop, shutdown) = crate::api::Shutdown::channel();
+    let waiter = shutdown.clone();
     let state = AppState {
         store,
         guard: Arc::new(guard_for(bound, cfg.token.clone())),
@@ -101,18 +105,41 @@ pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
             None => None,
         },
         sql_gate: crate::api::SqlGate::default(),
+        shutdown,
     };
     ready(bound);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|source| TrackerError::Io {
+    // On SIGTERM / Ctrl-C: stop accepting, end the event streams, let requests in flight finish
+    // for up to SHUTDOWN_GRACE, then exit whatever is still running.
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut graceful = waiter.clone();
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { graceful.begun().await })
+        .into_future();
+    tokio::select! {
+        r = server => r.map_err(|source| TrackerError::Io {
             path: bound.to_string(),
             source,
-        })?;
+        })?,
+        () = async move {
+            let mut w = waiter;
+            w.begun().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "requests still running after the shutdown grace period: stopping anyway"
+            );
+        }
+    }
     tracing::info!("server stopped");
     Ok(())
 }
+
+/// How long requests in flight may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

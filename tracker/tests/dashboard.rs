@@ -160,6 +160,7 @@ async fn the_dashboard_reads_agree_with_sql() {
         max_artifact_bytes: 1 << 20,
         data_root: None,
         sql_gate: SqlGate::default(),
+        shutdown: Default::default(),
     });
     let (exp, runs) = fill(&app).await;
     assert_eq!(runs.len(), 12);
@@ -434,6 +435,7 @@ async fn committed_writes_are_announced_on_the_event_stream_coalesced() {
         max_artifact_bytes: 1 << 20,
         data_root: None,
         sql_gate: SqlGate::default(),
+        shutdown: Default::default(),
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");

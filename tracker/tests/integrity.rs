@@ -30,6 +30,7 @@ fn app(store: Store, dir: &std::path::Path, gate: SqlGate) -> axum::Router {
         max_artifact_bytes: 1 << 20,
         data_root: None,
         sql_gate: gate,
+        shutdown: Default::default(),
     })
 }
 

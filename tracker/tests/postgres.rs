@@ -215,6 +215,7 @@ mod same_answers {
                 max_artifact_bytes: 1 << 20,
                 data_root: None,
                 sql_gate: SqlGate::default(),
+                shutdown: Default::default(),
             });
             Api {
                 app,

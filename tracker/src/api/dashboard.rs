@@ -43,10 +43,15 @@ async fn events(
 > {
     use tokio::sync::broadcast::error::RecvError;
     let rx = s.store.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+    let stream = futures_util::stream::unfold((rx, s.shutdown), |(mut rx, mut stop)| async move {
         let mut ids = std::collections::BTreeSet::new();
         let mut lagged = false;
-        match rx.recv().await {
+        // A server shutting down ends the stream (the browser reconnects to the next server).
+        let first = tokio::select! {
+            r = rx.recv() => r,
+            () = stop.begun() => return None,
+        };
+        match first {
             Ok(id) => {
                 ids.insert(id);
             }
@@ -55,7 +60,11 @@ async fn events(
         }
         let until = tokio::time::Instant::now() + COALESCE;
         loop {
-            match tokio::time::timeout_at(until, rx.recv()).await {
+            let next = tokio::select! {
+                r = tokio::time::timeout_at(until, rx.recv()) => r,
+                () = stop.begun() => break,
+            };
+            match next {
                 Ok(Ok(id)) => {
                     ids.insert(id);
                 }
@@ -67,7 +76,7 @@ async fn events(
         let event = axum::response::sse::Event::default()
             .event("runs")
             .data(data);
-        Some((Ok(event), rx))
+        Some((Ok(event), (rx, stop)))
     });
     axum::response::sse::Sse::new(stream).keep_alive(
         axum::response::sse::KeepAlive::new().interval(std::time::Duration::from_secs(15)),

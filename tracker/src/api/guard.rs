@@ -153,6 +153,7 @@ mod tests {
                 max_artifact_bytes: 1 << 20,
                 data_root: None,
                 sql_gate: crate::api::SqlGate::default(),
+                shutdown: Default::default(),
             }),
             dir,
         )

@@ -39,6 +39,35 @@ pub struct AppState {
     pub data_root: Option<std::path::PathBuf>,
     /// How many `/api/sql` queries run at once.
     pub sql_gate: SqlGate,
+    /// Fires when the server starts shutting down: open event streams end, so the graceful
+    /// shutdown is not held open by every dashboard tab.
+    pub shutdown: Shutdown,
+}
+
+/// The server's shutdown, as seen by long-lived responses. The default never fires (tests,
+/// routers without a server).
+#[derive(Debug, Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A sender that fires it (send `true`) and the `Shutdown` to give the state.
+    pub fn channel() -> (tokio::sync::watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    /// Resolves once the shutdown has begun; never, when its sender is gone without firing.
+    pub async fn begun(&mut self) {
+        if self.0.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown::channel().1
+    }
 }
 
 /// The bound on concurrent SQL queries: each holds a slot while it runs.

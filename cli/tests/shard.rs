@@ -411,14 +411,11 @@ fn rows_by_protein(dataset: &Path, table: &str) -> String {
 /// one, `show`, `split`, SQL, `doctor`) sees the copying merge's proteins and rows; what a link
 /// cannot represent (a duplicate across shards, a name the whole run changes) is refused before
 /// writing; a shard changed or a part removed afterwards is an error naming it.
-#[test]
-fn linked_shards_read_as_the_copied_merge() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let all = inputs(dir.path());
-    // The real files without the ones whose id another file also has (a PDB and an mmCIF of
-    // one entry): a set whose shards a link can represent.
-    let real = dir.path().join("clean");
-    let first = dir.path().join("first");
+/// The real files of `all/real` without the ones whose id another file also has (a PDB and an
+/// mmCIF of one entry), copied to `dir/clean`: a set whose shards a link can represent.
+fn clean_real(dir: &Path, all: &Path) -> PathBuf {
+    let real = dir.join("clean");
+    let first = dir.join("first");
     prepare(&all.join("real"), &first, &[]);
     let first: serde_json::Value =
         serde_json::from_slice(&std::fs::read(first.join("manifest.json")).expect("m"))
@@ -437,6 +434,14 @@ fn linked_shards_read_as_the_copied_merge() {
             std::fs::copy(&p, real.join(p.file_name().expect("name"))).expect("copy");
         }
     }
+    real
+}
+
+#[test]
+fn linked_shards_read_as_the_copied_merge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all = inputs(dir.path());
+    let real = clean_real(dir.path(), &all);
     let single = dir.path().join("single");
     prepare(&real, &single, &[]);
     let single_manifest: serde_json::Value =
@@ -592,4 +597,94 @@ fn linked_shards_read_as_the_copied_merge() {
         text(&o)
     );
     assert!(!out.join("manifest.json").exists());
+}
+
+/// Issue 20, cases 2 and 3. `merge` copied a shard with a missing `edges` part (exit 0, a
+/// protein with residues and no edges, `doctor` ok) and re-hashed a rewritten part as its own;
+/// a `merge --link` dataset read a shard prepared again after the link (fewer proteins than its
+/// manifest says) and `split` ran on it. Now merge checks every part of every shard (present,
+/// listed, size, sha256) before writing anything, and every reader of a link checks that its
+/// shards hold the manifests it linked, naming the shard.
+#[test]
+fn issue_20_merge_and_link_refuse_shards_that_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all = inputs(dir.path());
+    let real = clean_real(dir.path(), &all);
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("shards/shard-{i}")))
+        .collect();
+    for (i, shard) in shards.iter().enumerate() {
+        prepare(&real, shard, &["--shard", &format!("{i}/3")]);
+    }
+    let merge = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["merge"];
+        args.extend(shards.iter().map(|p| s(p)));
+        args.extend(["--out", s(out)]);
+        args.extend(extra);
+        fusionprot(&args)
+    };
+    let out = dir.path().join("merged");
+    let refused = |why: &str, name: &str| {
+        let o = merge(&out, &[]);
+        let t = text(&o);
+        assert!(!o.status.success(), "{why}: merged anyway:\n{t}");
+        assert!(t.contains("shard-1") && t.contains(name), "{why}: {t}");
+        assert!(!out.exists(), "{why}: something was written at --out");
+    };
+    let edges = shards[1].join("edges/part-00000.parquet");
+    let aside = dir.path().join("aside.parquet");
+    std::fs::rename(&edges, &aside).expect("move");
+    refused("a missing part", "edges/part-00000.parquet");
+    std::fs::rename(&aside, &edges).expect("back");
+    // Rewritten with the same size: only its sha256 tells.
+    let residues = shards[1].join("residues/part-00000.parquet");
+    let original = std::fs::read(&residues).expect("part");
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    std::fs::write(&residues, &flipped).expect("write");
+    refused("a rewritten part", "rewritten after the shard was prepared");
+    std::fs::write(&residues, &original).expect("write");
+    let extra = shards[1].join("residues/part-00001.parquet");
+    std::fs::write(&extra, &original).expect("write");
+    refused("an extra part", "residues/part-00001.parquet is not listed");
+    std::fs::remove_file(&extra).expect("rm");
+    let o = merge(&out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // The link, then shard 1 prepared again from fewer files.
+    let linked = dir.path().join("linked");
+    let o = merge(&linked, &["--link"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let db = dir.path().join("fp.db");
+    let o = fusionprot(&["register", s(&linked), "--db", s(&db)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let fewer = dir.path().join("fewer");
+    std::fs::create_dir_all(&fewer).expect("mkdir");
+    for f in ["1AFS.pdb", "1orc.pdb", "3CRO.pdb"] {
+        std::fs::copy(real.join(f), fewer.join(f)).expect("copy");
+    }
+    prepare(&fewer, &shards[1], &[]);
+    let changed = "linked shard ../shards/shard-1 was changed after the link";
+    for args in [
+        vec!["show", s(&linked), "--table", "proteins", "--limit", "1000"],
+        vec!["split", s(&linked), "--name", "family"],
+        vec!["doctor", s(&linked)],
+    ] {
+        let o = fusionprot(&args);
+        assert!(
+            !o.status.success() && text(&o).contains(changed),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    assert!(!linked.join("splits").exists());
+    let o = fusionprot(&[
+        "query",
+        "SELECT count(*) FROM linked_proteins",
+        "--db",
+        s(&db),
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(changed), "{}", text(&o));
 }

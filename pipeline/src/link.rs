@@ -105,10 +105,11 @@ pub(crate) fn tables(
 }
 
 /// The parts of `table` listed by the manifest of a linked dataset, or None where the dataset
-/// is not linked or does not list the table.
+/// is not linked or does not list the table. The linked shards' manifests are checked first
+/// ([`verify_shards`]).
 ///
 /// # Errors
-/// An unreadable or malformed manifest of a linked dataset.
+/// An unreadable or malformed manifest of a linked dataset, or a shard changed after the link.
 pub fn linked_parts(dataset: &Path, table: Table) -> Result<Option<Vec<PathBuf>>, ReadError> {
     let path = dataset.join("manifest.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -122,6 +123,9 @@ pub fn linked_parts(dataset: &Path, table: Table) -> Result<Option<Vec<PathBuf>>
     if manifest.get(SECTION).is_none() {
         return Ok(None);
     }
+    // A shard prepared again after the link holds other rows under the same part names: read
+    // nothing from a link whose shards are not the ones it recorded.
+    verify_shards(dataset, &manifest).map_err(bad)?;
     let Some(parts) = manifest
         .get("tables")
         .and_then(|t| t.get(table.name()))

@@ -237,6 +237,10 @@ pub fn merge(
     }
     let loaded: Vec<Loaded> = shards.iter().map(|s| load(s)).collect::<Result<_, _>>()?;
     check(&loaded)?;
+    progress.set_message("checking the shards' parts");
+    for s in &loaded {
+        verify_parts(s, mode)?;
+    }
 
     // Source names by order key, inputs and failures in the single run's order.
     let mut inputs: Vec<(usize, InputEntry)> = Vec::new();
@@ -418,6 +422,68 @@ pub fn merge(
         shards: loaded.len(),
         counts,
         elapsed_secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Checks, before anything is written, that a shard's table folders hold exactly the parts its
+/// manifest lists, each of the listed size and, for a copying merge (which reads every byte
+/// anyway), the listed sha256: a part removed, added or rewritten after the shard was prepared
+/// would otherwise be merged silently (rows lost, or other values re-hashed as if they were the
+/// shard's). A link checks presence and sizes only (it reads no row; `doctor` and the readers
+/// check the link itself).
+fn verify_parts(s: &Loaded, mode: Mode) -> Result<(), MergeError> {
+    use rayon::prelude::*;
+    let bad = |message: String| MergeError::Shard {
+        shard: s.dir.clone(),
+        message,
+    };
+    let mut listed = Vec::new();
+    for t in Table::PREPARED {
+        let parts = &s
+            .manifest
+            .tables
+            .get(t.name())
+            .ok_or_else(|| bad(format!("its manifest lists no {} table", t.name())))?
+            .parts;
+        let mut on_disk: Vec<String> = crate::read::parts(&s.dir, t)?
+            .iter()
+            .filter_map(|p| {
+                p.file_name()
+                    .map(|n| format!("{}/{}", t.name(), n.to_string_lossy()))
+            })
+            .collect();
+        on_disk.sort();
+        let mut names: Vec<&str> = parts.iter().map(|p| p.path.as_str()).collect();
+        names.sort_unstable();
+        if let Some(extra) = on_disk.iter().find(|d| !names.contains(&d.as_str())) {
+            return Err(bad(format!(
+                "{extra} is not listed by its manifest (a part added after the shard was prepared): prepare the shard again"
+            )));
+        }
+        listed.extend(parts.iter());
+    }
+    let hash = mode == Mode::Copy;
+    listed.par_iter().try_for_each(|p| {
+        let path = s.dir.join(&p.path);
+        let found = std::fs::metadata(&path)
+            .map_err(|e| bad(format!("{}: {e} (its manifest lists it): prepare the shard again", p.path)))?
+            .len();
+        if found != p.bytes {
+            return Err(bad(format!(
+                "{} has {found} bytes, its manifest lists {} (changed after the shard was prepared): prepare the shard again",
+                p.path, p.bytes
+            )));
+        }
+        if hash {
+            let (_, sha) = crate::write::sha256_file(&path).map_err(|e| bad(e.to_string()))?;
+            if sha != p.sha256 {
+                return Err(bad(format!(
+                    "{} has sha256 {sha}, its manifest lists {} (rewritten after the shard was prepared): prepare the shard again",
+                    p.path, p.sha256
+                )));
+            }
+        }
+        Ok(())
     })
 }
 

@@ -38,9 +38,9 @@ pub struct TrainArgs {
     /// Experiment name in the tracker.
     #[arg(long, default_value = "fusionprot")]
     experiment: String,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    /// cpu, cuda or cuda:N (default cpu; `--resume` uses the run's own).
+    #[arg(long)]
+    device: Option<String>,
     /// Overrides the config's seed.
     #[arg(long, conflicts_with = "seeds")]
     seed: Option<i64>,
@@ -48,9 +48,100 @@ pub struct TrainArgs {
     /// `group` tag (mean ± sd over seeds, as papers report).
     #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     seeds: Option<Vec<i64>>,
-    /// libtorch threads (fixed, so CPU runs are bitwise reproducible; default: all cores).
+    /// libtorch threads (fixed, so CPU runs are bitwise reproducible; default: all cores;
+    /// `--resume` uses the run's own, recorded in RUN_DIR/launch.json).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
+    /// With --resume: continue with another -j than the run was trained with (its remaining
+    /// steps then differ in the last bits from an uninterrupted run's).
+    #[arg(long, requires = "resume")]
+    allow_other_threads: bool,
+}
+
+/// How a run was launched, kept in `RUN_DIR/launch.json` so `--resume` continues it the same
+/// way without the user repeating flags: where it is tracked (never the token), the thread
+/// count (CPU results depend on it bitwise) and the device.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Launch {
+    tracking_uri: Option<String>,
+    experiment: String,
+    threads: usize,
+    device: String,
+}
+
+impl Launch {
+    const FILE: &'static str = "launch.json";
+
+    /// A fresh run's launch from the flags.
+    fn fresh(args: &TrainArgs) -> Launch {
+        Launch {
+            tracking_uri: args.tracking_uri.clone(),
+            experiment: args.experiment.clone(),
+            threads: args
+                .jobs
+                .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+                .unwrap_or(1),
+            device: args.device.clone().unwrap_or_else(|| "cpu".into()),
+        }
+    }
+
+    /// A resumed run's launch: the recorded one, with the flags checked against it.
+    fn resumed(args: &TrainArgs, out: &std::path::Path) -> anyhow::Result<Launch> {
+        let path = out.join(Self::FILE);
+        let recorded: Option<Launch> = match std::fs::read(&path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let Some(mut launch) = recorded else {
+            // A run folder from before launch.json: the flags as given, and a loud word when
+            // the run was tracked but no tracker is named.
+            if args.tracking_uri.is_none() && out.join("run-id").is_file() {
+                eprintln!(
+                    "warning: {} was tracked (run-id), but its tracking URI is not recorded: give --tracking-uri to log the rest of the run there; it continues untracked",
+                    out.display()
+                );
+            }
+            return Ok(Launch::fresh(args));
+        };
+        match (&args.tracking_uri, &launch.tracking_uri) {
+            (Some(given), Some(recorded)) if given != recorded => bail!(
+                "{} is tracked at {recorded}; resume without --tracking-uri (or with that URI) to log the rest of the run there",
+                out.display()
+            ),
+            (Some(given), None) => bail!(
+                "{} was not tracked when it started; a resumed run cannot start tracking at {given} halfway (its first epochs would be missing)",
+                out.display()
+            ),
+            _ => {}
+        }
+        if let Some(j) = args.jobs
+            && j != launch.threads
+        {
+            if !args.allow_other_threads {
+                bail!(
+                    "{} was trained with -j {}; resuming with -j {j} changes its remaining steps in the last bits (not bitwise equal to an uninterrupted run). Resume without -j, or pass --allow-other-threads",
+                    out.display(),
+                    launch.threads
+                );
+            }
+            launch.threads = j;
+        }
+        if let Some(d) = &args.device {
+            launch.device.clone_from(d);
+        }
+        Ok(launch)
+    }
+
+    fn write(&self, out: &std::path::Path) -> anyhow::Result<()> {
+        let tmp = out.join(format!("{}.tmp", Self::FILE));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .and_then(|()| std::fs::rename(&tmp, out.join(Self::FILE)))
+            .with_context(|| format!("writing {}/{}", out.display(), Self::FILE))
+    }
 }
 
 /// The tracker behind the trainer's [`RunLog`]: failures to log are warnings, never a lost run
@@ -177,6 +268,12 @@ fn run_one(
     group: Option<&str>,
 ) -> anyhow::Result<Summary> {
     let out = out.to_path_buf();
+    if resume && !out.join("config.toml").is_file() {
+        bail!(
+            "--resume {}: not a run folder (no config.toml)",
+            out.display()
+        );
+    }
     let mut cfg = if resume {
         TrainConfig::load(config_path)?
     } else {
@@ -186,14 +283,21 @@ fn run_one(
         cfg.seed = seed;
     }
     cfg.absolutize(&std::env::current_dir().context("the current directory")?);
-    let device = parse_device(&args.device)?;
-    if let Some(n) = args
-        .jobs
-        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-    {
-        fusionprot_trainer::runtime::set_threads(n);
-    }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // Nothing starts (no tracked run, no config written) unless the folder is writable, no
+    // other process trains in it (the lock is held for the life of this one), and the task,
+    // split and data are there.
+    fusionprot_trainer::train::folder::check_writable(&out)?;
+    let _lock = fusionprot_trainer::train::folder::lock(&out)?;
+    let launch = if resume {
+        Launch::resumed(args, &out)?
+    } else {
+        Launch::fresh(args)
+    };
+    let device = parse_device(&launch.device)?;
+    fusionprot_trainer::runtime::set_threads(launch.threads);
+    fusionprot_trainer::train::preflight(&cfg)
+        .with_context(|| format!("training with {}", config_path.display()))?;
     if !resume {
         // The run folder keeps the configuration it was started with, for --resume (the seed is
         // in the checkpoints' weights from then on).
@@ -215,8 +319,15 @@ fn run_one(
         std::fs::write(&tmp, cfg.to_toml()?)
             .and_then(|()| std::fs::rename(&tmp, out.join("config.toml")))
             .with_context(|| format!("writing {}/config.toml", out.display()))?;
+        launch.write(&out)?;
+    } else if launch.tracking_uri.is_some() && args.tracking_uri.is_none() {
+        eprintln!(
+            "resuming: tracking at {} as when the run started ({}/launch.json)",
+            launch.tracking_uri.as_deref().unwrap_or_default(),
+            out.display()
+        );
     }
-    let mut tracked = match &args.tracking_uri {
+    let mut tracked = match &launch.tracking_uri {
         Some(uri) => {
             let mut client =
                 Client::connect(uri, args.token.clone(), out.join("tracking-spool.jsonl"))
@@ -231,7 +342,7 @@ fn run_one(
                     ("dataset", cfg.data.dataset.display().to_string()),
                     ("split", cfg.data.split.clone()),
                     ("seed", cfg.seed.to_string()),
-                    ("device", args.device.clone()),
+                    ("device", launch.device.clone()),
                     ("fusionprot.version", env!("CARGO_PKG_VERSION").to_owned()),
                 ];
                 if let Some(commit) = option_env!("FUSIONPROT_GIT_COMMIT") {
@@ -251,7 +362,7 @@ fn run_one(
                     })
                     .collect();
                 let name = format!("{}-{}-seed{}", cfg.model.kind, cfg.data.task, cfg.seed);
-                let id = client.create_run(&args.experiment, &name, &tags)?;
+                let id = client.create_run(&launch.experiment, &name, &tags)?;
                 std::fs::write(&run_file, &id)?;
                 let dataset_name = cfg
                     .data

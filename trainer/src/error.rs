@@ -27,6 +27,19 @@ pub enum ModelError {
     Hub(String),
     #[error("{0}")]
     Input(String),
+    /// A non-finite training loss: the run stops there, its checkpoints untouched.
+    #[error(
+        "training diverged: the loss is {loss} at epoch {epoch}, optimizer step {step}; lower optim.lr (now {lr}) \
+         or check optim.weight_decay; the run's checkpoints are kept as they were{}",
+        .last_checkpoint.as_ref().map(|c| format!(" (newest: {c})")).unwrap_or_default()
+    )]
+    Diverged {
+        epoch: usize,
+        step: i64,
+        loss: f64,
+        lr: f64,
+        last_checkpoint: Option<String>,
+    },
     #[error(transparent)]
     Read(#[from] fusionprot_pipeline::read::ReadError),
     #[error("libtorch: {0}")]

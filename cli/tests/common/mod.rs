@@ -5,6 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod archive;
+pub mod train;
+
 /// The venv's python (scripts/setup installs the test peers into it).
 pub fn python() -> PathBuf {
     let venv = std::env::var_os("FUSIONPROT_VENV")

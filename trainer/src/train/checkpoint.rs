@@ -119,7 +119,14 @@ pub(crate) fn save(
     opt.save(&tmp.join("optimizer.safetensors"))?;
     let text = serde_json::to_string_pretty(state).map_err(|e| ModelError::Input(e.to_string()))?;
     std::fs::write(tmp.join("state.json"), text).map_err(io(&tmp))?;
-    let (_, sha256) = crate::load::sha256_file(&tmp.join("model.safetensors"))?;
+    // What `--resume` checks before it uses the checkpoint.
+    let mut sums = BTreeMap::new();
+    for file in CHECKED {
+        sums.insert(file, crate::load::sha256_file(&tmp.join(file))?.1);
+    }
+    let sha256 = sums["model.safetensors"].clone();
+    let text = serde_json::to_string_pretty(&sums).map_err(|e| ModelError::Input(e.to_string()))?;
+    std::fs::write(tmp.join(CHECKSUMS), text).map_err(io(&tmp))?;
     let target = dir.join(&name);
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(io(&target))?;
@@ -145,8 +152,53 @@ pub(crate) fn save(
     })
 }
 
-/// Loads a checkpoint's weights and optimizer state; returns its loop state.
+/// The files of a checkpoint whose sha256 `checksums.json` records.
+const CHECKED: [&str; 3] = ["model.safetensors", "optimizer.safetensors", "state.json"];
+const CHECKSUMS: &str = "checksums.json";
+
+/// Checks each file of a checkpoint against the sha256 written with it. Checkpoints written
+/// before checksums were recorded are used with a warning.
+///
+/// # Errors
+/// A file changed or damaged since the checkpoint was written, named with both hashes.
+pub fn verify(dir: &Path) -> Result<(), ModelError> {
+    let path = dir.join(CHECKSUMS);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(checkpoint = %dir.display(), "no checksums.json (written by an older fusionprot): its files are not verified");
+            return Ok(());
+        }
+        Err(source) => return Err(ModelError::Io { path, source }),
+    };
+    let sums: BTreeMap<String, String> =
+        serde_json::from_slice(&text).map_err(|e| ModelError::Checkpoint {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    for file in CHECKED {
+        let want = sums.get(file).ok_or_else(|| ModelError::Checkpoint {
+            path: path.display().to_string(),
+            message: format!("no sha256 for {file}"),
+        })?;
+        let (_, found) = crate::load::sha256_file(&dir.join(file))?;
+        if &found != want {
+            return Err(ModelError::Checkpoint {
+                path: dir.join(file).display().to_string(),
+                message: format!(
+                    "sha256 {found}, but the checkpoint was written with {want}: the file changed or is damaged; \
+                     remove this checkpoint folder to resume from the one before it"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Loads a checkpoint's weights and optimizer state after checking their sha256; returns its
+/// loop state.
 pub(crate) fn load(dir: &Path, model: &mut Model, opt: &mut AdamW) -> Result<State, ModelError> {
+    verify(dir)?;
     model
         .vs
         .load(dir.join("model.safetensors"))

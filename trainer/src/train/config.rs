@@ -330,6 +330,16 @@ impl TrainConfig {
         };
         positive(o.lr, "optim.lr")?;
         positive(o.eps, "optim.eps")?;
+        let non_negative = |v: f64, what: &str| {
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{what} must be zero or positive, got {v}"))
+            }
+        };
+        non_negative(o.weight_decay, "optim.weight_decay")?;
+        non_negative(self.scheduler.min_lr, "scheduler.min_lr")?;
+        non_negative(self.scheduler.eps, "scheduler.eps")?;
         if !(0.0..=1.0).contains(&o.sequence_model_lr_ratio) {
             return Err("optim.sequence_model_lr_ratio must be in [0, 1]".into());
         }
@@ -398,6 +408,25 @@ mod tests {
         .expect_err("zero batch")
         .to_string();
         assert!(bad.contains("optim.micro_batch"), "{bad}");
+        // Issue 20: a negative or NaN weight decay and a negative min_lr are refused at load.
+        for (section, line, key) in [
+            ("optim", "weight_decay = -0.01", "optim.weight_decay"),
+            ("optim", "weight_decay = nan", "optim.weight_decay"),
+            ("scheduler", "min_lr = -1e-6", "scheduler.min_lr"),
+        ] {
+            let bad = TrainConfig::parse(
+                &format!(
+                    "[data]\ndataset = \"ec\"\ntask = \"ec\"\n[model]\nkind = \"fusionprot\"\n[{section}]\n{line}\n"
+                ),
+                "t.toml",
+            )
+            .expect_err(line)
+            .to_string();
+            assert!(
+                bad.contains(key) && bad.contains("zero or positive"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

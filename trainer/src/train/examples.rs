@@ -56,6 +56,9 @@ pub struct TaskData {
     pub task: String,
     /// The width of a target vector: the vocabulary size (EC / GO), 1 (MSP).
     pub labels: usize,
+    /// The vocabulary in label-index order, as the manifest keeps it (`benchmark.tasks[].terms`);
+    /// empty for MSP and for manifests without it.
+    pub terms: Vec<String>,
     /// `train`, `valid`, `test` → examples sorted by id. Proteins the split marks `removed` are in
     /// none.
     pub parts: BTreeMap<String, Vec<Example>>,
@@ -70,6 +73,7 @@ impl TaskData {
         TaskData {
             task: task.to_owned(),
             labels,
+            terms: Vec::new(),
             parts,
         }
     }
@@ -134,6 +138,12 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
         return Err(no_labels());
     }
     let labels = entry["size"].as_u64().unwrap_or(0) as usize;
+    let terms: Vec<String> = entry["terms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
     let rows = read_splits(dataset).map_err(ModelError::Read)?;
     let mut split_of: HashMap<String, String> = HashMap::new();
     let mut split_names: Vec<String> = Vec::new();
@@ -222,7 +232,10 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
             )));
         }
     }
-    Ok(TaskData::sorted(task, labels, parts))
+    Ok(TaskData {
+        terms,
+        ..TaskData::sorted(task, labels, parts)
+    })
 }
 
 /// MSP: every pair of `pairs/v1` whose mutant the split puts in train / valid / test.

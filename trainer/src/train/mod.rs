@@ -10,7 +10,8 @@
 //! - [`examples`]: a task's examples (labelled proteins, MSP pairs) on a named split;
 //! - [`config`]: the run's TOML configuration, validated at load, with `--set` overrides;
 //! - [`runner`]: model + head fed from the graph store: losses, evaluation, `evaluate_checkpoint`;
-//! - [`checkpoint`]: checkpoints written atomically, pruned, loaded;
+//! - [`checkpoint`]: checkpoints written atomically, pruned, loaded (their files' sha256 checked);
+//! - [`folder`]: the run folder's lock (one writer) and its writability, checked before any work;
 //! - [`scaler`]: dynamic loss scaling for mixed precision;
 //! - [`run`]: the loop, evaluation schedule and exact resume.
 
@@ -18,6 +19,7 @@ pub mod adamw;
 pub mod checkpoint;
 pub mod config;
 pub mod examples;
+pub mod folder;
 pub mod plateau;
 pub mod run;
 pub mod runner;
@@ -30,7 +32,7 @@ pub use checkpoint::{Evaluation, State};
 pub use config::TrainConfig;
 pub use examples::{Example, TaskData, load_task};
 pub use plateau::{Mode, Plateau, PlateauConfig};
-pub use run::{CheckpointRecord, NoLog, RunLog, RunOptions, Summary, train};
+pub use run::{CheckpointRecord, NoLog, RunLog, RunOptions, Summary, preflight, train};
 pub use runner::{Evaluated, evaluate_checkpoint, selection_metric};
 pub use sampler::epoch_order;
 pub use task::{Head, MspHead, MultiLabelHead, bce_loss};

@@ -190,6 +190,31 @@ pub fn micro_batches(
     out
 }
 
+/// The model kind and the task's data, refused when the task, the split or its train part is
+/// not there.
+fn task_data(cfg: &TrainConfig) -> Result<(ModelKind, super::TaskData), ModelError> {
+    let kind = cfg.kind().map_err(ModelError::Input)?;
+    let data = load_task(&cfg.data.dataset, &cfg.data.task, &cfg.data.split)?;
+    if data.parts.get("train").is_none_or(Vec::is_empty) {
+        return Err(ModelError::Input(format!(
+            "split {:?} of {} has no train proteins",
+            cfg.data.split,
+            cfg.data.dataset.display()
+        )));
+    }
+    Ok((kind, data))
+}
+
+/// Checks what [`train`] checks about its data before any work (model kind, dataset, task,
+/// split, a non-empty train part), so a caller can refuse a mistyped task or split before it
+/// creates a tracked run.
+///
+/// # Errors
+/// As `train` would, for the same reasons.
+pub fn preflight(cfg: &TrainConfig) -> Result<(), ModelError> {
+    task_data(cfg).map(|_| ())
+}
+
 /// Runs (or resumes) a fine-tuning run.
 ///
 /// # Errors
@@ -203,17 +228,9 @@ pub fn train(
     progress: &ProgressBar,
 ) -> Result<Summary, ModelError> {
     let input = ModelError::Input;
-    let kind = cfg.kind().map_err(input)?;
-    let data = load_task(&cfg.data.dataset, &cfg.data.task, &cfg.data.split)?;
+    let (kind, data) = task_data(cfg)?;
     let part = |name: &str| data.parts.get(name).cloned().unwrap_or_default();
     let (train_set, valid_set, test_set) = (part("train"), part("valid"), part("test"));
-    if train_set.is_empty() {
-        return Err(input(format!(
-            "split {:?} of {} has no train proteins",
-            cfg.data.split,
-            cfg.data.dataset.display()
-        )));
-    }
     let resume_from = if opts.resume {
         Some(checkpoint::newest(&opts.out).ok_or_else(|| {
             input(format!(
@@ -234,6 +251,17 @@ pub fn train(
         path: opts.out.clone(),
         source,
     })?;
+    if resume_from.is_none() {
+        // The task's vocabulary in label-index order: `evaluate` on another dataset checks its
+        // terms against these (the same count in another order scores nonsense).
+        let record = serde_json::json!({
+            "task": data.task,
+            "labels": data.labels,
+            "terms": data.terms,
+        });
+        let text = serde_json::to_string_pretty(&record).map_err(|e| input(e.to_string()))?;
+        checkpoint::write_atomic(&opts.out.join(super::runner::TASK_FILE), text.as_bytes())?;
+    }
     let store = open_store(&cfg.data.dataset, &data)?;
     let selection = selection_metric(&data.task);
 
@@ -336,6 +364,18 @@ pub fn train(
                 loss_sum += memory_guard(rows, &graphs, o.micro_batch, || {
                     let loss = tch::autocast(scale.is_some(), || run.loss(rows, &graphs, true))?;
                     let value = loss.double_value(&[]);
+                    // Without loss scaling a non-finite loss only spreads (NaN weights, then
+                    // every later loss): stop at the first one, before it reaches the weights.
+                    if scale.is_none() && !value.is_finite() {
+                        return Err(ModelError::Diverged {
+                            epoch: epoch + 1,
+                            step: state.step + 1,
+                            loss: value,
+                            lr: o.lr,
+                            last_checkpoint: checkpoint::newest(&opts.out)
+                                .map(|c| c.display().to_string()),
+                        });
+                    }
                     match scale {
                         Some(scale) => {
                             (loss.to_kind(tch::Kind::Float) * scale / size as f64).backward()
@@ -397,11 +437,29 @@ pub fn train(
         drop(loader);
         state.groups_done = 0;
         state.epoch = epoch + 1;
-        if state.epoch.is_multiple_of(o.eval_every) || state.epoch == o.epochs {
+        let evaluated = state.epoch.is_multiple_of(o.eval_every) || state.epoch == o.epochs;
+        if evaluated {
             evaluate_and_save(
                 cfg, opts, &run, &model, &mut opt, &mut state, log, selection, &train_set,
                 &valid_set, &test_set,
             )?;
+        }
+        // Ctrl-C during an epoch's last accumulation group (every group, when an epoch is one
+        // optimizer step) stops here, at the epoch's end, with a checkpoint there.
+        let stopping = opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+        if stopping && state.epoch < o.epochs {
+            if !evaluated {
+                save_and_record(cfg, opts, &model, &opt, &state, log, BTreeMap::new(), false)?;
+            }
+            tracing::warn!(
+                epoch = state.epoch,
+                step = state.step,
+                "interrupted: checkpoint written, --resume continues"
+            );
+            return Ok(summary(state, true, seconds, seen));
         }
     }
     let summary = summary(state, false, seconds, seen);

@@ -269,6 +269,72 @@ pub(crate) fn memory_guard<T>(
     }
 }
 
+/// The run folder's record of its task and vocabulary (written by `train` at the start).
+pub const TASK_FILE: &str = "task.json";
+
+/// The vocabulary a run was trained on: its `task.json`, or for runs from before it, its own
+/// dataset's (as its config names it).
+fn trained_terms(cfg: &TrainConfig, checkpoint: &Path) -> Result<Vec<String>, ModelError> {
+    let record = checkpoint
+        .parent()
+        .and_then(Path::parent)
+        .map(|run| run.join(TASK_FILE));
+    if let Some(path) = record.filter(|p| p.is_file()) {
+        let v: serde_json::Value = std::fs::read(&path)
+            .map_err(|source| ModelError::Io {
+                path: path.clone(),
+                source,
+            })
+            .and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| ModelError::Checkpoint {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
+            })?;
+        return Ok(v["terms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect());
+    }
+    load_task(&cfg.data.dataset, &cfg.data.task, &cfg.data.split)
+        .map(|d| d.terms)
+        .map_err(|e| {
+            ModelError::Input(format!(
+                "cannot check the label vocabulary the checkpoint was trained on (no {TASK_FILE} in its run, and its dataset {} cannot be read: {e})",
+                cfg.data.dataset.display()
+            ))
+        })
+}
+
+/// Refuses a dataset whose task vocabulary is not the one the run was trained on, position by
+/// position (label index i must mean the same term).
+fn check_terms(trained: &[String], data: &TaskData, dataset: &Path) -> Result<(), ModelError> {
+    if trained == data.terms.as_slice() {
+        return Ok(());
+    }
+    let detail = match trained.iter().zip(&data.terms).position(|(a, b)| a != b) {
+        Some(i) => format!(
+            "label {i} is {:?} in {} but {:?} in the run's vocabulary",
+            data.terms[i],
+            dataset.display(),
+            trained[i]
+        ),
+        None => format!(
+            "{} terms in {}, {} in the run's vocabulary",
+            data.terms.len(),
+            dataset.display(),
+            trained.len()
+        ),
+    };
+    Err(ModelError::Input(format!(
+        "task {} of {} does not have the vocabulary the checkpoint was trained on ({detail}): its predictions would be scored against other terms; import the dataset with the run's vocabulary",
+        data.task,
+        dataset.display()
+    )))
+}
+
 /// What [`evaluate_checkpoint`] produced.
 #[derive(Debug)]
 pub struct Evaluated {
@@ -280,8 +346,8 @@ pub struct Evaluated {
 /// on one part (`train`, `valid`, `test`) of a named split of a dataset with the same task.
 ///
 /// # Errors
-/// A head that does not fit the task's label count, an unknown task / split / part, unreadable
-/// weights.
+/// A dataset whose task vocabulary differs from the run's (`task.json`), a head that does not
+/// fit the task's label count, an unknown task / split / part, unreadable weights.
 pub fn evaluate_checkpoint(
     cfg: &TrainConfig,
     checkpoint: &Path,
@@ -292,6 +358,7 @@ pub fn evaluate_checkpoint(
 ) -> Result<Evaluated, ModelError> {
     let kind = cfg.kind().map_err(ModelError::Input)?;
     let data = load_task(dataset, &cfg.data.task, split)?;
+    check_terms(&trained_terms(cfg, checkpoint)?, &data, dataset)?;
     let rows = data.parts.get(part).cloned().ok_or_else(|| {
         ModelError::Input(format!(
             "split {split:?} of {} has no {part:?} proteins (parts: {})",

@@ -49,6 +49,11 @@ struct TorchDrugArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
+    /// Cap in MiB on every file read from the archive: structure files (as `prepare`), the
+    /// annotation and test files, and each inner zip or `data.mdb` unpacked from it (checked
+    /// against the archive's header, then while the bytes arrive).
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    max_file_mib: u64,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +66,23 @@ struct MspArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
+    /// Cap in MiB on every file read from the archive: structure files (as `prepare`), the
+    /// annotation and test files, and each inner zip or `data.mdb` unpacked from it (checked
+    /// against the archive's header, then while the bytes arrive).
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    max_file_mib: u64,
+}
+
+/// `--max-file-mib` in bytes.
+fn cap_bytes(mib: u64) -> anyhow::Result<u64> {
+    mib.checked_mul(1 << 20)
+        .filter(|b| *b > 0)
+        .with_context(|| {
+            format!(
+                "--max-file-mib must be between 1 and {}, got {mib}",
+                u64::MAX >> 20
+            )
+        })
 }
 
 pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
@@ -82,7 +104,10 @@ fn torchdrug_run(benchmark: Benchmark, a: &TorchDrugArgs) -> anyhow::Result<Exit
         test_cutoff,
         only_ids: a.only_ids.clone(),
         jobs: crate::threads::resolve(a.jobs)?,
-        safeguards: Safeguards::default(),
+        safeguards: Safeguards {
+            max_file_bytes: cap_bytes(a.max_file_mib)?,
+            ..Safeguards::default()
+        },
     };
     let bar = progress::bar("files");
     let result = import_torchdrug(&cfg, &bar);
@@ -123,6 +148,7 @@ fn msp_run(a: &MspArgs) -> anyhow::Result<ExitCode> {
         archive: a.archive.clone(),
         out: a.out.clone(),
         jobs: crate::threads::resolve(a.jobs)?,
+        max_file_bytes: cap_bytes(a.max_file_mib)?,
     };
     let bar = progress::bar("records");
     let result = import_msp(&cfg, &bar);

@@ -9,24 +9,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use arrow_array::{Array, Int32Array, ListArray, StringArray};
+use common::archive::{Edit, import, rewrite_zip};
 use common::{fusionprot, msp_fixture, real_files, text};
 use fusionprot_pipeline::import::Benchmark;
 use fusionprot_pipeline::import::fixture::{Fixture, fixture};
 use fusionprot_pipeline::read::read_table;
 use fusionprot_pipeline::schema::Table;
-
-/// `fusionprot import KIND ARCHIVE --out OUT EXTRA…`.
-fn import(kind: &str, archive: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "import",
-        kind,
-        archive.to_str().expect("utf8"),
-        "--out",
-        out.to_str().expect("utf8"),
-    ];
-    args.extend(extra);
-    fusionprot(&args)
-}
 
 fn strings(a: &dyn Array) -> &StringArray {
     a.as_any().downcast_ref().expect("utf8")
@@ -234,27 +222,6 @@ fn go_archive_keeps_chains_with_an_empty_branch_all_negative() {
     for t in ["go-mf", "go-bp", "go-cc"] {
         assert!(tasks.iter().any(|x| x == t), "{t}");
     }
-}
-
-/// Maps an archive member (name, bytes) to its new bytes, or `None` to leave it out.
-type Edit = dyn Fn(&str, Vec<u8>) -> Option<Vec<u8>>;
-
-fn rewrite_zip(src: &Path, dst: &Path, edit: &Edit) {
-    use std::io::{Read, Write};
-    let mut input = zip::ZipArchive::new(std::fs::File::open(src).expect("open")).expect("zip");
-    let mut out = zip::ZipWriter::new(std::fs::File::create(dst).expect("create"));
-    for i in 0..input.len() {
-        let mut m = input.by_index(i).expect("member");
-        let name = m.name().to_owned();
-        let mut bytes = Vec::new();
-        m.read_to_end(&mut bytes).expect("read");
-        if let Some(b) = edit(&name, bytes) {
-            out.start_file(name, zip::write::SimpleFileOptions::default())
-                .expect("start");
-            out.write_all(&b).expect("write");
-        }
-    }
-    out.finish().expect("finish");
 }
 
 #[test]

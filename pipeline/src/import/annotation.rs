@@ -57,6 +57,36 @@ fn polars(file: &str) -> impl Fn(PolarsError) -> ImportError + '_ {
     }
 }
 
+/// polars' parse error turned into one that names the line: the first row with more fields than
+/// the file's columns (`skip` header lines first; 1-based line numbers), or polars' own words
+/// when no row is ragged. polars' advice (`truncate_ragged_lines`) is an option users cannot set.
+fn parse_error<'a>(
+    file: &'a str,
+    bytes: &'a [u8],
+    separator: u8,
+    columns: usize,
+    skip: usize,
+) -> impl Fn(PolarsError) -> ImportError + 'a {
+    move |e| {
+        let ragged = bytes
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .skip(skip)
+            .find(|(_, line)| line.iter().filter(|&&b| b == separator).count() >= columns);
+        match ragged {
+            Some((i, line)) => ImportError::File {
+                file: file.to_owned(),
+                line: Some(i + 1),
+                message: format!(
+                    "{} fields where the file has {columns} columns",
+                    line.iter().filter(|&&b| b == separator).count() + 1
+                ),
+            },
+            None => polars(file)(e),
+        }
+    }
+}
+
 /// Reads an annotation TSV.
 ///
 /// # Errors
@@ -141,7 +171,13 @@ pub fn read_annotation(
         )
         .into_reader_with_file_handle(Cursor::new(bytes))
         .finish()
-        .map_err(polars(file))?;
+        .map_err(parse_error(
+            file,
+            bytes,
+            b'\t',
+            names.len(),
+            layout.header_lines,
+        ))?;
     let line_of = |row: usize| layout.header_lines + row;
 
     // Chains listed twice.
@@ -317,7 +353,7 @@ pub fn read_test_flags(file: &str, bytes: &[u8]) -> Result<TestFlags, ImportErro
         .with_parse_options(CsvParseOptions::default().with_missing_is_null(true))
         .into_reader_with_file_handle(Cursor::new(bytes))
         .finish()
-        .map_err(polars(file))?;
+        .map_err(parse_error(file, bytes, b',', CUTOFFS.len() + 1, 1))?;
     let column = |name: &str| -> Result<Vec<Option<String>>, ImportError> {
         let c = df
             .column(name)

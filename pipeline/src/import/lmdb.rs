@@ -19,6 +19,66 @@ pub enum Format {
     Msgpack,
 }
 
+/// Refuses a `data.mdb` shorter than its own meta pages say it is. LMDB maps the file and reads
+/// pages straight from the mapping, so a truncated file (an interrupted download or copy) kills
+/// the process with SIGBUS at the first page past the end instead of returning an error.
+///
+/// The meta pages (0 and 1, LMDB data version 1 on 64-bit, as py-lmdb writes them) hold the page
+/// size (`mm_dbs[FREE_DBI].md_pad`) and the last page in use (`mm_last_pg`); the newer of the two
+/// (by `mm_txnid`) describes the file. Whatever this does not recognise is left to LMDB, which
+/// reads the meta pages with `pread`, not through the map.
+///
+/// # Errors
+/// A file shorter than `(mm_last_pg + 1) × page size`, naming the file and both sizes.
+fn check_size(path: &Path, label: &str) -> Result<(), ImportError> {
+    const MAGIC: u32 = 0xBEEF_C0DE;
+    // Page header (16 bytes), then MDB_meta: magic, version, address, mapsize, two MDB_db of 48
+    // bytes (the first one's md_pad is the page size), mm_last_pg, mm_txnid.
+    const PSIZE: usize = 16 + 24;
+    const LAST_PG: usize = 16 + 120;
+    const TXNID: usize = 16 + 128;
+    const META: usize = TXNID + 8;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let u32_at =
+        |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let mut meta = |offset: u64| -> Option<[u8; META]> {
+        use std::io::Seek;
+        let mut b = [0u8; META];
+        file.seek(std::io::SeekFrom::Start(offset)).ok()?;
+        file.read_exact(&mut b).ok()?;
+        (u32_at(&b, 16) == MAGIC && u32_at(&b, 20) == 1).then_some(b)
+    };
+    let Some(first) = meta(0) else {
+        return Ok(());
+    };
+    let psize = u64::from(u32_at(&first, PSIZE));
+    if !(512..=65536).contains(&psize) || !psize.is_power_of_two() {
+        return Ok(());
+    }
+    let newest = match meta(psize) {
+        Some(second) if u64_at(&second, TXNID) > u64_at(&first, TXNID) => second,
+        _ => first,
+    };
+    let last_pg = u64_at(&newest, LAST_PG);
+    let need = last_pg.saturating_add(1).saturating_mul(psize);
+    if len < need {
+        return Err(ImportError::File {
+            file: format!("{label}/data.mdb"),
+            line: None,
+            message: format!(
+                "truncated: {len} bytes, but its last page in use ({last_pg}, {psize}-byte pages) ends at byte {need} \
+                 (an interrupted download or copy?); LMDB would crash reading it"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Reads the environment folder `dir` (holding `data.mdb`) read-only, without a lock file, and
 /// calls `each(i, record, sha256 of its stored bytes)` for the records in index order, after
 /// `len(num_examples)`. Returns the number of records.
@@ -37,6 +97,7 @@ pub fn for_each_record<T: serde::de::DeserializeOwned>(
         line: None,
         message,
     };
+    check_size(&dir.join("data.mdb"), label)?;
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
     options.max_dbs(1);
     // SAFETY (both calls): LMDB maps `data.mdb` into memory; heed requires the caller to promise the

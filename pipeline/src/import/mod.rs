@@ -5,7 +5,9 @@
 //! - [`annotation`]: the nrPDB annotation TSV and test CSV (polars);
 //! - [`torchdrug`]: EC / GO archives (outer zip or folder, inner per-split zips of chain files);
 //! - [`labels`]: the `labels/v1` table;
-//! - [`lmdb`], [`atoms`], [`msp`]: Atom3D's LMDB, its atom data frames, MSP pairs.
+//! - [`lmdb`], [`atoms`], [`msp`]: Atom3D's LMDB, its atom data frames, MSP pairs;
+//! - `scratch`: the scratch folder beside the output (stale ones of dead imports removed) and
+//!   the `--max-file-mib` cap on every member read or unpacked.
 
 pub mod annotation;
 pub mod atoms;
@@ -13,6 +15,7 @@ pub mod fixture;
 pub mod labels;
 pub mod lmdb;
 pub mod msp;
+mod scratch;
 pub mod torchdrug;
 
 use std::path::PathBuf;

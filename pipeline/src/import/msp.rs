@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::atoms::{self, Frame};
 use super::lmdb;
+use super::scratch::{Scratch, copy_capped};
 use super::{ImportError, OFFICIAL, SplitCounts, io};
 use crate::graph;
 use crate::manifest::{Counts, GraphParameters, InputEntry, Manifest, Parameters, TableEntry};
@@ -44,6 +45,8 @@ pub struct MspConfig {
     pub archive: PathBuf,
     pub out: PathBuf,
     pub jobs: usize,
+    /// Cap on a `data.mdb` (unpacked from the tar or found in the folder), `--max-file-mib`.
+    pub max_file_bytes: u64,
 }
 
 /// What an MSP import did.
@@ -94,7 +97,7 @@ pub fn import_msp(cfg: &MspConfig, progress: &ProgressBar) -> Result<MspSummary,
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let envs = locate(&cfg.archive, &parent)?;
+    let envs = locate(&cfg.archive, &parent, cfg.max_file_bytes)?;
     std::fs::create_dir_all(&cfg.out).map_err(io(&cfg.out))?;
     let lock = swap::lock(&cfg.out).map_err(prepare_err)?;
     prepare::log_recovery(
@@ -131,10 +134,10 @@ struct Envs {
     dirs: Vec<(&'static str, PathBuf, String)>,
     archive: serde_json::Value,
     /// `data.mdb` files unpacked from a tar; removed when dropped.
-    _tmp: Option<tempfile::TempDir>,
+    _tmp: Option<Scratch>,
 }
 
-fn locate(given: &Path, tmp_parent: &Path) -> Result<Envs, ImportError> {
+fn locate(given: &Path, tmp_parent: &Path, cap: u64) -> Result<Envs, ImportError> {
     let meta = std::fs::metadata(given).map_err(io(given))?;
     if meta.is_dir() {
         let data = find_data_folder(given, 3).ok_or_else(|| ImportError::File {
@@ -152,6 +155,19 @@ fn locate(given: &Path, tmp_parent: &Path) -> Result<Envs, ImportError> {
                     message: "no data.mdb: every split (train, val, test) is needed".into(),
                 });
             }
+            let size = std::fs::metadata(d.join("data.mdb"))
+                .map_err(io(&d.join("data.mdb")))?
+                .len();
+            if size > cap {
+                return Err(ImportError::File {
+                    file: d.join("data.mdb").display().to_string(),
+                    line: None,
+                    message: format!(
+                        "{size} bytes, over --max-file-mib {} (raise it if the file is genuine)",
+                        cap >> 20
+                    ),
+                });
+            }
             let label = d
                 .strip_prefix(given)
                 .map_or_else(|_| d.display().to_string(), |p| p.display().to_string());
@@ -163,10 +179,7 @@ fn locate(given: &Path, tmp_parent: &Path) -> Result<Envs, ImportError> {
             _tmp: None,
         });
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(".fusionprot-import-")
-        .tempdir_in(tmp_parent)
-        .map_err(io(tmp_parent))?;
+    let tmp = Scratch::create(tmp_parent)?;
     let label = given.display().to_string();
     let file = File::open(given).map_err(io(given))?;
     let reader: Box<dyn std::io::Read> = if is_gzip(given)? {
@@ -202,9 +215,8 @@ fn locate(given: &Path, tmp_parent: &Path) -> Result<Envs, ImportError> {
         let dir = tmp.path().join(ours);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join("data.mdb");
-        let mut out = File::create(&path).map_err(io(&path))?;
-        std::io::copy(&mut entry, &mut out)
-            .map_err(|e| bad(format!("{name}: cannot unpack: {e}")))?;
+        let claimed = entry.header().size().ok();
+        copy_capped(&mut entry, claimed, cap, &format!("{label}/{name}"), &path)?;
         found.insert(ours, name[..name.len() - "/data.mdb".len()].to_owned());
     }
     let mut dirs = Vec::new();

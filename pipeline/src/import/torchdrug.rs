@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::annotation::{self, Annotation, CUTOFFS, Layout, TestFlags};
 use super::labels::{LabelRow, write_labels};
+use super::scratch::{Scratch, copy_capped, read_capped, read_file_capped};
 use super::{ImportError, OFFICIAL, SplitCounts, io};
 use crate::input::is_structure_name;
 use crate::manifest::TableEntry;
@@ -105,7 +105,12 @@ pub fn import_torchdrug(
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let src = open(cfg.benchmark, &cfg.archive, &parent)?;
+    let src = open(
+        cfg.benchmark,
+        &cfg.archive,
+        &parent,
+        cfg.safeguards.max_file_bytes,
+    )?;
     let layout = cfg.benchmark.layout();
     let annot = annotation::read_annotation(layout, &src.annotation.0, &src.annotation.1)?;
     let flags = annotation::read_test_flags(&src.test_csv.0, &src.test_csv.1)?;
@@ -319,7 +324,7 @@ struct Source {
     listing: Vec<(&'static str, Vec<(String, String)>)>,
     archive: serde_json::Value,
     /// Inner zips unpacked from the outer one; removed when dropped.
-    _tmp: Option<tempfile::TempDir>,
+    _tmp: Option<Scratch>,
 }
 
 fn chain_id(member: &str) -> Option<String> {
@@ -329,12 +334,12 @@ fn chain_id(member: &str) -> Option<String> {
     })
 }
 
-fn open(b: Benchmark, given: &Path, tmp_parent: &Path) -> Result<Source, ImportError> {
+fn open(b: Benchmark, given: &Path, tmp_parent: &Path, cap: u64) -> Result<Source, ImportError> {
     let meta = std::fs::metadata(given).map_err(io(given))?;
     if meta.is_dir() {
-        open_folder(b, given)
+        open_folder(b, given, cap)
     } else {
-        open_zip(b, given, tmp_parent)
+        open_zip(b, given, tmp_parent, cap)
     }
 }
 
@@ -351,7 +356,7 @@ fn zip_listing(path: &Path, label: &str) -> Result<Vec<(String, String)>, Import
         .collect::<Vec<_>>())
 }
 
-fn open_folder(b: Benchmark, given: &Path) -> Result<Source, ImportError> {
+fn open_folder(b: Benchmark, given: &Path, cap: u64) -> Result<Source, ImportError> {
     let root = if given.join(b.annotation()).is_file() {
         given.to_owned()
     } else if given.join(b.root()).join(b.annotation()).is_file() {
@@ -365,7 +370,7 @@ fn open_folder(b: Benchmark, given: &Path) -> Result<Source, ImportError> {
     };
     let read = |name: &str| -> Result<(String, Vec<u8>), ImportError> {
         let p = root.join(name);
-        Ok((p.display().to_string(), std::fs::read(&p).map_err(io(&p))?))
+        Ok((p.display().to_string(), read_file_capped(&p, cap)?))
     };
     let annotation = read(b.annotation())?;
     let test_csv = read(b.test_csv())?;
@@ -403,7 +408,12 @@ fn open_folder(b: Benchmark, given: &Path) -> Result<Source, ImportError> {
     })
 }
 
-fn open_zip(b: Benchmark, given: &Path, tmp_parent: &Path) -> Result<Source, ImportError> {
+fn open_zip(
+    b: Benchmark,
+    given: &Path,
+    tmp_parent: &Path,
+    cap: u64,
+) -> Result<Source, ImportError> {
     let label = given.display().to_string();
     let file = File::open(given).map_err(io(given))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| ImportError::File {
@@ -424,42 +434,32 @@ fn open_zip(b: Benchmark, given: &Path, tmp_parent: &Path) -> Result<Source, Imp
     let prefix = &annot_member[..annot_member.len() - b.annotation().len()];
     let mut read = |name: &str| -> Result<(String, Vec<u8>), ImportError> {
         let member = format!("{prefix}{name}");
-        let mut f = zip.by_name(&member).map_err(|e| ImportError::File {
-            file: format!("{label}/{member}"),
+        let name = format!("{label}/{member}");
+        let f = zip.by_name(&member).map_err(|e| ImportError::File {
+            file: name.clone(),
             line: None,
             message: format!("cannot read it: {e}"),
         })?;
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes).map_err(|e| ImportError::File {
-            file: format!("{label}/{member}"),
-            line: None,
-            message: format!("broken member: {e}"),
-        })?;
-        Ok((format!("{label}/{member}"), bytes))
+        let claimed = f.size();
+        let bytes = read_capped(f, Some(claimed), cap, &name)?;
+        Ok((name, bytes))
     };
     let annotation = read(b.annotation())?;
     let test_csv = read(b.test_csv())?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".fusionprot-import-")
-        .tempdir_in(tmp_parent)
-        .map_err(io(tmp_parent))?;
+    let tmp = Scratch::create(tmp_parent)?;
     let mut inputs = Vec::new();
     let mut listing = Vec::new();
     for split in SPLITS {
         let member = format!("{prefix}{split}.zip");
         let path = tmp.path().join(format!("{split}.zip"));
         {
-            let mut f = zip.by_name(&member).map_err(|e| ImportError::File {
+            let f = zip.by_name(&member).map_err(|e| ImportError::File {
                 file: format!("{label}/{member}"),
                 line: None,
                 message: format!("cannot read it: {e}"),
             })?;
-            let mut out = File::create(&path).map_err(io(&path))?;
-            std::io::copy(&mut f, &mut out).map_err(|e| ImportError::File {
-                file: format!("{label}/{member}"),
-                line: None,
-                message: format!("cannot unpack it: {e}"),
-            })?;
+            let claimed = f.size();
+            copy_capped(f, Some(claimed), cap, &format!("{label}/{member}"), &path)?;
         }
         listing.push((split, zip_listing(&path, &format!("{label}/{member}"))?));
         inputs.push(path);

@@ -33,9 +33,7 @@ fn setup(dir: &Path) -> (Server, String, String) {
     let ds = dir.join("ec-sample").display().to_string();
     let o = fusionprot(&["prepare", &sample.display().to_string(), "--out", &ds]);
     assert!(o.status.success(), "{}", text(&o));
-    // MMseqs2's identity with its coverage rule: the sample's peptides link unrelated families by
-    // the default shorter-sequence identity (see ARCHITECTURE.md, Splits).
-    let o = fusionprot(&["split", &ds, "--seed", "7", "--identity", "aligned"]);
+    let o = fusionprot(&["split", &ds, "--seed", "7"]);
     assert!(o.status.success(), "{}", text(&o));
     let db = dir.join("fp.db").display().to_string();
     let server = serve(dir, &db, &["--data-root", &dir.display().to_string()]);

@@ -47,13 +47,29 @@ fn the_default_identity_is_the_shorter_sequence_and_the_certificate_says_so() {
     let out = fusionprot(&["split", &ds, "-j", "2", "--fractions", "0.5,0.25,0.25"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(
-            "(identity `shorter` = identical residues / length of the shorter sequence, exact Smith-Waterman, \
-             BLOSUM62, no coverage rule)"
-        ),
-        "{stdout}"
-    );
+    for part in [
+        "its identity reaches 0.3 (shorter: identical residues / length of the shorter sequence over the \
+         Smith-Waterman local alignment (BLOSUM62, gap open 11, extend 1); no coverage rule)",
+        "significant (E-value ≤ 0.001 for the Smith-Waterman score",
+        "every pair of the 18 distinct sequences aligned exactly (153 pairs",
+    ] {
+        assert!(stdout.contains(part), "{part:?} not in {stdout}");
+    }
+    // Above --all-pairs-below: the MMseqs2 search, its candidates and the audit.
+    let out = fusionprot(&[
+        "split",
+        &ds,
+        "-j",
+        "2",
+        "--fractions",
+        "0.5,0.25,0.25",
+        "--all-pairs-below",
+        "10",
+        "--name",
+        "searched",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("--seq-id-mode 1, candidates at identity >= 0.20"),
         "{stdout}"
@@ -102,8 +118,9 @@ fn coverage_options_need_the_aligned_identity() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains(
-            "(identity `aligned` = identical residues / aligned columns (gap columns included), exact \
-             Smith-Waterman, BLOSUM62, coverage -c 0.8 --cov-mode 0)"
+            "(aligned: identical residues / aligned columns (gap columns included) over the Smith-Waterman local \
+             alignment (BLOSUM62, gap open 11, extend 1); a pair counts only when the alignment covers at least 0.8 \
+             of both sequences (--cov-mode 0))"
         ),
         "{stdout}"
     );
@@ -142,7 +159,15 @@ fn a_search_in_chunks_splits_as_one_process_does() {
     let ds = dir.path().join("ds");
     fusionprot_pipeline::split::sequences_dataset(&ds, &records).expect("dataset");
     let ds_s = ds.to_str().expect("utf8");
-    let common = ["-j", "2", "--fractions", "0.5,0.25,0.25"];
+    // The search path (a set this small is otherwise aligned pair by pair).
+    let common = [
+        "-j",
+        "2",
+        "--fractions",
+        "0.5,0.25,0.25",
+        "--all-pairs-below",
+        "0",
+    ];
     let run = |extra: &[&str]| {
         let mut args = vec!["split", ds_s];
         args.extend(common);

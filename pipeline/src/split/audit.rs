@@ -1,32 +1,47 @@
-//! The audit: cross-split pairs aligned exactly with no prefilter, all of them or a seeded random
-//! sample, to bound what the MMseqs2 search could have missed.
+//! The audit: cross-split pairs examined exactly with no prefilter, all of them or a seeded random
+//! sample, to find what the MMseqs2 search missed (each round's sample is drawn afresh).
 
 use rayon::prelude::*;
 
-use super::config::SplitConfig;
+use super::PairAlignment;
+use super::config::{LinkRule, SplitConfig};
 use super::rng::SplitMix;
-use super::{PairAlignment, align};
 
-/// Aligns cross-split pairs of sequences exactly, with no prefilter: all of them when there are
+/// What one audit round examined.
+pub(super) struct Audit {
+    /// Cross-split pairs examined.
+    pub pairs: usize,
+    /// Every cross-split pair was examined.
+    pub exhaustive: bool,
+    /// The significant ones, aligned (the others cannot link).
+    pub significant: Vec<(u32, u32, PairAlignment)>,
+}
+
+/// Examines cross-split pairs of sequences exactly, with no prefilter: all of them when there are
 /// at most `cfg.audit_pairs` (then the audit is exhaustive), else that many drawn at random,
-/// uniformly over protein pairs (a sequence shared by k proteins is drawn k times as often).
+/// uniformly over protein pairs (a sequence shared by k proteins is drawn k times as often), from a
+/// generator seeded by the split's seed and `round`.
 pub(super) fn audit(
     cfg: &SplitConfig,
+    rule: &LinkRule,
     unique: &[&str],
     weight: &[u32],
     split_of: &[u8],
-) -> (Vec<(u32, u32, PairAlignment)>, bool) {
-    let align_all = |picks: &[(u32, u32)]| -> Vec<(u32, u32, PairAlignment)> {
-        picks
+    round: usize,
+) -> Audit {
+    let examine = |picks: Vec<(u32, u32)>, exhaustive: bool| -> Audit {
+        let significant = picks
             .par_iter()
-            .map(|&(a, b)| {
-                (
-                    a,
-                    b,
-                    align(unique[a as usize].as_bytes(), unique[b as usize].as_bytes()),
-                )
+            .filter_map(|&(a, b)| {
+                rule.examine(unique[a as usize], unique[b as usize])
+                    .map(|p| (a, b, p))
             })
-            .collect()
+            .collect();
+        Audit {
+            pairs: picks.len(),
+            exhaustive,
+            significant,
+        }
     };
     let mut members: [Vec<u32>; 3] = Default::default();
     for (i, &s) in split_of.iter().enumerate() {
@@ -46,7 +61,7 @@ pub(super) fn audit(
                 picks.extend(members[b].iter().map(|&y| (x.min(y), x.max(y))));
             }
         }
-        return (align_all(&picks), true);
+        return examine(picks, true);
     }
     // Cumulative protein weights per split, to draw a protein uniformly then its sequence.
     let mut by_split: [Vec<(u64, u32)>; 3] = Default::default();
@@ -59,9 +74,9 @@ pub(super) fn audit(
     let combos = [(0usize, 1usize), (0, 2), (1, 2)];
     let all: u64 = combos.iter().map(|&(a, b)| pair_weight(a, b)).sum();
     if all == 0 {
-        return (Vec::new(), true);
+        return examine(Vec::new(), true);
     }
-    let mut rng = SplitMix(cfg.seed ^ 0x5eed_a0d1);
+    let mut rng = SplitMix((cfg.seed ^ 0x5eed_a0d1).wrapping_add(round as u64 - 1));
     let draw = |rng: &mut SplitMix, s: usize| -> u32 {
         let x = rng.next() % totals[s];
         let k = by_split[s].partition_point(|&(cum, _)| cum <= x);
@@ -81,5 +96,5 @@ pub(super) fn audit(
         }
         picks.push((draw(&mut rng, combo.0), draw(&mut rng, combo.1)));
     }
-    (align_all(&picks), false)
+    examine(picks, false)
 }

@@ -4,8 +4,8 @@
 //! process would (hits are kept in one total order either way).
 //!
 //! A hits file is text: a header line
-//! `# fusionprot split hits v1 chunk=I/N sequences=S digest=D search=JSON`, then one
-//! `query<TAB>target<TAB>identity<TAB>qcov<TAB>tcov` line per hit (floats in Rust's round-trip
+//! `# fusionprot split hits v2 chunk=I/N sequences=S digest=D search=JSON`, then one
+//! `query<TAB>target<TAB>identity<TAB>qcov<TAB>tcov<TAB>evalue` line per hit (floats in Rust's round-trip
 //! notation). `D` is the sha256 of the distinct sequences in the split's order and `JSON` the search
 //! settings that change results (threads do not): files of another dataset, other settings or
 //! another MMseqs2 version are refused, and so are missing or repeated chunks.
@@ -20,7 +20,7 @@ use super::search::{self, Hit};
 use crate::mmseqs::Mmseqs;
 use crate::shard::Shard;
 
-const MAGIC: &str = "# fusionprot split hits v1";
+const MAGIC: &str = "# fusionprot split hits v2";
 
 /// What one chunk did.
 #[derive(Debug)]
@@ -101,8 +101,8 @@ pub fn search_chunk(
         for h in &hits {
             writeln!(
                 f,
-                "{}\t{}\t{}\t{}\t{}",
-                h.q, h.t, h.identity, h.qcov, h.tcov
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                h.q, h.t, h.identity, h.qcov, h.tcov, h.evalue
             )?;
         }
         f.flush()?;
@@ -191,6 +191,7 @@ pub(super) fn read_chunks(
                     identity: f.get(2)?.parse().ok()?,
                     qcov: f.get(3)?.parse().ok()?,
                     tcov: f.get(4)?.parse().ok()?,
+                    evalue: f.get(5)?.parse().ok()?,
                 })
             })()
             .filter(|h| {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::report::MaxPair;
+use super::significance::Significance;
 use super::{Identity, PairAlignment, SearchParams};
 use crate::mmseqs::MmseqsError;
 use crate::read::ReadError;
@@ -32,10 +33,18 @@ pub struct SplitConfig {
     pub dataset: PathBuf,
     /// The split's name in `splits/` (others already there are kept); `family` by default.
     pub name: String,
-    /// Pairs at or above this identity (under `identity`) are linked and never cross splits.
+    /// Significant pairs at or above this identity (under `identity`) are linked and never cross
+    /// splits.
     pub min_seq_id: f32,
     /// Which identity `min_seq_id` and the guarantee are about.
     pub identity: Identity,
+    /// A pair links only when its Smith-Waterman score's E-value is at most this
+    /// ([`Significance`]); `f64::INFINITY` links on identity alone.
+    pub max_evalue: f64,
+    /// Every pair of distinct sequences is aligned (exhaustive, no search, no sampled audit)
+    /// when there are at most this many; above, the MMseqs2 search, the re-checks and the
+    /// sampled audit, repeated until an audit finds no linked pair across splits.
+    pub all_pairs_below: usize,
     pub search: SearchParams,
     /// Train, valid, test; sum to 1.
     pub fractions: [f64; 3],
@@ -76,12 +85,17 @@ pub enum SplitError {
     #[error("{}:{line}: expected `representative<TAB>member` protein ids", .path.display())]
     ClusterFile { path: PathBuf, line: usize },
     #[error(
-        "the largest family holds {size} of {total} proteins ({:.1}%), more than the train fraction allows; \
-         raise --min-seq-id or the train fraction, or pass --remove-to-separate to drop the fewest proteins that \
-         break it apart",
+        "no split exists: the largest family holds {size} of {total} proteins ({:.1}%), more than the train \
+         fraction allows ({members}); raise --min-seq-id or the train fraction, or pass --remove-to-separate to \
+         drop the fewest proteins that break it apart",
         100.0 * *.size as f64 / *.total as f64
     )]
-    Oversized { size: u64, total: u64 },
+    Oversized {
+        size: u64,
+        total: u64,
+        /// Some of its proteins, named.
+        members: String,
+    },
     #[error(
         "guarantee broken: {} ({sa}) and {} ({sb}) are {:.1}% identical by the `{}` definition ({} identical residues; \
          lengths {} and {}, the alignment covers {:.0}%/{:.0}% of them) ({how})",
@@ -105,11 +119,50 @@ pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SplitError + '_ 
     }
 }
 
+/// When two sequences link: significance and identity, over one dataset's search space.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LinkRule {
+    pub identity: Identity,
+    pub min_seq_id: f32,
+    pub significance: Significance,
+}
+
+impl LinkRule {
+    /// Whether a pair with this local score can link at all (its E-value): the only question
+    /// for most pairs, answered without an alignment.
+    pub(super) fn significant(&self, score: i32, len_a: usize, len_b: usize) -> bool {
+        self.significance
+            .significant(score, len_a as u32, len_b as u32)
+    }
+
+    /// Whether an exactly aligned pair links its proteins: significant, the coverage rule holds
+    /// (if the definition has one) and its identity is at or above the threshold.
+    pub(super) fn links(&self, p: &PairAlignment) -> bool {
+        self.significance.significant(p.score, p.len_a, p.len_b)
+            && self.identity.covered(p.cov_a, p.cov_b)
+            && self.identity.of(p) >= self.min_seq_id
+    }
+
+    /// Decides a pair: its score first (striped, no traceback), the alignment only when the score
+    /// is significant. None: not significant, so it cannot link.
+    pub(super) fn examine(&self, a: &str, b: &str) -> Option<PairAlignment> {
+        let score = super::striped::score(a.as_bytes(), b.as_bytes());
+        self.significant(score, a.len(), b.len())
+            .then(|| self.identity.align(a.as_bytes(), b.as_bytes()))
+    }
+}
+
 impl SplitConfig {
-    /// Whether an exactly aligned pair links its proteins: the coverage rule holds (if the
-    /// definition has one) and its identity is at or above the threshold.
-    pub(super) fn counts(&self, p: &PairAlignment) -> bool {
-        self.identity.covered(p.cov_a, p.cov_b) && self.identity.of(p) >= self.min_seq_id
+    /// The rule over a dataset whose distinct sequences hold `residues` residues.
+    pub(super) fn rule(&self, residues: u64) -> LinkRule {
+        LinkRule {
+            identity: self.identity,
+            min_seq_id: self.min_seq_id,
+            significance: Significance {
+                max_evalue: self.max_evalue,
+                search_space_residues: residues,
+            },
+        }
     }
 
     /// The threshold of the MMseqs2 candidate search (its `--min-seq-id`, under the definition's
@@ -118,7 +171,9 @@ impl SplitConfig {
     /// `aligned`, whose search reports every pair under the E-value cut-off as before.
     pub(super) fn candidate_seq_id(&self) -> f32 {
         match self.identity {
-            Identity::Shorter => (self.min_seq_id - self.search.candidate_margin).max(0.0),
+            Identity::Shorter | Identity::Full => {
+                (self.min_seq_id - self.search.candidate_margin).max(0.0)
+            }
             Identity::Aligned { .. } => 0.0,
         }
     }

@@ -1,7 +1,9 @@
-//! The two identity definitions a split can be certified under, and what each means for the MMseqs2
-//! search: `shorter` (the default: identical residues / length of the shorter sequence, no coverage
-//! rule, as GraphPart and CD-HIT normalise) and `aligned` (identical / aligned columns with a coverage
-//! rule, as MMseqs2 clusters).
+//! The identity definitions a split can be certified under, and what each means for the MMseqs2
+//! search: `shorter` (the default: identical residues / length of the shorter sequence over the
+//! local alignment, no coverage rule, CD-HIT's denominator), `aligned` (identical / aligned columns
+//! with a coverage rule, as MMseqs2 clusters) and `full` (identical / columns of the global
+//! alignment, end gaps included: GraphPart's default). Whichever is chosen, a pair links only when
+//! its alignment is also significant ([`Significance`](super::significance::Significance)).
 
 use super::PairAlignment;
 
@@ -19,6 +21,11 @@ pub enum Identity {
     /// counts only when the alignment covers at least `coverage` of both sequences (`cov_mode` 0),
     /// of the second (1) or of the first (2), as MMseqs2's `-c` / `--cov-mode`.
     Aligned { coverage: f32, cov_mode: u8 },
+    /// Identical residues / columns of a global alignment with end gaps counted (EMBOSS needle's
+    /// defaults: EBLOSUM62, gap open 10, extend 0.5, end gaps free): GraphPart's default `full`
+    /// denominator. Never links a short peptide to a long protein by chance, and never a
+    /// homologous fragment either (its overhang is in the denominator).
+    Full,
 }
 
 impl Identity {
@@ -27,6 +34,7 @@ impl Identity {
         match self {
             Self::Shorter => "shorter",
             Self::Aligned { .. } => "aligned",
+            Self::Full => "full",
         }
     }
 
@@ -35,11 +43,19 @@ impl Identity {
         match self {
             Self::Shorter => "length of the shorter sequence",
             Self::Aligned { .. } => "aligned columns (gap columns included)",
+            Self::Full => "columns of the global alignment, end gaps included",
         }
     }
 
     /// The whole definition in words: the certificate's statement.
     pub fn statement(&self) -> String {
+        if *self == Self::Full {
+            return format!(
+                "full: identical residues / {} of the Needleman-Wunsch alignment with free end gaps \
+                 (EMBOSS needle's defaults: EBLOSUM62, gap open 10, extend 0.5); no coverage rule",
+                self.denominator()
+            );
+        }
         let base = format!(
             "{}: identical residues / {} over the Smith-Waterman local alignment (BLOSUM62, gap open 11, \
              extend 1)",
@@ -47,7 +63,7 @@ impl Identity {
             self.denominator()
         );
         match self {
-            Self::Shorter => format!("{base}; no coverage rule"),
+            Self::Shorter | Self::Full => format!("{base}; no coverage rule"),
             Self::Aligned { coverage, cov_mode } => format!(
                 "{base}; a pair counts only when the alignment covers at least {coverage} of {}",
                 match cov_mode {
@@ -64,14 +80,24 @@ impl Identity {
         match self {
             Self::Shorter => p.identity_shorter(),
             Self::Aligned { .. } => p.identity_aligned(),
+            Self::Full => p.identity_full(),
         }
+    }
+
+    /// The exact alignment this definition reads: the local one, and for `full` the global one.
+    pub fn align(&self, a: &[u8], b: &[u8]) -> PairAlignment {
+        let mut p = super::align(a, b);
+        if *self == Self::Full {
+            p.global = Some(super::align::align_global(a, b));
+        }
+        p
     }
 
     /// Whether the coverage rule lets a pair count at all (always, for `shorter`). `cov_a` / `cov_b`
     /// are the fractions of the first (query) and second (target) sequence inside the alignment.
     pub fn covered(&self, cov_a: f32, cov_b: f32) -> bool {
         match *self {
-            Self::Shorter => true,
+            Self::Shorter | Self::Full => true,
             Self::Aligned { coverage, cov_mode } => match cov_mode {
                 1 => cov_b >= coverage,
                 2 => cov_a >= coverage,
@@ -80,10 +106,11 @@ impl Identity {
         }
     }
 
-    /// The MMseqs2 `--seq-id-mode` whose `fident` matches this definition's denominator.
+    /// The MMseqs2 `--seq-id-mode` whose `fident` matches this definition's denominator (for
+    /// `full`, which MMseqs2 has not, the shorter length: its candidates are then a superset).
     pub fn seq_id_mode(&self) -> u8 {
         match self {
-            Self::Shorter => 1,
+            Self::Shorter | Self::Full => 1,
             Self::Aligned { .. } => 0,
         }
     }
@@ -91,7 +118,7 @@ impl Identity {
     /// MMseqs2's coverage settings for the clustering that names `cluster_id` (`-c`, `--cov-mode`).
     pub(crate) fn mmseqs_coverage(&self) -> (f32, u8) {
         match *self {
-            Self::Shorter => (0.0, 0),
+            Self::Shorter | Self::Full => (0.0, 0),
             Self::Aligned { coverage, cov_mode } => (coverage, cov_mode),
         }
     }
@@ -109,6 +136,8 @@ mod tests {
             len_b,
             cov_a: span as f32 / len_a as f32,
             cov_b: span as f32 / len_b as f32,
+            score: 0,
+            global: None,
         }
     }
 

@@ -19,6 +19,8 @@ mod rng;
 mod run;
 mod search;
 mod separate;
+mod significance;
+mod striped;
 pub mod synthetic;
 
 pub use align::{PairAlignment, align};
@@ -26,6 +28,8 @@ pub use chunks::{ChunkSummary, search_chunk};
 pub use config::{REMOVED, SPLIT_NAMES, SplitBy, SplitConfig, SplitError};
 pub use identity::Identity;
 pub use output::sequences_dataset;
-pub use report::{IdentityStatement, MaxPair, SplitReport};
+pub use report::{AuditRound, IdentityStatement, MaxPair, SplitReport};
 pub use run::split;
 pub use search::SearchParams;
+pub use significance::Significance;
+pub use striped::score;

@@ -3,7 +3,8 @@
 use super::PairAlignment;
 use crate::write::PartInfo;
 
-/// The highest identity found between two proteins of different splits, under the run's definition.
+/// The highest identity found between two proteins of different splits whose alignment is
+/// significant (the pairs that could link), under the run's definition.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MaxPair {
     pub a: String,
@@ -12,22 +13,43 @@ pub struct MaxPair {
     pub identity: f32,
     /// The identity definition's name (`shorter` or `aligned`), so each maximum states its own.
     pub definition: &'static str,
+    /// The E-value of its local alignment score over the dataset's search space.
+    pub evalue: f64,
     /// The exact alignment it was read from.
     #[serde(flatten)]
     pub alignment: PairAlignment,
 }
 
-/// The identity definition the certificate holds under.
+/// One round of the audit: what it aligned and what it found linked across splits (then linked,
+/// and the split made again).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRound {
+    pub round: usize,
+    /// Cross-split pairs aligned.
+    pub pairs: usize,
+    /// Of those, significant ones.
+    pub significant: usize,
+    /// Of those, pairs that link (identity at or above the threshold): 0 ends the audit.
+    pub linked: usize,
+}
+
+/// The link rule the certificate holds under: significance and identity.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IdentityStatement {
-    /// `shorter` or `aligned`, as `--identity` spells it.
+    /// `shorter`, `aligned` or `full`, as `--identity` spells it.
     pub name: &'static str,
     /// What the identical residues are divided by.
     pub denominator: &'static str,
-    /// The whole definition in words, coverage rule included.
+    /// The identity definition in words, coverage rule included.
     pub definition: String,
-    /// The identity threshold: no pair at or above it (under this definition) crosses splits.
+    /// The identity threshold.
     pub threshold: f32,
+    /// When an alignment is significant, in words (E-value, parameters, search space).
+    pub significance: String,
+    /// The E-value cut-off (`--max-evalue`; infinite: identity alone).
+    pub max_evalue: f64,
+    /// The whole rule: no pair that satisfies it crosses splits.
+    pub link_rule: String,
 }
 
 /// What `split` did; also the manifest's `split` section.
@@ -57,12 +79,22 @@ pub struct SplitReport {
     pub candidate_seq_id: f32,
     /// Cross-split pairs the search reported, each re-aligned exactly.
     pub cross_split_pairs_checked: usize,
-    /// Linking rounds: a round re-links pairs that the exact alignment found above the threshold.
+    /// Linking rounds: a round re-links pairs that the exact alignment found linked across
+    /// splits (summed over the audit's rounds).
     pub rounds: usize,
+    /// Every pair of distinct sequences was aligned (at most `--all-pairs-below` of them): the
+    /// links, and so the guarantee, are exact; no search and no sampled audit were needed.
+    pub all_pairs: bool,
+    /// Pairs whose score was computed exactly (all pairs, or the candidates and audits).
+    pub pairs_examined: usize,
     pub max_cross_split: Option<MaxPair>,
+    /// Cross-split pairs of the final audit (all of them when every pair was aligned).
     pub audit_pairs: usize,
-    /// The audit aligned every cross-split pair (there were at most `--audit-pairs`).
+    /// The audit aligned every cross-split pair (there were at most `--audit-pairs`, or all
+    /// pairs were aligned).
     pub audit_exhaustive: bool,
     pub audit_max: Option<MaxPair>,
+    /// Each audit round; a round that found linked pairs was followed by another split.
+    pub audit_rounds: Vec<AuditRound>,
     pub parts: Vec<PartInfo>,
 }

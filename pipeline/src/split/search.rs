@@ -19,6 +19,8 @@ pub(crate) struct Hit {
     pub identity: f32,
     pub qcov: f32,
     pub tcov: f32,
+    /// MMseqs2's E-value of the pair (its own statistics over the same search space).
+    pub evalue: f64,
 }
 
 /// Search settings, under MMseqs2's own names.
@@ -152,7 +154,7 @@ fn search(
         ("-c", "0".into()),
         (
             "--format-output",
-            "query,target,fident,qstart,qend,qlen,tstart,tend,tlen".into(),
+            "query,target,fident,qstart,qend,qlen,tstart,tend,tlen,evalue".into(),
         ),
         ("--threads", p.threads.to_string()),
         ("-v", "1".into()),
@@ -183,6 +185,13 @@ fn search(
             identity: num(2)?,
             qcov: (num(4)? - num(3)? + 1.0) / num(5)?,
             tcov: (num(7)? - num(6)? + 1.0) / num(8)?,
+            evalue: f
+                .get(9)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| SplitError::Output {
+                    path: out.clone(),
+                    line: n + 1,
+                })?,
         });
     }
     sort_hits(&mut hits);
@@ -198,6 +207,7 @@ pub(crate) fn sort_hits(hits: &mut [Hit]) {
             h.identity.to_bits(),
             h.qcov.to_bits(),
             h.tcov.to_bits(),
+            h.evalue.to_bits(),
         )
     });
 }

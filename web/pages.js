@@ -70,12 +70,16 @@ export async function paper(main) {
       r.cells.map((cell, c) => el("td", { class: "num" + (bestRow[c] === i ? " best" : ""), text: text(cell) }))))));
   const flat = rows.map((r) => [r.name, ...r.cells.map(text)]);
   const md = () => {
+    // backslash-escape what Markdown (and a table's cell) would read as markup
+    const esc = (x) => String(x).replace(/[\\`*_{}[\]<>#|~^&%]/g, "\\$&");
     const line = (cells) => `| ${cells.join(" | ")} |`;
-    return [line(header), line(header.map(() => "---")),
-      ...rows.map((r, i) => line([r.name, ...r.cells.map((c, k) => (bestRow[k] === i && text(c) ? `**${text(c)}**` : text(c)))]))].join("\n") + "\n";
+    return [line(header.map(esc)), line(header.map(() => "---")),
+      ...rows.map((r, i) => line([esc(r.name), ...r.cells.map((c, k) => (bestRow[k] === i && text(c) ? `**${esc(text(c))}**` : esc(text(c))))]))].join("\n") + "\n";
   };
   const tex = () => {
-    const esc = (x) => String(x).replace(/([\\&%$#_{}])/g, "\\$1").replace(/±/g, "$\\pm$");
+    // LaTeX's ten specials: \ ^ ~ have no one-character escape; | is a text-mode command too
+    const named = { "\\": "\\textbackslash{}", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}", "|": "\\textbar{}" };
+    const esc = (x) => String(x).replace(/[\\^~|&%$#_{}]/g, (c) => named[c] ?? `\\${c}`).replace(/±/g, "$\\pm$");
     const body = rows.map((r, i) => [esc(r.name), ...r.cells.map((c, k) => (bestRow[k] === i && text(c) ? `\\textbf{${esc(text(c))}}` : esc(text(c))))].join(" & ") + " \\\\");
     return [`\\begin{tabular}{l${"r".repeat(cols.length)}}`, "\\toprule", header.map(esc).join(" & ") + " \\\\", "\\midrule", ...body, "\\bottomrule", "\\end{tabular}"].join("\n") + "\n";
   };

@@ -132,6 +132,23 @@ fn torchdrug_run(benchmark: Benchmark, a: &TorchDrugArgs) -> anyhow::Result<Exit
         .map(|(t, n)| format!("{t} ({n} labels)"))
         .collect();
     println!("  tasks: {}", tasks.join(", "));
+    if !s.missing_ids.is_empty() {
+        let shown: Vec<&str> = s.missing_ids.iter().take(10).map(String::as_str).collect();
+        eprintln!(
+            "warning: {} id(s) of --only-ids {} are in no split of the archive: {}{} (listed in the manifest)",
+            s.missing_ids.len(),
+            a.only_ids
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            shown.join(", "),
+            if s.missing_ids.len() > 10 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
     for line in torchdrug::describe(&s.splits) {
         println!("  split {line}");
     }

@@ -60,7 +60,7 @@ enum Command {
     /// Fmax, AUPR and AUROC of a predictions table (protein_id, prediction, target), exactly as
     /// TorchDrug's formulas compute them.
     Score(score::ScoreArgs),
-    /// Serve run tracking over MLflow's REST API (SQLite), with checkpoints, datasets and SQL.
+    /// Serve run tracking over MLflow's REST API (SQLite, or PostgreSQL for a team), with checkpoints, datasets and SQL.
     Serve(serve::ServeArgs),
     /// Print rows of a prepared dataset's tables (all, or one protein's).
     Show(show::ShowArgs),
@@ -100,10 +100,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if err.is::<train::Interrupted>() => ExitCode::from(130),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by `: `, each said once: a library error that already ends
+/// with its source's words (`{path}: {source}`) is not followed by them again.
+fn describe(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Logs go to stderr, `info` by default; `RUST_LOG` overrides.

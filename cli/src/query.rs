@@ -137,12 +137,14 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
                 }
                 Format::Csv => {
                     let mut w = arrow_csv::Writer::new(&mut buf);
+                    // CSV has no nested values: lists, structs and maps go as their JSON text.
+                    let (schema, nested) = fusionprot_tracker::sql::nested_as_json_text(&result)?;
                     // The header comes with the first batch; an empty result still gets one.
-                    let empty = [RecordBatch::new_empty(result.schema.clone())];
-                    let batches = if result.batches.is_empty() {
+                    let empty = [RecordBatch::new_empty(schema)];
+                    let batches = if nested.is_empty() {
                         &empty[..]
                     } else {
-                        &result.batches[..]
+                        &nested[..]
                     };
                     for b in batches {
                         w.write(b)?;

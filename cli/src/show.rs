@@ -48,6 +48,20 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     }
     .with_context(|| format!("reading {} of {}", table.name(), args.dataset.display()))?;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if let Some(id) = &args.protein
+        && total == 0
+    {
+        // No rows may just mean no rows in this table; no protein row means a wrong id.
+        let known = read::read_protein(&args.dataset, Table::Proteins, id)
+            .with_context(|| format!("reading proteins of {}", args.dataset.display()))?;
+        if known.iter().all(|b| b.num_rows() == 0) {
+            anyhow::bail!(
+                "{}: no protein {id:?} (ids look like 1AFS_A; `fusionprot show {}` lists some)",
+                args.dataset.display(),
+                args.dataset.display()
+            );
+        }
+    }
     let mut shown = Vec::new();
     let mut left = args.limit;
     for b in &batches {

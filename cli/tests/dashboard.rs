@@ -334,6 +334,26 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
         page.contains(&format!("| {winner} | **")),
         "the best model is not bold in the Markdown: {page}"
     );
+    // Issue 20: names with Markdown's and LaTeX's specials are escaped in both exports (a pasted
+    // reference row named a_b|c\d^e~f&g%h#i).
+    let page = dom(
+        &browser,
+        &format!(
+            "{base}/?view=paper&exp={exp}&group=params.model&refs=a_b%7Cc%5Cd%5Ee~f%26g%25h%23i%3A%200.5"
+        ),
+    );
+    for (export, escaped) in [
+        ("markdown", r"a\_b\|c\\d\^e\~f\&amp;g\%h\#i (published)"),
+        (
+            "latex",
+            r"a\_b\textbar{}c\textbackslash{}d\textasciicircum{}e\textasciitilde{}f\&amp;g\%h\#i (published)",
+        ),
+    ] {
+        assert!(
+            page.contains(escaped),
+            "{export} export: {escaped} not in {page}"
+        );
+    }
 
     // The SQL console returns rows.
     let page = dom(

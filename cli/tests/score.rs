@@ -83,6 +83,9 @@ w("ragged", [[0.1, 0.2], [0.3]], [[0, 1], [1]])
 w("nan", [[0.1, 0.2], [float("nan"), 0.3]], [[0, 1], [1, 0]])
 w("target", [[0.1, 0.2], [0.2, 0.3]], [[0, 1], [1, 0.5]])
 w("empty", [], [])
+pq.write_table(pa.table({"protein_id": ["x0", "x1", "x0"],
+    "prediction": pa.array([[0.1], [0.2], [0.3]], type=lst), "target": pa.array([[0], [1], [1]], type=lst)}),
+    f"{sys.argv[1]}/duplicate.parquet")
 pq.write_table(pa.table({"protein_id": ["a"], "scores": pa.array([[0.1]], type=lst)}), f"{sys.argv[1]}/nocol.parquet")
 "#;
     let o = std::process::Command::new(python())
@@ -103,6 +106,10 @@ pq.write_table(pa.table({"protein_id": ["a"], "scores": pa.array([[0.1]], type=l
             "row 1 (x1): target[1] is 0.5, targets must be 0 or 1",
         ),
         ("empty", "the table has no rows"),
+        (
+            "duplicate",
+            "protein x0 is listed twice (rows 0 and 2): each protein is scored once",
+        ),
         ("nocol", "no column \"prediction\""),
     ] {
         let p = dir.path().join(format!("{case}.parquet"));
@@ -112,6 +119,44 @@ pq.write_table(pa.table({"protein_id": ["a"], "scores": pa.array([[0.1]], type=l
         assert!(
             text(&o).contains(&format!("{case}.parquet")),
             "{case}: names the file"
+        );
+    }
+}
+
+/// Issue 20: polars and pyarrow write large strings, large and fixed-size lists, float64 and
+/// dictionary-encoded ids by default; `score` refused them. Every one now scores exactly as the
+/// plain `list<float32>` table with the same values.
+#[test]
+fn issue_20_tables_in_polars_and_pyarrow_layouts_score_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let code = r#"
+import sys, pyarrow as pa, pyarrow.parquet as pq
+ids = [f"p{i}" for i in range(6)]
+pred = [[0.9, 0.1, 0.4], [0.2, 0.8, 0.3], [0.6, 0.5, 0.7], [0.1, 0.2, 0.9], [0.3, 0.9, 0.2], [0.7, 0.4, 0.1]]
+tgt = [[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 1], [0, 1, 0], [1, 0, 0]]
+out = sys.argv[1]
+def w(name, id_type, list_type):
+    ids_arr = pa.array(ids, type=id_type) if id_type is not None else pa.array(ids).dictionary_encode()
+    pq.write_table(pa.table({"protein_id": ids_arr, "prediction": pa.array(pred, type=list_type),
+        "target": pa.array(tgt, type=list_type)}), f"{out}/{name}.parquet")
+w("plain", pa.string(), pa.list_(pa.float32()))
+w("large", pa.large_string(), pa.large_list(pa.float64()))
+w("fixed", pa.string(), pa.list_(pa.float32(), 3))
+w("dictionary", None, pa.list_(pa.float64()))
+"#;
+    let o = std::process::Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .arg(dir.path())
+        .output()
+        .expect("python");
+    assert!(o.status.success(), "{}", text(&o));
+    let plain = score(&dir.path().join("plain.parquet"), "index");
+    for case in ["large", "fixed", "dictionary"] {
+        assert_eq!(
+            score(&dir.path().join(format!("{case}.parquet")), "index"),
+            plain,
+            "{case}"
         );
     }
 }

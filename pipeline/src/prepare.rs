@@ -333,7 +333,15 @@ fn prepare_into(
     // A shard may hold nothing (few inputs, many shards, or only failing ones): it is still
     // written, so that `merge` sees every shard.
     if kept.is_empty() && plan.shard.is_none() && (all_failed || !guards.allow_empty) {
-        return Err(nothing_prepared(&cfg.out, &counts, all_failed, &failures));
+        // Only `prepare` has --allow-empty; an import (an extension) does not offer it.
+        let offers_allow_empty = extension.is_none();
+        return Err(nothing_prepared(
+            &cfg.out,
+            &counts,
+            all_failed,
+            &failures,
+            offers_allow_empty,
+        ));
     }
 
     progress.set_message("building graphs and writing");
@@ -420,6 +428,7 @@ fn nothing_prepared(
     counts: &Counts,
     all_failed: bool,
     failures: &[(usize, Failure)],
+    offers_allow_empty: bool,
 ) -> PrepareError {
     let had_tables = out.join("manifest.json").exists();
     let what = if all_failed {
@@ -433,7 +442,7 @@ fn nothing_prepared(
             counts.duplicates_skipped
         )
     };
-    let kept = match (had_tables, all_failed) {
+    let kept = match (had_tables, all_failed || !offers_allow_empty) {
         (true, true) => "the dataset keeps its previous tables",
         (true, false) => {
             "the dataset keeps its previous tables (--allow-empty replaces them with empty ones)"

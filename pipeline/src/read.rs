@@ -17,7 +17,7 @@ use crate::schema::{SCHEMA_KEY, Table};
 /// Errors reading a dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{}: not a prepared dataset (no {} folder); run `fusionprot prepare` first", .dataset.display(), .table)]
+    #[error("{}: {}", .dataset.display(), no_table_hint(.dataset, .table))]
     NoTable {
         dataset: PathBuf,
         table: &'static str,
@@ -40,6 +40,23 @@ pub enum ReadError {
         found: Option<String>,
         expected: String,
     },
+}
+
+/// Why a table is missing, and which command writes it.
+fn no_table_hint(dataset: &Path, table: &str) -> String {
+    let prepared = dataset.join("manifest.json").is_file();
+    match table {
+        "labels" | "pairs" if prepared => format!(
+            "no {table} table: labels come from `fusionprot import ec|go`, MSP pairs from `fusionprot import msp` \
+             (`prepare` writes proteins, residues and edges only)"
+        ),
+        "splits" if prepared => {
+            "no splits table: run `fusionprot split` (an import also writes its official splits)"
+                .into()
+        }
+        _ if prepared => format!("no {table} table; prepare the dataset again"),
+        _ => format!("not a prepared dataset (no {table} folder); run `fusionprot prepare` first"),
+    }
 }
 
 /// The parts of `table`, in name order; for a linked dataset (`merge --link`) without the

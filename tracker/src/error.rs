@@ -17,6 +17,8 @@ pub enum ErrorCode {
     Unauthenticated,
     PermissionDenied,
     RequestLimitExceeded,
+    /// A request body over the server's limit (HTTP 413).
+    ResourceLimitExceeded,
     InternalError,
 }
 
@@ -30,6 +32,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorCode::RequestLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::ResourceLimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

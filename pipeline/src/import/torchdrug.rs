@@ -89,6 +89,8 @@ pub struct ImportSummary {
     pub splits: SplitCounts,
     /// Per task, the vocabulary size.
     pub tasks: Vec<(String, usize)>,
+    /// Ids of `--only-ids` that are in no split of the archive, sorted.
+    pub missing_ids: Vec<String>,
 }
 
 /// Imports an EC or GO archive into `cfg.out`.
@@ -137,6 +139,37 @@ pub fn import_torchdrug(
             split_of.entry(id.clone()).or_insert(split);
         }
     }
+    // Ids the list asks for that the archive does not have: named, not silently dropped.
+    let listed: BTreeSet<&str> = src
+        .listing
+        .iter()
+        .flat_map(|(_, ids)| ids.iter().map(|(id, _)| id.as_str()))
+        .collect();
+    let missing_ids: Vec<String> = only
+        .iter()
+        .flatten()
+        .filter(|id| !listed.contains(id.as_str()))
+        .cloned()
+        .collect();
+    if only.is_some() && missing_ids.len() == only.as_ref().map_or(0, BTreeSet::len) {
+        return Err(ImportError::File {
+            file: cfg
+                .only_ids
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+            line: None,
+            message: format!(
+                "none of its {} ids is a chain of the archive (e.g. {}); ids are TorchDrug's, such as 1A0E-A",
+                missing_ids.len(),
+                missing_ids
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
     let mut ext = Labels {
         benchmark: cfg.benchmark,
         annot: &annot,
@@ -152,6 +185,7 @@ pub fn import_torchdrug(
             "only_ids": cfg.only_ids.as_ref().map(|p| json!({
                 "path": p.display().to_string(),
                 "ids": only.as_ref().map_or(0, BTreeSet::len),
+                "not_in_archive": missing_ids,
             })),
             "tasks": annot.tasks.iter().map(|t| json!({"task": t.task, "size": t.terms.len(), "terms": t.terms})).collect::<Vec<_>>(),
         }),
@@ -180,6 +214,7 @@ pub fn import_torchdrug(
             .iter()
             .map(|t| (t.task.clone(), t.terms.len()))
             .collect(),
+        missing_ids,
     })
 }
 

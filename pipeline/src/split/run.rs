@@ -29,6 +29,12 @@ pub fn split(cfg: &SplitConfig, progress: &ProgressBar) -> Result<SplitReport, S
     if !crate::splits::valid_name(&cfg.name) {
         return Err(SplitError::Name(cfg.name.clone()));
     }
+    if !cfg.dataset.join("manifest.json").is_file() {
+        return Err(SplitError::Read(crate::read::ReadError::NoTable {
+            dataset: cfg.dataset.clone(),
+            table: "proteins",
+        }));
+    }
     let lock_path = cfg.dataset.join(".lock");
     let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
     if lock.try_lock().is_err() {

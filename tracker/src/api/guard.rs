@@ -36,10 +36,26 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = match check(&state.guard, request.headers(), &method, &path) {
+    let mut response = match check(&state.guard, request.headers(), &method, &path) {
         Some(refusal) => refusal,
         None => next.run(request).await,
     };
+    // axum's body limit answers in plain text; every error here is `{"error_code", "message"}`.
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        && !response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"))
+    {
+        response = deny(
+            ErrorCode::ResourceLimitExceeded,
+            &format!(
+                "the request body is over the server's limit of {} bytes",
+                super::MAX_BODY_BYTES
+            ),
+        );
+    }
     let status = response.status().as_u16();
     tracing::info!(request_id = id, %method, path, status, ms = started.elapsed().as_secs_f64() * 1e3, "request");
     response
@@ -353,6 +369,24 @@ mod tests {
         )
         .await;
         assert_eq!(status, 413);
+        // Issue 20: in the documented JSON form, not axum's plain text.
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            &json,
+            &big,
+        )
+        .await;
+        assert_eq!(status, 413);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+        assert_eq!(v["error_code"], "RESOURCE_LIMIT_EXCEEDED", "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("over the server's limit")),
+            "{v}"
+        );
         let long = format!(r#"{{"name":"{}"}}"#, "x".repeat(600));
         let (status, body) = call(
             &app,

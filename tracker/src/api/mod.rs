@@ -143,6 +143,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/2.0/mlflow-artifacts/artifacts/{*path}"),
 ];
 
+/// The largest request body (artifact uploads have their own limit): a full log-batch and room.
+pub(crate) const MAX_BODY_BYTES: usize = limits::MAX_BATCH_BYTES + 64 * 1024;
+
 /// The whole API: every resource's routes, the fallback, the body limit and the guard over all.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -155,7 +158,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .merge(sql::routes())
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limits::MAX_BATCH_BYTES + 64 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }

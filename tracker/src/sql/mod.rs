@@ -21,4 +21,4 @@ mod wire;
 
 pub use run::{SqlLimits, SqlResult, query};
 pub use tables::{DATASET_TABLES, TABLES, sql_name};
-pub use wire::{from_ipc, to_ipc, to_json, to_parquet};
+pub use wire::{from_ipc, nested_as_json_text, to_ipc, to_json, to_parquet};

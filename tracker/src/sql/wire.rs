@@ -82,6 +82,56 @@ fn column_values(field: &Field, array: &ArrayRef) -> Result<Vec<Value>, TrackerE
         .collect())
 }
 
+/// The result with every nested column (lists, structs, maps) as its JSON text, one value per
+/// row (null stays null): what CSV, which has no nested values, can hold.
+///
+/// # Errors
+/// A value arrow-json cannot write.
+pub fn nested_as_json_text(
+    result: &SqlResult,
+) -> Result<(SchemaRef, Vec<RecordBatch>), TrackerError> {
+    let nested = |t: &arrow_schema::DataType| {
+        use arrow_schema::DataType::{FixedSizeList, LargeList, List, ListView, Map, Struct};
+        matches!(
+            t,
+            List(_) | LargeList(_) | FixedSizeList(..) | ListView(_) | Struct(_) | Map(..)
+        )
+    };
+    let fields: Vec<Field> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if nested(f.data_type()) {
+                Field::new(f.name(), arrow_schema::DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let mut batches = Vec::with_capacity(result.batches.len());
+    for batch in &result.batches {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        for (i, field) in result.schema.fields().iter().enumerate() {
+            let column = batch.column(i);
+            if nested(field.data_type()) {
+                let text: arrow_array::StringArray = column_values(field, column)?
+                    .into_iter()
+                    .map(|v| (!v.is_null()).then(|| v.to_string()))
+                    .collect();
+                columns.push(Arc::new(text));
+            } else {
+                columns.push(column.clone());
+            }
+        }
+        batches.push(
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| encoding("as text", e))?,
+        );
+    }
+    Ok((schema, batches))
+}
+
 /// The result as an Arrow IPC stream (schema first, even with no rows).
 ///
 /// # Errors

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{Float32Builder, ListBuilder};
-use arrow_array::{
-    Array, ArrayRef, Float32Array, Float64Array, ListArray, RecordBatch, StringArray,
-};
+use arrow_array::{Array, ArrayRef, Float32Array, ListArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -158,12 +156,14 @@ pub fn write_predictions(path: &Path, p: &Predictions) -> Result<(), MetricError
     })
 }
 
-/// Reads a predictions table: `protein_id` (utf8), `prediction` and `target` (lists of float32,
-/// float64 accepted), every row of one width, no nulls; then [`Predictions::validate`].
+/// Reads a predictions table: `protein_id` (utf8; large, view and dictionary-encoded strings
+/// too), `prediction` and `target` (lists of float32; float64, large and fixed-size lists as
+/// polars and pyarrow write them are cast), every row of one width, no nulls, each protein once;
+/// then [`Predictions::validate`].
 ///
 /// # Errors
 /// A missing file, a missing or mistyped column (named), rows of different widths (named by id),
-/// nulls, NaN scores, targets other than 0 and 1.
+/// nulls, a protein id listed twice (both rows named), NaN scores, targets other than 0 and 1.
 pub fn read_predictions(path: &Path) -> Result<Predictions, MetricError> {
     let table = |message: String| MetricError::Table {
         path: path.to_owned(),
@@ -212,7 +212,14 @@ pub fn read_predictions(path: &Path) -> Result<Predictions, MetricError> {
                 .column_by_name(name)
                 .ok_or_else(|| table(format!("no column {name:?}")))
         };
-        let ids = column("protein_id")?
+        let id_column = column("protein_id")?;
+        let id_column = arrow_cast::cast(id_column, &DataType::Utf8).map_err(|e| {
+            table(format!(
+                "column \"protein_id\" is {}, not text: {e}",
+                id_column.data_type()
+            ))
+        })?;
+        let ids = id_column
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(|| table("column \"protein_id\" is not utf8".into()))?;
@@ -224,7 +231,24 @@ pub fn read_predictions(path: &Path) -> Result<Predictions, MetricError> {
             p.ids.push(ids.value(i).to_owned());
         }
         for (name, out) in [("prediction", &mut p.prediction), ("target", &mut p.target)] {
-            let list = column(name)?
+            let raw = column(name)?;
+            let floats = DataType::List(Arc::new(Field::new("item", DataType::Float32, true)));
+            let cast = match raw.data_type() {
+                DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+                    arrow_cast::cast(raw, &floats).map_err(|e| {
+                        table(format!(
+                            "column {name:?} ({}) is not a list of numbers: {e}",
+                            raw.data_type()
+                        ))
+                    })?
+                }
+                other => {
+                    return Err(table(format!(
+                        "column {name:?} is {other}, not a list of floats"
+                    )));
+                }
+            };
+            let list = cast
                 .as_any()
                 .downcast_ref::<ListArray>()
                 .ok_or_else(|| table(format!("column {name:?} is not a list of floats")))?;
@@ -250,8 +274,6 @@ pub fn read_predictions(path: &Path) -> Result<Predictions, MetricError> {
                 }
                 if let Some(a) = row.as_any().downcast_ref::<Float32Array>() {
                     out.extend_from_slice(a.values());
-                } else if let Some(a) = row.as_any().downcast_ref::<Float64Array>() {
-                    out.extend(a.values().iter().map(|&v| v as f32));
                 } else {
                     return Err(table(format!(
                         "column {name:?} holds {}, not float32",
@@ -262,6 +284,15 @@ pub fn read_predictions(path: &Path) -> Result<Predictions, MetricError> {
         }
     }
     p.width = width.unwrap_or(0);
+    let mut first_row: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(p.ids.len());
+    for (row, id) in p.ids.iter().enumerate() {
+        if let Some(earlier) = first_row.insert(id, row) {
+            return Err(table(format!(
+                "protein {id} is listed twice (rows {earlier} and {row}): each protein is scored once"
+            )));
+        }
+    }
     p.validate().map_err(|e| table(e.to_string()))?;
     Ok(p)
 }

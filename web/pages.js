@@ -215,6 +215,8 @@ export async function sql(main) {
           const a = el("a", { href: url, download: "query.parquet" });
           document.body.append(a); a.click(); a.remove();
         } }, "Parquet")),
+      // registered datasets the server left out of the query, each with why
+      (r.warnings || []).map((w) => el("p", { class: "muted warning", text: w })),
       plainTable(cols, r.rows, "rows"),
     );
   } catch (e) {

@@ -2,8 +2,6 @@
 //! registered dataset does not stop every query. Both over HTTP (`/api/sql`, the server's
 //! registration) and through the CLI (`register`, `query --db`).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
@@ -12,22 +10,8 @@ use common::{fusionprot, python, serve, text};
 
 /// One raw HTTP/1.1 request; returns the status and the body as JSON (Null if not JSON).
 fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("send");
-    s.write_all(body).expect("send");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or_default())
+    let (status, _, body) = common::http_with_body(addr, method, path, body);
+    (status, serde_json::from_str(&body).unwrap_or_default())
 }
 
 fn sql(addr: &str, query: &str) -> (u16, serde_json::Value) {

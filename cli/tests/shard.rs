@@ -437,6 +437,26 @@ fn clean_real(dir: &Path, all: &Path) -> PathBuf {
     real
 }
 
+/// `input` prepared as three shards in `dir/shards/shard-I`.
+fn three_shards(dir: &Path, input: &Path) -> Vec<PathBuf> {
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|i| dir.join(format!("shards/shard-{i}")))
+        .collect();
+    for (i, shard) in shards.iter().enumerate() {
+        prepare(input, shard, &["--shard", &format!("{i}/3")]);
+    }
+    shards
+}
+
+/// `fusionprot merge SHARDS… --out OUT EXTRA…`.
+fn merge_into(shards: &[PathBuf], out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["merge"];
+    args.extend(shards.iter().map(|p| s(p)));
+    args.extend(["--out", s(out)]);
+    args.extend(extra);
+    fusionprot(&args)
+}
+
 #[test]
 fn linked_shards_read_as_the_copied_merge() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -448,19 +468,8 @@ fn linked_shards_read_as_the_copied_merge() {
         serde_json::from_slice(&std::fs::read(single.join("manifest.json")).expect("m"))
             .expect("json");
     assert_eq!(single_manifest["counts"]["duplicates_skipped"], 0);
-    let shards: Vec<PathBuf> = (0..3)
-        .map(|i| dir.path().join(format!("shards/shard-{i}")))
-        .collect();
-    for (i, shard) in shards.iter().enumerate() {
-        prepare(&real, shard, &["--shard", &format!("{i}/3")]);
-    }
-    let merge = |out: &Path, extra: &[&str]| {
-        let mut args = vec!["merge"];
-        args.extend(shards.iter().map(|p| s(p)));
-        args.extend(["--out", s(out)]);
-        args.extend(extra);
-        fusionprot(&args)
-    };
+    let shards = three_shards(dir.path(), &real);
+    let merge = |out: &Path, extra: &[&str]| merge_into(&shards, out, extra);
     let copied = dir.path().join("copied");
     let o = merge(&copied, &[]);
     assert!(o.status.success(), "{}", text(&o));
@@ -610,19 +619,8 @@ fn issue_20_merge_and_link_refuse_shards_that_changed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let all = inputs(dir.path());
     let real = clean_real(dir.path(), &all);
-    let shards: Vec<PathBuf> = (0..3)
-        .map(|i| dir.path().join(format!("shards/shard-{i}")))
-        .collect();
-    for (i, shard) in shards.iter().enumerate() {
-        prepare(&real, shard, &["--shard", &format!("{i}/3")]);
-    }
-    let merge = |out: &Path, extra: &[&str]| {
-        let mut args = vec!["merge"];
-        args.extend(shards.iter().map(|p| s(p)));
-        args.extend(["--out", s(out)]);
-        args.extend(extra);
-        fusionprot(&args)
-    };
+    let shards = three_shards(dir.path(), &real);
+    let merge = |out: &Path, extra: &[&str]| merge_into(&shards, out, extra);
     let out = dir.path().join("merged");
     let refused = |why: &str, name: &str| {
         let o = merge(&out, &[]);

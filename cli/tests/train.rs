@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::train::{
-    checkpoint_files, metrics, run_until_first_checkpoint, s, setup, sql, variant,
+    checkpoint_files, interrupt, metrics, run_until_first_checkpoint, s, setup, sql, variant,
 };
 use common::{fusionprot, real_files, text};
 use fusionprot_pipeline::import::Benchmark;
@@ -104,12 +104,7 @@ fn a_run_killed_mid_epoch_and_resumed_ends_bitwise_equal() {
         &c,
         std::process::Stdio::piped(),
     );
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(sent.success());
-    let out = child.wait_with_output().expect("wait");
+    let out = interrupt(child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("--resume"), "{err}");
@@ -293,7 +288,7 @@ evaluate_train = true",
         std::fs::read(&pred).expect("pred"),
         std::fs::read(out.join("seed-1/test-predictions-best.parquet")).expect("best")
     );
-    // A dataset whose task has another vocabulary does not fit the checkpoint's head.
+    // A dataset whose task has another vocabulary (here fewer terms) is refused by name.
     let f = fixture(Benchmark::Ec, &real_files()[..12]).expect("fixture");
     let zip = dir.path().join("small.zip");
     f.write_zip(&zip).expect("zip");
@@ -310,7 +305,7 @@ evaluate_train = true",
     ]);
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("its head predicts 14 labels; task ec of"),
+        text(&o).contains("does not have the vocabulary the checkpoint was trained on"),
         "{}",
         text(&o)
     );

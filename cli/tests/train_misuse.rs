@@ -9,19 +9,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::train::{checkpoint_files, run_until_first_checkpoint, s, setup, sql, variant};
+use common::train::{
+    checkpoint_files, interrupt, run_until_first_checkpoint, s, setup, sql, variant,
+};
 use common::{fusionprot, real_files, text};
 use fusionprot_pipeline::import::Benchmark;
 use fusionprot_pipeline::import::fixture::fixture;
-
-fn interrupt(child: std::process::Child) -> std::process::Output {
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(sent.success());
-    child.wait_with_output().expect("wait")
-}
 
 /// Case 4: two `train` into one `--out`. On main both ran: the folder's config said one lr while
 /// its checkpoints came from the other, or one died on the other's temporary files. Now the

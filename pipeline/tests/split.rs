@@ -140,14 +140,20 @@ fn partial_set() -> Vec<Synthetic> {
     set
 }
 
-/// Writes `set` as a sequences-only dataset in a fresh folder and splits it with `identity`.
-fn split_set(set: &[Synthetic], identity: Identity) -> (tempfile::TempDir, SplitReport) {
+/// `set` as a sequences-only dataset in a fresh folder.
+fn dataset_of(set: &[Synthetic]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let records: Vec<(String, String)> = set
         .iter()
         .map(|s| (s.id.clone(), s.sequence.clone()))
         .collect();
     split::sequences_dataset(dir.path(), &records).expect("dataset");
+    dir
+}
+
+/// Writes `set` as a sequences-only dataset in a fresh folder and splits it with `identity`.
+fn split_set(set: &[Synthetic], identity: Identity) -> (tempfile::TempDir, SplitReport) {
+    let dir = dataset_of(set);
     let mut cfg = config(dir.path());
     cfg.identity = identity;
     let report = split::split(&cfg, &hidden()).expect("split holds");
@@ -601,14 +607,9 @@ fn issue_20_families_with_unrelated_singles_split_and_certify_exactly() {
         ..s
     }));
     assert!(set.len() > 300, "{}", set.len());
-    let records: Vec<(String, String)> = set
-        .iter()
-        .map(|s| (s.id.clone(), s.sequence.clone()))
-        .collect();
     let sig = significance(&set);
     for (all_pairs_below, name) in [(usize::MAX, "exact"), (0, "searched")] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        split::sequences_dataset(dir.path(), &records).expect("dataset");
+        let dir = dataset_of(&set);
         let mut cfg = config(dir.path());
         cfg.all_pairs_below = all_pairs_below;
         let report = split::split(&cfg, &hidden()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -652,12 +653,7 @@ fn issue_20_families_with_unrelated_singles_split_and_certify_exactly() {
 #[test]
 fn issue_20_the_audit_links_what_the_search_missed_and_the_split_converges() {
     let set = synthetic_families(&spec(20), 41);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let records: Vec<(String, String)> = set
-        .iter()
-        .map(|s| (s.id.clone(), s.sequence.clone()))
-        .collect();
-    split::sequences_dataset(dir.path(), &records).expect("dataset");
+    let dir = dataset_of(&set);
     let mut cfg = config(dir.path());
     cfg.search.sensitivity = 1.0;
     cfg.search.max_seqs = 1;

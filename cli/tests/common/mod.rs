@@ -127,15 +127,25 @@ pub fn msp_fixture(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
 
 /// One raw HTTP/1.1 request without a body; returns (status, header lines, body).
 pub fn http_full(addr: &str, method: &str, path: &str) -> (u16, String, String) {
+    http_with_body(addr, method, path, b"")
+}
+
+/// One raw HTTP/1.1 request, its body sent as JSON; returns (status, header lines, body).
+pub fn http_with_body(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !body.is_empty() {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("send");
+    s.write_all(body).expect("send");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));

@@ -104,3 +104,13 @@ pub fn sql(db: &Path, format: &str, query: &str) -> String {
     assert!(o.status.success(), "{}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Sends SIGINT (Ctrl-C) to a run and waits for it to end.
+pub fn interrupt(child: std::process::Child) -> std::process::Output {
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    child.wait_with_output().expect("wait")
+}

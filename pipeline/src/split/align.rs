@@ -91,6 +91,25 @@ fn clean(seq: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// Identical residues, alignment columns (gap columns included) and clipped residues of an
+/// alignment's operations.
+fn count(ops: &[AlignmentOperation]) -> (u32, u32, u32) {
+    let (mut identical, mut columns, mut clipped) = (0u32, 0u32, 0u32);
+    for op in ops {
+        match op {
+            AlignmentOperation::Match => {
+                identical += 1;
+                columns += 1;
+            }
+            AlignmentOperation::Subst | AlignmentOperation::Del | AlignmentOperation::Ins => {
+                columns += 1;
+            }
+            AlignmentOperation::Xclip(n) | AlignmentOperation::Yclip(n) => clipped += *n as u32,
+        }
+    }
+    (identical, columns, clipped)
+}
+
 /// EMBOSS's EBLOSUM62 doubled, so needle's half-point gap extension is an integer.
 fn blosum62_twice(a: u8, b: u8) -> i32 {
     2 * bio::scores::blosum62(a, b)
@@ -118,21 +137,12 @@ pub fn align_global(a: &[u8], b: &[u8]) -> GlobalCounts {
         };
     }
     let aln = GLOBAL.with(|al| al.borrow_mut().custom(&a, &b));
-    let mut identical = 0u32;
-    let mut columns = 0u32;
-    for op in &aln.operations {
-        match op {
-            AlignmentOperation::Match => {
-                identical += 1;
-                columns += 1;
-            }
-            AlignmentOperation::Subst | AlignmentOperation::Del | AlignmentOperation::Ins => {
-                columns += 1;
-            }
-            AlignmentOperation::Xclip(n) | AlignmentOperation::Yclip(n) => columns += *n as u32,
-        }
+    let (identical, columns, clipped) = count(&aln.operations);
+    // The overhangs needle shows as end gaps.
+    GlobalCounts {
+        identical,
+        columns: columns + clipped,
     }
-    GlobalCounts { identical, columns }
 }
 
 /// Aligns `a` with `b` exactly (O(len_a · len_b)).
@@ -152,20 +162,7 @@ pub fn align(a: &[u8], b: &[u8]) -> PairAlignment {
         };
     }
     let aln = ALIGNER.with(|al| al.borrow_mut().local(&a, &b));
-    let mut identical = 0u32;
-    let mut columns = 0u32;
-    for op in &aln.operations {
-        match op {
-            AlignmentOperation::Match => {
-                identical += 1;
-                columns += 1;
-            }
-            AlignmentOperation::Subst | AlignmentOperation::Del | AlignmentOperation::Ins => {
-                columns += 1
-            }
-            AlignmentOperation::Xclip(_) | AlignmentOperation::Yclip(_) => {}
-        }
-    }
+    let (identical, columns, _) = count(&aln.operations);
     PairAlignment {
         identical,
         aligned_columns: columns,

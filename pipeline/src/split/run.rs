@@ -379,6 +379,10 @@ fn split_in(
     };
     let parts = output::write_splits(cfg, work, &p, &node_of, &columns)?;
     let significance = rule.significance.statement();
+    let max_cross_split = max_cross.map(|(a, b)| {
+        let pair = known[&(a, b)].expect("a cross-split maximum is significant");
+        max_pair(cfg, &rule, &p, &first_protein, a, b, pair)
+    });
     let report = SplitReport {
         tool_version: env!("CARGO_PKG_VERSION"),
         mmseqs_version,
@@ -428,34 +432,15 @@ fn split_in(
         } else {
             known.len() + audit_rounds.iter().map(|r| r.pairs).sum::<usize>()
         },
-        max_cross_split: max_cross.map(|(a, b)| {
-            max_pair(
-                cfg,
-                &rule,
-                &p,
-                &first_protein,
-                a,
-                b,
-                known[&(a, b)].expect("significant"),
-            )
-        }),
-        audit_pairs,
-        audit_exhaustive,
+        // When every pair was aligned the audit is all cross-split pairs: the same maximum.
         audit_max: if all_pairs {
-            max_cross.map(|(a, b)| {
-                max_pair(
-                    cfg,
-                    &rule,
-                    &p,
-                    &first_protein,
-                    a,
-                    b,
-                    known[&(a, b)].expect("significant"),
-                )
-            })
+            max_cross_split.clone()
         } else {
             audit_max
         },
+        max_cross_split,
+        audit_pairs,
+        audit_exhaustive,
         audit_rounds,
         parts,
     };

@@ -81,6 +81,15 @@ pub struct RunOptions {
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
+impl RunOptions {
+    /// Whether Ctrl-C (or SIGTERM) asked the run to stop.
+    fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -419,11 +428,7 @@ pub fn train(
                 loss_sum / size as f64,
                 seen as f64 / elapsed.max(1e-9)
             ));
-            let stopping = opts
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
-            if stopping && state.groups_done < groups_total {
+            if opts.stop_requested() && state.groups_done < groups_total {
                 save_and_record(cfg, opts, &model, &opt, &state, log, BTreeMap::new(), false)?;
                 tracing::warn!(
                     epoch = state.epoch,
@@ -446,11 +451,7 @@ pub fn train(
         }
         // Ctrl-C during an epoch's last accumulation group (every group, when an epoch is one
         // optimizer step) stops here, at the epoch's end, with a checkpoint there.
-        let stopping = opts
-            .stop
-            .as_ref()
-            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
-        if stopping && state.epoch < o.epochs {
+        if opts.stop_requested() && state.epoch < o.epochs {
             if !evaluated {
                 save_and_record(cfg, opts, &model, &opt, &state, log, BTreeMap::new(), false)?;
             }

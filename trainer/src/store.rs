@@ -22,6 +22,86 @@ use crate::data::{push_edges, push_residues};
 use crate::error::ModelError;
 use crate::model::ProteinGraph;
 
+/// Where a loader reads graphs: one dataset ([`GraphStore`]) or several ([`Datasets`]).
+pub trait GraphSource: Send + Sync + std::fmt::Debug {
+    /// The graphs of `ids` (each id once).
+    ///
+    /// # Errors
+    /// An id the source does not hold, unreadable or inconsistent rows.
+    fn load(&self, ids: &[&str]) -> Result<HashMap<String, ProteinGraph>, ModelError>;
+
+    /// Residues of protein `id`, from the index (nothing read).
+    fn residue_count(&self, id: &str) -> Option<usize>;
+}
+
+impl GraphSource for GraphStore {
+    fn load(&self, ids: &[&str]) -> Result<HashMap<String, ProteinGraph>, ModelError> {
+        GraphStore::load(self, ids)
+    }
+
+    fn residue_count(&self, id: &str) -> Option<usize> {
+        GraphStore::residue_count(self, id)
+    }
+}
+
+/// Several datasets read as one: a protein is named `K:ID`, `K` the dataset's place in the list
+/// (ids of different datasets may be equal), and its graph keeps that name.
+#[derive(Debug)]
+pub struct Datasets {
+    stores: Vec<GraphStore>,
+}
+
+impl Datasets {
+    /// The proteins of each dataset, indexed.
+    ///
+    /// # Errors
+    /// As [`GraphStore::open`], for any of them.
+    pub fn open(sets: &[(PathBuf, HashSet<String>)]) -> Result<Self, ModelError> {
+        let stores = sets
+            .iter()
+            .map(|(dataset, ids)| GraphStore::open(dataset, ids))
+            .collect::<Result<_, _>>()?;
+        Ok(Datasets { stores })
+    }
+
+    /// The name of protein `id` of dataset `k`.
+    pub fn name(k: usize, id: &str) -> String {
+        format!("{k}:{id}")
+    }
+
+    fn split(name: &str) -> Option<(usize, &str)> {
+        let (k, id) = name.split_once(':')?;
+        Some((k.parse().ok()?, id))
+    }
+}
+
+impl GraphSource for Datasets {
+    fn load(&self, names: &[&str]) -> Result<HashMap<String, ProteinGraph>, ModelError> {
+        let mut by_set: Vec<Vec<&str>> = vec![Vec::new(); self.stores.len()];
+        for name in names {
+            let (k, id) = Self::split(name)
+                .filter(|(k, _)| *k < self.stores.len())
+                .ok_or_else(|| {
+                    ModelError::Input(format!("{name}: not a protein of this run's datasets"))
+                })?;
+            by_set[k].push(id);
+        }
+        let mut out = HashMap::with_capacity(names.len());
+        for (k, ids) in by_set.iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
+            for (id, mut graph) in self.stores[k].load(ids)? {
+                graph.id = Self::name(k, &id);
+                out.insert(graph.id.clone(), graph);
+            }
+        }
+        Ok(out)
+    }
+
+    fn residue_count(&self, name: &str) -> Option<usize> {
+        let (k, id) = Self::split(name)?;
+        self.stores.get(k)?.residue_count(id)
+    }
+}
+
 /// The graphs of a chosen set of proteins, read on demand.
 #[derive(Debug)]
 pub struct GraphStore {
@@ -102,8 +182,8 @@ pub struct Prefetcher {
 impl Prefetcher {
     /// Reads the proteins of `batches` (lists of ids; an id may repeat) in windows of at least
     /// `window` proteins, keeping at most `depth` micro-batches ready ahead of the consumer.
-    pub fn start(
-        store: Arc<GraphStore>,
+    pub fn start<S: GraphSource + ?Sized + 'static>(
+        store: Arc<S>,
         batches: Vec<Vec<String>>,
         window: usize,
         depth: usize,
@@ -111,7 +191,7 @@ impl Prefetcher {
         let (tx, rx) = sync_channel(depth.max(1));
         let thread = std::thread::Builder::new()
             .name("graph-prefetch".into())
-            .spawn(move || feed(&store, &batches, window.max(1), &tx))
+            .spawn(move || feed(&*store, &batches, window.max(1), &tx))
             .ok();
         Prefetcher { rx, thread }
     }
@@ -143,7 +223,12 @@ impl Drop for Prefetcher {
 
 type Sent = Result<Vec<ProteinGraph>, ModelError>;
 
-fn feed(store: &GraphStore, batches: &[Vec<String>], window: usize, tx: &SyncSender<Sent>) {
+fn feed<S: GraphSource + ?Sized>(
+    store: &S,
+    batches: &[Vec<String>],
+    window: usize,
+    tx: &SyncSender<Sent>,
+) {
     let mut start = 0;
     while start < batches.len() {
         let mut end = start;

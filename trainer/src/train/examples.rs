@@ -28,13 +28,15 @@ pub enum Example {
         label: bool,
         window: (usize, usize),
     },
+    /// Pre-training: a protein, nothing more.
+    Protein { id: String },
 }
 
 impl Example {
     /// The example's id (the protein, or the mutant of a pair).
     pub fn id(&self) -> &str {
         match self {
-            Example::Labels { id, .. } => id,
+            Example::Labels { id, .. } | Example::Protein { id } => id,
             Example::Pair { mutant, .. } => mutant,
         }
     }
@@ -42,7 +44,7 @@ impl Example {
     /// The proteins whose graphs the example needs.
     pub fn proteins(&self) -> Vec<&str> {
         match self {
-            Example::Labels { id, .. } => vec![id],
+            Example::Labels { id, .. } | Example::Protein { id } => vec![id],
             Example::Pair {
                 mutant, wild_type, ..
             } => vec![wild_type, mutant],
@@ -96,6 +98,7 @@ impl TaskData {
                 t
             }
             Example::Pair { label, .. } => vec![f32::from(u8::from(*label))],
+            Example::Protein { .. } => vec![0f32; self.labels],
         }
     }
 }

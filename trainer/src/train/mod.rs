@@ -13,26 +13,37 @@
 //! - [`checkpoint`]: checkpoints written atomically, pruned, loaded (their files' sha256 checked);
 //! - [`folder`]: the run folder's lock (one writer) and its writability, checked before any work;
 //! - [`scaler`]: dynamic loss scaling for mixed precision;
-//! - [`run`]: the loop, evaluation schedule and exact resume.
+//! - [`objective`]: what an objective gives the loop (examples, a micro-batch's loss, an
+//!   evaluation); [`supervised`]: fine-tuning on EC / GO / MSP;
+//! - [`fit`]: the one loop — [`Trainer::step`], accumulation, evaluation cadence, checkpoints,
+//!   exact resume, Ctrl-C, tracking;
+//! - [`run`]: fine-tuning's set-up (`fusionprot train`).
 
 pub mod adamw;
 pub mod checkpoint;
 pub mod config;
 pub mod examples;
+pub mod fit;
 pub mod folder;
+pub mod objective;
 pub mod plateau;
 pub mod run;
 pub mod runner;
 pub mod sampler;
 pub mod scaler;
+pub mod supervised;
 pub mod task;
 
 pub use adamw::{AdamW, AdamWConfig, ParamGroup};
 pub use checkpoint::{Evaluation, State};
 pub use config::TrainConfig;
 pub use examples::{Example, TaskData, load_task};
+pub use fit::{
+    CheckpointRecord, LoopConfig, NoLog, RunLog, RunOptions, StepReport, Summary, Trainer, fit,
+};
+pub use objective::{Draw, EvalOutcome, Loss, MicroBatch, Objective};
 pub use plateau::{Mode, Plateau, PlateauConfig};
-pub use run::{CheckpointRecord, NoLog, RunLog, RunOptions, Summary, preflight, train};
+pub use run::{preflight, train};
 pub use runner::{Evaluated, evaluate_checkpoint, selection_metric};
 pub use sampler::epoch_order;
 pub use task::{Head, MspHead, MultiLabelHead, bce_loss};

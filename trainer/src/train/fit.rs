@@ -1,0 +1,524 @@
+//! The one training loop (STYLE §11), driven by an [`Objective`]: each epoch walks the objective's
+//! micro-batches, accumulates `gradient_interval` of them per optimizer step (the last group of
+//! an epoch divided by its real size), evaluates and checkpoints every `eval_every` epochs (and
+//! after the last), steps the plateau scheduler on the objective's selection metric when it has
+//! one, and writes a checkpoint (weights with BatchNorm statistics, optimizer state, loop state)
+//! that `--resume` continues from bitwise on CPU. Ctrl-C stops after the current optimizer step
+//! (or at the end of an epoch of one step) with a checkpoint there.
+//!
+//! [`Trainer::step`] is the one optimizer step, public so that tests run exactly the code a run
+//! runs. Graphs come from the objective's source through a [`Prefetcher`] on a background
+//! thread, a window of `prefetch` proteins ahead of the model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+use tch::Device;
+
+use super::adamw::AdamW;
+use super::checkpoint::{self, Evaluation, State};
+use super::examples::Example;
+use super::objective::{Draw, MicroBatch, Objective};
+use super::runner::memory_guard;
+use super::scaler::LossScaler;
+use crate::error::ModelError;
+use crate::metrics::write_predictions;
+use crate::model::{Model, ProteinGraph};
+use crate::store::Prefetcher;
+
+/// Where a run reports: the CLI wires it to the tracker; the trainer knows nothing of it.
+pub trait RunLog {
+    fn params(&mut self, params: &[(String, String)]);
+    fn metric(&mut self, key: &str, value: f64, step: i64);
+    /// Called after each checkpoint: what was logged up to it must not be lost to a crash,
+    /// since a resumed run does not log it again.
+    fn flush(&mut self) {}
+    /// A checkpoint was written (at an evaluation, or at a stop).
+    fn checkpoint(&mut self, _record: &CheckpointRecord) {}
+    /// A file of the run folder worth keeping with the run (`artifact_path` relative).
+    fn artifact(&mut self, _path: &Path, _artifact_path: &str) {}
+}
+
+/// What the tracker records about a checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointRecord {
+    /// `epoch-NNNN` (folder under `checkpoints/`).
+    pub name: String,
+    pub path: PathBuf,
+    /// Of its `model.safetensors`.
+    pub sha256: String,
+    pub epoch: usize,
+    pub step: i64,
+    /// The evaluation it was written at (`valid/…`, `test/…`); empty at a stop.
+    pub metrics: BTreeMap<String, f64>,
+    /// The best validation metric so far.
+    pub best: bool,
+}
+
+/// A log that drops everything.
+#[derive(Debug, Default)]
+pub struct NoLog;
+
+impl RunLog for NoLog {
+    fn params(&mut self, _: &[(String, String)]) {}
+    fn metric(&mut self, _: &str, _: f64, _: i64) {}
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run folder: `checkpoints/`, `test-predictions-best.parquet`, `summary.json`.
+    pub out: PathBuf,
+    pub device: Device,
+    /// Continue from the newest checkpoint in `out`.
+    pub resume: bool,
+    /// Set (by Ctrl-C) to stop after the current optimizer step with a checkpoint there.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl RunOptions {
+    /// Whether Ctrl-C (or SIGTERM) asked the run to stop.
+    fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub state: State,
+    /// Stopped by [`RunOptions::stop`] with a checkpoint; `--resume` continues.
+    pub interrupted: bool,
+    pub train_proteins: usize,
+    pub valid_proteins: usize,
+    pub test_proteins: usize,
+    pub labels: usize,
+    pub resumed_from_epoch: Option<usize>,
+    /// The metric that picks the best evaluation (`f1_max`, MSP `auroc`; empty when the
+    /// objective does not evaluate).
+    pub selection: String,
+    /// Wall seconds this process spent in training steps (reading, forward, backward, update;
+    /// evaluations excluded), and the examples they covered.
+    pub train_seconds: f64,
+    pub train_examples_seen: usize,
+}
+
+impl Summary {
+    pub fn best(&self) -> Option<&Evaluation> {
+        self.state.best.map(|i| &self.state.evaluations[i])
+    }
+
+    pub fn last(&self) -> Option<&Evaluation> {
+        self.state.evaluations.last()
+    }
+}
+
+/// The loop's settings (from a fine-tuning or a pre-training configuration).
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    pub seed: i64,
+    pub micro_batch: usize,
+    pub gradient_interval: usize,
+    pub epochs: usize,
+    /// Evaluate (when the objective does) and checkpoint every this many epochs, and after the
+    /// last.
+    pub eval_every: usize,
+    /// Proteins the loader reads per window.
+    pub prefetch: usize,
+    /// Checkpoints kept besides the best one.
+    pub keep: usize,
+    /// The configured learning rate (for the divergence message).
+    pub lr: f64,
+    /// CUDA autocast for the forward passes (with the loss scaler in the state).
+    pub amp: bool,
+}
+
+/// What one optimizer step computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    /// The mean of the micro-batches' losses.
+    pub loss: f64,
+    /// The objective's other scalars, each the mean over the micro-batches.
+    pub scalars: BTreeMap<&'static str, f64>,
+    /// Examples the step covered.
+    pub examples: usize,
+    /// Whether the optimizer stepped (loss scaling skips a step with non-finite gradients).
+    pub stepped: bool,
+}
+
+/// The model and its optimizer, stepping; the loss scaler when AMP is on.
+#[derive(Debug)]
+pub struct Trainer<'m> {
+    pub model: &'m Model,
+    pub opt: AdamW,
+    pub scaler: Option<LossScaler>,
+    /// The configured learning rate (named in the divergence error).
+    pub lr: f64,
+    /// Proteins per micro-batch (named in the out-of-memory error).
+    pub micro_batch: usize,
+}
+
+impl Trainer<'_> {
+    /// One optimizer step over `group`: each micro-batch's loss (from `objective`, drawn at
+    /// `draws[i]`), divided by the group's size (and scaled, with AMP), backward; then the
+    /// optimizer steps and the gradients are cleared. A non-finite loss without loss scaling
+    /// stops here, before it reaches the weights.
+    ///
+    /// # Errors
+    /// The objective's, out of memory (naming the micro-batch), or [`ModelError::Diverged`].
+    pub fn step(
+        &mut self,
+        objective: &mut dyn Objective,
+        group: &[MicroBatch<'_>],
+        draws: &[Draw],
+    ) -> Result<StepReport, ModelError> {
+        let size = group.len();
+        let mut loss_sum = 0.0;
+        let mut scalar_sums: BTreeMap<&'static str, f64> = BTreeMap::new();
+        let mut examples = 0;
+        for (batch, draw) in group.iter().zip(draws) {
+            let scale = self.scaler.as_ref().map(|s| s.scale);
+            let model = self.model;
+            let lr = self.lr;
+            let (value, scalars) =
+                memory_guard(batch.rows, batch.graphs, self.micro_batch, || {
+                    let loss =
+                        tch::autocast(scale.is_some(), || objective.loss(model, *batch, *draw))?;
+                    let value = loss.loss.double_value(&[]);
+                    // Without loss scaling a non-finite loss only spreads (NaN weights, then every
+                    // later loss): stop at the first one, before it reaches the weights.
+                    if scale.is_none() && !value.is_finite() {
+                        return Err(ModelError::Diverged {
+                            epoch: draw.epoch + 1,
+                            step: draw.step,
+                            loss: value,
+                            lr,
+                            last_checkpoint: None,
+                        });
+                    }
+                    match scale {
+                        Some(scale) => {
+                            (loss.loss.to_kind(tch::Kind::Float) * scale / size as f64).backward()
+                        }
+                        None => (loss.loss / size as f64).backward(),
+                    }
+                    Ok((value, loss.scalars))
+                })?;
+            loss_sum += value;
+            for (k, v) in scalars {
+                *scalar_sums.entry(k).or_default() += v;
+            }
+            examples += batch.rows.len();
+        }
+        let stepped = match &mut self.scaler {
+            Some(scaler) => {
+                let finite = self.opt.unscale_grads(1.0 / scaler.scale);
+                let take = scaler.update(finite);
+                if !take {
+                    tracing::warn!(
+                        scale = scaler.scale,
+                        "non-finite gradients: step skipped, loss scale halved"
+                    );
+                }
+                take
+            }
+            None => true,
+        };
+        if stepped {
+            self.opt.step();
+        }
+        self.opt.zero_grad();
+        Ok(StepReport {
+            loss: loss_sum / size as f64,
+            scalars: scalar_sums
+                .into_iter()
+                .map(|(k, v)| (k, v / size as f64))
+                .collect(),
+            examples,
+            stepped,
+        })
+    }
+}
+
+/// Runs (or resumes) a run of `objective` on `trainer`'s model: `state` is the loop's state to
+/// start from (a fresh one, or a checkpoint's). Returns the run's summary; `summary.json` and the
+/// final metrics are written and logged here.
+///
+/// # Errors
+/// What a step, an evaluation or a checkpoint meets.
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+pub fn fit(
+    cfg: &LoopConfig,
+    objective: &mut dyn Objective,
+    trainer: &mut Trainer<'_>,
+    mut state: State,
+    opts: &RunOptions,
+    log: &mut dyn RunLog,
+    progress: &ProgressBar,
+    counts: Counts,
+) -> Result<Summary, ModelError> {
+    let selection = objective.selection();
+    let resumed_from_epoch = opts.resume.then_some(state.epoch);
+    let n = objective.examples().len();
+    let micro_per_epoch = n.div_ceil(cfg.micro_batch);
+    progress.set_length((cfg.epochs * micro_per_epoch) as u64);
+    progress.set_position((state.epoch * micro_per_epoch) as u64);
+    let summary = |state: State, interrupted: bool, seconds: f64, seen: usize| Summary {
+        train_proteins: counts.train,
+        valid_proteins: counts.valid,
+        test_proteins: counts.test,
+        labels: counts.labels,
+        resumed_from_epoch,
+        interrupted,
+        selection: selection.unwrap_or_default().to_owned(),
+        train_seconds: seconds,
+        train_examples_seen: seen,
+        state,
+    };
+    let (mut seconds, mut seen) = (0.0f64, 0usize);
+    // The loop's own copy: micro-batches index into it while the objective is borrowed mutably.
+    let examples: Vec<Example> = objective.examples().to_vec();
+    for epoch in state.epoch..cfg.epochs {
+        let micro = objective.epoch_batches(epoch, cfg.micro_batch);
+        let groups_total = micro.len().div_ceil(cfg.gradient_interval);
+        let skip = (state.groups_done * cfg.gradient_interval).min(micro.len());
+        // Done before a mid-epoch checkpoint this run resumed from.
+        progress.inc(skip as u64);
+        let todo: Vec<Vec<&Example>> = micro[skip..]
+            .iter()
+            .map(|b| b.iter().map(|&i| &examples[i]).collect())
+            .collect();
+        let mut loader = prefetch(objective, &todo, cfg.prefetch);
+        let mut todo = todo.iter();
+        let started = Instant::now();
+        for g in state.groups_done..groups_total {
+            let size = micro[g * cfg.gradient_interval..]
+                .len()
+                .min(cfg.gradient_interval);
+            let rows: Vec<&Vec<&Example>> = todo.by_ref().take(size).collect();
+            let graphs: Vec<Vec<ProteinGraph>> = rows
+                .iter()
+                .map(|_| loader.next_batch())
+                .collect::<Result<_, _>>()?;
+            let group: Vec<MicroBatch<'_>> = rows
+                .iter()
+                .zip(&graphs)
+                .map(|(r, g)| MicroBatch { rows: r, graphs: g })
+                .collect();
+            let draws: Vec<Draw> = (0..size)
+                .map(|micro| Draw {
+                    seed: cfg.seed,
+                    epoch,
+                    step: state.step + 1,
+                    micro,
+                })
+                .collect();
+            trainer.scaler.clone_from(&state.scaler);
+            let report = match trainer.step(objective, &group, &draws) {
+                Err(ModelError::Diverged {
+                    epoch,
+                    step,
+                    loss,
+                    lr,
+                    ..
+                }) => {
+                    return Err(ModelError::Diverged {
+                        epoch,
+                        step,
+                        loss,
+                        lr,
+                        last_checkpoint: checkpoint::newest(&opts.out)
+                            .map(|c| c.display().to_string()),
+                    });
+                }
+                other => other?,
+            };
+            state.scaler.clone_from(&trainer.scaler);
+            progress.inc(size as u64);
+            seen += report.examples;
+            state.step += 1;
+            state.groups_done = g + 1;
+            log.metric("train/loss", report.loss, state.step);
+            for (k, v) in &report.scalars {
+                log.metric(&format!("train/{k}"), *v, state.step);
+            }
+            for (name, lr, _) in trainer.opt.groups() {
+                log.metric(&format!("lr/{name}"), lr, state.step);
+            }
+            let elapsed = seconds + started.elapsed().as_secs_f64();
+            progress.set_message(format!(
+                "epoch {}/{} loss {:.4} {:.1} ex/s",
+                epoch + 1,
+                cfg.epochs,
+                report.loss,
+                seen as f64 / elapsed.max(1e-9)
+            ));
+            if opts.stop_requested() && state.groups_done < groups_total {
+                save_and_record(cfg, opts, trainer, &state, log, BTreeMap::new(), false)?;
+                tracing::warn!(
+                    epoch = state.epoch,
+                    step = state.step,
+                    "interrupted: checkpoint written, --resume continues"
+                );
+                return Ok(summary(state, true, elapsed, seen));
+            }
+        }
+        seconds += started.elapsed().as_secs_f64();
+        drop(loader);
+        state.groups_done = 0;
+        state.epoch = epoch + 1;
+        let evaluated = state.epoch.is_multiple_of(cfg.eval_every) || state.epoch == cfg.epochs;
+        if evaluated {
+            evaluate_and_save(cfg, opts, objective, trainer, &mut state, log)?;
+        }
+        // Ctrl-C during an epoch's last accumulation group (every group, when an epoch is one
+        // optimizer step) stops here, at the epoch's end, with a checkpoint there.
+        if opts.stop_requested() && state.epoch < cfg.epochs {
+            if !evaluated {
+                save_and_record(cfg, opts, trainer, &state, log, BTreeMap::new(), false)?;
+            }
+            tracing::warn!(
+                epoch = state.epoch,
+                step = state.step,
+                "interrupted: checkpoint written, --resume continues"
+            );
+            return Ok(summary(state, true, seconds, seen));
+        }
+    }
+    let summary = summary(state, false, seconds, seen);
+    if let Some(best) = summary.best() {
+        for (k, v) in &best.valid {
+            log.metric(&format!("best_valid/{k}"), *v, best.step);
+        }
+        for (k, v) in &best.test {
+            log.metric(&format!("test_at_best_valid/{k}"), *v, best.step);
+        }
+    }
+    if let Some(last) = summary.last() {
+        for (k, v) in &last.test {
+            log.metric(&format!("test_at_last/{k}"), *v, last.step);
+        }
+    }
+    let best_predictions = opts.out.join(BEST_PREDICTIONS);
+    if best_predictions.is_file() {
+        log.artifact(&best_predictions, BEST_PREDICTIONS);
+    }
+    let text =
+        serde_json::to_string_pretty(&summary).map_err(|e| ModelError::Input(e.to_string()))?;
+    checkpoint::write_atomic(&opts.out.join("summary.json"), text.as_bytes())?;
+    log.artifact(&opts.out.join("summary.json"), "summary.json");
+    log.flush();
+    Ok(summary)
+}
+
+/// The test predictions of the best evaluation, in the run folder.
+pub const BEST_PREDICTIONS: &str = "test-predictions-best.parquet";
+
+/// Example counts for the summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub train: usize,
+    pub valid: usize,
+    pub test: usize,
+    pub labels: usize,
+}
+
+/// The loader over micro-batches of examples.
+fn prefetch(objective: &dyn Objective, batches: &[Vec<&Example>], window: usize) -> Prefetcher {
+    let ids: Vec<Vec<String>> = batches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .flat_map(|e| e.proteins().into_iter().map(str::to_owned))
+                .collect()
+        })
+        .collect();
+    Prefetcher::start(objective.source(), ids, window, 2)
+}
+
+/// At the cadence: the objective's evaluation (valid, test, train; logged), the best test
+/// predictions kept, the scheduler stepped on the selection metric; then a checkpoint written and
+/// recorded (also when the objective does not evaluate).
+fn evaluate_and_save(
+    cfg: &LoopConfig,
+    opts: &RunOptions,
+    objective: &mut dyn Objective,
+    trainer: &mut Trainer<'_>,
+    state: &mut State,
+    log: &mut dyn RunLog,
+) -> Result<(), ModelError> {
+    let Some(e) = objective.evaluate(trainer.model)? else {
+        return save_and_record(cfg, opts, trainer, state, log, BTreeMap::new(), false);
+    };
+    let mut metrics = BTreeMap::new();
+    for (prefix, m) in [("train", &e.train), ("valid", &e.valid), ("test", &e.test)] {
+        for (k, v) in m {
+            log.metric(&format!("{prefix}/{k}"), *v, state.step);
+            metrics.insert(format!("{prefix}/{k}"), *v);
+        }
+    }
+    let selection = objective.selection().unwrap_or_default();
+    let is_best = state.best.is_none_or(|b| {
+        e.selected
+            > state.evaluations[b]
+                .valid
+                .get(selection)
+                .copied()
+                .unwrap_or(f64::NEG_INFINITY)
+    });
+    state.evaluations.push(Evaluation {
+        epoch: state.epoch,
+        step: state.step,
+        valid: e.valid,
+        test: e.test,
+        train: e.train,
+    });
+    if is_best {
+        state.best = Some(state.evaluations.len() - 1);
+        if let Some(p) = e.test_predictions {
+            write_predictions(&opts.out.join(BEST_PREDICTIONS), &p)
+                .map_err(|e| ModelError::Input(e.to_string()))?;
+        }
+    }
+    if let Some(plateau) = &mut state.plateau {
+        let opt = &mut trainer.opt;
+        let mut lrs: Vec<f64> = (0..opt.groups().len()).map(|g| opt.lr(g)).collect();
+        if plateau.step(e.selected, &mut lrs) {
+            tracing::info!(epoch = state.epoch, lrs = ?lrs, "learning rates reduced");
+        }
+        for (g, lr) in lrs.into_iter().enumerate() {
+            opt.set_lr(g, lr);
+        }
+    }
+    save_and_record(cfg, opts, trainer, state, log, metrics, is_best)
+}
+
+/// Writes a checkpoint, records it in the run's log and flushes the log (what was logged up to a
+/// checkpoint is not logged again by a resumed run).
+fn save_and_record(
+    cfg: &LoopConfig,
+    opts: &RunOptions,
+    trainer: &Trainer<'_>,
+    state: &State,
+    log: &mut dyn RunLog,
+    metrics: BTreeMap<String, f64>,
+    best: bool,
+) -> Result<(), ModelError> {
+    let saved = checkpoint::save(&opts.out, trainer.model, &trainer.opt, state, cfg.keep)?;
+    log.checkpoint(&CheckpointRecord {
+        name: saved.name,
+        path: saved.dir,
+        sha256: saved.sha256,
+        epoch: state.epoch,
+        step: state.step,
+        metrics,
+        best,
+    });
+    log.flush();
+    Ok(())
+}

@@ -7,11 +7,13 @@ mod evaluate;
 #[cfg(feature = "import")]
 mod import;
 mod prepare;
+mod pretrain;
 mod progress;
 #[cfg(feature = "sql")]
 mod query;
 #[cfg(feature = "sql")]
 mod remote;
+mod run_folder;
 mod score;
 mod serve;
 mod show;
@@ -70,6 +72,9 @@ enum Command {
     /// Fine-tune a model (FusionProt or a baseline) on a task of an imported benchmark: the
     /// reference's recipe, checkpoints with exact resume, every run tracked.
     Train(train::TrainArgs),
+    /// Pre-train on prepared structures (AlphaFold DB proteomes): Multiview Contrast as
+    /// FusionProt's published weights, or residue-type prediction; tracked, exact resume.
+    Pretrain(pretrain::PretrainArgs),
     /// Replay a tracking spool (operations logged while the server was unreachable), exactly once.
     Sync(sync::SyncArgs),
 }
@@ -95,10 +100,11 @@ fn main() -> ExitCode {
         Command::Split(args) => split::run(&args),
         Command::Sync(args) => sync::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Pretrain(args) => pretrain::run(&args),
     };
     match result {
         Ok(code) => code,
-        Err(err) if err.is::<train::Interrupted>() => ExitCode::from(130),
+        Err(err) if err.is::<run_folder::Interrupted>() => ExitCode::from(130),
         Err(err) => {
             eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE

@@ -45,6 +45,16 @@ pub struct Loaded {
 /// Invalid configuration, a configuration that disagrees with the weights (every difference is
 /// listed), unreadable or mismatching weights, or no weights without `random_init`.
 pub fn build(spec: &ModelSpec) -> Result<Loaded, ModelError> {
+    build_without(spec, &[])
+}
+
+/// [`build`], leaving out of the checkpoint's tensors those whose names start with one of `drop`
+/// (a run's head — `mlp.` — when its weights initialise another run). Every other key must fit
+/// the model, as in [`build`].
+///
+/// # Errors
+/// As [`build`].
+pub fn build_without(spec: &ModelSpec, drop: &[&str]) -> Result<Loaded, ModelError> {
     let base = match &spec.config {
         Some(p) => ModelConfig::load(p)?,
         None => ModelConfig::default(),
@@ -62,7 +72,12 @@ pub fn build(spec: &ModelSpec) -> Result<Loaded, ModelError> {
     let (config, weights_in): (ModelConfig, Option<WeightsIn>) = if let Some(path) =
         &spec.checkpoint
     {
-        let tensors = weights::read_tensors(path)?;
+        let mut tensors = weights::read_tensors(path)?;
+        let before = tensors.len();
+        tensors.retain(|(name, _)| !drop.iter().any(|d| name.starts_with(d)));
+        if before != tensors.len() {
+            provenance["dropped"] = json!({ "prefixes": drop, "tensors": before - tensors.len() });
+        }
         let implied = weights::infer_config(&tensors, spec.kind, &base, None).map_err(|m| {
             ModelError::Checkpoint {
                 path: path.display().to_string(),

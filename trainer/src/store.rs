@@ -46,7 +46,7 @@ impl GraphSource for GraphStore {
 
 /// Several datasets read as one: a protein is named `K:ID`, `K` the dataset's place in the list
 /// (ids of different datasets may be equal), and its graph keeps that name.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Datasets {
     stores: Vec<GraphStore>,
 }

@@ -7,6 +7,12 @@ use super::esm::{Tokens, alphabet};
 use super::gearnet::Edges;
 use crate::config::TokenPosition;
 
+/// A residue hidden from the model (residue-type prediction): its `onehot` index, a row of zeros
+/// for GearNet (TorchDrug zeroes `residue_feature`), and its `residue_type`, ESM's `<mask>` (the
+/// mapping passes ids past 19 through, as TorchDrug's).
+pub const ONEHOT_MASKED: i64 = 21;
+pub const RESIDUE_MASKED: i64 = super::esm::alphabet::MASK;
+
 /// One protein as the pipeline's tables describe it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProteinGraph {
@@ -113,7 +119,11 @@ impl Batch {
             offset += p.len() as i64;
         }
         let t = |v: &[i64]| Tensor::from_slice(v).to_device(device);
-        let onehot = t(&onehot).one_hot(21).to_kind(Kind::Float);
+        let onehot = if onehot.contains(&ONEHOT_MASKED) {
+            t(&onehot).one_hot(22).narrow(1, 0, 21).to_kind(Kind::Float)
+        } else {
+            t(&onehot).one_hot(21).to_kind(Kind::Float)
+        };
         Batch {
             ids: proteins.iter().map(|p| p.borrow().id.clone()).collect(),
             lengths,

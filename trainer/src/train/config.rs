@@ -89,6 +89,13 @@ pub struct ModelSection {
     /// Start from a seeded random initialisation where no weights are given.
     #[serde(default)]
     pub random_init: bool,
+    /// Initial weights from a run of ours: a pre-training (or fine-tuning) run folder, one of its
+    /// checkpoint folders (`RUN/checkpoints/epoch-NNNN`, or `RUN/checkpoints/best`: the best, or
+    /// for pre-training the newest) or an exported `model.safetensors`. Its head (`mlp.*`: the
+    /// projection, the classifier) is dropped; every other key must fit the model, and every
+    /// missing or unexpected one is named.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     /// Linear layers of the head (TorchDrug's `num_mlp_layer`); default 3 for EC / GO, 1 for
     /// MSP, as the reference's configs.
     #[serde(default)]
@@ -194,6 +201,94 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// `--set key=value` overrides (`optim.lr=1e-4`, `data.split=family`: the value is TOML, a bare
+/// word a string) merged into the TOML `text` before it is validated; returns the merged text and
+/// the name errors should call it.
+///
+/// # Errors
+/// Invalid TOML, an override without `=`, or one whose parent is not a section.
+pub(crate) fn apply_sets(
+    text: &str,
+    name: &str,
+    sets: &[String],
+) -> Result<(String, String), ModelError> {
+    if sets.is_empty() {
+        return Ok((text.to_owned(), name.to_owned()));
+    }
+    let err = |message: String| ModelError::Config {
+        path: name.to_owned(),
+        message,
+    };
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+    for set in sets {
+        let (key, value) = set
+            .split_once('=')
+            .ok_or_else(|| err(format!("--set {set:?}: expected KEY=VALUE")))?;
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+        let path: Vec<&str> = key.trim().split('.').collect();
+        let (last, parents) = path
+            .split_last()
+            .ok_or_else(|| err(format!("--set {set:?}: empty key")))?;
+        let mut table = &mut doc;
+        for p in parents {
+            table = table
+                .entry((*p).to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| err(format!("--set {set:?}: {p} is not a section")))?;
+        }
+        table.insert((*last).to_owned(), value);
+    }
+    let merged = toml::to_string(&doc).map_err(|e| err(e.to_string()))?;
+    Ok((
+        merged,
+        format!("{name} with --set {}", sets.join(" --set ")),
+    ))
+}
+
+impl ModelSection {
+    /// Refuses weights given two ways.
+    ///
+    /// # Errors
+    /// `init` together with `checkpoint` or `esm`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.init.is_some() && (self.checkpoint.is_some() || self.esm.is_some()) {
+            return Err(
+                "model.init gives all the starting weights: leave model.checkpoint and model.esm out"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes the model configuration, checkpoint, `init` and ESM paths absolute against `base`.
+    pub fn absolutize(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = &mut self.config {
+            abs(p);
+        }
+        if let Some(p) = &mut self.checkpoint {
+            abs(p);
+        }
+        if let Some(p) = &mut self.init {
+            abs(p);
+        }
+        if let Some(e) = &mut self.esm
+            && Path::new(e.as_str()).is_relative()
+            && base.join(e.as_str()).exists()
+        {
+            *e = base.join(e.as_str()).display().to_string();
+        }
+    }
+}
+
 impl TrainConfig {
     /// Reads and validates `path`; relative paths inside are relative to the current directory.
     ///
@@ -218,65 +313,17 @@ impl TrainConfig {
             path: path.to_owned(),
             source,
         })?;
-        let name = path.display().to_string();
-        if sets.is_empty() {
-            return Self::parse(&text, &name);
-        }
-        let err = |message: String| ModelError::Config {
-            path: name.clone(),
-            message,
-        };
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        for set in sets {
-            let (key, value) = set
-                .split_once('=')
-                .ok_or_else(|| err(format!("--set {set:?}: expected KEY=VALUE")))?;
-            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-            let path: Vec<&str> = key.trim().split('.').collect();
-            let (last, parents) = path
-                .split_last()
-                .ok_or_else(|| err(format!("--set {set:?}: empty key")))?;
-            let mut table = &mut doc;
-            for p in parents {
-                table = table
-                    .entry((*p).to_owned())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                    .as_table_mut()
-                    .ok_or_else(|| err(format!("--set {set:?}: {p} is not a section")))?;
-            }
-            table.insert((*last).to_owned(), value);
-        }
-        let merged = toml::to_string(&doc).map_err(|e| err(e.to_string()))?;
-        Self::parse(
-            &merged,
-            &format!("{name} with --set {}", sets.join(" --set ")),
-        )
+        let (text, name) = apply_sets(&text, &path.display().to_string(), sets)?;
+        Self::parse(&text, &name)
     }
 
     /// Makes the dataset, model configuration and checkpoint paths absolute against `base`, so
     /// the copy kept in the run folder works from any directory (`--resume`).
     pub fn absolutize(&mut self, base: &Path) {
-        let abs = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        abs(&mut self.data.dataset);
-        if let Some(p) = &mut self.model.config {
-            abs(p);
+        if self.data.dataset.is_relative() {
+            self.data.dataset = base.join(&self.data.dataset);
         }
-        if let Some(p) = &mut self.model.checkpoint {
-            abs(p);
-        }
-        if let Some(e) = &mut self.model.esm
-            && Path::new(e.as_str()).is_relative()
-            && base.join(e.as_str()).exists()
-        {
-            *e = base.join(e.as_str()).display().to_string();
-        }
+        self.model.absolutize(base);
     }
 
     /// The configuration as TOML (every key, defaults included).
@@ -292,6 +339,15 @@ impl TrainConfig {
     /// # Errors
     /// As [`TrainConfig::load`].
     pub fn parse(text: &str, name: &str) -> Result<Self, ModelError> {
+        if let Ok(doc) = toml::from_str::<toml::Table>(text)
+            && (doc.contains_key("objective")
+                || doc.get("data").is_some_and(|d| d.get("datasets").is_some()))
+        {
+            return Err(ModelError::Config {
+                path: name.to_owned(),
+                message: "an [objective] section or data.datasets makes this a pre-training configuration: run it with `fusionprot pretrain`".into(),
+            });
+        }
         let cfg: TrainConfig = toml::from_str(text).map_err(|e| ModelError::Config {
             path: name.to_owned(),
             message: e.to_string(),
@@ -320,6 +376,7 @@ impl TrainConfig {
 
     fn validate(&self) -> Result<(), String> {
         self.kind()?;
+        self.model.check()?;
         let o = &self.optim;
         let positive = |v: f64, what: &str| {
             if v > 0.0 && v.is_finite() {
@@ -438,6 +495,19 @@ mod tests {
             let text = std::fs::read_to_string(&path).expect("read");
             if !text.contains("[data]") {
                 continue; // a model configuration
+            }
+            if text.contains("[objective]") {
+                // A pre-training recipe: it loads as one, and is refused as a fine-tuning one.
+                let p = super::super::pretrain_config::PretrainConfig::load_with(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                if let Some(model) = &p.model.config {
+                    assert!(root.join(model).is_file(), "{}", path.display());
+                }
+                let e = TrainConfig::load(&path)
+                    .expect_err("a pre-training recipe")
+                    .to_string();
+                assert!(e.contains("fusionprot pretrain"), "{e}");
+                continue;
             }
             let c = TrainConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             if let Some(model) = &c.model.config {

@@ -177,6 +177,21 @@ impl Trainer<'_> {
         group: &[MicroBatch<'_>],
         draws: &[Draw],
     ) -> Result<StepReport, ModelError> {
+        self.step_inspecting(objective, group, draws, &mut |_| {})
+    }
+
+    /// [`Trainer::step`], calling `inspect` with the model once the gradients of the whole group
+    /// are accumulated, before the optimizer uses (and clears) them: what a test compares.
+    ///
+    /// # Errors
+    /// As [`Trainer::step`].
+    pub fn step_inspecting(
+        &mut self,
+        objective: &mut dyn Objective,
+        group: &[MicroBatch<'_>],
+        draws: &[Draw],
+        inspect: &mut dyn FnMut(&Model),
+    ) -> Result<StepReport, ModelError> {
         let size = group.len();
         let mut loss_sum = 0.0;
         let mut scalar_sums: BTreeMap<&'static str, f64> = BTreeMap::new();
@@ -215,6 +230,7 @@ impl Trainer<'_> {
             }
             examples += batch.rows.len();
         }
+        inspect(self.model);
         let stepped = match &mut self.scaler {
             Some(scaler) => {
                 let finite = self.opt.unscale_grads(1.0 / scaler.scale);

@@ -17,22 +17,33 @@
 //!   evaluation); [`supervised`]: fine-tuning on EC / GO / MSP;
 //! - [`fit`]: the one loop — [`Trainer::step`], accumulation, evaluation cadence, checkpoints,
 //!   exact resume, Ctrl-C, tracking;
-//! - [`run`]: fine-tuning's set-up (`fusionprot train`).
+//! - [`run`]: fine-tuning's set-up (`fusionprot train`); [`init`]: `model.init`, a run of ours
+//!   as starting weights;
+//! - pre-training (`fusionprot pretrain`): [`pretrain_config`], [`pretrain_data`] (the datasets'
+//!   proteins and each epoch's order), [`views`] and [`contrast`] (Multiview Contrast),
+//!   [`residue_type`] (residue-type prediction), [`pretrain`] (the set-up).
 
 pub mod adamw;
 pub mod checkpoint;
 pub mod config;
+pub mod contrast;
 pub mod examples;
 pub mod fit;
 pub mod folder;
+pub mod init;
 pub mod objective;
 pub mod plateau;
+pub mod pretrain;
+pub mod pretrain_config;
+pub mod pretrain_data;
+pub mod residue_type;
 pub mod run;
 pub mod runner;
 pub mod sampler;
 pub mod scaler;
 pub mod supervised;
 pub mod task;
+pub mod views;
 
 pub use adamw::{AdamW, AdamWConfig, ParamGroup};
 pub use checkpoint::{Evaluation, State};
@@ -43,6 +54,8 @@ pub use fit::{
 };
 pub use objective::{Draw, EvalOutcome, Loss, MicroBatch, Objective};
 pub use plateau::{Mode, Plateau, PlateauConfig};
+pub use pretrain::{pretrain, pretrain_preflight};
+pub use pretrain_config::{ObjectiveKind, PretrainConfig};
 pub use run::{preflight, train};
 pub use runner::{Evaluated, evaluate_checkpoint, selection_metric};
 pub use sampler::epoch_order;

@@ -57,7 +57,7 @@ fn groups(kind: ModelKind, cfg: &TrainConfig) -> Vec<ParamGroup> {
     v
 }
 
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+pub(crate) fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, x) in m {

@@ -15,7 +15,7 @@ use super::examples::{Example, TaskData, load_task};
 use super::task::{Head, MspHead, MultiLabelHead, bce_loss};
 use crate::config::ModelKind;
 use crate::error::ModelError;
-use crate::load::{ModelSpec, build};
+use crate::load::{ModelSpec, build_without};
 use crate::metrics::{Predictions, Ties, score};
 use crate::model::{Batch, Model, ProteinGraph};
 use crate::store::{GraphStore, Prefetcher};
@@ -26,8 +26,47 @@ pub fn selection_metric(task: &str) -> &'static str {
     if task == "msp" { "auroc" } else { "f1_max" }
 }
 
-/// The run's model with its head on top; `initial_weights` loads the config's checkpoint or ESM
-/// weights (a fresh run), otherwise both are left random for a checkpoint to fill.
+/// The model a run's `[model]` section describes: with `initial_weights` (a fresh run) its
+/// `init` (a run of ours, head dropped), checkpoint or ESM weights; otherwise left random for a
+/// checkpoint to fill (a resumed run).
+///
+/// # Errors
+/// Unreadable or mismatching weights, an invalid configuration.
+pub(crate) fn build_model(
+    section: &super::config::ModelSection,
+    kind: ModelKind,
+    seed: i64,
+    device: Device,
+    initial_weights: bool,
+) -> Result<Model, ModelError> {
+    let init = match (&section.init, initial_weights) {
+        (Some(p), true) => Some(super::init::resolve(p)?),
+        _ => None,
+    };
+    let spec = ModelSpec {
+        kind,
+        config: section.config.clone(),
+        checkpoint: init
+            .clone()
+            .or_else(|| section.checkpoint.clone().filter(|_| initial_weights)),
+        esm: section
+            .esm
+            .clone()
+            .filter(|_| initial_weights && init.is_none()),
+        random_init: section.random_init || !initial_weights,
+        device,
+        seed,
+    };
+    let drop: &[&str] = if init.is_some() { &["mlp."] } else { &[] };
+    let loaded = build_without(&spec, drop)?;
+    if let Some(path) = &init {
+        tracing::info!(init = %path.display(), dropped = %loaded.provenance["dropped"], "weights from model.init");
+    }
+    Ok(loaded.model)
+}
+
+/// The run's model with its head on top; `initial_weights` loads the config's init, checkpoint
+/// or ESM weights (a fresh run), otherwise both are left random for a checkpoint to fill.
 pub(crate) fn model_and_head(
     cfg: &TrainConfig,
     kind: ModelKind,
@@ -35,16 +74,7 @@ pub(crate) fn model_and_head(
     device: Device,
     initial_weights: bool,
 ) -> Result<(Model, Head), ModelError> {
-    let loaded = build(&ModelSpec {
-        kind,
-        config: cfg.model.config.clone(),
-        checkpoint: cfg.model.checkpoint.clone().filter(|_| initial_weights),
-        esm: cfg.model.esm.clone().filter(|_| initial_weights),
-        random_init: cfg.model.random_init || !initial_weights,
-        device,
-        seed: cfg.seed,
-    })?;
-    let model = loaded.model;
+    let model = build_model(&cfg.model, kind, cfg.seed, device, initial_weights)?;
     let layers = cfg.mlp_layers();
     let head = if data.is_pairs() {
         Head::Pairs(MspHead::new(&model.vs.root(), model.output_dim(), layers))

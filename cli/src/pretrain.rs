@@ -1,0 +1,138 @@
+//! `fusionprot pretrain`: Multiview Contrast (or residue-type prediction) on prepared datasets —
+//! AlphaFold DB proteomes as the reference — tracked and resumable like a fine-tuning run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use fusionprot_trainer::train::{PretrainConfig, RunLog, RunOptions, pretrain, pretrain_preflight};
+
+use crate::progress;
+use crate::run_folder::{Interrupted, LaunchFlags, Session, end, stop_flag};
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// The run's TOML configuration (trainer/configs/mc-fusionprot.toml is the reference recipe;
+    /// tiny-mc.toml documents every key).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The run folder (checkpoints, summary.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its newest checkpoint (its config.toml is used).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "config", "set"])]
+    resume: Option<PathBuf>,
+    /// Override one config key, e.g. `--set optim.epochs=5 --set objective.kind=residue-type`
+    /// (the value is TOML; a bare word is a string). Validated with the file, like any key.
+    #[arg(long, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(flatten)]
+    launch: LaunchFlags,
+}
+
+pub fn run(args: &PretrainArgs) -> anyhow::Result<ExitCode> {
+    let (out, config_path, resume) = match (&args.resume, &args.out, &args.config) {
+        (Some(dir), _, _) => (dir.clone(), dir.join("config.toml"), true),
+        (None, Some(out), Some(config)) => (out.clone(), config.clone(), false),
+        _ => bail!("give --config FILE and --out DIR, or --resume RUN_DIR"),
+    };
+    if resume && !out.join("config.toml").is_file() {
+        bail!(
+            "--resume {}: not a run folder (no config.toml)",
+            out.display()
+        );
+    }
+    let sets: &[String] = if resume { &[] } else { &args.set };
+    let mut cfg = PretrainConfig::load_with(&config_path, sets)?;
+    cfg.absolutize(&std::env::current_dir().context("the current directory")?);
+    let mut proteins = 0;
+    let session = Session::open(
+        &out,
+        resume,
+        &args.launch,
+        || {
+            proteins = pretrain_preflight(&cfg)
+                .with_context(|| format!("pre-training with {}", config_path.display()))?;
+            Ok(())
+        },
+        || Ok(cfg.to_toml()?),
+    )?;
+    let objective = cfg.objective.kind.name();
+    let datasets: Vec<String> = cfg
+        .data
+        .datasets
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let tags = vec![
+        ("fusionprot.objective", objective.to_owned()),
+        ("model", cfg.model.kind.clone()),
+        ("dataset", datasets.join(",")),
+        ("seed", cfg.seed.to_string()),
+    ];
+    let mut tracked = session.track(
+        args.launch.token.clone(),
+        &format!("{}-{objective}-seed{}", cfg.model.kind, cfg.seed),
+        tags,
+        // The first dataset is linked (a run links one dataset per context).
+        cfg.data
+            .datasets
+            .first()
+            .map(|d| (dataset_name(d), d.clone(), "pretrain".to_owned())),
+    )?;
+    let opts = RunOptions {
+        out: out.clone(),
+        device: session.device,
+        resume,
+        stop: Some(stop_flag()?),
+    };
+    let bar = progress::bar("batches");
+    let mut no_log = fusionprot_trainer::train::NoLog;
+    let log: &mut dyn RunLog = match &mut tracked {
+        Some(t) => t,
+        None => &mut no_log,
+    };
+    let result = pretrain(&cfg, &opts, log, &bar);
+    bar.finish_and_clear();
+    end(&mut tracked, &result);
+    let s = result.with_context(|| format!("pre-training with {}", config_path.display()))?;
+    if s.interrupted {
+        eprintln!(
+            "interrupted after step {} (epoch {}): checkpoint written; continue with `fusionprot pretrain --resume {}`",
+            s.state.step,
+            s.state.epoch + 1,
+            out.display()
+        );
+        return Err(Interrupted.into());
+    }
+    println!(
+        "pre-trained {} with {objective} on {} proteins of {} dataset(s): {} epochs, {} steps{}",
+        cfg.model.kind,
+        s.train_proteins.max(proteins),
+        cfg.data.datasets.len(),
+        s.state.epoch,
+        s.state.step,
+        s.resumed_from_epoch
+            .map(|e| format!(" (resumed after epoch {e})"))
+            .unwrap_or_default()
+    );
+    if s.train_seconds > 0.0 {
+        println!(
+            "training steps: {:.1} s, {:.2} proteins/s",
+            s.train_seconds,
+            s.train_examples_seen as f64 / s.train_seconds
+        );
+    }
+    println!(
+        "run folder: {} (fine-tune from it with --set model.init={}/checkpoints/best)",
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dataset_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned())
+}

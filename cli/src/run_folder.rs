@@ -1,0 +1,353 @@
+//! What `train` and `pretrain` share around a run folder: the launch flags, `RUN/launch.json`
+//! (how the run was started, so `--resume` continues it the same way), the folder's guards (one
+//! writer, writable) checked before anything starts, the tracked run behind the trainer's
+//! [`RunLog`], Ctrl-C, and ending the tracked run with the outcome.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use fusionprot_tracker::client::Client;
+use fusionprot_tracker::model::KeyValue;
+use fusionprot_trainer::Device;
+use fusionprot_trainer::load::parse_device;
+use fusionprot_trainer::train::folder::RunLock;
+use fusionprot_trainer::train::{CheckpointRecord, RunLog, Summary};
+
+/// The flags of a training command that say how to run, not what.
+#[derive(Debug, Args)]
+pub struct LaunchFlags {
+    /// Track the run: http://HOST:PORT (a `fusionprot serve`) or sqlite:///path/fusionprot.db.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+    /// Bearer token of the tracker.
+    #[arg(long, env = "FUSIONPROT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Experiment name in the tracker.
+    #[arg(long, default_value = "fusionprot")]
+    pub experiment: String,
+    /// cpu, cuda or cuda:N (default cpu; `--resume` uses the run's own).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// libtorch threads (fixed, so CPU runs are bitwise reproducible; default: all cores;
+    /// `--resume` uses the run's own, recorded in RUN_DIR/launch.json).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// With --resume: continue with another -j than the run was trained with (its remaining
+    /// steps then differ in the last bits from an uninterrupted run's).
+    #[arg(long)]
+    pub allow_other_threads: bool,
+}
+
+/// How a run was launched, kept in `RUN_DIR/launch.json` so `--resume` continues it the same
+/// way without the user repeating flags: where it is tracked (never the token), the thread
+/// count (CPU results depend on it bitwise) and the device.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Launch {
+    pub tracking_uri: Option<String>,
+    pub experiment: String,
+    pub threads: usize,
+    pub device: String,
+}
+
+impl Launch {
+    const FILE: &'static str = "launch.json";
+
+    /// A fresh run's launch from the flags.
+    fn fresh(args: &LaunchFlags) -> Launch {
+        Launch {
+            tracking_uri: args.tracking_uri.clone(),
+            experiment: args.experiment.clone(),
+            threads: args
+                .jobs
+                .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+                .unwrap_or(1),
+            device: args.device.clone().unwrap_or_else(|| "cpu".into()),
+        }
+    }
+
+    /// A resumed run's launch: the recorded one, with the flags checked against it.
+    fn resumed(args: &LaunchFlags, out: &std::path::Path) -> anyhow::Result<Launch> {
+        let path = out.join(Self::FILE);
+        let recorded: Option<Launch> = match std::fs::read(&path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let Some(mut launch) = recorded else {
+            // A run folder from before launch.json: the flags as given, and a loud word when
+            // the run was tracked but no tracker is named.
+            if args.tracking_uri.is_none() && out.join("run-id").is_file() {
+                eprintln!(
+                    "warning: {} was tracked (run-id), but its tracking URI is not recorded: give --tracking-uri to log the rest of the run there; it continues untracked",
+                    out.display()
+                );
+            }
+            return Ok(Launch::fresh(args));
+        };
+        match (&args.tracking_uri, &launch.tracking_uri) {
+            (Some(given), Some(recorded)) if given != recorded => bail!(
+                "{} is tracked at {recorded}; resume without --tracking-uri (or with that URI) to log the rest of the run there",
+                out.display()
+            ),
+            (Some(given), None) => bail!(
+                "{} was not tracked when it started; a resumed run cannot start tracking at {given} halfway (its first epochs would be missing)",
+                out.display()
+            ),
+            _ => {}
+        }
+        if let Some(j) = args.jobs
+            && j != launch.threads
+        {
+            if !args.allow_other_threads {
+                bail!(
+                    "{} was trained with -j {}; resuming with -j {j} changes its remaining steps in the last bits (not bitwise equal to an uninterrupted run). Resume without -j, or pass --allow-other-threads",
+                    out.display(),
+                    launch.threads
+                );
+            }
+            launch.threads = j;
+        }
+        if let Some(d) = &args.device {
+            launch.device.clone_from(d);
+        }
+        Ok(launch)
+    }
+
+    fn write(&self, out: &std::path::Path) -> anyhow::Result<()> {
+        let tmp = out.join(format!("{}.tmp", Self::FILE));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .and_then(|()| std::fs::rename(&tmp, out.join(Self::FILE)))
+            .with_context(|| format!("writing {}/{}", out.display(), Self::FILE))
+    }
+}
+
+/// A run folder opened for a run: locked for the life of the process, its launch resolved.
+pub(crate) struct Session {
+    pub out: PathBuf,
+    pub resume: bool,
+    pub launch: Launch,
+    pub device: Device,
+    _lock: RunLock,
+}
+
+impl Session {
+    /// Opens `out` for a fresh run or `--resume`: writable, locked, the launch resolved (device
+    /// checked, libtorch's threads set); then `preflight` (the data is there), and for a fresh run
+    /// a folder without checkpoints, where the resolved configuration (`config_toml`) and
+    /// `launch.json` are written. Nothing is written or tracked before all of that holds.
+    ///
+    /// # Errors
+    /// What any of those checks finds.
+    pub fn open(
+        out: &Path,
+        resume: bool,
+        flags: &LaunchFlags,
+        preflight: impl FnOnce() -> anyhow::Result<()>,
+        config_toml: impl FnOnce() -> anyhow::Result<String>,
+    ) -> anyhow::Result<Session> {
+        if flags.allow_other_threads && !resume {
+            bail!("--allow-other-threads goes with --resume");
+        }
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        fusionprot_trainer::train::folder::check_writable(out)?;
+        let lock = fusionprot_trainer::train::folder::lock(out)?;
+        let launch = if resume {
+            Launch::resumed(flags, out)?
+        } else {
+            Launch::fresh(flags)
+        };
+        let device = parse_device(&launch.device)?;
+        fusionprot_trainer::runtime::set_threads(launch.threads);
+        preflight()?;
+        if !resume {
+            // The run folder keeps the configuration it was started with, for --resume.
+            let has_checkpoints = std::fs::read_dir(out.join("checkpoints"))
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .any(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+                })
+                .unwrap_or(false);
+            if has_checkpoints {
+                bail!(
+                    "{} already holds a run: pass --resume {} to continue it, or choose another --out",
+                    out.display(),
+                    out.display()
+                );
+            }
+            let tmp = out.join("config.toml.tmp");
+            std::fs::write(&tmp, config_toml()?)
+                .and_then(|()| std::fs::rename(&tmp, out.join("config.toml")))
+                .with_context(|| format!("writing {}/config.toml", out.display()))?;
+            launch.write(out)?;
+        } else if launch.tracking_uri.is_some() && flags.tracking_uri.is_none() {
+            eprintln!(
+                "resuming: tracking at {} as when the run started ({}/launch.json)",
+                launch.tracking_uri.as_deref().unwrap_or_default(),
+                out.display()
+            );
+        }
+        Ok(Session {
+            out: out.to_owned(),
+            resume,
+            launch,
+            device,
+            _lock: lock,
+        })
+    }
+
+    /// The tracked run, when the launch names a tracker: the run the folder recorded (resume), or
+    /// a new one named `name` with `tags` (and the fusionprot version and commit), its id kept in
+    /// `RUN/run-id`; `link` registers and links a dataset (name, path, context).
+    ///
+    /// # Errors
+    /// An unusable tracking URI or local database.
+    pub fn track(
+        &self,
+        token: Option<String>,
+        name: &str,
+        mut tags: Vec<(&str, String)>,
+        link: Option<(String, PathBuf, String)>,
+    ) -> anyhow::Result<Option<Tracked>> {
+        let Some(uri) = &self.launch.tracking_uri else {
+            return Ok(None);
+        };
+        let mut client = Client::connect(uri, token, self.out.join("tracking-spool.jsonl"))
+            .with_context(|| format!("connecting to {uri}"))?;
+        let run_file = self.out.join("run-id");
+        if self.resume && run_file.is_file() {
+            let run_id = std::fs::read_to_string(&run_file)?.trim().to_owned();
+            return Ok(Some(Tracked { client, run_id }));
+        }
+        tags.push(("device", self.launch.device.clone()));
+        tags.push(("fusionprot.version", env!("CARGO_PKG_VERSION").to_owned()));
+        if let Some(commit) = option_env!("FUSIONPROT_GIT_COMMIT") {
+            tags.push(("fusionprot.git_commit", commit.to_owned()));
+        }
+        let tags: Vec<KeyValue> = tags
+            .into_iter()
+            .map(|(k, v)| KeyValue {
+                key: k.to_owned(),
+                value: v,
+            })
+            .collect();
+        let id = client.create_run(&self.launch.experiment, name, &tags)?;
+        std::fs::write(&run_file, &id)?;
+        if let Some((dataset_name, path, context)) = link
+            && let Err(e) = client.link_dataset(&id, &dataset_name, &path, &context)
+        {
+            tracing::warn!(error = %e, "could not link the dataset to the run (its content hash is a tag)");
+        }
+        Ok(Some(Tracked { client, run_id: id }))
+    }
+}
+
+/// Ctrl-C (or SIGTERM) raises this flag; the loop stops after the current optimizer step, with
+/// a checkpoint there.
+///
+/// # Errors
+/// The handler cannot be installed.
+pub(crate) fn stop_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+    }
+    Ok(stop)
+}
+
+/// Ends the tracked run with the outcome: KILLED (stopped, resumable), FINISHED or FAILED.
+pub(crate) fn end<E>(tracked: &mut Option<Tracked>, result: &Result<Summary, E>) {
+    if let Some(t) = tracked {
+        let status = match result {
+            Ok(s) if s.interrupted => "KILLED",
+            Ok(_) => "FINISHED",
+            Err(_) => "FAILED",
+        };
+        if let Err(e) = t.client.end_run(&t.run_id, status) {
+            tracing::warn!(error = %e, "could not end the tracked run");
+        }
+    }
+}
+
+/// The tracker behind the trainer's [`RunLog`]: failures to log are warnings, never a lost run
+/// (the client spools while the server is down).
+pub(crate) struct Tracked {
+    pub client: Client,
+    pub run_id: String,
+}
+
+impl RunLog for Tracked {
+    fn params(&mut self, params: &[(String, String)]) {
+        let kv: Vec<KeyValue> = params
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect();
+        if let Err(e) = self.client.log_params(&self.run_id, &kv, &[]) {
+            tracing::warn!(error = %e, "could not log params");
+        }
+    }
+
+    fn metric(&mut self, key: &str, value: f64, step: i64) {
+        // MLflow's metric names allow no `@`: TorchDrug's `auprc@micro` is logged as `auprc_micro`.
+        let key = key.replace('@', "_");
+        if let Err(e) = self.client.log_metric(&self.run_id, &key, value, step) {
+            tracing::warn!(error = %e, key = %key, "could not log a metric");
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.client.flush() {
+            tracing::warn!(error = %e, "could not send metrics; they stay in the client's spool");
+        }
+    }
+
+    /// Into the tracker's `checkpoints` table: step, path, sha256 of the weights, the metrics of
+    /// its evaluation, the best flag (spooled with the metrics while the server is down).
+    fn checkpoint(&mut self, r: &CheckpointRecord) {
+        let record = serde_json::json!({
+            "run_id": self.run_id,
+            "step": r.step,
+            "path": r.path.display().to_string(),
+            "sha256": r.sha256,
+            "metrics": r.metrics,
+            "is_best": r.best,
+        });
+        if let Err(e) = self.client.log_checkpoint(&record) {
+            tracing::warn!(error = %e, "could not record the checkpoint");
+        }
+    }
+
+    fn artifact(&mut self, path: &std::path::Path, artifact_path: &str) {
+        if let Err(e) = self.client.log_artifact(&self.run_id, path, artifact_path) {
+            tracing::warn!(error = %e, file = %path.display(), "could not log the artifact; it stays in the run folder");
+        }
+    }
+}
+
+/// A run stopped by Ctrl-C (exit code 130 in `main`).
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The dataset's content hash as the tracker's registry computes it (joins runs to `datasets`).
+pub(crate) fn dataset_hash(dataset: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dataset.join("manifest.json")).ok()?;
+    let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+    fusionprot_tracker::registry::content_hash(&manifest)
+        .ok()
+        .map(|(h, _)| h)
+}

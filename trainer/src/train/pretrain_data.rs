@@ -1,0 +1,137 @@
+//! What pre-training reads: every protein of one or many prepared datasets (a `merge --link`
+//! dataset of proteome shards counts as one), indexed for random access with bounded memory
+//! ([`Datasets`]), and the order of each epoch: one permutation over all of them (the default),
+//! or the reference's dataset-by-dataset order — `epochs_per_dataset` consecutive epochs on each
+//! dataset in turn, round after round, each epoch permuted by its global index as TorchDrug's
+//! engine does when `pretrain.py` walks the AlphaFold DB splits.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::{Array, StringArray};
+use fusionprot_pipeline::read::read_table;
+use fusionprot_pipeline::schema::Table;
+
+use super::examples::Example;
+use super::sampler::epoch_order;
+use crate::error::ModelError;
+use crate::store::Datasets;
+
+/// The order of a pre-training epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "order")]
+pub enum Order {
+    /// One permutation over every protein of every dataset, per epoch.
+    Shuffled,
+    /// `epochs_per_dataset` epochs on the first dataset, then on the next, …, round after round.
+    DatasetByDataset { epochs_per_dataset: usize },
+}
+
+/// The proteins of the datasets, as examples named `K:ID`.
+#[derive(Debug)]
+pub struct Proteins {
+    pub examples: Vec<Example>,
+    pub source: Arc<Datasets>,
+    /// The examples of each dataset.
+    pub ranges: Vec<Range<usize>>,
+    pub order: Order,
+}
+
+impl Proteins {
+    /// Lists and indexes every protein of `datasets`.
+    ///
+    /// # Errors
+    /// No dataset, an unreadable one, or one without proteins.
+    pub fn open(datasets: &[PathBuf], order: Order) -> Result<Proteins, ModelError> {
+        if datasets.is_empty() {
+            return Err(ModelError::Input("data.datasets lists no dataset".into()));
+        }
+        let mut examples = Vec::new();
+        let mut ranges = Vec::with_capacity(datasets.len());
+        let mut sets = Vec::with_capacity(datasets.len());
+        for (k, dataset) in datasets.iter().enumerate() {
+            let mut ids: Vec<String> = Vec::new();
+            for b in read_table(dataset, Table::Proteins)? {
+                let col = b
+                    .column_by_name("protein_id")
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                    .ok_or_else(|| {
+                        ModelError::Input(format!(
+                            "{}: proteins has no text protein_id column",
+                            dataset.display()
+                        ))
+                    })?;
+                ids.extend((0..col.len()).map(|i| col.value(i).to_owned()));
+            }
+            if ids.is_empty() {
+                return Err(ModelError::Input(format!(
+                    "{}: the dataset holds no protein to pre-train on",
+                    dataset.display()
+                )));
+            }
+            // A linked dataset is sorted shard by shard: the order is by id, however assembled.
+            ids.sort_unstable();
+            ids.dedup();
+            let start = examples.len();
+            examples.extend(ids.iter().map(|id| Example::Protein {
+                id: Datasets::name(k, id),
+            }));
+            ranges.push(start..examples.len());
+            sets.push((
+                dataset.clone(),
+                ids.into_iter().collect::<HashSet<String>>(),
+            ));
+        }
+        if let Order::DatasetByDataset { epochs_per_dataset } = order
+            && epochs_per_dataset == 0
+        {
+            return Err(ModelError::Input(
+                "data.epochs_per_dataset must be at least 1".into(),
+            ));
+        }
+        Ok(Proteins {
+            examples,
+            source: Arc::new(Datasets::open(&sets)?),
+            ranges,
+            order,
+        })
+    }
+
+    /// No proteins: for an objective stepped outside a run (a test giving its own graphs).
+    pub fn none() -> Proteins {
+        Proteins {
+            examples: Vec::new(),
+            source: Arc::new(Datasets::default()),
+            ranges: Vec::new(),
+            order: Order::Shuffled,
+        }
+    }
+
+    /// The dataset epoch `epoch` walks (every one, for [`Order::Shuffled`]).
+    pub fn datasets_of_epoch(&self, epoch: usize) -> Range<usize> {
+        match self.order {
+            Order::Shuffled => 0..self.ranges.len(),
+            Order::DatasetByDataset { epochs_per_dataset } => {
+                let d = (epoch / epochs_per_dataset) % self.ranges.len();
+                d..d + 1
+            }
+        }
+    }
+
+    /// The micro-batches of `epoch`: its examples permuted by the epoch's index (the reference's
+    /// `DistributedSampler` order), cut into `micro_batch`es.
+    pub fn epoch_batches(&self, epoch: usize, micro_batch: usize) -> Vec<Vec<usize>> {
+        let ds = self.datasets_of_epoch(epoch);
+        let first = self.ranges[ds.start].start;
+        let last = self.ranges[ds.end - 1].end;
+        epoch_order(last - first, epoch as u64, 1, 0)
+            .into_iter()
+            .map(|i| first + i)
+            .collect::<Vec<_>>()
+            .chunks(micro_batch.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+}

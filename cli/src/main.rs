@@ -4,6 +4,7 @@
 mod doctor;
 mod embed;
 mod evaluate;
+mod export;
 #[cfg(feature = "import")]
 mod import;
 mod prepare;
@@ -42,6 +43,9 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Evaluate a fine-tuning checkpoint on one part of a named split; writes a predictions table.
     Evaluate(evaluate::EvaluateArgs),
+    /// Write a run's checkpoint as the reference's state dict (FusionNetwork's names; the head
+    /// left out), loadable by FusionProt's PyTorch code with strict=True.
+    Export(export::ExportArgs),
     /// Turn a published benchmark archive (TorchDrug's EC / GO zips, Atom3D's MSP tar) into a
     /// dataset with labels and the official splits.
     #[cfg(feature = "import")]
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
         Command::Embed(args) => embed::run(&args),
         Command::Evaluate(args) => evaluate::run(&args),
+        Command::Export(args) => export::run(&args),
         #[cfg(feature = "import")]
         Command::Import(args) => import::run(&args),
         Command::Prepare(args) => prepare::run(&args),

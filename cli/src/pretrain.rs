@@ -75,11 +75,20 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<ExitCode> {
         args.launch.token.clone(),
         &format!("{}-{objective}-seed{}", cfg.model.kind, cfg.seed),
         tags,
-        // The first dataset is linked (a run links one dataset per context).
+        // Every dataset linked, each under its own context (one dataset per context and run).
         cfg.data
             .datasets
-            .first()
-            .map(|d| (dataset_name(d), d.clone(), "pretrain".to_owned())),
+            .iter()
+            .enumerate()
+            .map(|(k, d)| {
+                let context = if k == 0 {
+                    "pretrain".to_owned()
+                } else {
+                    format!("pretrain-{}", k + 1)
+                };
+                (dataset_name(d), d.clone(), context)
+            })
+            .collect(),
     )?;
     let opts = RunOptions {
         out: out.clone(),

@@ -210,7 +210,7 @@ impl Session {
         token: Option<String>,
         name: &str,
         mut tags: Vec<(&str, String)>,
-        link: Option<(String, PathBuf, String)>,
+        links: Vec<(String, PathBuf, String)>,
     ) -> anyhow::Result<Option<Tracked>> {
         let Some(uri) = &self.launch.tracking_uri else {
             return Ok(None);
@@ -236,10 +236,10 @@ impl Session {
             .collect();
         let id = client.create_run(&self.launch.experiment, name, &tags)?;
         std::fs::write(&run_file, &id)?;
-        if let Some((dataset_name, path, context)) = link
-            && let Err(e) = client.link_dataset(&id, &dataset_name, &path, &context)
-        {
-            tracing::warn!(error = %e, "could not link the dataset to the run (its content hash is a tag)");
+        for (dataset_name, path, context) in links {
+            if let Err(e) = client.link_dataset(&id, &dataset_name, &path, &context) {
+                tracing::warn!(error = %e, dataset = %path.display(), "could not link the dataset to the run (its content hash is a tag)");
+            }
         }
         Ok(Some(Tracked { client, run_id: id }))
     }

@@ -143,11 +143,11 @@ fn run_one(
         args.launch.token.clone(),
         &format!("{}-{}-seed{}", cfg.model.kind, cfg.data.task, cfg.seed),
         tags,
-        Some((
+        vec![(
             dataset_name,
             cfg.data.dataset.clone(),
             cfg.data.split.clone(),
-        )),
+        )],
     )?;
     let opts = RunOptions {
         out: out.clone(),

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use common::graphs::{proteins, spec, tiny_config, write_batch};
 use fusionprot_trainer::load::build;
-use fusionprot_trainer::train::contrast::MultiviewContrast;
+use fusionprot_trainer::train::contrast::{Given, MultiviewContrast};
 use fusionprot_trainer::train::pretrain::optimizer;
 use fusionprot_trainer::train::pretrain_config::PretrainOptim;
 use fusionprot_trainer::train::pretrain_data::Proteins;
@@ -113,9 +113,45 @@ fn setup(dir: &std::path::Path, views: [Vec<ViewSpec>; 2]) -> (Model, MultiviewC
         },
         tau: 0.07,
         device: Device::Cpu,
-        given: vec![views].into(),
+        given: vec![Given::Windows(views)].into(),
+        probe: Vec::new(),
+        seed: 0,
     };
     (model, objective)
+}
+
+/// A view the peer cut, split back into proteins (ids of `p`).
+fn peer_view(
+    peer: &std::collections::HashMap<String, Tensor>,
+    key: &str,
+    p: &[ProteinGraph],
+) -> Vec<ProteinGraph> {
+    let col = |f: &str| Vec::<i64>::try_from(&peer[&format!("{key}.{f}")]).expect("i64 column");
+    let (rt, oh, lengths) = (col("residue_type"), col("onehot"), col("lengths"));
+    let (src, dst, rel) = (col("src"), col("dst"), col("rel"));
+    let mut out = Vec::new();
+    let mut offset = 0i64;
+    for (g, &n) in p.iter().zip(&lengths) {
+        let range = offset as usize..(offset + n) as usize;
+        let edges = (0..src.len())
+            .filter(|&e| range.contains(&(src[e] as usize)))
+            .map(|e| {
+                (
+                    (src[e] - offset) as i32,
+                    (dst[e] - offset) as i32,
+                    rel[e] as i8,
+                )
+            })
+            .collect();
+        out.push(ProteinGraph {
+            id: g.id.clone(),
+            residue_type: rt[range.clone()].to_vec(),
+            onehot: oh[range].to_vec(),
+            edges,
+        });
+        offset += n;
+    }
+    out
 }
 
 fn noisy(name: &str) -> bool {
@@ -244,6 +280,21 @@ fn one_multiview_contrast_step_matches_pytorch() {
         "we have gradients PyTorch has not"
     );
     assert!(compared > 40, "{compared} gradients compared");
+
+    // The same projections from the finished view graphs the peer cut (the other way to give
+    // views): the peer's graphs, edges in its order.
+    let (copy, obj) = setup(dir.path(), views(&p));
+    let cut = [peer_view(&peer, "view1", &p), peer_view(&peer, "view2", &p)];
+    let projected = obj.project_graphs(&copy, &cut).expect("project graphs");
+    for (k, name) in ["x", "y"].iter().enumerate() {
+        let want = &peer[*name];
+        let scale = want.abs().max().double_value(&[]);
+        let d = common::max_abs_diff(&projected[k], want) / scale;
+        assert!(
+            d <= 1e-4,
+            "projection {name} of the given graphs differs by {d:e}"
+        );
+    }
 
     // After one Adam step: every parameter and buffer.
     let mut checked = 0;

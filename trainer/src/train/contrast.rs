@@ -6,13 +6,13 @@
 //! `S_ij = cos(x_i, y_j) / τ`, the mutual information is `mean_i(S_ii − logsumexp_j S_ij)` and the
 //! loss its negative; the negatives are the other proteins of the micro-batch.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use tch::{Kind, Tensor};
 
 use super::examples::Example;
-use super::objective::{Draw, Loss, MicroBatch, Objective};
+use super::objective::{Draw, EvalOutcome, Loss, MicroBatch, Objective};
 use super::pretrain_data::Proteins;
 use super::task::MultiLabelHead;
 use super::views::{ViewRule, ViewSpec, apply, draw_views};
@@ -31,7 +31,23 @@ pub struct MultiviewContrast {
     pub tau: f64,
     pub device: tch::Device,
     /// Views to use instead of drawing them, one pair per micro-batch in order (parity tests).
-    pub given: VecDeque<[Vec<ViewSpec>; 2]>,
+    pub given: VecDeque<Given>,
+    /// The proteins (indices into `proteins.examples`) probed at each checkpoint; none: no probe.
+    pub probe: Vec<usize>,
+    /// The run's seed: the probe's views are drawn from it alone, the same at every checkpoint.
+    pub seed: i64,
+}
+
+/// Proteins per forward pass of the probe.
+const PROBE_CHUNK: usize = 16;
+
+/// Two views given instead of drawn (a reference's draws cannot be re-generated).
+#[derive(Debug, Clone)]
+pub enum Given {
+    /// Crop windows and masked edge positions per protein, cut here.
+    Windows([Vec<ViewSpec>; 2]),
+    /// The finished view graphs (kept residues, edges in the given order), one per protein.
+    Graphs([Vec<ProteinGraph>; 2]),
 }
 
 impl MultiviewContrast {
@@ -46,7 +62,7 @@ impl MultiviewContrast {
         graphs: &[ProteinGraph],
         views: &[Vec<ViewSpec>; 2],
     ) -> Result<[Tensor; 2], ModelError> {
-        let one = |v: &Vec<ViewSpec>| -> Result<Tensor, ModelError> {
+        let cut = |v: &Vec<ViewSpec>| -> Result<Vec<ProteinGraph>, ModelError> {
             if v.len() != graphs.len() {
                 return Err(ModelError::Input(format!(
                     "{} views for {} proteins",
@@ -54,15 +70,39 @@ impl MultiviewContrast {
                     graphs.len()
                 )));
             }
-            let cut: Vec<ProteinGraph> = graphs
+            graphs
                 .iter()
                 .zip(v)
                 .map(|(g, spec)| apply(g, spec))
-                .collect::<Result<_, _>>()?;
-            let out = model.forward(&Batch::new(&cut, self.device), true);
-            Ok(self.head.forward(&out.graph_feature))
+                .collect()
         };
-        Ok([one(&views[0])?, one(&views[1])?])
+        self.project_graphs(model, &[cut(&views[0])?, cut(&views[1])?])
+    }
+
+    /// The projections of two finished views (one forward pass each, train mode).
+    ///
+    /// # Errors
+    /// Views of different protein counts, or an empty view.
+    pub fn project_graphs(
+        &self,
+        model: &Model,
+        views: &[Vec<ProteinGraph>; 2],
+    ) -> Result<[Tensor; 2], ModelError> {
+        if views[0].len() != views[1].len() || views[0].is_empty() {
+            return Err(ModelError::Input(format!(
+                "two views of {} and {} proteins",
+                views[0].len(),
+                views[1].len()
+            )));
+        }
+        if let Some(g) = views.iter().flatten().find(|g| g.is_empty()) {
+            return Err(ModelError::Input(format!("{}: an empty view", g.id)));
+        }
+        let one = |cut: &Vec<ProteinGraph>| {
+            let out = model.forward(&Batch::new(cut, self.device), true);
+            self.head.forward(&out.graph_feature)
+        };
+        Ok([one(&views[0]), one(&views[1])])
     }
 
     /// The two views' loss and mutual information for `graphs` cut as `views`, the model in
@@ -96,6 +136,36 @@ pub fn info_nce(x: &Tensor, y: &Tensor, tau: f64) -> (Tensor, Tensor) {
     (mi.neg(), mi)
 }
 
+/// How well the projections of one view retrieve the other: over `n` proteins, the positive
+/// pair's rank among the `n` candidates (1 the best, `(n + 1) / 2` chance), the share ranked
+/// first, and InfoNCE over the whole set.
+pub fn retrieval(x: &Tensor, y: &Tensor, tau: f64) -> BTreeMap<String, f64> {
+    let (loss, _) = info_nce(x, y, tau);
+    let unit = |v: &Tensor| v / v.norm_scalaropt_dim(2, [-1i64], true).clamp_min(1e-8);
+    let score = unit(x).matmul(&unit(y).tr());
+    let positive = score.diagonal(0, 0, 1).unsqueeze(1);
+    // Ties count against the positive: a collapsed representation ranks last, not first.
+    let rank = score
+        .ge_tensor(&positive)
+        .sum_dim_intlist(1, false, Kind::Float);
+    let n = x.size()[0] as f64;
+    BTreeMap::from([
+        (
+            "probe_rank".to_owned(),
+            rank.mean(Kind::Float).double_value(&[]),
+        ),
+        (
+            "probe_top1".to_owned(),
+            rank.le(1.0)
+                .to_kind(Kind::Float)
+                .mean(Kind::Float)
+                .double_value(&[]),
+        ),
+        ("probe_loss".to_owned(), loss.double_value(&[])),
+        ("probe_proteins".to_owned(), n),
+    ])
+}
+
 impl Objective for MultiviewContrast {
     fn name(&self) -> &str {
         "multiview-contrast"
@@ -119,18 +189,66 @@ impl Objective for MultiviewContrast {
         batch: MicroBatch<'_>,
         draw: Draw,
     ) -> Result<Loss, ModelError> {
-        let views = match self.given.pop_front() {
-            Some(v) => v,
-            None => [
-                draw_views(batch.graphs, draw, 0, &self.rule),
-                draw_views(batch.graphs, draw, 1, &self.rule),
-            ],
+        let [x, y] = match self.given.pop_front() {
+            Some(Given::Windows(v)) => self.project(model, batch.graphs, &v)?,
+            Some(Given::Graphs(v)) => self.project_graphs(model, &v)?,
+            None => self.project(
+                model,
+                batch.graphs,
+                &[
+                    draw_views(batch.graphs, draw, 0, &self.rule),
+                    draw_views(batch.graphs, draw, 1, &self.rule),
+                ],
+            )?,
         };
-        let (loss, mi) = self.loss_of_views(model, batch.graphs, &views)?;
+        let (loss, mi) = info_nce(&x, &y, self.tau);
+        let mi = mi.double_value(&[]);
         Ok(Loss {
             loss,
             scalars: vec![("mutual_information", mi)],
         })
+    }
+
+    /// The probe: two views of the probe proteins drawn from the seed alone, in eval mode, and
+    /// how well one retrieves the other ([`retrieval`]), logged as `train/probe_*`.
+    fn evaluate(&mut self, model: &Model) -> Result<Option<EvalOutcome>, ModelError> {
+        if self.probe.len() < 2 {
+            return Ok(None);
+        }
+        let graphs = self.proteins.graphs(&self.probe)?;
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        tch::no_grad(|| -> Result<(), ModelError> {
+            for (k, chunk) in graphs.chunks(PROBE_CHUNK).enumerate() {
+                let draw = Draw {
+                    seed: self.seed,
+                    epoch: usize::MAX,
+                    step: 0,
+                    micro: k,
+                };
+                let views = [0, 1].map(|v| {
+                    let specs = draw_views(chunk, draw, v, &self.rule);
+                    chunk
+                        .iter()
+                        .zip(&specs)
+                        .map(|(g, s)| apply(g, s))
+                        .collect::<Result<Vec<_>, _>>()
+                });
+                let [one, two] = views;
+                for (cut, out) in [(one?, &mut xs), (two?, &mut ys)] {
+                    let f = model.forward(&Batch::new(&cut, self.device), false);
+                    out.push(self.head.forward(&f.graph_feature));
+                }
+            }
+            Ok(())
+        })?;
+        let train = retrieval(&Tensor::cat(&xs, 0), &Tensor::cat(&ys, 0), self.tau);
+        Ok(Some(EvalOutcome {
+            valid: BTreeMap::new(),
+            test: BTreeMap::new(),
+            train,
+            selected: f64::NEG_INFINITY,
+            test_predictions: None,
+        }))
     }
 }
 
@@ -153,5 +271,20 @@ mod tests {
         let z = Tensor::zeros([2, 3], (Kind::Float, tch::Device::Cpu));
         let (loss, _) = info_nce(&z, &z, 0.07);
         assert!(loss.double_value(&[]).is_finite());
+    }
+
+    #[test]
+    fn retrieval_ranks_the_positive_among_all_candidates() {
+        let x = Tensor::eye(4, (Kind::Float, tch::Device::Cpu));
+        let r = retrieval(&x, &x, 0.07);
+        assert_eq!((r["probe_rank"], r["probe_top1"]), (1.0, 1.0));
+        // y = x rolled by one: each positive is orthogonal while another candidate is parallel.
+        let y = x.roll([1i64], [0i64]);
+        let r = retrieval(&x, &y, 0.07);
+        assert!(r["probe_rank"] > 1.0 && r["probe_top1"] == 0.0, "{r:?}");
+        // A collapsed representation (every vector equal) ranks last, not first.
+        let c = Tensor::ones([4, 3], (Kind::Float, tch::Device::Cpu));
+        let r = retrieval(&c, &c, 0.07);
+        assert_eq!((r["probe_rank"], r["probe_top1"]), (4.0, 0.0));
     }
 }

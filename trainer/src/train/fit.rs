@@ -136,6 +136,9 @@ pub struct LoopConfig {
     pub lr: f64,
     /// CUDA autocast for the forward passes (with the loss scaler in the state).
     pub amp: bool,
+    /// A fresh run evaluates once before its first step and logs it at step 0 (pre-training's
+    /// probe: the untrained baseline); no checkpoint, not an evaluation of the state.
+    pub evaluate_at_start: bool,
 }
 
 /// What one optimizer step computed.
@@ -299,6 +302,18 @@ pub fn fit(
     let (mut seconds, mut seen) = (0.0f64, 0usize);
     // The loop's own copy: micro-batches index into it while the objective is borrowed mutably.
     let examples: Vec<Example> = objective.examples().to_vec();
+    if cfg.evaluate_at_start
+        && state.step == 0
+        && state.groups_done == 0
+        && !opts.resume
+        && let Some(e) = objective.evaluate(trainer.model)?
+    {
+        for (prefix, m) in [("train", &e.train), ("valid", &e.valid), ("test", &e.test)] {
+            for (k, v) in m {
+                log.metric(&format!("{prefix}/{k}"), *v, 0);
+            }
+        }
+    }
     for epoch in state.epoch..cfg.epochs {
         let micro = objective.epoch_batches(epoch, cfg.micro_batch);
         let groups_total = micro.len().div_ceil(cfg.gradient_interval);
@@ -312,6 +327,7 @@ pub fn fit(
         let mut loader = prefetch(objective, &todo, cfg.prefetch);
         let mut todo = todo.iter();
         let started = Instant::now();
+        let mut proteins = 0usize;
         for g in state.groups_done..groups_total {
             let size = micro[g * cfg.gradient_interval..]
                 .len()
@@ -355,6 +371,7 @@ pub fn fit(
                 other => other?,
             };
             state.scaler.clone_from(&trainer.scaler);
+            proteins += graphs.iter().map(Vec::len).sum::<usize>();
             progress.inc(size as u64);
             seen += report.examples;
             state.step += 1;
@@ -384,8 +401,15 @@ pub fn fit(
                 return Ok(summary(state, true, elapsed, seen));
             }
         }
-        seconds += started.elapsed().as_secs_f64();
+        let took = started.elapsed().as_secs_f64();
+        seconds += took;
         drop(loader);
+        // Throughput of the epoch (or of its part this process ran), data path included.
+        log.metric(
+            "speed/proteins_per_second",
+            proteins as f64 / took.max(1e-9),
+            state.step,
+        );
         state.groups_done = 0;
         state.epoch = epoch + 1;
         let evaluated = state.epoch.is_multiple_of(cfg.eval_every) || state.epoch == cfg.epochs;
@@ -478,15 +502,18 @@ fn evaluate_and_save(
             metrics.insert(format!("{prefix}/{k}"), *v);
         }
     }
-    let selection = objective.selection().unwrap_or_default();
-    let is_best = state.best.is_none_or(|b| {
-        e.selected
-            > state.evaluations[b]
-                .valid
-                .get(selection)
-                .copied()
-                .unwrap_or(f64::NEG_INFINITY)
-    });
+    // Without a selection metric (pre-training's probe) the newest evaluation is the best.
+    let is_best = match objective.selection() {
+        None => true,
+        Some(selection) => state.best.is_none_or(|b| {
+            e.selected
+                > state.evaluations[b]
+                    .valid
+                    .get(selection)
+                    .copied()
+                    .unwrap_or(f64::NEG_INFINITY)
+        }),
+    };
     state.evaluations.push(Evaluation {
         epoch: state.epoch,
         step: state.step,

@@ -28,6 +28,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod contrast;
 pub mod examples;
+pub mod export;
 pub mod fit;
 pub mod folder;
 pub mod init;
@@ -49,6 +50,7 @@ pub use adamw::{AdamW, AdamWConfig, ParamGroup};
 pub use checkpoint::{Evaluation, State};
 pub use config::TrainConfig;
 pub use examples::{Example, TaskData, load_task};
+pub use export::{Exported, export, reference_state_dict};
 pub use fit::{
     CheckpointRecord, LoopConfig, NoLog, RunLog, RunOptions, StepReport, Summary, Trainer, fit,
 };

@@ -100,8 +100,9 @@ pub trait Objective {
         draw: Draw,
     ) -> Result<Loss, ModelError>;
 
-    /// The metric [`EvalOutcome::selected`] reports (`f1_max`, `auroc`), or `None` when the
-    /// objective does not evaluate (pre-training: checkpoints only).
+    /// The metric [`EvalOutcome::selected`] reports (`f1_max`, `auroc`), or `None` when there is
+    /// no selection (pre-training: a probe may be logged, and the newest checkpoint counts as the
+    /// best).
     fn selection(&self) -> Option<&'static str> {
         None
     }

@@ -133,6 +133,7 @@ pub fn pretrain(
     let o = &cfg.objective;
     let dim = model.output_dim();
     let n = proteins.examples.len();
+    let probe = proteins.probe(o.probe);
     let mut objective: Box<dyn Objective> = match o.kind {
         ObjectiveKind::MultiviewContrast => Box::new(MultiviewContrast {
             head: MultiLabelHead::new(&model.vs.root(), dim, dim, o.mlp_layers),
@@ -145,6 +146,8 @@ pub fn pretrain(
             tau: o.tau,
             device: opts.device,
             given: Default::default(),
+            probe,
+            seed: cfg.seed,
         }),
         ObjectiveKind::ResidueType => Box::new(ResidueType {
             head: MultiLabelHead::new(&model.vs.root(), dim, RESIDUE_TYPES, o.mlp_layers),
@@ -152,6 +155,8 @@ pub fn pretrain(
             mask_rate: o.mask_rate,
             truncate: o.truncate,
             device: opts.device,
+            probe,
+            seed: cfg.seed,
         }),
     };
     let p = &cfg.optim;
@@ -199,6 +204,7 @@ pub fn pretrain(
         keep: cfg.checkpoint.keep,
         lr: p.lr,
         amp: p.amp,
+        evaluate_at_start: true,
     };
     fit(
         &loop_cfg,

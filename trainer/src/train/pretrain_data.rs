@@ -17,7 +17,8 @@ use fusionprot_pipeline::schema::Table;
 use super::examples::Example;
 use super::sampler::epoch_order;
 use crate::error::ModelError;
-use crate::store::Datasets;
+use crate::model::ProteinGraph;
+use crate::store::{Datasets, GraphSource};
 
 /// The order of a pre-training epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,6 +108,34 @@ impl Proteins {
             ranges: Vec::new(),
             order: Order::Shuffled,
         }
+    }
+
+    /// `size` proteins spread evenly over all of them (every one when there are fewer): the fixed
+    /// set a pre-training run is probed on at each checkpoint.
+    pub fn probe(&self, size: usize) -> Vec<usize> {
+        let n = self.examples.len();
+        let size = size.min(n);
+        let mut v: Vec<usize> = (0..size).map(|i| i * n / size).collect();
+        v.dedup();
+        v
+    }
+
+    /// The graphs of `indices`, in that order.
+    ///
+    /// # Errors
+    /// Unreadable graphs.
+    pub fn graphs(&self, indices: &[usize]) -> Result<Vec<ProteinGraph>, ModelError> {
+        let ids: Vec<&str> = indices
+            .iter()
+            .flat_map(|&i| self.examples[i].proteins())
+            .collect();
+        let mut read = self.source.load(&ids)?;
+        ids.iter()
+            .map(|id| {
+                read.remove(*id)
+                    .ok_or_else(|| ModelError::Input(format!("{id}: not in the datasets")))
+            })
+            .collect()
     }
 
     /// The dataset epoch `epoch` walks (every one, for [`Order::Shuffled`]).

@@ -10,12 +10,13 @@
 //! edges at the window's border are chosen among its residues; here the window keeps the stored
 //! edges of the whole protein among its residues (as MSP's window does).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tch::{Kind, Tensor};
 
 use super::examples::Example;
-use super::objective::{Draw, Loss, MicroBatch, Objective};
+use super::objective::{Draw, EvalOutcome, Loss, MicroBatch, Objective};
 use super::pretrain_data::Proteins;
 use super::task::MultiLabelHead;
 use super::views::{SplitMix, crop_start};
@@ -35,6 +36,10 @@ pub struct ResidueType {
     pub mask_rate: f64,
     pub truncate: usize,
     pub device: tch::Device,
+    /// The proteins (indices into `proteins.examples`) probed at each checkpoint.
+    pub probe: Vec<usize>,
+    /// The run's seed: the probe's windows and masks are drawn from it alone.
+    pub seed: i64,
 }
 
 /// One protein's draw: its window and the positions (in the window) hidden.
@@ -67,7 +72,8 @@ impl ResidueType {
             .collect()
     }
 
-    /// Loss and accuracy of the masked positions of `graphs`, the model in train mode.
+    /// Loss and accuracy of the masked positions of `graphs`, the model in train mode when
+    /// `train`.
     ///
     /// # Errors
     /// An empty protein.
@@ -76,6 +82,7 @@ impl ResidueType {
         model: &Model,
         graphs: &[ProteinGraph],
         masks: &[Masking],
+        train: bool,
     ) -> Result<(Tensor, f64), ModelError> {
         let mut cut = Vec::with_capacity(graphs.len());
         let (mut index, mut target) = (Vec::new(), Vec::new());
@@ -96,7 +103,7 @@ impl ResidueType {
             offset += w.len() as i64;
             cut.push(w);
         }
-        let out = model.forward(&Batch::new(&cut, self.device), true);
+        let out = model.forward(&Batch::new(&cut, self.device), train);
         let index = Tensor::from_slice(&index).to_device(self.device);
         let target = Tensor::from_slice(&target).to_device(self.device);
         let pred = self.head.forward(&out.node_feature.index_select(0, &index));
@@ -135,10 +142,49 @@ impl Objective for ResidueType {
         draw: Draw,
     ) -> Result<Loss, ModelError> {
         let masks = self.draw(batch.graphs, draw);
-        let (loss, accuracy) = self.loss_of(model, batch.graphs, &masks)?;
+        let (loss, accuracy) = self.loss_of(model, batch.graphs, &masks, true)?;
         Ok(Loss {
             loss,
             scalars: vec![("accuracy", accuracy)],
         })
+    }
+
+    /// The probe: windows and masks of the probe proteins drawn from the seed alone, eval mode;
+    /// the masked positions' accuracy and loss, logged as `train/probe_*`.
+    fn evaluate(&mut self, model: &Model) -> Result<Option<EvalOutcome>, ModelError> {
+        if self.probe.is_empty() {
+            return Ok(None);
+        }
+        let graphs = self.proteins.graphs(&self.probe)?;
+        let (mut correct, mut loss, mut positions) = (0.0, 0.0, 0usize);
+        tch::no_grad(|| -> Result<(), ModelError> {
+            for (k, chunk) in graphs.chunks(16).enumerate() {
+                let draw = Draw {
+                    seed: self.seed,
+                    epoch: usize::MAX,
+                    step: 0,
+                    micro: k,
+                };
+                let masks = self.draw(chunk, draw);
+                let n: usize = masks.iter().map(|m| m.positions.len()).sum();
+                let (l, a) = self.loss_of(model, chunk, &masks, false)?;
+                loss += l.double_value(&[]) * n as f64;
+                correct += a * n as f64;
+                positions += n;
+            }
+            Ok(())
+        })?;
+        let n = positions.max(1) as f64;
+        Ok(Some(EvalOutcome {
+            valid: BTreeMap::new(),
+            test: BTreeMap::new(),
+            train: BTreeMap::from([
+                ("probe_accuracy".to_owned(), correct / n),
+                ("probe_loss".to_owned(), loss / n),
+                ("probe_positions".to_owned(), positions as f64),
+            ]),
+            selected: f64::NEG_INFINITY,
+            test_predictions: None,
+        }))
     }
 }

@@ -253,6 +253,7 @@ pub fn train(
         keep: cfg.checkpoint.keep,
         lr: o.lr,
         amp: o.amp,
+        evaluate_at_start: false,
     };
     fit(
         &loop_cfg,

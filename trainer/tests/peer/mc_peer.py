@@ -11,7 +11,8 @@ parameters included (build_pretrain_solver).
 BATCH is a batch file (fusion_peer.py's format); VIEWS holds per view v in {1, 2}: `v.start` [B], `v.len`
 [B], `v.masked` (positions, concatenated) and `v.count` [B] (how many per protein). Writes OUT_DIR/model.pth
 (the model), OUT_DIR/head.safetensors (the projection's initial weights) and OUT_DIR/step.safetensors:
-`loss`, `x`, `y` (the projections), `grad.<name>` for every parameter with a gradient, and `<name>` for every
+`loss`, `x`, `y` (the projections), the finished view graphs `view<v>.{residue_type, onehot, lengths, src,
+dst, rel}` as this peer cut them, `grad.<name>` for every parameter with a gradient, and `<name>` for every
 parameter and buffer after the step (the model's at the root, the projection under mlp.).
 """
 
@@ -105,6 +106,9 @@ def main():
     loss = -mutual_info
     loss.backward()
     result = {"loss": loss.detach().reshape(1), "x": x.detach(), "y": y.detach()}
+    for k, v in (("view1", v1), ("view2", v2)):
+        for key, t in v.items():
+            result[f"{k}.{key}"] = t
     for n, p in task.named_parameters():
         if p.grad is not None:
             result["grad." + (n[len("model."):] if n.startswith("model.") else n)] = p.grad.clone()

@@ -54,7 +54,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<ExitCode> {
         || {
             proteins = pretrain_preflight(&cfg)
                 .with_context(|| format!("pre-training with {}", config_path.display()))?;
-            Ok(())
+            crate::run_folder::check_init(cfg.model.init.as_deref(), resume)
         },
         || Ok(cfg.to_toml()?),
     )?;

@@ -152,44 +152,59 @@ impl Session {
         if flags.allow_other_threads && !resume {
             bail!("--allow-other-threads goes with --resume");
         }
+        // A folder this call creates is removed again when the run is refused before its
+        // configuration is written (nothing of a user's is in it: only the lock).
+        let created = !out.exists();
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        fusionprot_trainer::train::folder::check_writable(out)?;
-        let lock = fusionprot_trainer::train::folder::lock(out)?;
-        let launch = if resume {
-            Launch::resumed(flags, out)?
-        } else {
-            Launch::fresh(flags)
-        };
-        let device = parse_device(&launch.device)?;
-        fusionprot_trainer::runtime::set_threads(launch.threads);
-        preflight()?;
-        if !resume {
-            // The run folder keeps the configuration it was started with, for --resume.
-            let has_checkpoints = std::fs::read_dir(out.join("checkpoints"))
-                .map(|d| {
-                    d.filter_map(Result::ok)
-                        .any(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
-                })
-                .unwrap_or(false);
-            if has_checkpoints {
-                bail!(
-                    "{} already holds a run: pass --resume {} to continue it, or choose another --out",
-                    out.display(),
+        let opened = (|| -> anyhow::Result<(RunLock, Launch, Device)> {
+            fusionprot_trainer::train::folder::check_writable(out)?;
+            let lock = fusionprot_trainer::train::folder::lock(out)?;
+            let launch = if resume {
+                Launch::resumed(flags, out)?
+            } else {
+                Launch::fresh(flags)
+            };
+            let device = parse_device(&launch.device)?;
+            fusionprot_trainer::runtime::set_threads(launch.threads);
+            preflight()?;
+            if !resume {
+                // The run folder keeps the configuration it was started with, for --resume.
+                let has_checkpoints = std::fs::read_dir(out.join("checkpoints"))
+                    .map(|d| {
+                        d.filter_map(Result::ok)
+                            .any(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+                    })
+                    .unwrap_or(false);
+                if has_checkpoints {
+                    bail!(
+                        "{} already holds a run: pass --resume {} to continue it, or choose another --out",
+                        out.display(),
+                        out.display()
+                    );
+                }
+                let tmp = out.join("config.toml.tmp");
+                std::fs::write(&tmp, config_toml()?)
+                    .and_then(|()| std::fs::rename(&tmp, out.join("config.toml")))
+                    .with_context(|| format!("writing {}/config.toml", out.display()))?;
+                launch.write(out)?;
+            } else if launch.tracking_uri.is_some() && flags.tracking_uri.is_none() {
+                eprintln!(
+                    "resuming: tracking at {} as when the run started ({}/launch.json)",
+                    launch.tracking_uri.as_deref().unwrap_or_default(),
                     out.display()
                 );
             }
-            let tmp = out.join("config.toml.tmp");
-            std::fs::write(&tmp, config_toml()?)
-                .and_then(|()| std::fs::rename(&tmp, out.join("config.toml")))
-                .with_context(|| format!("writing {}/config.toml", out.display()))?;
-            launch.write(out)?;
-        } else if launch.tracking_uri.is_some() && flags.tracking_uri.is_none() {
-            eprintln!(
-                "resuming: tracking at {} as when the run started ({}/launch.json)",
-                launch.tracking_uri.as_deref().unwrap_or_default(),
-                out.display()
-            );
-        }
+            Ok((lock, launch, device))
+        })();
+        let (lock, launch, device) = match opened {
+            Ok(v) => v,
+            Err(e) => {
+                if created && !out.join("config.toml").exists() {
+                    let _ = std::fs::remove_dir_all(out);
+                }
+                return Err(e);
+            }
+        };
         Ok(Session {
             out: out.to_owned(),
             resume,
@@ -350,4 +365,16 @@ pub(crate) fn dataset_hash(dataset: &std::path::Path) -> Option<String> {
     fusionprot_tracker::registry::content_hash(&manifest)
         .ok()
         .map(|(h, _)| h)
+}
+
+/// A fresh run's `model.init` names a checkpoint that exists and passes its checksums (checked
+/// before the run folder is touched; a resumed run takes its weights from its own checkpoint).
+///
+/// # Errors
+/// Nothing there, or a checkpoint whose checksums fail.
+pub(crate) fn check_init(init: Option<&std::path::Path>, resume: bool) -> anyhow::Result<()> {
+    if let (Some(init), false) = (init, resume) {
+        fusionprot_trainer::train::init::resolve(init)?;
+    }
+    Ok(())
 }

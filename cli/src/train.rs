@@ -114,7 +114,8 @@ fn run_one(
         &args.launch,
         || {
             fusionprot_trainer::train::preflight(&cfg)
-                .with_context(|| format!("training with {}", config_path.display()))
+                .with_context(|| format!("training with {}", config_path.display()))?;
+            crate::run_folder::check_init(cfg.model.init.as_deref(), resume)
         },
         || Ok(cfg.to_toml()?),
     )?;

@@ -156,3 +156,12 @@ pub fn http_with_body(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16
         .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
 }
+
+/// The sha256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -123,7 +123,7 @@ pub fn pretrain(
     })?;
 
     tch::manual_seed(cfg.seed);
-    let mut model = build_model(
+    let (mut model, init_params) = build_model(
         &cfg.model,
         kind,
         cfg.seed,
@@ -181,6 +181,7 @@ pub fn pretrain(
             &mut params,
         );
         params.push(("data.proteins".into(), n.to_string()));
+        params.extend(init_params);
         params.push((
             "model.trainable_parameters".into(),
             opt_size(&model, o.train_sequence_model).to_string(),

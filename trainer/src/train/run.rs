@@ -174,7 +174,7 @@ pub fn train(
     let store = open_store(&cfg.data.dataset, &data)?;
 
     tch::manual_seed(cfg.seed);
-    let (mut model, head) = model_and_head(cfg, kind, &data, opts.device, true)?;
+    let (mut model, head, init_params) = model_and_head(cfg, kind, &data, opts.device, true)?;
     let o = &cfg.optim;
     let mut opt = AdamW::new(
         &model.vs,
@@ -214,6 +214,7 @@ pub fn train(
         );
         params.push(("data.labels".into(), data.labels.to_string()));
         params.push(("data.train_examples".into(), train_set.len().to_string()));
+        params.extend(init_params);
         log.params(&params);
     }
     let counts = Counts {

@@ -26,6 +26,9 @@ pub fn selection_metric(task: &str) -> &'static str {
     if task == "msp" { "auroc" } else { "f1_max" }
 }
 
+/// What `model.init` resolved to (weights file, sha256, tensors dropped), as run parameters.
+pub(crate) type InitParams = Vec<(String, String)>;
+
 /// The model a run's `[model]` section describes: with `initial_weights` (a fresh run) its
 /// `init` (a run of ours, head dropped), checkpoint or ESM weights; otherwise left random for a
 /// checkpoint to fill (a resumed run).
@@ -38,7 +41,7 @@ pub(crate) fn build_model(
     seed: i64,
     device: Device,
     initial_weights: bool,
-) -> Result<Model, ModelError> {
+) -> Result<(Model, InitParams), ModelError> {
     let init = match (&section.init, initial_weights) {
         (Some(p), true) => Some(super::init::resolve(p)?),
         _ => None,
@@ -59,10 +62,25 @@ pub(crate) fn build_model(
     };
     let drop: &[&str] = if init.is_some() { &["mlp."] } else { &[] };
     let loaded = build_without(&spec, drop)?;
+    // What model.init resolved to, logged with the run's parameters.
+    let mut params = Vec::new();
     if let Some(path) = &init {
-        tracing::info!(init = %path.display(), dropped = %loaded.provenance["dropped"], "weights from model.init");
+        let p = &loaded.provenance;
+        tracing::info!(init = %path.display(), dropped = %p["dropped"], "weights from model.init");
+        params.push(("model.init.weights".into(), path.display().to_string()));
+        params.push((
+            "model.init.sha256".into(),
+            p["checkpoint"]["sha256"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ));
+        params.push((
+            "model.init.dropped".into(),
+            p["dropped"]["tensors"].as_u64().unwrap_or(0).to_string(),
+        ));
     }
-    Ok(loaded.model)
+    Ok((loaded.model, params))
 }
 
 /// The run's model with its head on top; `initial_weights` loads the config's init, checkpoint
@@ -73,8 +91,8 @@ pub(crate) fn model_and_head(
     data: &TaskData,
     device: Device,
     initial_weights: bool,
-) -> Result<(Model, Head), ModelError> {
-    let model = build_model(&cfg.model, kind, cfg.seed, device, initial_weights)?;
+) -> Result<(Model, Head, InitParams), ModelError> {
+    let (model, params) = build_model(&cfg.model, kind, cfg.seed, device, initial_weights)?;
     let layers = cfg.mlp_layers();
     let head = if data.is_pairs() {
         Head::Pairs(MspHead::new(&model.vs.root(), model.output_dim(), layers))
@@ -86,7 +104,7 @@ pub(crate) fn model_and_head(
             layers,
         ))
     };
-    Ok((model, head))
+    Ok((model, head, params))
 }
 
 /// Opens a store over every protein the task's parts need.
@@ -424,7 +442,7 @@ pub fn evaluate_checkpoint(
         }
     }
     drop(stored);
-    let (mut model, head) = model_and_head(cfg, kind, &data, device, false)?;
+    let (mut model, head, _) = model_and_head(cfg, kind, &data, device, false)?;
     model
         .vs
         .load(&weights)

@@ -147,6 +147,20 @@ pub fn run(args: &PrepareArgs) -> anyhow::Result<ExitCode> {
         "  skipped {} duplicate protein ids and {filtered} filtered proteins; left out {} non-protein chains, {} ligand residues, {} waters",
         c.duplicates_skipped, c.non_protein_chains, c.ligands, c.waters
     );
+    if let Some(af) = &summary.alphafold_db {
+        let versions: Vec<String> = af
+            .versions
+            .iter()
+            .map(|(v, n)| format!("{v}: {n}"))
+            .collect();
+        println!(
+            "  AlphaFold DB models by version: {} (one model, one protein: newest version, then mmCIF over PDB)",
+            versions.join(", ")
+        );
+        if af.mixed() {
+            tracing::warn!(versions = ?af.versions, "the dataset mixes AlphaFold DB versions, whose models differ");
+        }
+    }
     println!(
         "  {:.2} s on {} threads: {:.1} files/s, {:.0} residues/s, {:.1} MB/s of input",
         secs,

@@ -3,6 +3,7 @@
 //! through the readers here.
 
 pub mod access;
+pub mod afdb;
 mod failpoint;
 pub mod graph;
 mod ids;

@@ -24,6 +24,10 @@ pub struct Manifest {
     pub inputs: Vec<InputEntry>,
     pub failures: Vec<Failure>,
     pub duplicates: Vec<Duplicate>,
+    /// Proteins per AlphaFold DB version and the rule among copies ([`crate::afdb`]); only when
+    /// some kept protein comes from an AFDB file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alphafold_db: Option<crate::afdb::AfdbSection>,
     /// Sections an import adds (`benchmark`, `splits`), written after the others.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,

@@ -290,7 +290,9 @@ pub fn merge(
             entries.push((id, e.seq, e.sub, k, e));
         }
     }
-    entries.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+    // The rule `prepare` applies among copies of a protein: AFDB first, then input order.
+    let rank = |seq: usize| crate::afdb::preference(names.get(&seq).copied().unwrap_or_default());
+    entries.sort_by(|a, b| (&a.0, rank(a.1), a.1, a.2).cmp(&(&b.0, rank(b.1), b.1, b.2)));
     let mut duplicates = Vec::new();
     let mut kept: Vec<Kept> = Vec::new();
     let mut kept_seq: Vec<usize> = Vec::new();
@@ -336,6 +338,11 @@ pub fn merge(
     }
     counts.duplicates_skipped = duplicates.len();
     counts.proteins = kept.len();
+    let alphafold_db = crate::afdb::AfdbSection::of(
+        kept_seq
+            .iter()
+            .map(|seq| names.get(seq).copied().unwrap_or_default()),
+    );
     if mode == Mode::Link {
         for k in &kept {
             if k.final_id != k.local_id || k.rename.is_some() || k.original_entry.is_some() {
@@ -401,6 +408,7 @@ pub fn merge(
             inputs: inputs.into_iter().map(|(_, i)| i).collect(),
             failures: failures.into_iter().map(|(_, f)| f).collect(),
             duplicates,
+            alphafold_db,
             extra,
         };
         let path = staging.join("manifest.json");

@@ -18,6 +18,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::afdb;
 use crate::failpoint;
 use crate::graph;
 use crate::ids::{self, Rename, StemNamed};
@@ -142,6 +143,8 @@ pub struct Summary {
     pub out: PathBuf,
     /// The first few failures, for the summary; all are in the manifest.
     pub failures: Vec<Failure>,
+    /// Proteins per AlphaFold DB version, when any came from AFDB files.
+    pub alphafold_db: Option<crate::afdb::AfdbSection>,
 }
 
 /// Where a spilled protein lives.
@@ -302,7 +305,11 @@ fn prepare_into(
             e.rename = Some(r.clone());
         }
     }
-    index.sort_by(|a, b| (&a.protein_id, a.seq, a.sub).cmp(&(&b.protein_id, b.seq, b.sub)));
+    // Copies of one protein: the AFDB rule (newest version, mmCIF) first, then input order.
+    let rank = |seq: usize| afdb::preference(names.get(&seq).copied().unwrap_or_default());
+    index.sort_by(|a, b| {
+        (&a.protein_id, rank(a.seq), a.seq, a.sub).cmp(&(&b.protein_id, rank(b.seq), b.seq, b.sub))
+    });
     let mut duplicates = Vec::new();
     let mut kept: Vec<IndexEntry> = Vec::with_capacity(index.len());
     let mut shard_entries = Vec::new();
@@ -329,6 +336,10 @@ fn prepare_into(
     }
     counts.duplicates_skipped = duplicates.len();
     counts.proteins = kept.len();
+    let alphafold_db = afdb::AfdbSection::of(
+        kept.iter()
+            .map(|k| names.get(&k.seq).copied().unwrap_or_default()),
+    );
     let all_failed = counts.files > 0 && counts.files_failed == counts.files;
     // A shard may hold nothing (few inputs, many shards, or only failing ones): it is still
     // written, so that `merge` sees every shard.
@@ -408,6 +419,7 @@ fn prepare_into(
         inputs: inputs.into_iter().map(|(_, i)| i).collect(),
         failures: failures.iter().map(|(_, f)| f.clone()).collect(),
         duplicates,
+        alphafold_db: alphafold_db.clone(),
         extra: staged.sections,
     };
     let manifest_path = staging.join("manifest.json");
@@ -419,6 +431,7 @@ fn prepare_into(
         elapsed_secs: start.elapsed().as_secs_f64(),
         out: cfg.out.clone(),
         failures: failures.into_iter().take(10).map(|(_, f)| f).collect(),
+        alphafold_db,
     })
 }
 

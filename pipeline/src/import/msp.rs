@@ -542,6 +542,7 @@ fn write_all(
         inputs: read.inputs,
         failures: Vec::new(),
         duplicates: Vec::new(),
+        alphafold_db: None,
         extra,
     };
     let path = staging.join("manifest.json");

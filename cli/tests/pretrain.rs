@@ -448,3 +448,79 @@ fn bad_pretraining_requests_fail_before_any_step() {
         "multiview-contrast",
     );
 }
+
+#[test]
+fn pretraining_streams_a_linked_dataset_dataset_by_dataset() {
+    // AlphaFold DB proteomes arrive as shards: three shards of the sample joined by
+    // `merge --link` (nothing copied), pre-trained on with the real structures in the reference's
+    // dataset-by-dataset order: epoch 1 walks the linked dataset (34 proteins: 5 steps of 8),
+    // epoch 2 the real one (78: 10 steps).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = datasets(dir.path(), "");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let out = dir.path().join(format!("shard-{i}"));
+            let o = fusionprot(&[
+                "prepare",
+                s(&sample),
+                "--out",
+                s(&out),
+                "--shard",
+                &format!("{i}/3"),
+            ]);
+            assert!(o.status.success(), "{}", text(&o));
+            out
+        })
+        .collect();
+    let linked = dir.path().join("linked");
+    let mut args = vec!["merge"];
+    args.extend(shards.iter().map(|p| s(p)));
+    args.extend(["--out", s(&linked), "--link"]);
+    let o = fusionprot(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let db = dir.path().join("t.db");
+    let o = fusionprot(&[
+        "pretrain",
+        "--config",
+        s(&cfg),
+        "--out",
+        s(&dir.path().join("run")),
+        "--set",
+        &format!(
+            "data.datasets=[{:?}, {:?}]",
+            s(&linked),
+            s(&dir.path().join("real"))
+        ),
+        "--set",
+        "data.order=dataset-by-dataset",
+        "--set",
+        "data.epochs_per_dataset=1",
+        "--set",
+        "optim.epochs=2",
+        "--tracking-uri",
+        &uri(&db),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("on 112 proteins of 2 dataset(s): 2 epochs, 15 steps"),
+        "{}",
+        text(&o)
+    );
+    let speed = series(&db, "speed/proteins_per_second");
+    assert_eq!(
+        speed.iter().map(|x| x.0).collect::<Vec<_>>(),
+        [5, 15],
+        "{speed:?}"
+    );
+    // Both datasets are linked to the run, each under its own context.
+    let links = sql(
+        &db,
+        "csv",
+        "SELECT context FROM run_datasets ORDER BY context",
+    );
+    assert!(
+        links.contains("pretrain\n") && links.contains("pretrain-2"),
+        "{links}"
+    );
+}

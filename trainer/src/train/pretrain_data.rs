@@ -164,3 +164,79 @@ impl Proteins {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proteins(sizes: &[usize], order: Order) -> Proteins {
+        let mut examples = Vec::new();
+        let mut ranges = Vec::new();
+        for (k, &n) in sizes.iter().enumerate() {
+            let start = examples.len();
+            examples.extend((0..n).map(|i| Example::Protein {
+                id: Datasets::name(k, &format!("P{i}")),
+            }));
+            ranges.push(start..examples.len());
+        }
+        Proteins {
+            examples,
+            source: Arc::new(Datasets::default()),
+            ranges,
+            order,
+        }
+    }
+
+    fn flat(b: &[Vec<usize>]) -> Vec<usize> {
+        let mut v: Vec<usize> = b.iter().flatten().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_shuffled_epoch_covers_every_protein_once_in_a_new_order() {
+        let p = proteins(&[3, 5], Order::Shuffled);
+        let (e0, e1) = (p.epoch_batches(0, 3), p.epoch_batches(1, 3));
+        assert_eq!(flat(&e0), (0..8).collect::<Vec<_>>());
+        assert_eq!(flat(&e1), (0..8).collect::<Vec<_>>());
+        assert_ne!(e0, e1);
+        assert_eq!(e0.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+        assert_eq!(
+            e0,
+            p.epoch_batches(0, 3),
+            "an epoch's order is fixed by its index"
+        );
+    }
+
+    #[test]
+    fn dataset_by_dataset_walks_each_dataset_for_its_epochs_round_after_round() {
+        let p = proteins(
+            &[3, 5],
+            Order::DatasetByDataset {
+                epochs_per_dataset: 2,
+            },
+        );
+        let sets: Vec<Vec<usize>> = (0..6).map(|e| flat(&p.epoch_batches(e, 4))).collect();
+        let (first, second) = ((0..3).collect::<Vec<_>>(), (3..8).collect::<Vec<_>>());
+        assert_eq!(
+            sets,
+            [
+                first.clone(),
+                first.clone(),
+                second.clone(),
+                second,
+                first.clone(),
+                first
+            ]
+        );
+        assert_eq!(p.datasets_of_epoch(2), 1..2);
+    }
+
+    #[test]
+    fn the_probe_spreads_over_all_datasets() {
+        let p = proteins(&[3, 5], Order::Shuffled);
+        assert_eq!(p.probe(4), [0, 2, 4, 6]);
+        assert_eq!(p.probe(100), (0..8).collect::<Vec<_>>());
+        assert!(p.probe(0).is_empty());
+    }
+}

@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use fusionprot_trainer::train::{PretrainConfig, RunLog, RunOptions, pretrain, pretrain_preflight};
+use fusionprot_trainer::train::{PretrainConfig, pretrain, pretrain_preflight};
 
-use crate::progress;
-use crate::run_folder::{Interrupted, LaunchFlags, Session, end, stop_flag};
+use crate::run_folder::{LaunchFlags, Session, drive};
 
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
@@ -90,31 +89,13 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<ExitCode> {
             })
             .collect(),
     )?;
-    let opts = RunOptions {
-        out: out.clone(),
-        device: session.device,
-        resume,
-        stop: Some(stop_flag()?),
-    };
-    let bar = progress::bar("batches");
-    let mut no_log = fusionprot_trainer::train::NoLog;
-    let log: &mut dyn RunLog = match &mut tracked {
-        Some(t) => t,
-        None => &mut no_log,
-    };
-    let result = pretrain(&cfg, &opts, log, &bar);
-    bar.finish_and_clear();
-    end(&mut tracked, &result);
-    let s = result.with_context(|| format!("pre-training with {}", config_path.display()))?;
-    if s.interrupted {
-        eprintln!(
-            "interrupted after step {} (epoch {}): checkpoint written; continue with `fusionprot pretrain --resume {}`",
-            s.state.step,
-            s.state.epoch + 1,
-            out.display()
-        );
-        return Err(Interrupted.into());
-    }
+    let s = drive(
+        &session,
+        &mut tracked,
+        "pretrain",
+        &format!("pre-training with {}", config_path.display()),
+        |opts, log, bar| pretrain(&cfg, opts, log, bar),
+    )?;
     println!(
         "pre-trained {} with {objective} on {} proteins of {} dataset(s): {} epochs, {} steps{}",
         cfg.model.kind,

@@ -12,7 +12,7 @@ use fusionprot_tracker::model::KeyValue;
 use fusionprot_trainer::Device;
 use fusionprot_trainer::load::parse_device;
 use fusionprot_trainer::train::folder::RunLock;
-use fusionprot_trainer::train::{CheckpointRecord, RunLog, Summary};
+use fusionprot_trainer::train::{CheckpointRecord, RunLog, RunOptions, Summary};
 
 /// The flags of a training command that say how to run, not what.
 #[derive(Debug, Args)]
@@ -377,4 +377,49 @@ pub(crate) fn check_init(init: Option<&std::path::Path>, resume: bool) -> anyhow
         fusionprot_trainer::train::init::resolve(init)?;
     }
     Ok(())
+}
+
+/// Runs `run` for the session's folder — Ctrl-C armed, progress shown, logged to the tracked run
+/// when there is one, which is ended with the outcome — and turns an interruption into
+/// [`Interrupted`] after saying how to resume with `fusionprot COMMAND --resume`.
+///
+/// # Errors
+/// The run's error, with `context`; [`Interrupted`] when Ctrl-C stopped it.
+pub(crate) fn drive(
+    session: &Session,
+    tracked: &mut Option<Tracked>,
+    command: &str,
+    context: &str,
+    run: impl FnOnce(
+        &RunOptions,
+        &mut dyn RunLog,
+        &indicatif::ProgressBar,
+    ) -> Result<Summary, fusionprot_trainer::ModelError>,
+) -> anyhow::Result<Summary> {
+    let opts = RunOptions {
+        out: session.out.clone(),
+        device: session.device,
+        resume: session.resume,
+        stop: Some(stop_flag()?),
+    };
+    let bar = crate::progress::bar("batches");
+    let mut no_log = fusionprot_trainer::train::NoLog;
+    let log: &mut dyn RunLog = match tracked {
+        Some(t) => t,
+        None => &mut no_log,
+    };
+    let result = run(&opts, log, &bar);
+    bar.finish_and_clear();
+    end(tracked, &result);
+    let s = result.context(context.to_owned())?;
+    if s.interrupted {
+        eprintln!(
+            "interrupted after step {} (epoch {}): checkpoint written; continue with `fusionprot {command} --resume {}`",
+            s.state.step,
+            s.state.epoch + 1,
+            session.out.display()
+        );
+        return Err(Interrupted.into());
+    }
+    Ok(s)
 }

@@ -5,10 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use fusionprot_trainer::train::{RunLog, RunOptions, Summary, TrainConfig, train};
+use fusionprot_trainer::train::{Summary, TrainConfig, train};
 
-use crate::progress;
-use crate::run_folder::{Interrupted, LaunchFlags, Session, dataset_hash, end, stop_flag};
+use crate::run_folder::{LaunchFlags, Session, dataset_hash, drive};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -150,31 +149,13 @@ fn run_one(
             cfg.data.split.clone(),
         )],
     )?;
-    let opts = RunOptions {
-        out: out.clone(),
-        device: session.device,
-        resume,
-        stop: Some(stop_flag()?),
-    };
-    let bar = progress::bar("batches");
-    let mut no_log = fusionprot_trainer::train::NoLog;
-    let log: &mut dyn RunLog = match &mut tracked {
-        Some(t) => t,
-        None => &mut no_log,
-    };
-    let result = train(&cfg, &opts, log, &bar);
-    bar.finish_and_clear();
-    end(&mut tracked, &result);
-    let s = result.with_context(|| format!("training with {}", config_path.display()))?;
-    if s.interrupted {
-        eprintln!(
-            "interrupted after step {} (epoch {}): checkpoint written; continue with `fusionprot train --resume {}`",
-            s.state.step,
-            s.state.epoch + 1,
-            out.display()
-        );
-        return Err(Interrupted.into());
-    }
+    let s = drive(
+        &session,
+        &mut tracked,
+        "train",
+        &format!("training with {}", config_path.display()),
+        |opts, log, bar| train(&cfg, opts, log, bar),
+    )?;
     println!(
         "trained {} on {} ({} split {:?}): {} train / {} valid / {} test proteins, {} labels, {} epochs, {} steps{}",
         cfg.model.kind,

@@ -36,6 +36,17 @@ fn datasets(dir: &Path, extra: &str) -> PathBuf {
     cfg
 }
 
+/// `fusionprot pretrain --config CFG --out OUT -j 2 --tracking-uri sqlite://DB EXTRA…`, succeeding.
+fn pretrain(cfg: &Path, out: &Path, db: &Path, extra: &[&str]) -> std::process::Output {
+    let uri = uri(db);
+    let mut args = vec!["pretrain", "--config", s(cfg), "--out", s(out), "-j", "2"];
+    args.extend(["--tracking-uri", &uri]);
+    args.extend(extra);
+    let o = fusionprot(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
 fn uri(db: &Path) -> String {
     format!("sqlite://{}", s(db))
 }
@@ -65,18 +76,7 @@ fn pretraining_learns_and_its_weights_start_fine_tuning_and_export() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = datasets(dir.path(), "");
     let (run, db) = (dir.path().join("mc"), dir.path().join("t.db"));
-    let o = fusionprot(&[
-        "pretrain",
-        "--config",
-        s(&cfg),
-        "--out",
-        s(&run),
-        "-j",
-        "2",
-        "--tracking-uri",
-        &uri(&db),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = pretrain(&cfg, &run, &db, &[]);
     assert!(
         text(&o).contains(
             "with multiview-contrast on 112 proteins of 2 dataset(s): 20 epochs, 280 steps"
@@ -280,22 +280,17 @@ fn residue_type_prediction_trains_and_logs_its_accuracy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = datasets(dir.path(), "");
     let (run, db) = (dir.path().join("rt"), dir.path().join("t.db"));
-    let o = fusionprot(&[
-        "pretrain",
-        "--config",
-        s(&cfg),
-        "--out",
-        s(&run),
-        "-j",
-        "2",
-        "--set",
-        "objective.kind=residue-type",
-        "--set",
-        "optim.epochs=10",
-        "--tracking-uri",
-        &uri(&db),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    pretrain(
+        &cfg,
+        &run,
+        &db,
+        &[
+            "--set",
+            "objective.kind=residue-type",
+            "--set",
+            "optim.epochs=10",
+        ],
+    );
     let tags = sql(
         &db,
         "csv",

@@ -77,6 +77,36 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> 
         })
 }
 
+/// Where a run starts: with `resume`, its newest checkpoint (an error when there is none);
+/// otherwise nothing, refusing a folder that already holds checkpoints. Creates `out/checkpoints`.
+///
+/// # Errors
+/// As above, or the folder cannot be created.
+pub(crate) fn resume_point(out: &Path, resume: bool) -> Result<Option<PathBuf>, ModelError> {
+    let found = newest(out);
+    let from = match (resume, found) {
+        (true, Some(dir)) => Some(dir),
+        (true, None) => {
+            return Err(ModelError::Input(format!(
+                "--resume: no checkpoint in {}/checkpoints",
+                out.display()
+            )));
+        }
+        (false, Some(_)) => {
+            return Err(ModelError::Input(format!(
+                "{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
+                out.display()
+            )));
+        }
+        (false, None) => None,
+    };
+    std::fs::create_dir_all(out.join("checkpoints")).map_err(|source| ModelError::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    Ok(from)
+}
+
 /// The folder name of the best evaluation's checkpoint.
 pub fn best_name(state: &State) -> Option<String> {
     state

@@ -29,7 +29,26 @@ pub struct TrainConfig {
     pub seed: i64,
 }
 
-fn default_seed() -> i64 {
+/// `v` is finite and above zero.
+pub(crate) fn positive(v: f64, what: &str) -> Result<(), String> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("{what} must be positive, got {v}"))
+    }
+}
+
+/// `v` is finite and not below zero.
+pub(crate) fn non_negative(v: f64, what: &str) -> Result<(), String> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("{what} must be zero or positive, got {v}"))
+    }
+}
+
+/// The reference's seed.
+pub(crate) fn default_seed() -> i64 {
     1024
 }
 
@@ -378,22 +397,8 @@ impl TrainConfig {
         self.kind()?;
         self.model.check()?;
         let o = &self.optim;
-        let positive = |v: f64, what: &str| {
-            if v > 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{what} must be positive, got {v}"))
-            }
-        };
         positive(o.lr, "optim.lr")?;
         positive(o.eps, "optim.eps")?;
-        let non_negative = |v: f64, what: &str| {
-            if v >= 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{what} must be zero or positive, got {v}"))
-            }
-        };
         non_negative(o.weight_decay, "optim.weight_decay")?;
         non_negative(self.scheduler.min_lr, "scheduler.min_lr")?;
         non_negative(self.scheduler.eps, "scheduler.eps")?;

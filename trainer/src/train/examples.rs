@@ -52,6 +52,18 @@ impl Example {
     }
 }
 
+/// The protein ids the loader reads for each micro-batch (a pair: wild type, mutant).
+pub fn batch_ids(batches: &[Vec<&Example>]) -> Vec<Vec<String>> {
+    batches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .flat_map(|e| e.proteins().into_iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
 /// One task on one split of a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskData {

@@ -470,15 +470,12 @@ pub struct Counts {
 
 /// The loader over micro-batches of examples.
 fn prefetch(objective: &dyn Objective, batches: &[Vec<&Example>], window: usize) -> Prefetcher {
-    let ids: Vec<Vec<String>> = batches
-        .iter()
-        .map(|b| {
-            b.iter()
-                .flat_map(|e| e.proteins().into_iter().map(str::to_owned))
-                .collect()
-        })
-        .collect();
-    Prefetcher::start(objective.source(), ids, window, 2)
+    Prefetcher::start(
+        objective.source(),
+        super::examples::batch_ids(batches),
+        window,
+        2,
+    )
 }
 
 /// At the cadence: the objective's evaluation (valid, test, train; logged), the best test

@@ -101,26 +101,7 @@ pub fn pretrain(
     let kind = cfg.kind().map_err(input)?;
     let order = cfg.order().map_err(input)?;
     let proteins = Proteins::open(&cfg.data.datasets, order)?;
-    let resume_from = if opts.resume {
-        Some(checkpoint::newest(&opts.out).ok_or_else(|| {
-            input(format!(
-                "--resume: no checkpoint in {}/checkpoints",
-                opts.out.display()
-            ))
-        })?)
-    } else {
-        if checkpoint::newest(&opts.out).is_some() {
-            return Err(input(format!(
-                "{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
-                opts.out.display()
-            )));
-        }
-        None
-    };
-    std::fs::create_dir_all(opts.out.join("checkpoints")).map_err(|source| ModelError::Io {
-        path: opts.out.clone(),
-        source,
-    })?;
+    let resume_from = checkpoint::resume_point(&opts.out, opts.resume)?;
 
     tch::manual_seed(cfg.seed);
     let (mut model, init_params) = build_model(

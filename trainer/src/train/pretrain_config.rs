@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{CheckpointConfig, ModelSection, apply_sets};
+use super::config::{CheckpointConfig, ModelSection, apply_sets, non_negative, positive};
 use super::pretrain_data::Order;
 use crate::config::ModelKind;
 use crate::error::ModelError;
@@ -27,12 +27,8 @@ pub struct PretrainConfig {
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
     /// Seeds the heads' initialisation, random model parts and every view and mask.
-    #[serde(default = "default_seed")]
+    #[serde(default = "super::config::default_seed")]
     pub seed: i64,
-}
-
-fn default_seed() -> i64 {
-    1024
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,22 +202,10 @@ impl PretrainConfig {
         self.model.check()?;
         self.order()?;
         let o = &self.optim;
-        let positive = |v: f64, what: &str| {
-            if v > 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{what} must be positive, got {v}"))
-            }
-        };
         positive(o.lr, "optim.lr")?;
         positive(o.eps, "optim.eps")?;
         positive(self.objective.tau, "objective.tau")?;
-        if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
-            return Err(format!(
-                "optim.weight_decay must be zero or positive, got {}",
-                o.weight_decay
-            ));
-        }
+        non_negative(o.weight_decay, "optim.weight_decay")?;
         if o.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
             return Err(format!("optim.betas must be in [0, 1), got {:?}", o.betas));
         }

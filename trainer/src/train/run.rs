@@ -140,26 +140,7 @@ pub fn train(
     let (kind, data) = task_data(cfg)?;
     let part = |name: &str| data.parts.get(name).cloned().unwrap_or_default();
     let (train_set, valid_set, test_set) = (part("train"), part("valid"), part("test"));
-    let resume_from = if opts.resume {
-        Some(checkpoint::newest(&opts.out).ok_or_else(|| {
-            input(format!(
-                "--resume: no checkpoint in {}/checkpoints",
-                opts.out.display()
-            ))
-        })?)
-    } else {
-        if checkpoint::newest(&opts.out).is_some() {
-            return Err(input(format!(
-                "{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
-                opts.out.display()
-            )));
-        }
-        None
-    };
-    std::fs::create_dir_all(opts.out.join("checkpoints")).map_err(|source| ModelError::Io {
-        path: opts.out.clone(),
-        source,
-    })?;
+    let resume_from = checkpoint::resume_point(&opts.out, opts.resume)?;
     if resume_from.is_none() {
         // The task's vocabulary in label-index order: `evaluate` on another dataset checks its
         // terms against these (the same count in another order scores nonsense).

@@ -133,15 +133,12 @@ pub(crate) struct Runner<'a> {
 impl Runner<'_> {
     /// Starts the loader over micro-batches of examples.
     pub fn prefetch(&self, batches: &[Vec<&Example>]) -> Prefetcher {
-        let ids: Vec<Vec<String>> = batches
-            .iter()
-            .map(|b| {
-                b.iter()
-                    .flat_map(|e| e.proteins().into_iter().map(str::to_owned))
-                    .collect()
-            })
-            .collect();
-        Prefetcher::start(Arc::clone(&self.store), ids, self.prefetch, 2)
+        Prefetcher::start(
+            Arc::clone(&self.store),
+            super::examples::batch_ids(batches),
+            self.prefetch,
+            2,
+        )
     }
 
     /// Logits `[B, T]` and targets of one micro-batch; `graphs` are what the loader read for it

@@ -179,6 +179,10 @@ impl Objective for MultiviewContrast {
         self.proteins.epoch_batches(epoch, micro_batch)
     }
 
+    fn epoch_examples(&self, epoch: usize) -> usize {
+        self.proteins.epoch_len(epoch)
+    }
+
     fn source(&self) -> Arc<dyn GraphSource> {
         Arc::clone(&self.proteins.source) as Arc<dyn GraphSource>
     }

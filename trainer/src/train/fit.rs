@@ -283,10 +283,10 @@ pub fn fit(
 ) -> Result<Summary, ModelError> {
     let selection = objective.selection();
     let resumed_from_epoch = opts.resume.then_some(state.epoch);
-    let n = objective.examples().len();
-    let micro_per_epoch = n.div_ceil(cfg.micro_batch);
-    progress.set_length((cfg.epochs * micro_per_epoch) as u64);
-    progress.set_position((state.epoch * micro_per_epoch) as u64);
+    // Micro-batches per epoch (epochs may differ: pre-training's dataset-by-dataset order).
+    let micro_in = |e: usize| objective.epoch_examples(e).div_ceil(cfg.micro_batch) as u64;
+    progress.set_length((0..cfg.epochs).map(micro_in).sum());
+    progress.set_position((0..state.epoch).map(micro_in).sum());
     let summary = |state: State, interrupted: bool, seconds: f64, seen: usize| Summary {
         train_proteins: counts.train,
         valid_proteins: counts.valid,

@@ -86,6 +86,12 @@ pub trait Objective {
     /// The micro-batches of `epoch` (0-based), as indices into [`Objective::examples`].
     fn epoch_batches(&self, epoch: usize, micro_batch: usize) -> Vec<Vec<usize>>;
 
+    /// How many examples `epoch` walks (all of them unless the objective's order says otherwise),
+    /// without computing its order: the progress bar's length.
+    fn epoch_examples(&self, _epoch: usize) -> usize {
+        self.examples().len()
+    }
+
     /// Where the loader reads graphs from.
     fn source(&self) -> Arc<dyn GraphSource>;
 

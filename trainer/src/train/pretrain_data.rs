@@ -149,9 +149,23 @@ impl Proteins {
         }
     }
 
+    /// How many proteins `epoch` walks.
+    pub fn epoch_len(&self, epoch: usize) -> usize {
+        if self.ranges.is_empty() {
+            return 0;
+        }
+        let ds = self.datasets_of_epoch(epoch);
+        self.ranges[ds.start]
+            .start
+            .abs_diff(self.ranges[ds.end - 1].end)
+    }
+
     /// The micro-batches of `epoch`: its examples permuted by the epoch's index (the reference's
     /// `DistributedSampler` order), cut into `micro_batch`es.
     pub fn epoch_batches(&self, epoch: usize, micro_batch: usize) -> Vec<Vec<usize>> {
+        if self.ranges.is_empty() {
+            return Vec::new();
+        }
         let ds = self.datasets_of_epoch(epoch);
         let first = self.ranges[ds.start].start;
         let last = self.ranges[ds.end - 1].end;
@@ -230,6 +244,7 @@ mod tests {
             ]
         );
         assert_eq!(p.datasets_of_epoch(2), 1..2);
+        assert_eq!((p.epoch_len(0), p.epoch_len(2)), (3, 5));
     }
 
     #[test]
@@ -238,5 +253,11 @@ mod tests {
         assert_eq!(p.probe(4), [0, 2, 4, 6]);
         assert_eq!(p.probe(100), (0..8).collect::<Vec<_>>());
         assert!(p.probe(0).is_empty());
+        let none = Proteins::none();
+        assert!(
+            none.epoch_batches(0, 4).is_empty()
+                && none.epoch_len(0) == 0
+                && none.probe(8).is_empty()
+        );
     }
 }

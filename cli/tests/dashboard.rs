@@ -128,7 +128,9 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
         &[],
     );
     let base = format!("http://{}", server.addr);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/dashboard_runs.py");
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer/dashboard_runs.py");
     let out = Command::new(common::python())
         .arg(&script)
         .arg(&base)
@@ -387,7 +389,8 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
     // The datasets page shows a split's certificate (the manifest of the demo's sample split).
     let manifest: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/split-manifest.json"),
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/split-manifest.json"),
         )
         .expect("fixture"),
     )

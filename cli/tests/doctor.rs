@@ -106,7 +106,10 @@ fn issue_10_doctor_checks_a_dataset_against_its_manifest_and_leaves_other_folder
     );
 
     let ds = dir.path().join("ds");
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let sample = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../data/sample");
     let out = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
         .args(["prepare", sample.to_str().expect("utf-8"), "--out"])
         .arg(&ds)

@@ -26,7 +26,9 @@ fn text(out: &Output) -> String {
 #[track_caller]
 fn prepared_sample(dir: &Path) -> String {
     let ds = dir.join("ds").display().to_string();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let sample =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../data/sample");
     let out = fusionprot(
         &["prepare", &sample.display().to_string(), "--out", &ds],
         &[],
@@ -229,7 +231,9 @@ fn esm_weights_by_hub_id_are_downloaded_once_then_read_from_the_cache() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ds = prepared_sample(dir.path());
     // A tiny HF checkpoint (config.json + model.safetensors) written by transformers.
-    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/tests/peer/esm_peer.py");
+    let peer =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../trainer/tests/peer/esm_peer.py");
     let made = Command::new(common::python())
         .arg(&peer)
         .arg(dir.path())
@@ -246,7 +250,9 @@ fn esm_weights_by_hub_id_are_downloaded_once_then_read_from_the_cache() {
         std::fs::copy(dir.path().join("hf").join(f), repo.join(f)).expect("copy");
     }
     let log = dir.path().join("requests.log");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/hub_server.py");
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer/hub_server.py");
     let mut child = Command::new(common::python())
         .arg(&script)
         .arg(dir.path().join("hub"))

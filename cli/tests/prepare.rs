@@ -18,7 +18,8 @@ fn text(out: &Output) -> (String, String) {
 }
 
 fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../data/sample")
 }
 
 /// Prepares the sample into `dir/ds` and returns that path as text.
@@ -210,9 +211,10 @@ fn issue_10_prepare_with_nothing_to_read_fails_and_keeps_the_dataset() {
 
 /// A real PDB file without its HEADER line, as AlphaFold2 writes them.
 fn headerless(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/real")
-        .join(name);
+    let path =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/real")
+            .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out: String = text
         .lines()

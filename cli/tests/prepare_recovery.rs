@@ -32,7 +32,8 @@ fn text(out: &Output) -> String {
 }
 
 fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../data/sample")
 }
 
 fn s(p: &Path) -> &str {
@@ -379,7 +380,9 @@ fn issue_10_a_full_disk_under_the_spill_files_stops_the_run() {
     // Enough structures that each worker's 1 MiB spill buffer fills (and fails) while the reader
     // is still sending: the real files, eight times over through symbolic links.
     let many = dir.path().join("many");
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let real =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/real");
     for copy in 0..8 {
         let sub = many.join(format!("c{copy}"));
         std::fs::create_dir_all(&sub).expect("mkdir");

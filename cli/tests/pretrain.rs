@@ -13,13 +13,19 @@ use common::{fusionprot, text};
 
 /// The sample and the real structures prepared as two datasets, and a tiny-MC config over both.
 fn datasets(dir: &Path, extra: &str) -> PathBuf {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let sample =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../data/sample");
+    let real =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/real");
     for (input, name) in [(&sample, "sample"), (&real, "real")] {
         let o = fusionprot(&["prepare", s(input), "--out", s(&dir.join(name))]);
         assert!(o.status.success(), "{}", text(&o));
     }
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/configs/tiny.toml");
+    let tiny =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../trainer/configs/tiny.toml");
     let cfg = dir.join("mc.toml");
     std::fs::write(
         &cfg,
@@ -180,7 +186,9 @@ fn pretraining_learns_and_its_weights_start_fine_tuning_and_export() {
     );
     // The exported file embeds like any checkpoint.
     let emb = dir.path().join("emb.parquet");
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/configs/tiny.toml");
+    let tiny =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../trainer/configs/tiny.toml");
     let o = fusionprot(&[
         "embed",
         s(&dir.path().join("sample")),
@@ -339,15 +347,19 @@ fn bad_pretraining_requests_fail_before_any_step() {
     );
     // An empty dataset.
     let empty = out("empty");
-    let o = fusionprot(&[
-        "prepare",
-        s(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample")),
-        "--out",
-        s(&empty),
-        "--min-residues",
-        "100000",
-        "--allow-empty",
-    ]);
+    let o =
+        fusionprot(&[
+            "prepare",
+            s(&Path::new(
+                &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+            )
+            .join("../data/sample")),
+            "--out",
+            s(&empty),
+            "--min-residues",
+            "100000",
+            "--allow-empty",
+        ]);
     assert!(o.status.success(), "{}", text(&o));
     fails(
         &[
@@ -452,7 +464,9 @@ fn pretraining_streams_a_linked_dataset_dataset_by_dataset() {
     // epoch 2 the real one (78: 10 steps).
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = datasets(dir.path(), "");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let sample =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../data/sample");
     let shards: Vec<PathBuf> = (0..3)
         .map(|i| {
             let out = dir.path().join(format!("shard-{i}"));

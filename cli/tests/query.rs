@@ -29,7 +29,9 @@ fn post(addr: &str, path: &str, body: &str) -> serde_json::Value {
 }
 
 fn setup(dir: &Path) -> (Server, String, String) {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let sample =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../data/sample");
     let ds = dir.join("ec-sample").display().to_string();
     let o = fusionprot(&["prepare", &sample.display().to_string(), "--out", &ds]);
     assert!(o.status.success(), "{}", text(&o));

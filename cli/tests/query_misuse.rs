@@ -26,7 +26,9 @@ fn sql(addr: &str, query: &str) -> (u16, serde_json::Value) {
 /// A prepared dataset of the sample structures in `dir/name` (`extra`: prepare's options, so
 /// that datasets differ in content: registration is idempotent by content hash).
 fn prepared(dir: &Path, name: &str, extra: &[&str]) -> std::path::PathBuf {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let sample =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../data/sample");
     let ds = dir.join(name);
     let mut args = vec![
         "prepare".to_owned(),

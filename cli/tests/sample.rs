@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 fn sample_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../data/sample")
 }
 
 fn sha256_hex(path: &Path) -> String {
@@ -66,7 +67,9 @@ fn every_sample_file_is_listed_in_sources_with_its_size_and_hash() {
 
 #[test]
 fn sample_files_are_unchanged_copies_of_the_shared_real_data() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let shared =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/real");
     if std::env::var_os("FUSIONPROT_NO_SHARED").is_some() {
         eprintln!(
             "FUSIONPROT_NO_SHARED is set: comparison with {} skipped",

@@ -26,7 +26,9 @@ fn score(path: &Path, ties: &str) -> serde_json::Map<String, serde_json::Value> 
 #[test]
 fn metrics_match_torchdrug_formulas_and_sklearn() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/score_peer.py");
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer/score_peer.py");
     let o = std::process::Command::new(python())
         .arg(script)
         .arg(dir.path())

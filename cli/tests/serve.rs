@@ -56,7 +56,9 @@ pub fn http(
 /// The real mlflow client's suite against a server on `db` (a file or a postgres:// URL).
 fn mlflow_suite(dir: &Path, db: &str) {
     let server = common::serve(dir, db, &[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/mlflow_client.py");
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer/mlflow_client.py");
     let out = Command::new(common::python())
         .arg(&script)
         .arg(format!("http://{}", server.addr))
@@ -339,7 +341,9 @@ fn issue_20_sigterm_exits_with_event_streams_open_and_finishes_requests_in_fligh
 }
 
 fn load(addr: &str, clients: u32, points: u32) -> Child {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/load.py");
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer/load.py");
     Command::new(common::python())
         .arg(&script)
         .args([addr, &clients.to_string(), &points.to_string(), "100"])

@@ -258,7 +258,9 @@ fn the_snakefile_prepares_merges_and_splits() {
     let single = dir.path().join("single");
     prepare(&input, &single, &[]);
     let wf = dir.path().join("wf");
-    let snakefile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/Snakefile");
+    let snakefile =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../workflows/Snakefile");
     let o = std::process::Command::new(&snakemake)
         .args([
             "-s",
@@ -308,7 +310,9 @@ fn the_snakefile_prepares_merges_and_splits() {
 /// Skipped, saying so, only where Slurm is not installed or the tests do not run as root.
 #[test]
 fn the_slurm_array_and_merge_equal_one_prepare() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("..");
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = dir.path().join("cluster");
     let up = std::process::Command::new(root.join("scripts/slurm-cluster"))

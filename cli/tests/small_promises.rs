@@ -74,7 +74,9 @@ fn issue_20_errors_say_their_cause_once_and_show_names_what_is_wrong() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let sample =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../data/sample");
     let ds = dir.path().join("ds");
     let ds_s = ds.to_str().expect("utf-8");
     let o = fusionprot(&["prepare", sample.to_str().expect("utf-8"), "--out", ds_s]);

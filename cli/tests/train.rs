@@ -342,7 +342,9 @@ fn the_tiny_model_overfits_a_small_labelled_set() {
         s(&ids),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/configs/tiny.toml");
+    let tiny =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../trainer/configs/tiny.toml");
     let cfg = dir.path().join("overfit.toml");
     std::fs::write(
         &cfg,
@@ -494,7 +496,9 @@ fn msp_pairs_train_with_overrides_checkpoint_tags_and_artifacts() {
         s(&ds),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/configs/tiny.toml");
+    let tiny =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../trainer/configs/tiny.toml");
     let cfg = dir.path().join("msp.toml");
     std::fs::write(
         &cfg,

@@ -16,7 +16,10 @@ fn check(opts: ProteinOptions, min_proteins: usize) {
         "{} proteins",
         summary.counts.proteins
     );
-    let peer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/graph_peer.py");
+    let peer = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("tests/peer/graph_peer.py");
     let result = std::process::Command::new(common::python())
         .arg(&peer)
         .arg(out.path())

@@ -95,7 +95,10 @@ mod tests {
 
     #[test]
     fn every_file_in_migrations_is_embedded_in_order() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let dir = std::path::Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("../migrations");
         let mut files: Vec<String> = std::fs::read_dir(&dir)
             .expect("migrations/")
             .filter_map(|e| e.ok())

@@ -29,7 +29,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("..")
 }
 
 fn versions(dir: &Path) -> Vec<String> {

@@ -37,7 +37,10 @@ pub fn text(o: &Output) -> String {
 
 /// The real structure files of `../shared/data/real`, sorted.
 pub fn real_files() -> Vec<PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let dir = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../shared/data/real");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("../shared/data/real")
         .map(|e| e.expect("entry").path())
@@ -103,7 +106,9 @@ pub fn serve(dir: &Path, db: &str, extra: &[&str]) -> Server {
 
 /// Runs the Python fixture writer (Atom3D's own LMDB layout, written with the `lmdb` package).
 pub fn msp_fixture(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let real =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/real");
     let files = [
         "4JSV.pdb",
         "1AFS.pdb",
@@ -113,7 +118,9 @@ pub fn msp_fixture(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
         "1orc.pdb",
         "1dpx.pdb",
     ];
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/msp_fixture.py");
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer/msp_fixture.py");
     let mut cmd = std::process::Command::new(python());
     cmd.arg(script).arg(dir).args(extra);
     for f in files {

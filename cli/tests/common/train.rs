@@ -20,7 +20,9 @@ pub fn setup(dir: &Path, extra: &str) -> PathBuf {
     let ds = dir.join("ec");
     let o = fusionprot(&["import", "ec", s(&zip), "--out", s(&ds)]);
     assert!(o.status.success(), "{}", text(&o));
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainer/configs/tiny.toml");
+    let tiny =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../trainer/configs/tiny.toml");
     let cfg = dir.join("tiny-ec.toml");
     std::fs::write(
         &cfg,

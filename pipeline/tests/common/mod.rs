@@ -8,7 +8,9 @@ use fusionprot_pipeline::{PrepareConfig, Summary, prepare};
 
 #[track_caller]
 pub fn real_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real");
+    let dir =
+        PathBuf::from(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/real");
     assert!(
         dir.join("expected.tsv").is_file(),
         "{} not found: these tests read the shared real structure files",
@@ -18,7 +20,8 @@ pub fn real_dir() -> PathBuf {
 }
 
 pub fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+    PathBuf::from(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../data/sample")
 }
 
 #[track_caller]

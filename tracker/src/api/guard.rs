@@ -208,7 +208,10 @@ mod tests {
         // The guard is one layer over the whole router, so any route is guarded; this keeps
         // ROUTES (walked below) complete, so a new route is also exercised by the auth test.
         // Every file of the api module, so a new resource file cannot escape the check.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let dir = std::path::Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("src/api");
         let mut in_source = 0;
         for entry in std::fs::read_dir(&dir).expect("src/api") {
             let src = std::fs::read_to_string(entry.expect("entry").path()).expect("source");

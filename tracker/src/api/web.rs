@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn every_file_of_web_is_embedded_and_nothing_else() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+        let root = std::path::Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("../web");
         fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
             for e in std::fs::read_dir(dir).expect("web/") {
                 let p = e.expect("entry").path();

@@ -18,7 +18,9 @@ pub struct Pg {
 impl Pg {
     /// Starts a server for `test`; None (after printing SKIPPED and the reason) where it cannot.
     pub fn start(test: &str) -> Option<Pg> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres-cluster");
+        let script =
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("../scripts/postgres-cluster");
         let dir = tempfile::tempdir().expect("tempdir");
         let cluster = dir.path().join("pg");
         let up = Command::new(&script)

@@ -29,9 +29,10 @@ pub fn python() -> PathBuf {
 /// Runs `tests/peer/<script>` with `args`, failing the test with its stderr.
 #[track_caller]
 pub fn peer(script: &str, args: &[&Path]) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peer")
-        .join(script);
+    let path =
+        PathBuf::from(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer")
+            .join(script);
     let out = Command::new(python())
         .arg(&path)
         .args(args)
@@ -71,5 +72,6 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 pub fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+    PathBuf::from(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../data/sample")
 }

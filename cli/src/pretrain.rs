@@ -31,6 +31,9 @@ pub struct PretrainArgs {
 }
 
 pub fn run(args: &PretrainArgs) -> anyhow::Result<ExitCode> {
+    if crate::run_folder::spawn_ranks_if_asked(&args.launch)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let (out, config_path, resume) = match (&args.resume, &args.out, &args.config) {
         (Some(dir), _, _) => (dir.clone(), dir.join("config.toml"), true),
         (None, Some(out), Some(config)) => (out.clone(), config.clone(), false),
@@ -96,6 +99,9 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<ExitCode> {
         &format!("pre-training with {}", config_path.display()),
         |opts, log, bar| pretrain(&cfg, opts, log, bar),
     )?;
+    if !session.is_leader() {
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "pre-trained {} with {objective} on {} proteins of {} dataset(s): {} epochs, {} steps{}",
         cfg.model.kind,

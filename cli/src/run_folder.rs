@@ -37,6 +37,70 @@ pub struct LaunchFlags {
     /// steps then differ in the last bits from an uninterrupted run's).
     #[arg(long)]
     pub allow_other_threads: bool,
+    /// Data-parallel training without a launcher: run N local ranks (Gloo on CPU, NCCL with
+    /// --device cuda), each with optim.micro_batch proteins per micro-batch. Under torchrun or
+    /// srun the launcher's ranks are used instead (and N, if given, must match).
+    #[arg(long)]
+    pub world_size: Option<usize>,
+}
+
+/// How long a rank waits for the others (joining, and any collective) before it fails with an
+/// error naming itself: `FUSIONPROT_DIST_TIMEOUT` seconds, default 600.
+fn dist_timeout() -> anyhow::Result<std::time::Duration> {
+    let secs = match std::env::var("FUSIONPROT_DIST_TIMEOUT") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&s| s > 0)
+            .with_context(|| {
+                format!("FUSIONPROT_DIST_TIMEOUT={v:?}: give whole seconds above 0")
+            })?,
+        Err(_) => 600,
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// `--world-size N` without a launcher: runs N ranks of this same command and waits for them.
+/// Returns false when this process is itself a rank (or alone) and should go on.
+///
+/// # Errors
+/// A rank that failed (named), or a `--world-size` that contradicts the launcher's.
+pub(crate) fn spawn_ranks_if_asked(flags: &LaunchFlags) -> anyhow::Result<bool> {
+    let launch = fusionprot_dist::Launch::from_env()?;
+    match (flags.world_size, launch.is_distributed()) {
+        (Some(0), _) => bail!("--world-size must be at least 1"),
+        (Some(n), true) if n != launch.world_size => bail!(
+            "--world-size {n}, but {} started {} ranks",
+            launch.launcher.name(),
+            launch.world_size
+        ),
+        (Some(n), false) if n > 1 => {
+            let exe = std::env::current_exe().context("locating this executable")?;
+            let mut args: Vec<std::ffi::OsString> = Vec::new();
+            let mut skip = false;
+            for a in std::env::args_os().skip(1) {
+                if skip {
+                    skip = false;
+                    continue;
+                }
+                let text = a.to_string_lossy();
+                if text == "--world-size" {
+                    skip = true;
+                } else if !text.starts_with("--world-size=") {
+                    args.push(a);
+                }
+            }
+            fusionprot_dist::spawn::run_local_ranks(
+                &exe,
+                &args,
+                n,
+                std::time::Duration::from_secs(60),
+            )?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// How a run was launched, kept in `RUN_DIR/launch.json` so `--resume` continues it the same
@@ -125,13 +189,16 @@ impl Launch {
     }
 }
 
-/// A run folder opened for a run: locked for the life of the process, its launch resolved.
+/// A run folder opened for a run: locked for the life of the process, its launch resolved. In a
+/// data-parallel job rank 0 opens it (lock, config, launch.json, the tracked run) and the other
+/// ranks follow once it has (`dist`), reading what it wrote and writing nothing.
 pub(crate) struct Session {
     pub out: PathBuf,
     pub resume: bool,
     pub launch: Launch,
     pub device: Device,
-    _lock: RunLock,
+    pub dist: Option<std::sync::Arc<fusionprot_dist::Group>>,
+    _lock: Option<RunLock>,
 }
 
 impl Session {
@@ -152,6 +219,85 @@ impl Session {
         if flags.allow_other_threads && !resume {
             bail!("--allow-other-threads goes with --resume");
         }
+        let ranks = fusionprot_dist::Launch::from_env()?;
+        let dist = if ranks.is_distributed() {
+            // The backend follows the device the run will use (the flag, else the run's own).
+            let device = match &flags.device {
+                Some(d) => d.clone(),
+                None if resume => Launch::resumed(flags, out)
+                    .map(|l| l.device)
+                    .unwrap_or_default(),
+                None => "cpu".into(),
+            };
+            let backend = if device.starts_with("cuda") {
+                fusionprot_dist::Backend::Nccl
+            } else {
+                fusionprot_dist::Backend::Gloo
+            };
+            let group = fusionprot_dist::Group::connect(&ranks, backend, dist_timeout()?)?;
+            tracing::info!(
+                rank = ranks.rank,
+                world = ranks.world_size,
+                launcher = ranks.launcher.name(),
+                backend = backend.name(),
+                "joined the process group"
+            );
+            Some(std::sync::Arc::new(group))
+        } else {
+            None
+        };
+        if let Some(group) = dist.as_ref().filter(|_| !ranks.is_leader()) {
+            return Session::follow(out, resume, flags, &ranks, group);
+        }
+        let mut session = Session::open_alone(out, resume, flags, preflight, config_toml)?;
+        if let Some(group) = dist {
+            session.device = rank_device(session.device, &ranks);
+            // The folder is ready: the other ranks may read it.
+            group.barrier()?;
+            session.dist = Some(group);
+        }
+        Ok(session)
+    }
+
+    /// A rank other than 0: waits for rank 0 to open the folder, then reads its launch.
+    fn follow(
+        out: &Path,
+        resume: bool,
+        flags: &LaunchFlags,
+        ranks: &fusionprot_dist::Launch,
+        group: &std::sync::Arc<fusionprot_dist::Group>,
+    ) -> anyhow::Result<Session> {
+        group
+            .barrier()
+            .context("waiting for rank 0 to open the run folder (see rank 0's error)")?;
+        let mut launch = Launch::resumed(flags, out)?;
+        if let Some(d) = &flags.device {
+            launch.device.clone_from(d);
+        }
+        let device = rank_device(parse_device(&launch.device)?, ranks);
+        fusionprot_trainer::runtime::set_threads(launch.threads);
+        Ok(Session {
+            out: out.to_owned(),
+            resume,
+            launch,
+            device,
+            dist: Some(std::sync::Arc::clone(group)),
+            _lock: None,
+        })
+    }
+
+    /// Whether this process writes the folder and the tracked run (rank 0, or alone).
+    pub fn is_leader(&self) -> bool {
+        self.dist.as_ref().is_none_or(|g| g.rank() == 0)
+    }
+
+    fn open_alone(
+        out: &Path,
+        resume: bool,
+        flags: &LaunchFlags,
+        preflight: impl FnOnce() -> anyhow::Result<()>,
+        config_toml: impl FnOnce() -> anyhow::Result<String>,
+    ) -> anyhow::Result<Session> {
         // A folder this call creates is removed again when the run is refused before its
         // configuration is written (nothing of a user's is in it: only the lock).
         let created = !out.exists();
@@ -210,7 +356,8 @@ impl Session {
             resume,
             launch,
             device,
-            _lock: lock,
+            dist: None,
+            _lock: Some(lock),
         })
     }
 
@@ -227,7 +374,12 @@ impl Session {
         mut tags: Vec<(&str, String)>,
         links: Vec<(String, PathBuf, String)>,
     ) -> anyhow::Result<Option<Tracked>> {
-        let Some(uri) = &self.launch.tracking_uri else {
+        let Some(uri) = self
+            .launch
+            .tracking_uri
+            .as_ref()
+            .filter(|_| self.is_leader())
+        else {
             return Ok(None);
         };
         let mut client = Client::connect(uri, token, self.out.join("tracking-spool.jsonl"))
@@ -358,6 +510,14 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// Under a launcher, `cuda` is `cuda:LOCAL_RANK`: one GPU per rank.
+fn rank_device(device: Device, ranks: &fusionprot_dist::Launch) -> Device {
+    match device {
+        Device::Cuda(_) if ranks.is_distributed() => Device::Cuda(ranks.local_rank),
+        other => other,
+    }
+}
+
 /// The dataset's content hash as the tracker's registry computes it (joins runs to `datasets`).
 pub(crate) fn dataset_hash(dataset: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(dataset.join("manifest.json")).ok()?;
@@ -401,8 +561,12 @@ pub(crate) fn drive(
         device: session.device,
         resume: session.resume,
         stop: Some(stop_flag()?),
+        dist: session.dist.clone(),
     };
     let bar = crate::progress::bar("batches");
+    if !session.is_leader() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     let mut no_log = fusionprot_trainer::train::NoLog;
     let log: &mut dyn RunLog = match tracked {
         Some(t) => t,

@@ -36,6 +36,9 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    if crate::run_folder::spawn_ranks_if_asked(&args.launch)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let (out, config_path, resume) = match (&args.resume, &args.out, &args.config) {
         (Some(dir), _, _) => (dir.clone(), dir.join("config.toml"), true),
         (None, Some(out), Some(config)) => (out.clone(), config.clone(), false),
@@ -156,6 +159,9 @@ fn run_one(
         &format!("training with {}", config_path.display()),
         |opts, log, bar| train(&cfg, opts, log, bar),
     )?;
+    if !session.is_leader() {
+        return Ok(s);
+    }
     println!(
         "trained {} on {} ({} split {:?}): {} train / {} valid / {} test proteins, {} labels, {} epochs, {} steps{}",
         cfg.model.kind,

@@ -88,9 +88,12 @@ fn handles(ts: &[&Tensor]) -> Vec<*mut C_tensor> {
 #[derive(Debug)]
 pub(crate) struct Handle(*mut c_void);
 
-// SAFETY: the group is used by one thread at a time (`&mut self` or the trainer's single loop);
-// c10d backends may be handed to another thread.
+// SAFETY: a c10d backend may be handed to another thread, and calls into it from several are
+// serialised by the backend itself (ProcessGroupGloo enqueues work under its own mutex; the store
+// client locks its socket). The trainer issues collectives from its one training thread anyway.
 unsafe impl Send for Handle {}
+// SAFETY: as above.
+unsafe impl Sync for Handle {}
 
 impl Drop for Handle {
     fn drop(&mut self) {

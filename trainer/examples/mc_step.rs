@@ -153,6 +153,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scaler: None,
         lr: optim.lr,
         micro_batch: micro,
+        dist: None,
+        comm: Default::default(),
     };
     let mut times = Vec::with_capacity(steps);
     for (g, d) in graphs.iter().zip(&draws) {

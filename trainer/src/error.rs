@@ -25,6 +25,9 @@ pub enum ModelError {
     },
     #[error("hub: {0}")]
     Hub(String),
+    /// A collective failed: a peer rank died or timed out (names this rank).
+    #[error("{0}")]
+    Distributed(String),
     #[error("{0}")]
     Input(String),
     /// A non-finite training loss: the run stops there, its checkpoints untouched.
@@ -48,4 +51,10 @@ pub enum ModelError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+}
+
+impl From<fusionprot_dist::DistError> for ModelError {
+    fn from(e: fusionprot_dist::DistError) -> Self {
+        ModelError::Distributed(e.to_string())
+    }
 }

@@ -210,6 +210,8 @@ fn one_multiview_contrast_step_matches_pytorch() {
         scaler: None,
         lr: LR,
         micro_batch: p.len(),
+        dist: None,
+        comm: Default::default(),
     };
     let rows: Vec<Example> = p
         .iter()

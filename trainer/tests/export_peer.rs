@@ -45,6 +45,7 @@ fn an_exported_pretraining_checkpoint_loads_strictly_in_pytorch_and_computes_the
             device: Device::Cpu,
             resume: false,
             stop: None,
+            dist: None,
         },
         &mut NoLog,
         &indicatif::ProgressBar::hidden(),

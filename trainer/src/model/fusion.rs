@@ -43,6 +43,17 @@ pub struct Model {
 }
 
 impl Model {
+    /// Makes every BatchNorm a SyncBatchNorm over `group` (a data-parallel run); returns how
+    /// many there are.
+    pub fn synchronise_batch_norms(&self, group: &std::sync::Arc<fusionprot_dist::Group>) -> usize {
+        let mut all: Vec<&BatchNorm> = self.gearnet.iter().flat_map(GearNet::batch_norms).collect();
+        all.extend(self.fusion.iter().map(|f| &f.embedding_batch_norm));
+        for bn in &all {
+            bn.synchronise(group);
+        }
+        all.len()
+    }
+
     /// Builds a randomly initialised model (PyTorch's default initialisations).
     ///
     /// # Errors

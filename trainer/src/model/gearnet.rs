@@ -44,6 +44,15 @@ pub struct GearNet {
 }
 
 impl GearNet {
+    /// Every BatchNorm of the encoder (per-layer and the interleaved ones).
+    pub fn batch_norms(&self) -> Vec<&BatchNorm> {
+        self.convs
+            .iter()
+            .filter_map(|c| c.batch_norm.as_ref())
+            .chain(self.batch_norms.iter().flatten())
+            .collect()
+    }
+
     /// `input_dim` is 21 for GearNet alone and the ESM width for the fused models;
     /// `num_relation` may exceed the config's by one (a separate token relation).
     pub fn new(

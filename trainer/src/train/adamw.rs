@@ -153,6 +153,15 @@ impl AdamW {
         self.lrs[group]
     }
 
+    /// The parameters it updates, in name order (the same on every rank: the gradient
+    /// all-reduce's order).
+    pub fn trainable(&self) -> Vec<Tensor> {
+        self.params
+            .iter()
+            .map(|p| p.tensor.shallow_clone())
+            .collect()
+    }
+
     /// Clears every trainable variable's gradient (to None, PyTorch ≥ 2.0's default).
     pub fn zero_grad(&mut self) {
         self.clearer.zero_grad();

@@ -24,9 +24,30 @@ pub struct TrainConfig {
     pub scheduler: SchedulerConfig,
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    #[serde(default)]
+    pub distributed: DistributedConfig,
     /// Seeds the head's initialisation and any random model part.
     #[serde(default = "default_seed")]
     pub seed: i64,
+}
+
+/// What BatchNorm computes its batch statistics over in a data-parallel run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchNormSync {
+    /// SyncBatchNorm: every rank's micro-batch together (the reference converts every BatchNorm).
+    #[default]
+    Sync,
+    /// Each rank's own micro-batch (plain DDP without the conversion).
+    PerRank,
+}
+
+/// `[distributed]`: how a data-parallel run (torchrun, srun, `--world-size`) trains; the ranks
+/// themselves come from the launcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistributedConfig {
+    pub batch_norm: BatchNormSync,
 }
 
 /// `v` is finite and above zero.

@@ -12,7 +12,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
+
+use fusionprot_dist::{BUCKET_BYTES, Group};
 
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -23,6 +26,7 @@ use super::checkpoint::{self, Evaluation, State};
 use super::examples::Example;
 use super::objective::{Draw, MicroBatch, Objective};
 use super::runner::memory_guard;
+use super::sampler::shard_batches;
 use super::scaler::LossScaler;
 use crate::error::ModelError;
 use crate::metrics::write_predictions;
@@ -77,14 +81,36 @@ pub struct RunOptions {
     pub resume: bool,
     /// Set (by Ctrl-C) to stop after the current optimizer step with a checkpoint there.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The job's process group in a data-parallel run (this process is one rank); None alone.
+    pub dist: Option<Arc<Group>>,
 }
 
 impl RunOptions {
-    /// Whether Ctrl-C (or SIGTERM) asked the run to stop.
-    fn stop_requested(&self) -> bool {
-        self.stop
+    /// Whether Ctrl-C (or SIGTERM) asked the run to stop — on any rank: every rank stops at the
+    /// same step.
+    fn stop_requested(&self) -> Result<bool, ModelError> {
+        let here = self
+            .stop
             .as_ref()
-            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+        match self.ranks() {
+            None => Ok(here),
+            Some(g) => {
+                let flag = tch::Tensor::from_slice(&[f32::from(u8::from(here))]);
+                g.all_reduce_sum(&[&flag])?;
+                Ok(flag.double_value(&[0]) > 0.0)
+            }
+        }
+    }
+
+    /// The process group when there is more than one rank.
+    pub fn ranks(&self) -> Option<&Group> {
+        self.dist.as_deref().filter(|g| g.world_size() > 1)
+    }
+
+    /// Rank 0, or the only process: writes checkpoints, predictions and the summary.
+    pub fn is_leader(&self) -> bool {
+        self.dist.as_ref().is_none_or(|g| g.rank() == 0)
     }
 }
 
@@ -139,6 +165,9 @@ pub struct LoopConfig {
     /// A fresh run evaluates once before its first step and logs it at step 0 (pre-training's
     /// probe: the untrained baseline); no checkpoint, not an evaluation of the state.
     pub evaluate_at_start: bool,
+    /// In a data-parallel run, BatchNorm is SyncBatchNorm (the reference's conversion); false
+    /// keeps per-rank statistics (`distributed.batch_norm = "per-rank"`).
+    pub sync_batch_norm: bool,
 }
 
 /// What one optimizer step computed.
@@ -164,6 +193,19 @@ pub struct Trainer<'m> {
     pub lr: f64,
     /// Proteins per micro-batch (named in the out-of-memory error).
     pub micro_batch: usize,
+    /// A data-parallel run's process group: gradients are averaged over the ranks before the
+    /// optimizer steps (DDP's mean), and the step's loss and scalars too.
+    pub dist: Option<Arc<Group>>,
+    /// Time spent in the gradient all-reduce, and bytes reduced, since the last read.
+    pub comm: CommStats,
+}
+
+/// The all-reduce's share of training, for a rank's system metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommStats {
+    pub seconds: f64,
+    pub bytes: usize,
+    pub steps: usize,
 }
 
 impl Trainer<'_> {
@@ -196,6 +238,11 @@ impl Trainer<'_> {
         inspect: &mut dyn FnMut(&Model),
     ) -> Result<StepReport, ModelError> {
         let size = group.len();
+        let ranks = self
+            .dist
+            .as_deref()
+            .filter(|g| g.world_size() > 1)
+            .map(|g| (g.rank(), g.world_size()));
         let mut loss_sum = 0.0;
         let mut scalar_sums: BTreeMap<&'static str, f64> = BTreeMap::new();
         let mut examples = 0;
@@ -203,8 +250,11 @@ impl Trainer<'_> {
             let scale = self.scaler.as_ref().map(|s| s.scale);
             let model = self.model;
             let lr = self.lr;
-            let (value, scalars) =
-                memory_guard(batch.rows, batch.graphs, self.micro_batch, || {
+            let (value, scalars) = memory_guard(
+                batch.rows,
+                batch.graphs,
+                self.micro_batch,
+                || {
                     let loss =
                         tch::autocast(scale.is_some(), || objective.loss(model, *batch, *draw))?;
                     let value = loss.loss.double_value(&[]);
@@ -219,19 +269,50 @@ impl Trainer<'_> {
                             last_checkpoint: None,
                         });
                     }
-                    match scale {
-                        Some(scale) => {
-                            (loss.loss.to_kind(tch::Kind::Float) * scale / size as f64).backward()
-                        }
-                        None => (loss.loss / size as f64).backward(),
-                    }
+                    let scaled = match scale {
+                        Some(scale) => loss.loss.to_kind(tch::Kind::Float) * scale / size as f64,
+                        None => loss.loss / size as f64,
+                    };
+                    // SyncBatchNorm's backward all-reduces: a dead peer fails it, as an error.
+                    scaled.f_backward().map_err(|e| match &ranks {
+                        Some((rank, world)) => ModelError::Distributed(format!(
+                            "rank {rank} of {world}: backward failed (a peer rank exited or timed out?): {e}"
+                        )),
+                        None => ModelError::from(e),
+                    })?;
                     Ok((value, loss.scalars))
-                })?;
+                },
+            )?;
             loss_sum += value;
             for (k, v) in scalars {
                 *scalar_sums.entry(k).or_default() += v;
             }
             examples += batch.rows.len();
+        }
+        let mut loss_mean = loss_sum / size as f64;
+        let mut scalar_means: BTreeMap<&'static str, f64> = scalar_sums
+            .into_iter()
+            .map(|(k, v)| (k, v / size as f64))
+            .collect();
+        if let Some(g) = self.dist.as_deref().filter(|g| g.world_size() > 1) {
+            // DDP: one all-reduce of the accumulated gradients per optimizer step, averaged.
+            let started = Instant::now();
+            self.comm.bytes += g.average_gradients(&self.opt.trainable(), BUCKET_BYTES)?;
+            self.comm.seconds += started.elapsed().as_secs_f64();
+            self.comm.steps += 1;
+            // What the step reports is the job's: the mean over ranks, examples summed.
+            let mut values = vec![loss_mean];
+            values.extend(scalar_means.values());
+            values.push(examples as f64);
+            let t = tch::Tensor::from_slice(&values);
+            g.all_reduce_sum(&[&t])?;
+            let values = Vec::<f64>::try_from(&t).map_err(ModelError::from)?;
+            let world = g.world_size() as f64;
+            loss_mean = values[0] / world;
+            for (v, (_, m)) in values[1..].iter().zip(scalar_means.iter_mut()) {
+                *m = v / world;
+            }
+            examples = values[values.len() - 1].round() as usize;
         }
         inspect(self.model);
         let stepped = match &mut self.scaler {
@@ -253,11 +334,8 @@ impl Trainer<'_> {
         }
         self.opt.zero_grad();
         Ok(StepReport {
-            loss: loss_sum / size as f64,
-            scalars: scalar_sums
-                .into_iter()
-                .map(|(k, v)| (k, v / size as f64))
-                .collect(),
+            loss: loss_mean,
+            scalars: scalar_means,
             examples,
             stepped,
         })
@@ -283,8 +361,29 @@ pub fn fit(
 ) -> Result<Summary, ModelError> {
     let selection = objective.selection();
     let resumed_from_epoch = opts.resume.then_some(state.epoch);
-    // Micro-batches per epoch (epochs may differ: pre-training's dataset-by-dataset order).
-    let micro_in = |e: usize| objective.epoch_examples(e).div_ceil(cfg.micro_batch) as u64;
+    let (world, rank) = opts.ranks().map_or((1, 0), |g| (g.world_size(), g.rank()));
+    if let Some(g) = opts.ranks() {
+        // DDP's start: every rank holds rank 0's parameters and buffers.
+        let mut vars: Vec<(String, tch::Tensor)> =
+            trainer.model.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let refs: Vec<&tch::Tensor> = vars.iter().map(|(_, t)| t).collect();
+        tch::no_grad(|| g.broadcast(&refs, 0))?;
+        if cfg.sync_batch_norm
+            && let Some(group) = &opts.dist
+        {
+            let n = trainer.model.synchronise_batch_norms(group);
+            tracing::info!(batch_norms = n, world, "SyncBatchNorm over the ranks");
+        }
+    }
+    // This rank's micro-batches per epoch (epochs may differ: pre-training's dataset-by-dataset
+    // order; a rank walks its 1/world share, padded).
+    let micro_in = |e: usize| {
+        objective
+            .epoch_examples(e)
+            .div_ceil(world)
+            .div_ceil(cfg.micro_batch) as u64
+    };
     progress.set_length((0..cfg.epochs).map(micro_in).sum());
     progress.set_position((0..state.epoch).map(micro_in).sum());
     let summary = |state: State, interrupted: bool, seconds: f64, seen: usize| Summary {
@@ -315,7 +414,16 @@ pub fn fit(
         }
     }
     for epoch in state.epoch..cfg.epochs {
-        let micro = objective.epoch_batches(epoch, cfg.micro_batch);
+        let micro = if world > 1 {
+            shard_batches(
+                &objective.epoch_batches(epoch, cfg.micro_batch * world),
+                world,
+                rank,
+                cfg.micro_batch,
+            )
+        } else {
+            objective.epoch_batches(epoch, cfg.micro_batch)
+        };
         let groups_total = micro.len().div_ceil(cfg.gradient_interval);
         let skip = (state.groups_done * cfg.gradient_interval).min(micro.len());
         // Done before a mid-epoch checkpoint this run resumed from.
@@ -391,7 +499,7 @@ pub fn fit(
                 report.loss,
                 seen as f64 / elapsed.max(1e-9)
             ));
-            if opts.stop_requested() && state.groups_done < groups_total {
+            if opts.stop_requested()? && state.groups_done < groups_total {
                 save_and_record(cfg, opts, trainer, &state, log, BTreeMap::new(), false)?;
                 tracing::warn!(
                     epoch = state.epoch,
@@ -404,12 +512,40 @@ pub fn fit(
         let took = started.elapsed().as_secs_f64();
         seconds += took;
         drop(loader);
-        // Throughput of the epoch (or of its part this process ran), data path included.
+        // Throughput of the epoch (or of its part this process ran), data path included; a
+        // data-parallel run's is the job's (every rank's proteins over the slowest rank's time).
+        let (proteins, took) = match opts.ranks() {
+            None => (proteins as f64, took),
+            Some(g) => {
+                let all = g.all_gather(&tch::Tensor::from_slice(&[proteins as f64, took]))?;
+                let v: Vec<(f64, f64)> = all
+                    .iter()
+                    .map(|t| (t.double_value(&[0]), t.double_value(&[1])))
+                    .collect();
+                (
+                    v.iter().map(|x| x.0).sum(),
+                    v.iter().map(|x| x.1).fold(0.0, f64::max),
+                )
+            }
+        };
         log.metric(
             "speed/proteins_per_second",
-            proteins as f64 / took.max(1e-9),
+            proteins / took.max(1e-9),
             state.step,
         );
+        if opts.dist.is_some() {
+            let c = std::mem::take(&mut trainer.comm);
+            log.metric(
+                "system/all_reduce_seconds_per_step",
+                c.seconds / c.steps.max(1) as f64,
+                state.step,
+            );
+            log.metric(
+                "system/all_reduce_bytes_per_step",
+                (c.bytes / c.steps.max(1)) as f64,
+                state.step,
+            );
+        }
         state.groups_done = 0;
         state.epoch = epoch + 1;
         let evaluated = state.epoch.is_multiple_of(cfg.eval_every) || state.epoch == cfg.epochs;
@@ -418,7 +554,7 @@ pub fn fit(
         }
         // Ctrl-C during an epoch's last accumulation group (every group, when an epoch is one
         // optimizer step) stops here, at the epoch's end, with a checkpoint there.
-        if opts.stop_requested() && state.epoch < cfg.epochs {
+        if opts.stop_requested()? && state.epoch < cfg.epochs {
             if !evaluated {
                 save_and_record(cfg, opts, trainer, &state, log, BTreeMap::new(), false)?;
             }
@@ -443,6 +579,9 @@ pub fn fit(
         for (k, v) in &last.test {
             log.metric(&format!("test_at_last/{k}"), *v, last.step);
         }
+    }
+    if !opts.is_leader() {
+        return Ok(summary);
     }
     let best_predictions = opts.out.join(BEST_PREDICTIONS);
     if best_predictions.is_file() {
@@ -520,7 +659,7 @@ fn evaluate_and_save(
     });
     if is_best {
         state.best = Some(state.evaluations.len() - 1);
-        if let Some(p) = e.test_predictions {
+        if let Some(p) = e.test_predictions.filter(|_| opts.is_leader()) {
             write_predictions(&opts.out.join(BEST_PREDICTIONS), &p)
                 .map_err(|e| ModelError::Input(e.to_string()))?;
         }
@@ -549,6 +688,10 @@ fn save_and_record(
     metrics: BTreeMap<String, f64>,
     best: bool,
 ) -> Result<(), ModelError> {
+    // Rank 0 writes; every rank holds the same weights, optimizer state and loop state.
+    if !opts.is_leader() {
+        return Ok(());
+    }
     let saved = checkpoint::save(&opts.out, trainer.model, &trainer.opt, state, cfg.keep)?;
     log.checkpoint(&CheckpointRecord {
         name: saved.name,

@@ -163,6 +163,10 @@ pub fn pretrain(
         );
         params.push(("data.proteins".into(), n.to_string()));
         params.extend(init_params);
+        if let Some(g) = opts.ranks() {
+            params.push(("distributed.world_size".into(), g.world_size().to_string()));
+            params.push(("distributed.backend".into(), g.backend().name().into()));
+        }
         params.push((
             "model.trainable_parameters".into(),
             opt_size(&model, o.train_sequence_model).to_string(),
@@ -175,6 +179,8 @@ pub fn pretrain(
         scaler: None,
         lr: p.lr,
         micro_batch: p.micro_batch,
+        dist: opts.dist.clone(),
+        comm: Default::default(),
     };
     let loop_cfg = LoopConfig {
         seed: cfg.seed,
@@ -187,6 +193,7 @@ pub fn pretrain(
         lr: p.lr,
         amp: p.amp,
         evaluate_at_start: true,
+        sync_batch_norm: cfg.distributed.batch_norm == super::config::BatchNormSync::Sync,
     };
     fit(
         &loop_cfg,

@@ -26,6 +26,8 @@ pub struct PretrainConfig {
     pub optim: PretrainOptim,
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    #[serde(default)]
+    pub distributed: super::config::DistributedConfig,
     /// Seeds the heads' initialisation, random model parts and every view and mask.
     #[serde(default = "super::config::default_seed")]
     pub seed: i64,

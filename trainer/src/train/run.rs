@@ -196,6 +196,10 @@ pub fn train(
         params.push(("data.labels".into(), data.labels.to_string()));
         params.push(("data.train_examples".into(), train_set.len().to_string()));
         params.extend(init_params);
+        if let Some(g) = opts.ranks() {
+            params.push(("distributed.world_size".into(), g.world_size().to_string()));
+            params.push(("distributed.backend".into(), g.backend().name().into()));
+        }
         log.params(&params);
     }
     let counts = Counts {
@@ -224,6 +228,8 @@ pub fn train(
         scaler: None,
         lr: o.lr,
         micro_batch: o.micro_batch,
+        dist: opts.dist.clone(),
+        comm: Default::default(),
     };
     let loop_cfg = LoopConfig {
         seed: cfg.seed,
@@ -236,6 +242,7 @@ pub fn train(
         lr: o.lr,
         amp: o.amp,
         evaluate_at_start: false,
+        sync_batch_norm: cfg.distributed.batch_norm == super::config::BatchNormSync::Sync,
     };
     fit(
         &loop_cfg,

@@ -300,6 +300,9 @@ pub(crate) fn memory_guard<T>(
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or_default();
+            if text.starts_with(crate::model::layers::SYNC_BATCH_NORM_FAILED) {
+                return Err(ModelError::Distributed(text.to_owned()));
+            }
             if !text.to_lowercase().contains("out of memory") {
                 std::panic::resume_unwind(panic);
             }

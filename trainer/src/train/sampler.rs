@@ -87,6 +87,31 @@ pub fn epoch_order(n: usize, epoch: u64, replicas: usize, rank: usize) -> Vec<us
     indices.into_iter().skip(rank).step_by(replicas).collect()
 }
 
+/// Rank `rank`'s micro-batches of `micro_batch` from an epoch cut into micro-batches of
+/// `micro_batch × world` (what one process of the job's whole batch would walk): the examples in
+/// that order, padded to a multiple of `world` by repeating its head, every `world`-th from
+/// `rank`. For the reference's order this is exactly `DistributedSampler(world, rank)` cut into
+/// micro-batches, and micro-batch k of every rank together is micro-batch k of one process.
+pub fn shard_batches(
+    whole: &[Vec<usize>],
+    world: usize,
+    rank: usize,
+    micro_batch: usize,
+) -> Vec<Vec<usize>> {
+    let mut flat: Vec<usize> = whole.concat();
+    let n = flat.len();
+    let total = n.div_ceil(world.max(1)) * world.max(1);
+    let mut k = 0;
+    while flat.len() < total && n > 0 {
+        flat.push(flat[k % n]);
+        k += 1;
+    }
+    let mine: Vec<usize> = flat.into_iter().skip(rank).step_by(world.max(1)).collect();
+    mine.chunks(micro_batch.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +125,38 @@ mod tests {
             last = g.next_u32();
         }
         assert_eq!(last, 4_123_659_995);
+    }
+
+    #[test]
+    fn sharded_micro_batches_are_the_distributed_sampler_and_the_whole_batch() {
+        for (n, world, b) in [(10, 2, 2), (11, 3, 2), (7, 4, 1), (16, 2, 4)] {
+            let whole: Vec<Vec<usize>> = epoch_order(n, 5, 1, 0)
+                .chunks(b * world)
+                .map(<[usize]>::to_vec)
+                .collect();
+            let shards: Vec<Vec<Vec<usize>>> = (0..world)
+                .map(|r| shard_batches(&whole, world, r, b))
+                .collect();
+            for (r, s) in shards.iter().enumerate() {
+                let expected: Vec<Vec<usize>> = epoch_order(n, 5, world, r)
+                    .chunks(b)
+                    .map(<[usize]>::to_vec)
+                    .collect();
+                assert_eq!(s, &expected, "n {n} world {world} rank {r}");
+            }
+            if n % (b * world) == 0 {
+                for (k, w) in whole.iter().enumerate() {
+                    let mut union: Vec<usize> = shards.iter().flat_map(|s| s[k].clone()).collect();
+                    let mut w = w.clone();
+                    union.sort_unstable();
+                    w.sort_unstable();
+                    assert_eq!(
+                        union, w,
+                        "micro-batch {k} of the ranks together is the process's"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -229,10 +229,14 @@ impl Session {
                     .unwrap_or_default(),
                 None => "cpu".into(),
             };
-            let backend = if device.starts_with("cuda") {
-                fusionprot_dist::Backend::Nccl
-            } else {
-                fusionprot_dist::Backend::Gloo
+            // NCCL for CUDA, Gloo otherwise; FUSIONPROT_DIST_BACKEND=gloo forces Gloo (CUDA
+            // tensors through host copies: several ranks on one GPU, which NCCL refuses).
+            let backend = match std::env::var("FUSIONPROT_DIST_BACKEND").as_deref() {
+                Ok("gloo") => fusionprot_dist::Backend::Gloo,
+                Ok("nccl") => fusionprot_dist::Backend::Nccl,
+                Ok(other) => bail!("FUSIONPROT_DIST_BACKEND={other:?}: use gloo or nccl"),
+                Err(_) if device.starts_with("cuda") => fusionprot_dist::Backend::Nccl,
+                Err(_) => fusionprot_dist::Backend::Gloo,
             };
             let group = fusionprot_dist::Group::connect(&ranks, backend, dist_timeout()?)?;
             tracing::info!(

@@ -42,6 +42,9 @@ template <typename F, typename R>
 R guarded(char** err, R fail, F f) {
   try {
     return f();
+  } catch (const c10::Error& e) {
+    // c10's what() carries a C++ backtrace; the message alone is what a user needs.
+    *err = copy_message(e.what_without_backtrace());
   } catch (const std::exception& e) {
     *err = copy_message(e.what());
   } catch (...) {

@@ -469,4 +469,20 @@ fn pretraining_runs_as_two_ranks_with_one_tracked_run() {
         "{}",
         text(&q)
     );
+    // Each rank's own system metrics, gathered to rank 0, so a straggler shows.
+    let q = fusionprot(&[
+        "query",
+        "SELECT count(DISTINCT key) FROM metrics WHERE key LIKE 'system/rank-%/seconds_per_step' OR key LIKE 'system/rank-%/peak_rss_mib'",
+        "--db",
+        s(&db),
+        "--format",
+        "csv",
+    ]);
+    assert!(q.status.success(), "{}", text(&q));
+    assert_eq!(
+        String::from_utf8_lossy(&q.stdout).lines().last(),
+        Some("4"),
+        "{}",
+        text(&q)
+    );
 }

@@ -15,22 +15,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use fusionprot_dist::{BUCKET_BYTES, Group};
-
+use fusionprot_dist::Group;
 use indicatif::ProgressBar;
 use serde::Serialize;
 use tch::Device;
 
-use super::adamw::AdamW;
 use super::checkpoint::{self, Evaluation, State};
 use super::examples::Example;
 use super::objective::{Draw, MicroBatch, Objective};
-use super::runner::memory_guard;
 use super::sampler::shard_batches;
-use super::scaler::LossScaler;
+pub use super::step::{CommStats, StepReport, Trainer};
 use crate::error::ModelError;
 use crate::metrics::write_predictions;
-use crate::model::{Model, ProteinGraph};
+use crate::model::ProteinGraph;
 use crate::store::Prefetcher;
 
 /// Where a run reports: the CLI wires it to the tracker; the trainer knows nothing of it.
@@ -170,178 +167,6 @@ pub struct LoopConfig {
     pub sync_batch_norm: bool,
 }
 
-/// What one optimizer step computed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepReport {
-    /// The mean of the micro-batches' losses.
-    pub loss: f64,
-    /// The objective's other scalars, each the mean over the micro-batches.
-    pub scalars: BTreeMap<&'static str, f64>,
-    /// Examples the step covered.
-    pub examples: usize,
-    /// Whether the optimizer stepped (loss scaling skips a step with non-finite gradients).
-    pub stepped: bool,
-}
-
-/// The model and its optimizer, stepping; the loss scaler when AMP is on.
-#[derive(Debug)]
-pub struct Trainer<'m> {
-    pub model: &'m Model,
-    pub opt: AdamW,
-    pub scaler: Option<LossScaler>,
-    /// The configured learning rate (named in the divergence error).
-    pub lr: f64,
-    /// Proteins per micro-batch (named in the out-of-memory error).
-    pub micro_batch: usize,
-    /// A data-parallel run's process group: gradients are averaged over the ranks before the
-    /// optimizer steps (DDP's mean), and the step's loss and scalars too.
-    pub dist: Option<Arc<Group>>,
-    /// Time spent in the gradient all-reduce, and bytes reduced, since the last read.
-    pub comm: CommStats,
-}
-
-/// The all-reduce's share of training, for a rank's system metrics.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommStats {
-    pub seconds: f64,
-    pub bytes: usize,
-    pub steps: usize,
-}
-
-impl Trainer<'_> {
-    /// One optimizer step over `group`: each micro-batch's loss (from `objective`, drawn at
-    /// `draws[i]`), divided by the group's size (and scaled, with AMP), backward; then the
-    /// optimizer steps and the gradients are cleared. A non-finite loss without loss scaling
-    /// stops here, before it reaches the weights.
-    ///
-    /// # Errors
-    /// The objective's, out of memory (naming the micro-batch), or [`ModelError::Diverged`].
-    pub fn step(
-        &mut self,
-        objective: &mut dyn Objective,
-        group: &[MicroBatch<'_>],
-        draws: &[Draw],
-    ) -> Result<StepReport, ModelError> {
-        self.step_inspecting(objective, group, draws, &mut |_| {})
-    }
-
-    /// [`Trainer::step`], calling `inspect` with the model once the gradients of the whole group
-    /// are accumulated, before the optimizer uses (and clears) them: what a test compares.
-    ///
-    /// # Errors
-    /// As [`Trainer::step`].
-    pub fn step_inspecting(
-        &mut self,
-        objective: &mut dyn Objective,
-        group: &[MicroBatch<'_>],
-        draws: &[Draw],
-        inspect: &mut dyn FnMut(&Model),
-    ) -> Result<StepReport, ModelError> {
-        let size = group.len();
-        let ranks = self
-            .dist
-            .as_deref()
-            .filter(|g| g.world_size() > 1)
-            .map(|g| (g.rank(), g.world_size()));
-        let mut loss_sum = 0.0;
-        let mut scalar_sums: BTreeMap<&'static str, f64> = BTreeMap::new();
-        let mut examples = 0;
-        for (batch, draw) in group.iter().zip(draws) {
-            let scale = self.scaler.as_ref().map(|s| s.scale);
-            let model = self.model;
-            let lr = self.lr;
-            let (value, scalars) = memory_guard(
-                batch.rows,
-                batch.graphs,
-                self.micro_batch,
-                || {
-                    let loss =
-                        tch::autocast(scale.is_some(), || objective.loss(model, *batch, *draw))?;
-                    let value = loss.loss.double_value(&[]);
-                    // Without loss scaling a non-finite loss only spreads (NaN weights, then every
-                    // later loss): stop at the first one, before it reaches the weights.
-                    if scale.is_none() && !value.is_finite() {
-                        return Err(ModelError::Diverged {
-                            epoch: draw.epoch + 1,
-                            step: draw.step,
-                            loss: value,
-                            lr,
-                            last_checkpoint: None,
-                        });
-                    }
-                    let scaled = match scale {
-                        Some(scale) => loss.loss.to_kind(tch::Kind::Float) * scale / size as f64,
-                        None => loss.loss / size as f64,
-                    };
-                    // SyncBatchNorm's backward all-reduces: a dead peer fails it, as an error.
-                    scaled.f_backward().map_err(|e| match &ranks {
-                        Some((rank, world)) => ModelError::Distributed(format!(
-                            "rank {rank} of {world}: backward failed (a peer rank exited or timed out?): {e}"
-                        )),
-                        None => ModelError::from(e),
-                    })?;
-                    Ok((value, loss.scalars))
-                },
-            )?;
-            loss_sum += value;
-            for (k, v) in scalars {
-                *scalar_sums.entry(k).or_default() += v;
-            }
-            examples += batch.rows.len();
-        }
-        let mut loss_mean = loss_sum / size as f64;
-        let mut scalar_means: BTreeMap<&'static str, f64> = scalar_sums
-            .into_iter()
-            .map(|(k, v)| (k, v / size as f64))
-            .collect();
-        if let Some(g) = self.dist.as_deref().filter(|g| g.world_size() > 1) {
-            // DDP: one all-reduce of the accumulated gradients per optimizer step, averaged.
-            let started = Instant::now();
-            self.comm.bytes += g.average_gradients(&self.opt.trainable(), BUCKET_BYTES)?;
-            self.comm.seconds += started.elapsed().as_secs_f64();
-            self.comm.steps += 1;
-            // What the step reports is the job's: the mean over ranks, examples summed.
-            let mut values = vec![loss_mean];
-            values.extend(scalar_means.values());
-            values.push(examples as f64);
-            let t = tch::Tensor::from_slice(&values);
-            g.all_reduce_sum(&[&t])?;
-            let values = Vec::<f64>::try_from(&t).map_err(ModelError::from)?;
-            let world = g.world_size() as f64;
-            loss_mean = values[0] / world;
-            for (v, (_, m)) in values[1..].iter().zip(scalar_means.iter_mut()) {
-                *m = v / world;
-            }
-            examples = values[values.len() - 1].round() as usize;
-        }
-        inspect(self.model);
-        let stepped = match &mut self.scaler {
-            Some(scaler) => {
-                let finite = self.opt.unscale_grads(1.0 / scaler.scale);
-                let take = scaler.update(finite);
-                if !take {
-                    tracing::warn!(
-                        scale = scaler.scale,
-                        "non-finite gradients: step skipped, loss scale halved"
-                    );
-                }
-                take
-            }
-            None => true,
-        };
-        if stepped {
-            self.opt.step();
-        }
-        self.opt.zero_grad();
-        Ok(StepReport {
-            loss: loss_mean,
-            scalars: scalar_means,
-            examples,
-            stepped,
-        })
-    }
-}
-
 /// Runs (or resumes) a run of `objective` on `trainer`'s model: `state` is the loop's state to
 /// start from (a fresh one, or a checkpoint's). Returns the run's summary; `summary.json` and the
 /// final metrics are written and logged here.
@@ -362,19 +187,8 @@ pub fn fit(
     let selection = objective.selection();
     let resumed_from_epoch = opts.resume.then_some(state.epoch);
     let (world, rank) = opts.ranks().map_or((1, 0), |g| (g.world_size(), g.rank()));
-    if let Some(g) = opts.ranks() {
-        // DDP's start: every rank holds rank 0's parameters and buffers.
-        let mut vars: Vec<(String, tch::Tensor)> =
-            trainer.model.vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let refs: Vec<&tch::Tensor> = vars.iter().map(|(_, t)| t).collect();
-        tch::no_grad(|| g.broadcast(&refs, 0))?;
-        if cfg.sync_batch_norm
-            && let Some(group) = &opts.dist
-        {
-            let n = trainer.model.synchronise_batch_norms(group);
-            tracing::info!(batch_norms = n, world, "SyncBatchNorm over the ranks");
-        }
+    if let (Some(group), true) = (&opts.dist, world > 1) {
+        super::ddp::start(group, trainer, cfg.sync_batch_norm)?;
     }
     // This rank's micro-batches per epoch (epochs may differ: pre-training's dataset-by-dataset
     // order; a rank walks its 1/world share, padded).
@@ -436,6 +250,7 @@ pub fn fit(
         let mut todo = todo.iter();
         let started = Instant::now();
         let mut proteins = 0usize;
+        let first_group = state.groups_done;
         for g in state.groups_done..groups_total {
             let size = micro[g * cfg.gradient_interval..]
                 .len()
@@ -513,38 +328,17 @@ pub fn fit(
         seconds += took;
         drop(loader);
         // Throughput of the epoch (or of its part this process ran), data path included; a
-        // data-parallel run's is the job's (every rank's proteins over the slowest rank's time).
-        let (proteins, took) = match opts.ranks() {
-            None => (proteins as f64, took),
+        // data-parallel job's is every rank's, with each rank's own under system/rank-N/.
+        match opts.ranks() {
+            None => log.metric(
+                "speed/proteins_per_second",
+                proteins as f64 / took.max(1e-9),
+                state.step,
+            ),
             Some(g) => {
-                let all = g.all_gather(&tch::Tensor::from_slice(&[proteins as f64, took]))?;
-                let v: Vec<(f64, f64)> = all
-                    .iter()
-                    .map(|t| (t.double_value(&[0]), t.double_value(&[1])))
-                    .collect();
-                (
-                    v.iter().map(|x| x.0).sum(),
-                    v.iter().map(|x| x.1).fold(0.0, f64::max),
-                )
+                let steps = groups_total - first_group;
+                super::ddp::epoch_report(g, trainer, proteins, took, steps, log, state.step)?;
             }
-        };
-        log.metric(
-            "speed/proteins_per_second",
-            proteins / took.max(1e-9),
-            state.step,
-        );
-        if opts.dist.is_some() {
-            let c = std::mem::take(&mut trainer.comm);
-            log.metric(
-                "system/all_reduce_seconds_per_step",
-                c.seconds / c.steps.max(1) as f64,
-                state.step,
-            );
-            log.metric(
-                "system/all_reduce_bytes_per_step",
-                (c.bytes / c.steps.max(1)) as f64,
-                state.step,
-            );
         }
         state.groups_done = 0;
         state.epoch = epoch + 1;

@@ -269,9 +269,20 @@ fn ranks_of(parent: u32) -> Vec<(String, u32)> {
 }
 
 #[test]
-fn a_rank_killed_mid_run_ends_every_rank_with_its_name() {
+fn a_rank_killed_mid_run_ends_every_rank_with_its_name_and_the_run_resumes_on_one_or_two_ranks() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = setup(dir.path(), "");
+    // Cropped below the shortest protein (quirk §6.5, see the whole-run test) so that 1 rank on the
+    // whole batch and 2 on halves are the same computation.
+    let cfg = variant(
+        &cfg,
+        "crop.toml",
+        &[
+            ("max_residues = 100", "max_residues = 8"),
+            ("epochs = 6", "epochs = 4"),
+        ],
+    );
+    let full = train(dir.path(), &cfg, "full", &["-j", "1", "--world-size", "2"]);
     let run = dir.path().join("run");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
         .args([
@@ -296,7 +307,7 @@ fn a_rank_killed_mid_run_ends_every_rank_with_its_name() {
             t0.elapsed() < Duration::from_secs(300),
             "no checkpoint after 5 minutes"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let ranks = ranks_of(child.id());
     let victim = ranks
@@ -327,10 +338,50 @@ fn a_rank_killed_mid_run_ends_every_rank_with_its_name() {
         err.contains("rank 0 of 2"),
         "rank 0 says what it met: {err}"
     );
-    // What rank 0 had written stays: the checkpoint resumes.
     assert!(
         run.join("checkpoints/epoch-0002/model.safetensors")
             .is_file()
+    );
+
+    // Resumed on 2 ranks: the uninterrupted run's weights. On 1 rank: its micro-batch doubles to
+    // keep the global batch, and the weights agree up to Adam's sign noise (2.5 · lr a step).
+    let alone = dir.path().join("alone");
+    let o = std::process::Command::new("cp")
+        .args(["-r", s(&run), s(&alone)])
+        .status()
+        .expect("cp");
+    assert!(o.success());
+    let o = fusionprot(&["train", "--resume", s(&run), "--world-size", "2"]);
+    assert!(o.status.success(), "resume on 2 ranks: {}", text(&o));
+    let o = fusionprot(&["train", "--resume", s(&alone)]);
+    assert!(o.status.success(), "resume on 1 rank: {}", text(&o));
+    assert!(
+        text(&o).contains("micro-batch per rank changed"),
+        "{}",
+        text(&o)
+    );
+    let state = |r: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(r.join("summary.json")).expect("summary"))
+            .expect("json")
+    };
+    let steps = state(&full)["state"]["step"].as_i64().expect("steps");
+    for r in [&run, &alone] {
+        assert_eq!(state(r)["state"]["step"], steps, "{}", r.display());
+    }
+    let w = |r: &Path| -> BTreeMap<String, Tensor> {
+        let path = r.join("checkpoints/epoch-0004/model.safetensors");
+        Tensor::read_safetensors(&path)
+            .expect("weights")
+            .into_iter()
+            .map(|(k, t)| (k, t.to_kind(tch::Kind::Double)))
+            .collect()
+    };
+    let (d, at) = largest_difference(&w(&full), &w(&run), |_| true);
+    assert!(d <= 1e-6, "resumed on 2 ranks: {d:e} at {at}");
+    let (d, at) = largest_difference(&w(&full), &w(&alone), |_| true);
+    assert!(
+        d <= 2.5e-3 * steps as f64,
+        "resumed on 1 rank: {d:e} at {at} ({steps} steps)"
     );
 }
 

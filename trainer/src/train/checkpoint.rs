@@ -41,6 +41,19 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaler: Option<super::scaler::LossScaler>,
     pub evaluations: Vec<Evaluation>,
+    /// The ranks of the data-parallel job that wrote it (1 alone): a run resumed on another
+    /// number keeps the global batch (`optim.micro_batch` × ranks).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub ranks: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// A checkpoint just written.

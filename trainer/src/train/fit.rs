@@ -187,6 +187,22 @@ pub fn fit(
     let selection = objective.selection();
     let resumed_from_epoch = opts.resume.then_some(state.epoch);
     let (world, rank) = opts.ranks().map_or((1, 0), |g| (g.world_size(), g.rank()));
+    // optim.micro_batch is per rank; a run resumed on another number of ranks keeps the global
+    // batch it was trained with, so its remaining steps are the ones it would have taken.
+    if !opts.resume {
+        state.ranks = world;
+    }
+    let micro_batch = per_rank_micro_batch(cfg.micro_batch, state.ranks, world)?;
+    if micro_batch != cfg.micro_batch {
+        tracing::warn!(
+            from_ranks = state.ranks,
+            ranks = world,
+            micro_batch,
+            "resumed on another number of ranks: micro-batch per rank changed to keep the global batch"
+        );
+    }
+    trainer.micro_batch = micro_batch;
+    state.ranks = world;
     if let (Some(group), true) = (&opts.dist, world > 1) {
         super::ddp::start(group, trainer, cfg.sync_batch_norm)?;
     }
@@ -196,7 +212,7 @@ pub fn fit(
         objective
             .epoch_examples(e)
             .div_ceil(world)
-            .div_ceil(cfg.micro_batch) as u64
+            .div_ceil(micro_batch) as u64
     };
     progress.set_length((0..cfg.epochs).map(micro_in).sum());
     progress.set_position((0..state.epoch).map(micro_in).sum());
@@ -230,13 +246,13 @@ pub fn fit(
     for epoch in state.epoch..cfg.epochs {
         let micro = if world > 1 {
             shard_batches(
-                &objective.epoch_batches(epoch, cfg.micro_batch * world),
+                &objective.epoch_batches(epoch, micro_batch * world),
                 world,
                 rank,
-                cfg.micro_batch,
+                micro_batch,
             )
         } else {
-            objective.epoch_batches(epoch, cfg.micro_batch)
+            objective.epoch_batches(epoch, micro_batch)
         };
         let groups_total = micro.len().div_ceil(cfg.gradient_interval);
         let skip = (state.groups_done * cfg.gradient_interval).min(micro.len());
@@ -498,4 +514,39 @@ fn save_and_record(
     });
     log.flush();
     Ok(())
+}
+
+/// The micro-batch per rank that keeps a checkpoint's global batch (`micro_batch × ranks_then`)
+/// on `ranks_now` ranks.
+///
+/// # Errors
+/// When the global batch does not split evenly over `ranks_now`.
+fn per_rank_micro_batch(
+    micro_batch: usize,
+    ranks_then: usize,
+    ranks_now: usize,
+) -> Result<usize, ModelError> {
+    let global = micro_batch * ranks_then.max(1);
+    if global % ranks_now.max(1) != 0 {
+        return Err(ModelError::Input(format!(
+            "this run trained {ranks_then} rank(s) × optim.micro_batch {micro_batch} = {global} proteins per micro-batch, which {ranks_now} ranks cannot share evenly: resume on a number of ranks that divides {global}"
+        )));
+    }
+    Ok(global / ranks_now.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_rank_micro_batch;
+
+    #[test]
+    fn a_resumed_run_keeps_its_global_batch_on_any_dividing_number_of_ranks() {
+        assert_eq!(per_rank_micro_batch(4, 2, 1).expect("1 rank"), 8);
+        assert_eq!(per_rank_micro_batch(8, 1, 2).expect("2 ranks"), 4);
+        assert_eq!(per_rank_micro_batch(3, 1, 1).expect("alone"), 3);
+        let e = per_rank_micro_batch(3, 1, 2)
+            .expect_err("3 over 2")
+            .to_string();
+        assert!(e.contains("divides 3"), "{e}");
+    }
 }

@@ -150,6 +150,7 @@ pub fn pretrain(
         best: None,
         evaluations: Vec::new(),
         scaler: p.amp.then(LossScaler::default),
+        ranks: 1,
     };
     if let Some(dir) = &resume_from {
         state = checkpoint::load(dir, &mut model, &mut opt)?;

@@ -179,6 +179,7 @@ pub fn train(
         best: None,
         evaluations: Vec::new(),
         scaler: o.amp.then(LossScaler::default),
+        ranks: 1,
     };
     if o.amp && opts.device == Device::Cpu {
         tracing::warn!("optim.amp on CPU: autocast is CUDA-only, so only the loss scaling runs");

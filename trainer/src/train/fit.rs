@@ -527,7 +527,7 @@ fn per_rank_micro_batch(
     ranks_now: usize,
 ) -> Result<usize, ModelError> {
     let global = micro_batch * ranks_then.max(1);
-    if global % ranks_now.max(1) != 0 {
+    if !global.is_multiple_of(ranks_now.max(1)) {
         return Err(ModelError::Input(format!(
             "this run trained {ranks_then} rank(s) × optim.micro_batch {micro_batch} = {global} proteins per micro-batch, which {ranks_now} ranks cannot share evenly: resume on a number of ranks that divides {global}"
         )));

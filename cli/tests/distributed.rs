@@ -236,6 +236,71 @@ fn a_whole_run_of_two_ranks_differs_from_one_process_as_little_as_another_thread
         d <= (3.0 * noise).max(1e-3),
         "weights: {d:e} at {at}; -j 2 vs -j 1: {noise:e}"
     );
+    // The 2-rank job split its evaluations (batches round-robin over the ranks) and gathered
+    // them: its last test metrics are those of its checkpoint evaluated by one process.
+    let predictions = dir.path().join("test-predictions.parquet");
+    let o = fusionprot(&[
+        "evaluate",
+        s(&two.join("checkpoints/epoch-0002")),
+        "--out",
+        s(&predictions),
+        "-j",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fusionprot(&["score", s(&predictions), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let scored: serde_json::Value = serde_json::from_slice(&o.stdout).expect("score json");
+    let last: Vec<(String, f64)> = evaluations(&two)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("evaluation 1 test/"))
+        .collect();
+    assert!(!last.is_empty());
+    for (k, v) in last {
+        let name = k.trim_start_matches("evaluation 1 test/");
+        let alone = scored[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} in {scored}"));
+        assert!(
+            (v - alone).abs() <= 1e-6,
+            "{k}: gathered {v}, one process {alone}"
+        );
+    }
+    // And its predictions table (written by rank 0 from the gathered predictions) names each
+    // protein with its own prediction: as one process predicts them from the best checkpoint.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(two.join("summary.json")).expect("summary"))
+            .expect("json");
+    let b = summary["state"]["best"]
+        .as_u64()
+        .expect("a best evaluation") as usize;
+    let epoch = summary["state"]["evaluations"][b]["epoch"]
+        .as_u64()
+        .expect("epoch");
+    let checkpoint = two.join(format!("checkpoints/epoch-{epoch:04}"));
+    let best = dir.path().join("best-predictions.parquet");
+    let o = fusionprot(&["evaluate", s(&checkpoint), "--out", s(&best), "-j", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = std::process::Command::new(common::python())
+        .args([
+            "-c",
+            "import sys, pyarrow.parquet as pq\n\
+             a, b = (pq.read_table(p).to_pydict() for p in sys.argv[1:3])\n\
+             pa = dict(zip(a['protein_id'], a['prediction']))\n\
+             pb = dict(zip(b['protein_id'], b['prediction']))\n\
+             assert sorted(pa) == sorted(pb) and len(pa) == 10, (sorted(pa), sorted(pb))\n\
+             worst = max(abs(x - y) for k in pa for x, y in zip(pa[k], pb[k]))\n\
+             assert worst <= 1e-6, worst\n",
+            s(&two.join("test-predictions-best.parquet")),
+            s(&best),
+        ])
+        .output()
+        .expect("python");
+    assert!(
+        o.status.success(),
+        "gathered predictions vs one process: {}",
+        text(&o)
+    );
     let (e1, ej, e2) = (
         evaluations(&one),
         evaluations(&other_threads),

@@ -205,6 +205,7 @@ pub fn fit(
     state.ranks = world;
     if let (Some(group), true) = (&opts.dist, world > 1) {
         super::ddp::start(group, trainer, cfg.sync_batch_norm)?;
+        objective.set_ranks(Some(std::sync::Arc::clone(group)));
     }
     // This rank's micro-batches per epoch (epochs may differ: pre-training's dataset-by-dataset
     // order; a rank walks its 1/world share, padded).

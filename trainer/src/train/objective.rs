@@ -113,6 +113,10 @@ pub trait Objective {
         None
     }
 
+    /// A data-parallel job's process group (more than one rank), for an evaluation that splits
+    /// its work over the ranks; by default every rank evaluates everything (pre-training's probe).
+    fn set_ranks(&mut self, _group: Option<std::sync::Arc<fusionprot_dist::Group>>) {}
+
     /// An evaluation at the loop's cadence (eval mode, no gradient); `None` when there is none.
     ///
     /// # Errors

@@ -222,6 +222,7 @@ pub fn train(
         evaluate_train: cfg.data.evaluate_train,
         bucket_by_length: cfg.data.bucket_by_length,
         device: opts.device,
+        ranks: None,
     };
     let mut trainer = Trainer {
         model: &model,

@@ -128,6 +128,9 @@ pub(crate) struct Runner<'a> {
     pub max_residues: usize,
     /// Proteins read per window by the loader.
     pub prefetch: usize,
+    /// A data-parallel job: evaluation batches go round-robin over the ranks and every rank
+    /// gathers all predictions (each protein predicted once, in one batch as one process cuts them).
+    pub ranks: Option<&'a fusionprot_dist::Group>,
 }
 
 impl Runner<'_> {
@@ -240,10 +243,14 @@ impl Runner<'_> {
             .chunks(self.micro_batch)
             .map(|c| c.iter().collect())
             .collect();
-        let mut loader = self.prefetch(&batches);
+        // In a job of W ranks, rank r predicts batches r, r + W, …: the batches one process cuts,
+        // so each protein's prediction is the one it would get alone.
+        let (world, rank) = self.ranks.map_or((1, 0), |g| (g.world_size(), g.rank()));
+        let mine: Vec<Vec<&Example>> = batches.iter().skip(rank).step_by(world).cloned().collect();
+        let mut loader = self.prefetch(&mine);
         let mut prediction = Vec::with_capacity(rows.len() * self.data.labels);
         let mut target = Vec::with_capacity(rows.len() * self.data.labels);
-        for chunk in &batches {
+        for chunk in &mine {
             let graphs = loader.next_batch()?;
             let (logits, targets) = tch::no_grad(|| self.forward(chunk, &graphs, false))?;
             let logits = logits
@@ -253,6 +260,11 @@ impl Runner<'_> {
             let targets = targets.to_device(Device::Cpu).flatten(0, -1);
             prediction.extend(Vec::<f32>::try_from(&logits).unwrap_or_default());
             target.extend(Vec::<f32>::try_from(&targets).unwrap_or_default());
+        }
+        if let Some(g) = self.ranks.filter(|_| world > 1) {
+            let width = self.data.labels;
+            prediction = gather_batches(g, &prediction, &batches, width)?;
+            target = gather_batches(g, &target, &batches, width)?;
         }
         let pairs = self.data.is_pairs();
         let p = Predictions {
@@ -279,6 +291,36 @@ impl Runner<'_> {
         };
         Ok((metrics, Some(p)))
     }
+}
+
+/// Every rank's values of the evaluation batches it ran (batch k on rank k mod W, `width` values
+/// an example), put back in batch order.
+fn gather_batches(
+    g: &fusionprot_dist::Group,
+    mine: &[f32],
+    batches: &[Vec<&Example>],
+    width: usize,
+) -> Result<Vec<f32>, ModelError> {
+    let world = g.world_size();
+    let parts: Vec<Vec<f32>> = g
+        .all_gather_rows(&tch::Tensor::from_slice(mine))?
+        .iter()
+        .map(|t| Vec::<f32>::try_from(t).map_err(ModelError::from))
+        .collect::<Result<_, _>>()?;
+    let mut offsets = vec![0usize; world];
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for (k, batch) in batches.iter().enumerate() {
+        let (r, n) = (k % world, batch.len() * width);
+        let part = parts[r].get(offsets[r]..offsets[r] + n).ok_or_else(|| {
+            ModelError::Distributed(format!(
+                "rank {r} sent {} evaluation values, fewer than its batches need",
+                parts[r].len()
+            ))
+        })?;
+        out.extend_from_slice(part);
+        offsets[r] += n;
+    }
+    Ok(out)
 }
 
 /// Runs one micro-batch's work, turning libtorch's out-of-memory failure (a panic in tch) into an
@@ -463,6 +505,7 @@ pub fn evaluate_checkpoint(
         micro_batch: cfg.optim.micro_batch,
         max_residues: cfg.data.max_residues,
         prefetch: cfg.data.prefetch,
+        ranks: None,
     };
     let (metrics, predictions) = run.evaluate(&rows)?;
     let predictions = predictions

@@ -32,6 +32,8 @@ pub struct Supervised {
     /// Sort windows of `prefetch` examples by length before cutting micro-batches.
     pub bucket_by_length: bool,
     pub device: tch::Device,
+    /// A data-parallel job's group: evaluations split over the ranks.
+    pub ranks: Option<Arc<fusionprot_dist::Group>>,
 }
 
 impl Supervised {
@@ -45,6 +47,7 @@ impl Supervised {
             micro_batch: self.micro_batch,
             max_residues: self.max_residues,
             prefetch: self.prefetch,
+            ranks: self.ranks.as_deref(),
         }
     }
 
@@ -95,6 +98,10 @@ impl Objective for Supervised {
 
     fn selection(&self) -> Option<&'static str> {
         Some(selection_metric(&self.data.task))
+    }
+
+    fn set_ranks(&mut self, group: Option<Arc<fusionprot_dist::Group>>) {
+        self.ranks = group;
     }
 
     fn evaluate(&mut self, model: &Model) -> Result<Option<EvalOutcome>, ModelError> {

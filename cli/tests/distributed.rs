@@ -20,6 +20,16 @@ use common::train::{s, setup, variant};
 use common::{fusionprot, text};
 use tch::Tensor;
 
+/// One test at a time: each starts several ranks (and a Slurm or torchrun), which on 2 cores and
+/// one loopback would otherwise compete for the cores and for free ports.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn tensors(run: &Path, file: &str) -> BTreeMap<String, Tensor> {
     let path = run.join("checkpoints/epoch-0001").join(file);
     let path = if path.exists() {
@@ -89,6 +99,7 @@ fn train(dir: &Path, cfg: &Path, name: &str, extra: &[&str]) -> std::path::PathB
 
 #[test]
 fn one_step_of_two_ranks_on_half_batches_is_one_process_on_the_whole_batch() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = setup(dir.path(), "");
     // 30 training proteins, one optimizer step of 2 accumulated micro-batches: per rank 8 + 7
@@ -196,6 +207,7 @@ fn one_step_of_two_ranks_on_half_batches_is_one_process_on_the_whole_batch() {
 
 #[test]
 fn a_whole_run_of_two_ranks_differs_from_one_process_as_little_as_another_thread_count() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = setup(dir.path(), "");
     // FusionProt's structure token sits after the batch's longest sequence (quirk §6.5), so a
@@ -335,6 +347,7 @@ fn ranks_of(parent: u32) -> Vec<(String, u32)> {
 
 #[test]
 fn a_rank_killed_mid_run_ends_every_rank_with_its_name_and_the_run_resumes_on_one_or_two_ranks() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = setup(dir.path(), "");
     // Cropped below the shortest protein (quirk §6.5, see the whole-run test) so that 1 rank on the
@@ -455,6 +468,7 @@ fn a_rank_killed_mid_run_ends_every_rank_with_its_name_and_the_run_resumes_on_on
 /// Skipped, saying so, only where Slurm is not installed or the tests do not run as root.
 #[test]
 fn an_srun_job_of_two_tasks_trains_as_two_spawned_ranks() {
+    let _serial = serial();
     let root =
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
             .join("..");
@@ -533,6 +547,7 @@ fn an_srun_job_of_two_tasks_trains_as_two_spawned_ranks() {
 /// params name the job and whose examples are every rank's.
 #[test]
 fn pretraining_runs_as_two_ranks_with_one_tracked_run() {
+    let _serial = serial();
     let root =
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
             .join("..");

@@ -473,30 +473,13 @@ fn an_srun_job_of_two_tasks_trains_as_two_spawned_ranks() {
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
             .join("..");
     let dir = tempfile::tempdir().expect("tmp");
-    let cluster = dir.path().join("cluster");
-    let up = std::process::Command::new(root.join("scripts/slurm-cluster"))
-        .args(["start", s(&cluster)])
-        .env("FP_SLURMCTLD_PORT", "6827")
-        .env("FP_SLURMD_PORT", "6828")
-        .output()
-        .expect("slurm-cluster");
-    if up.status.code() == Some(3) {
-        eprintln!(
-            "SKIPPED an_srun_job_of_two_tasks_trains_as_two_spawned_ranks: {}",
-            text(&up).trim()
-        );
-        return;
-    }
-    struct Stop(std::path::PathBuf, std::path::PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(&self.0)
-                .args(["stop", s(&self.1)])
-                .output();
+    let cluster = match common::SlurmCluster::start(dir.path(), Some((6827, 6828))) {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("SKIPPED an_srun_job_of_two_tasks_trains_as_two_spawned_ranks: {why}");
+            return;
         }
-    }
-    let _stop = Stop(root.join("scripts/slurm-cluster"), cluster.clone());
-    assert!(up.status.success(), "{}", text(&up));
+    };
     let cfg = setup(dir.path(), "");
     let half = variant(
         &cfg,
@@ -521,7 +504,7 @@ fn an_srun_job_of_two_tasks_trains_as_two_spawned_ranks() {
         .args(["--wait", "--ntasks=2", "--cpus-per-task=1", "--mem=2G"])
         .arg(format!("--output={}", s(&log)))
         .arg(root.join("workflows/slurm/train.sbatch"))
-        .env("SLURM_CONF", cluster.join("slurm.conf"))
+        .env("SLURM_CONF", &cluster.conf)
         .env("FP_BIN", env!("CARGO_BIN_EXE_fusionprot"))
         .env("FP_CONFIG", &half)
         .env("FP_OUT", &out)

@@ -314,28 +314,13 @@ fn the_slurm_array_and_merge_equal_one_prepare() {
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
             .join("..");
     let dir = tempfile::tempdir().expect("tempdir");
-    let cluster = dir.path().join("cluster");
-    let up = std::process::Command::new(root.join("scripts/slurm-cluster"))
-        .args(["start", s(&cluster)])
-        .output()
-        .expect("slurm-cluster");
-    if up.status.code() == Some(3) {
-        eprintln!(
-            "SKIPPED the_slurm_array_and_merge_equal_one_prepare: {}",
-            text(&up).trim()
-        );
-        return;
-    }
-    struct Stop(PathBuf, PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(&self.0)
-                .args(["stop", s(&self.1)])
-                .output();
+    let cluster = match common::SlurmCluster::start(dir.path(), None) {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("SKIPPED the_slurm_array_and_merge_equal_one_prepare: {why}");
+            return;
         }
-    }
-    let _stop = Stop(root.join("scripts/slurm-cluster"), cluster.clone());
-    assert!(up.status.success(), "{}", text(&up));
+    };
     let input = inputs(dir.path());
     let sample = root.join("data/sample");
     let both = format!("{} {}", s(&sample), s(&input));
@@ -370,7 +355,7 @@ fn the_slurm_array_and_merge_equal_one_prepare() {
             "--mem=1G",
             "--cpus-per-task=1",
         ])
-        .env("SLURM_CONF", cluster.join("slurm.conf"))
+        .env("SLURM_CONF", &cluster.conf)
         .output()
         .expect("submit");
     let logs: String = std::fs::read_dir(out.join("logs"))

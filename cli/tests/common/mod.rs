@@ -172,3 +172,49 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A one-node Slurm cluster started by scripts/slurm-cluster in `dir/cluster` (ports `ports`), stopped
+/// when the guard drops; None — the caller says SKIPPED — only where Slurm is not installed or the
+/// tests do not run as root (the script's exit 3).
+#[allow(dead_code)]
+pub struct SlurmCluster {
+    pub conf: PathBuf,
+    script: PathBuf,
+    dir: PathBuf,
+}
+
+impl SlurmCluster {
+    #[allow(dead_code)]
+    pub fn start(dir: &Path, ports: Option<(u16, u16)>) -> Result<SlurmCluster, String> {
+        let root =
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("..");
+        let script = root.join("scripts/slurm-cluster");
+        let cluster = dir.join("cluster");
+        let mut cmd = Command::new(&script);
+        cmd.args(["start", cluster.to_str().expect("utf8")]);
+        if let Some((ctld, d)) = ports {
+            cmd.env("FP_SLURMCTLD_PORT", ctld.to_string())
+                .env("FP_SLURMD_PORT", d.to_string());
+        }
+        let up = cmd.output().expect("slurm-cluster");
+        if up.status.code() == Some(3) {
+            return Err(text(&up).trim().to_owned());
+        }
+        let guard = SlurmCluster {
+            conf: cluster.join("slurm.conf"),
+            script,
+            dir: cluster,
+        };
+        assert!(up.status.success(), "{}", text(&up));
+        Ok(guard)
+    }
+}
+
+impl Drop for SlurmCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script)
+            .args(["stop", self.dir.to_str().unwrap_or_default()])
+            .output();
+    }
+}

@@ -600,3 +600,66 @@ fn pretraining_runs_as_two_ranks_with_one_tracked_run() {
         text(&q)
     );
 }
+
+/// `workflows/train.smk` runs a pre-training job as 2 ranks; run again, Snakemake finds it done.
+#[test]
+fn the_snakemake_training_rule_runs_a_two_rank_job_once() {
+    let _serial = serial();
+    let root =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("..");
+    let snakemake = common::python().with_file_name("snakemake");
+    assert!(
+        snakemake.exists(),
+        "{} missing: run scripts/setup",
+        snakemake.display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let sample = dir.path().join("sample");
+    let o = fusionprot(&["prepare", s(&root.join("data/sample")), "--out", s(&sample)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = dir.path().join("mc");
+    let config = serde_json::json!({
+        "fusionprot": env!("CARGO_BIN_EXE_fusionprot"),
+        "command": "pretrain",
+        "cfg": s(&root.join("trainer/configs/tiny-mc.toml")),
+        "run": s(&run),
+        "ranks": 2,
+        "extra": format!(
+            "--set 'data.datasets=[\"{}\"]' --set 'model.config=\"{}\"' --set optim.epochs=1 --set optim.save_every=1",
+            s(&sample),
+            s(&root.join("trainer/configs/tiny.toml"))
+        ),
+    });
+    let file = dir.path().join("train.json");
+    std::fs::write(&file, config.to_string()).expect("config");
+    let go = || {
+        std::process::Command::new(&snakemake)
+            .current_dir(dir.path())
+            .args([
+                "-s",
+                s(&root.join("workflows/train.smk")),
+                "--cores",
+                "2",
+                "--configfile",
+                s(&file),
+            ])
+            .output()
+            .expect("snakemake")
+    };
+    let o = go();
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).expect("summary"))
+            .expect("json");
+    assert_eq!(summary["state"]["ranks"], 2, "{summary}");
+    let o = go();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Nothing to be done"), "{}", text(&o));
+    // A job whose run folder holds checkpoints but no summary (stopped) is continued with --resume.
+    std::fs::remove_file(run.join("summary.json")).expect("rm summary");
+    let o = go();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resumed after epoch 1"), "{}", text(&o));
+    assert!(run.join("summary.json").is_file());
+}

@@ -141,7 +141,8 @@ pub fn train(
     let part = |name: &str| data.parts.get(name).cloned().unwrap_or_default();
     let (train_set, valid_set, test_set) = (part("train"), part("valid"), part("test"));
     let resume_from = checkpoint::resume_point(&opts.out, opts.resume)?;
-    if resume_from.is_none() {
+    // Rank 0 alone writes the run folder (two ranks renaming one temporary file race).
+    if resume_from.is_none() && opts.is_leader() {
         // The task's vocabulary in label-index order: `evaluate` on another dataset checks its
         // terms against these (the same count in another order scores nonsense).
         let record = serde_json::json!({

@@ -10,7 +10,7 @@ pub mod spawn;
 
 use std::time::Duration;
 
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 pub use launch::{Launch, Launcher};
 
@@ -317,11 +317,5 @@ impl Group {
 }
 
 fn size_of_tensor(t: &Tensor) -> usize {
-    let per = match t.kind() {
-        Kind::Double | Kind::Int64 => 8,
-        Kind::Half | Kind::BFloat16 | Kind::Int16 => 2,
-        Kind::Uint8 | Kind::Int8 | Kind::Bool => 1,
-        _ => 4,
-    };
-    t.numel() * per
+    t.numel() * t.kind().elt_size_in_bytes()
 }

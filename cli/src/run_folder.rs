@@ -61,6 +61,40 @@ fn dist_timeout() -> anyhow::Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// The run folder, its configuration and whether to resume: `--resume RUN`, or `--config FILE
+/// --out DIR`. A launcher's restart of the whole job (torchrun `--max-restarts`, a requeued
+/// Slurm job: the restart count is above 0) repeats the first command line, so once DIR holds
+/// a checkpoint of the run the first attempt started, the restart resumes it from there instead
+/// of refusing the folder (without one, it starts the run again).
+///
+/// # Errors
+/// Neither form given.
+pub(crate) fn target(
+    resume: Option<&Path>,
+    out: Option<&Path>,
+    config: Option<&Path>,
+) -> anyhow::Result<(PathBuf, PathBuf, bool)> {
+    match (resume, out, config) {
+        (Some(dir), _, _) => Ok((dir.to_path_buf(), dir.join("config.toml"), true)),
+        (None, Some(out), Some(config)) => {
+            let attempt = fusionprot_dist::Launch::from_env()?.attempt;
+            if attempt > 0
+                && out.join("config.toml").is_file()
+                && fusionprot_trainer::train::checkpoint::newest(out).is_some()
+            {
+                tracing::info!(
+                    attempt,
+                    run = %out.display(),
+                    "a restart of the job: resuming its run folder"
+                );
+                return Ok((out.to_path_buf(), out.join("config.toml"), true));
+            }
+            Ok((out.to_path_buf(), config.to_path_buf(), false))
+        }
+        _ => bail!("give --config FILE and --out DIR, or --resume RUN_DIR"),
+    }
+}
+
 /// `--world-size N` without a launcher: runs N ranks of this same command and waits for them.
 /// Returns false when this process is itself a rank (or alone) and should go on.
 ///
@@ -91,13 +125,27 @@ pub(crate) fn spawn_ranks_if_asked(flags: &LaunchFlags) -> anyhow::Result<bool> 
                     args.push(a);
                 }
             }
-            fusionprot_dist::spawn::run_local_ranks(
+            // SIGINT / SIGTERM to this process are forwarded to the ranks (see run_local_ranks).
+            let signal = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register_usize(
+                    sig,
+                    std::sync::Arc::clone(&signal),
+                    sig as usize,
+                )
+                .context("installing the Ctrl-C handler")?;
+            }
+            match fusionprot_dist::spawn::run_local_ranks(
                 &exe,
                 &args,
                 n,
                 std::time::Duration::from_secs(60),
-            )?;
-            Ok(true)
+                &signal,
+            )? {
+                fusionprot_dist::spawn::Ended::Completed => Ok(true),
+                // Rank 0 said where it stopped and how to resume.
+                fusionprot_dist::spawn::Ended::Interrupted => Err(Interrupted.into()),
+            }
         }
         _ => Ok(false),
     }
@@ -581,6 +629,9 @@ pub(crate) fn drive(
     end(tracked, &result);
     let s = result.context(context.to_owned())?;
     if s.interrupted {
+        if !session.is_leader() {
+            return Err(Interrupted.into());
+        }
         eprintln!(
             "interrupted after step {} (epoch {}): checkpoint written; continue with `fusionprot {command} --resume {}`",
             s.state.step,

@@ -39,11 +39,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if crate::run_folder::spawn_ranks_if_asked(&args.launch)? {
         return Ok(ExitCode::SUCCESS);
     }
-    let (out, config_path, resume) = match (&args.resume, &args.out, &args.config) {
-        (Some(dir), _, _) => (dir.clone(), dir.join("config.toml"), true),
-        (None, Some(out), Some(config)) => (out.clone(), config.clone(), false),
-        _ => bail!("give --config FILE and --out DIR, or --resume RUN_DIR"),
-    };
+    let (out, config_path, resume) = crate::run_folder::target(
+        args.resume.as_deref(),
+        args.out.as_deref(),
+        args.config.as_deref(),
+    )?;
     let Some(seeds) = &args.seeds else {
         run_one(args, &out, &config_path, resume, args.seed, None)?;
         return Ok(ExitCode::SUCCESS);

@@ -463,6 +463,184 @@ fn a_rank_killed_mid_run_ends_every_rank_with_its_name_and_the_run_resumes_on_on
     );
 }
 
+/// Live processes whose environment holds `FUSIONPROT_TEST_JOB=tag` (set on a launcher, so its
+/// ranks inherit it): (pid, RANK, TORCHELASTIC_RESTART_COUNT).
+fn job_ranks(tag: &str) -> Vec<(u32, String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let var = |name: &str| {
+            env.split(|&b| b == 0).find_map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                kv.strip_prefix(&format!("{name}=")).map(str::to_owned)
+            })
+        };
+        if var("FUSIONPROT_TEST_JOB").as_deref() == Some(tag)
+            && let Some(rank) = var("RANK")
+        {
+            found.push((
+                pid,
+                rank,
+                var("TORCHELASTIC_RESTART_COUNT").unwrap_or_default(),
+            ));
+        }
+    }
+    found
+}
+
+fn wait_for(path: &Path, job: &mut std::process::Child) {
+    let t0 = Instant::now();
+    while !path.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no {} after 5 minutes",
+            path.display()
+        );
+        if let Ok(Some(status)) = job.try_wait() {
+            panic!("the job ended ({status}) before {} existed", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn final_weights(run: &Path, epochs: usize) -> BTreeMap<String, Tensor> {
+    let path = run.join(format!("checkpoints/epoch-{epochs:04}/model.safetensors"));
+    Tensor::read_safetensors(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(|(k, t)| (k, t.to_kind(tch::Kind::Double)))
+        .collect()
+}
+
+/// SIGTERM to the `--world-size` spawner alone (a scheduler's kill, `kill PID`) reaches every
+/// rank: all stop after the current step with a checkpoint, the job exits 130, no rank is left
+/// running, and `--resume` ends equal to the uninterrupted run.
+#[test]
+fn sigterm_to_the_spawner_stops_every_rank_with_a_checkpoint_and_the_run_resumes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = setup(dir.path(), "");
+    let cfg = variant(
+        &cfg,
+        "crop.toml",
+        &[
+            ("max_residues = 100", "max_residues = 8"),
+            ("epochs = 6", "epochs = 8"),
+        ],
+    );
+    let full = train(dir.path(), &cfg, "full", &["-j", "1", "--world-size", "2"]);
+    let run = dir.path().join("run");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args(["train", "--config", s(&cfg), "--out", s(&run)])
+        .args(["-j", "1", "--world-size", "2"])
+        .env("FUSIONPROT_TEST_JOB", "sigterm")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&run.join("checkpoints/epoch-0002/state.json"), &mut child);
+    let ranks = job_ranks("sigterm");
+    assert_eq!(ranks.len(), 2, "{ranks:?}");
+    let k = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(k.success());
+    let o = child.wait_with_output().expect("wait");
+    let err = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted after step"), "{err}");
+    assert!(!err.contains("rank 0 of 2"), "no rank failed: {err}");
+    let t0 = Instant::now();
+    while !job_ranks("sigterm").is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "ranks left running after the job ended: {:?}",
+            job_ranks("sigterm")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !run.join("summary.json").exists(),
+        "summary.json is written at the run's end only"
+    );
+    assert!(
+        !run.join("checkpoints/epoch-0008").exists(),
+        "the run was stopped before its end"
+    );
+    let o = fusionprot(&["train", "--resume", s(&run), "--world-size", "2"]);
+    assert!(o.status.success(), "resume: {}", text(&o));
+    let (d, at) = largest_difference(&final_weights(&full, 8), &final_weights(&run, 8), |_| true);
+    assert!(d <= 1e-6, "resumed after SIGTERM: {d:e} at {at}");
+}
+
+/// torchrun's restart-all (`--max-restarts 1`): one rank killed mid-run, torchrun stops the
+/// other and starts both again with the same command line; the restarted ranks resume the run
+/// folder from its last checkpoint and the job ends equal to the uninterrupted run.
+#[test]
+fn torchrun_restarts_a_failed_job_and_the_ranks_resume_from_the_last_checkpoint() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = setup(dir.path(), "");
+    let cfg = variant(
+        &cfg,
+        "crop.toml",
+        &[("max_residues = 100", "max_residues = 8")],
+    );
+    let full = train(dir.path(), &cfg, "full", &["-j", "1", "--world-size", "2"]);
+    let run = dir.path().join("run");
+    let mut child = std::process::Command::new("torchrun")
+        .args([
+            "--standalone",
+            "--nproc_per_node=2",
+            "--max-restarts=1",
+            "--no-python",
+            env!("CARGO_BIN_EXE_fusionprot"),
+        ])
+        .args(["train", "--config", s(&cfg), "--out", s(&run), "-j", "1"])
+        .env("FUSIONPROT_TEST_JOB", "restart")
+        .env("FUSIONPROT_DIST_TIMEOUT", "30")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("torchrun (the venv's; scripts/env puts it on PATH)");
+    wait_for(&run.join("checkpoints/epoch-0002/state.json"), &mut child);
+    let ranks = job_ranks("restart");
+    let victim = ranks
+        .iter()
+        .find(|(_, rank, attempt)| rank == "1" && attempt == "0")
+        .unwrap_or_else(|| panic!("rank 1 of the first attempt among {ranks:?}"))
+        .0;
+    let k = std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .expect("kill");
+    assert!(k.success());
+    let o = child.wait_with_output().expect("wait");
+    let out = text(&o);
+    assert!(o.status.success(), "the restarted job: {out}");
+    assert!(
+        out.contains("a restart of the job: resuming its run folder"),
+        "the second attempt resumed: {out}"
+    );
+    assert!(out.contains("resumed after epoch"), "{out}");
+    let (d, at) = largest_difference(&final_weights(&full, 6), &final_weights(&run, 6), |_| true);
+    assert!(d <= 1e-6, "restarted by torchrun: {d:e} at {at}");
+}
+
 /// `workflows/slurm/train.sbatch` on the one-node Slurm of scripts/slurm-cluster: 2 srun tasks
 /// are 2 ranks (from SLURM_PROCID / SLURM_STEP_NUM_TASKS) and train as the spawned ranks do.
 /// Skipped, saying so, only where Slurm is not installed or the tests do not run as root.

@@ -160,8 +160,11 @@ void fp_string_free(char* s) { std::free(s); }
 
 // backend: 0 = Gloo, 1 = NCCL. is_server: this process hosts the TCPStore (rank 0 without
 // torchrun's agent store). prefix: keys of this attempt (torchrun restarts reuse the store).
+// listen_fd: a socket already bound to `port` that the server store listens on (the spawner
+// hands rank 0 the one it bound, so no other process can take the port between); -1: none.
 void* fp_group_new(int backend, const char* host, int port, int rank, int world, int is_server,
-                   int64_t timeout_ms, const char* prefix, int device_index, char** err) {
+                   int listen_fd, int64_t timeout_ms, const char* prefix, int device_index,
+                   char** err) {
   return guarded(err, static_cast<void*>(nullptr), [&]() -> void* {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions opts;
@@ -171,6 +174,9 @@ void* fp_group_new(int backend, const char* host, int port, int rank, int world,
     opts.waitWorkers = false;
     opts.timeout = timeout;
     opts.multiTenant = true;
+    if (is_server != 0 && listen_fd >= 0) {
+      opts.masterListenFd = listen_fd;
+    }
     auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
     c10::intrusive_ptr<c10d::Store> store =
         c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), tcp);

@@ -1,6 +1,6 @@
-//! The C ABI of `csrc/shim.cpp`: the only `unsafe` of the distributed path. Each wrapper checks
-//! what the C++ side cannot (non-null handle, tensor pointers alive for the call) and turns its
-//! error string into a Rust one.
+//! The C ABI of `csrc/shim.cpp`, and the spawner's two system calls: the only `unsafe` of the
+//! distributed path. Each wrapper checks what the C++ side cannot (non-null handle, tensor
+//! pointers alive for the call) and turns its error string into a Rust one.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -17,6 +17,7 @@ unsafe extern "C" {
         rank: c_int,
         world: c_int,
         is_server: c_int,
+        listen_fd: c_int,
         timeout_ms: i64,
         prefix: *const c_char,
         device_index: c_int,
@@ -110,6 +111,7 @@ pub(crate) fn group_new(
     rank: usize,
     world: usize,
     is_server: bool,
+    listen_fd: Option<i32>,
     timeout_ms: i64,
     prefix: &str,
     device_index: i32,
@@ -126,6 +128,7 @@ pub(crate) fn group_new(
             rank as c_int,
             world as c_int,
             c_int::from(is_server),
+            listen_fd.unwrap_or(-1),
             timeout_ms,
             prefix.as_ptr(),
             device_index,
@@ -232,5 +235,32 @@ pub(crate) fn sync_batch_norm(
         } else {
             Ok(Tensor::from_ptr(y))
         }
+    }
+}
+
+/// A duplicate of `fd` that a spawned child inherits (std opens every descriptor close-on-exec;
+/// `dup` clears the flag on the copy). The caller drops it once the child is spawned.
+pub(crate) fn inheritable(
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: `fd` is open for the call (borrowed); `dup` only creates a new descriptor.
+    let copy = unsafe { libc::dup(fd.as_raw_fd()) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(copy) })
+}
+
+/// Sends `signal` to process `pid` (a rank this process spawned and has not yet reaped, so the
+/// pid cannot have been reused).
+pub(crate) fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: plain system call on integers.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }

@@ -41,8 +41,12 @@ pub struct Launch {
     /// torchrun's agent already hosts the TCPStore (`TORCHELASTIC_USE_AGENT_STORE=True`): every
     /// rank connects as a client. Otherwise rank 0 hosts it.
     pub agent_store: bool,
-    /// torchrun's restart count: keys of earlier attempts in a reused store stay apart.
+    /// torchrun's restart count (Slurm's on a requeue): keys of earlier attempts in a reused
+    /// store stay apart, and a restarted job resumes its run folder.
     pub attempt: u32,
+    /// Spawned rank 0 only: the listening socket the spawner bound to `master_port` and handed
+    /// down (`FUSIONPROT_STORE_FD`), so no other process can take the port in between.
+    pub store_fd: Option<i32>,
 }
 
 impl Launch {
@@ -56,6 +60,7 @@ impl Launch {
             master_port: 0,
             agent_store: false,
             attempt: 0,
+            store_fd: None,
         }
     }
 
@@ -159,6 +164,11 @@ fn torchrun(get: &impl Fn(&str) -> Option<String>) -> Result<Launch, DistError> 
         agent_store: get("TORCHELASTIC_USE_AGENT_STORE")
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
         attempt: number(get, "TORCHELASTIC_RESTART_COUNT")?.unwrap_or(0),
+        store_fd: if spawned {
+            number(get, "FUSIONPROT_STORE_FD")?
+        } else {
+            None
+        },
     })
 }
 
@@ -190,6 +200,7 @@ fn slurm(get: &impl Fn(&str) -> Option<String>) -> Result<Launch, DistError> {
         master_port,
         agent_store: false,
         attempt: number(get, "SLURM_RESTART_COUNT")?.unwrap_or(0),
+        store_fd: None,
     })
 }
 

@@ -108,6 +108,7 @@ impl Group {
             launch.rank,
             launch.world_size,
             is_server,
+            launch.store_fd.filter(|_| is_server),
             timeout_ms,
             &prefix,
             launch.local_rank as i32,

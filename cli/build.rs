@@ -1,34 +1,37 @@
-//! Link settings shared by every crate whose binaries or tests load libtorch or libduckdb
-//! (cli, trainer and tracker point their `build =` here): an rpath to each native library so that
-//! nothing needs LD_LIBRARY_PATH, and libtorch_cuda force-linked so that a binary built on a CPU
-//! machine still sees CUDA on a GPU machine. `rustc-link-arg` reaches only the package's own
-//! binaries and tests, hence one script used by several packages instead of one in a library.
+//! Link settings of the two binaries and the tests. `fusionprot-torch` gets an rpath to
+//! libtorch and libtorch_cuda force-linked, so a binary built on a CPU machine still sees CUDA
+//! on a GPU machine; `fusionprot` gets neither (it must not load libtorch). The integration
+//! tests read checkpoints with tch, so they get the rpath. Both binaries get DuckDB's rpath when
+//! it is linked dynamically (scripts/env sets DUCKDB_LIB_DIR).
 
 fn main() {
-    if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("fusionprot") {
-        git_commit();
-    }
+    git_commit();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+        println!("cargo:rustc-link-arg-bin=fusionprot-torch=-Wl,-rpath,{lib}");
+        println!("cargo:rustc-link-arg-tests=-Wl,-rpath,{lib}");
         // tch never references a torch_cuda symbol, so `--as-needed` would drop the library and
         // `tch::Cuda::is_available()` would be false even on a GPU machine.
         if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
-            println!("cargo:rustc-link-arg=-L{lib}");
-            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-            println!("cargo:rustc-link-arg=-ltorch_cuda");
-            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+            for arg in [
+                format!("-L{lib}"),
+                "-Wl,--no-as-needed".into(),
+                "-ltorch_cuda".into(),
+                "-Wl,--as-needed".into(),
+            ] {
+                println!("cargo:rustc-link-arg-bin=fusionprot-torch={arg}");
+            }
         }
     }
-    // Only set when DuckDB is linked dynamically (scripts/env); the bundled build needs nothing.
     if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+        println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{dir}");
+        println!("cargo:rustc-link-arg-tests=-Wl,-rpath,{dir}");
     }
 }
 
 /// The CLI records the commit it was built from (`fusionprot.git_commit` on tracked runs): the
-/// HEAD of the checkout, when there is one. Only the CLI reruns on a new commit.
+/// HEAD of the checkout, when there is one.
 fn git_commit() {
     let git = |args: &[&str]| {
         std::process::Command::new("git")

@@ -1,5 +1,6 @@
 //! `fusionprot doctor`: what this installation is made of and whether each part works; given a
-//! dataset, whether it is whole (an interrupted `prepare` is recovered first).
+//! dataset, whether it is whole (an interrupted `prepare` is recovered first). The libtorch part
+//! comes from the sibling binary (`fusionprot-torch doctor --json`), whose lines are included.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,8 +10,8 @@ use clap::Args;
 use fusionprot_pipeline::manifest;
 use fusionprot_pipeline::mmseqs::Mmseqs;
 use fusionprot_pipeline::swap::{self, Recovery, SwapError};
-use fusionprot_trainer::{Device, runtime};
-use serde::Serialize;
+
+use crate::report::{self, Check};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -26,103 +27,21 @@ pub struct DoctorArgs {
     json: bool,
 }
 
-/// One line of the report.
-#[derive(Debug, Serialize)]
-struct Check {
-    part: &'static str,
-    /// Version or result when the part works.
-    ok: Option<String>,
-    /// What is wrong and how to fix it, when it does not.
-    problem: Option<String>,
-    /// A missing required part makes doctor exit non-zero.
-    required: bool,
-}
-
-impl Check {
-    fn new(part: &'static str, required: bool, result: Result<String, String>) -> Self {
-        let (ok, problem) = match result {
-            Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(e)),
-        };
-        Self {
-            part,
-            ok,
-            problem,
-            required,
-        }
-    }
-
-    fn failed(&self) -> bool {
-        self.required && self.problem.is_some()
-    }
-}
-
 /// Whether this binary was built with DuckDB SQL (the full CLI) or is the lean trainer build.
 const FULL_BUILD: bool = cfg!(feature = "sql");
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
-    let checks = collect(args)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&checks)?);
-    } else {
-        print_table(&checks);
-    }
-    let failed: Vec<&str> = checks
-        .iter()
-        .filter(|c| c.failed())
-        .map(|c| c.part)
-        .collect();
-    if failed.is_empty() {
-        if !args.json {
-            println!("\nall required parts work");
-        }
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("doctor: missing or broken: {}", failed.join(", "));
-        Ok(ExitCode::FAILURE)
-    }
+    report::finish(&collect(args)?, args.json)
 }
 
 fn collect(args: &DoctorArgs) -> anyhow::Result<Vec<Check>> {
-    let build = if FULL_BUILD { "full" } else { "trainer-only" };
+    let build = if FULL_BUILD { "full" } else { "lean" };
     let mut checks = vec![Check::new(
         "fusionprot",
         true,
         Ok(format!("{} ({build} build)", env!("CARGO_PKG_VERSION"))),
     )];
-
-    let info = runtime::libtorch_info();
-    let location = info.lib_dir.as_ref().map_or_else(
-        || "location unknown".to_owned(),
-        |d| d.display().to_string(),
-    );
-    checks.push(Check::new(
-        "libtorch",
-        true,
-        Ok(format!(
-            "{} ({location})",
-            info.version.as_deref().unwrap_or("version unknown")
-        )),
-    ));
-    checks.push(Check::new(
-        "CPU forward",
-        true,
-        smoke(Device::Cpu).map(|s| format!("{s}, {} threads", info.cpu_threads)),
-    ));
-    let cuda = if info.cuda_available {
-        let cudnn = if info.cudnn_available {
-            "cuDNN"
-        } else {
-            "no cuDNN"
-        };
-        Ok(format!("{} ({cudnn})", info.cuda_devices.join(", ")))
-    } else {
-        Err("not available (CPU only); on a GPU machine check the driver and that libtorch_cuda.so loads".to_owned())
-    };
-    checks.push(Check::new("CUDA", args.require_cuda, cuda));
-    if info.cuda_available {
-        checks.push(Check::new("CUDA forward", true, smoke(Device::Cuda(0))));
-    }
+    checks.extend(torch_checks(args.require_cuda));
 
     let mmseqs = Mmseqs::locate()
         .and_then(|m| m.version().map(|v| format!("{v} ({})", m.exe().display())))
@@ -182,17 +101,31 @@ fn check_dataset(ds: &Path) -> Result<String, String> {
     ))
 }
 
-fn smoke(device: Device) -> Result<String, String> {
-    runtime::smoke_forward(device)
-        .map(|r| {
-            format!(
-                "ok: linear+relu {:?} matches plain Rust (max |err| {:.1e}) in {:.2} ms",
-                r.shape,
-                r.max_abs_error,
-                r.elapsed_secs * 1e3
-            )
-        })
-        .map_err(|e| e.to_string())
+/// The lines of `fusionprot-torch doctor --json`, or one failed line saying what is missing.
+fn torch_checks(require_cuda: bool) -> Vec<Check> {
+    let missing = |problem: String| vec![Check::new("fusionprot-torch", true, Err(problem))];
+    let exe = match crate::torch::sibling() {
+        Ok(exe) => exe,
+        Err(e) => return missing(e.to_string()),
+    };
+    let mut command = std::process::Command::new(&exe);
+    command.args(["doctor", "--json"]);
+    if require_cuda {
+        command.arg("--require-cuda");
+    }
+    let output = match command.output() {
+        Ok(o) => o,
+        Err(e) => return missing(format!("{}: {e}", exe.display())),
+    };
+    match serde_json::from_slice::<Vec<Check>>(&output.stdout) {
+        Ok(checks) if !checks.is_empty() => checks,
+        _ => missing(format!(
+            "{} doctor failed ({}): {}",
+            exe.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+    }
 }
 
 #[cfg(feature = "sql")]
@@ -203,16 +136,4 @@ fn duckdb_version() -> Result<String, String> {
 #[cfg(not(feature = "sql"))]
 fn duckdb_version() -> Result<String, String> {
     Err("not in this build (trainer-only binary; SQL needs the full build)".to_owned())
-}
-
-fn print_table(checks: &[Check]) {
-    for c in checks {
-        let (mark, text) = match (&c.ok, &c.problem) {
-            (Some(v), _) => ("ok  ", v.as_str()),
-            (None, Some(p)) if c.required => ("FAIL", p.as_str()),
-            (None, Some(p)) => ("--  ", p.as_str()),
-            (None, None) => ("?   ", ""),
-        };
-        println!("{mark} {:<13} {text}", c.part);
-    }
 }

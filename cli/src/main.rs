@@ -1,31 +1,31 @@
 //! The `fusionprot` binary: parses arguments, installs logging, runs one subcommand and picks the
-//! exit code. The work itself lives in the library crates.
+//! exit code. The work itself lives in the library crates. It links no libtorch: the commands
+//! that run tensors (`train`, `pretrain`, `embed`, `evaluate`, `export`) are handed to the
+//! sibling binary `fusionprot-torch` by `exec` (see `torch.rs`), before anything else starts.
 
+mod common;
 mod doctor;
-mod embed;
-mod evaluate;
-mod export;
 #[cfg(feature = "import")]
 mod import;
 mod prepare;
-mod pretrain;
 mod progress;
 #[cfg(feature = "sql")]
 mod query;
 #[cfg(feature = "sql")]
 mod remote;
-mod run_folder;
+mod report;
 mod score;
 mod serve;
 mod show;
 mod split;
 mod sync;
 mod threads;
-mod train;
+mod torch;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// FusionProt: prepare protein structure data, train and embed with ESM-2 + GearNet fusion, track runs.
 #[derive(Debug, Parser)]
@@ -35,17 +35,29 @@ struct Cli {
     command: Command,
 }
 
+/// The arguments of a command that `fusionprot-torch` runs (`fusionprot CMD --help` shows them).
+#[derive(Debug, Args)]
+struct Forwarded {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<OsString>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check this installation: versions of libtorch, CUDA, MMseqs2, DuckDB and SQLite, and a
     /// libtorch forward on each device. Exits non-zero when a required part is missing.
     Doctor(doctor::DoctorArgs),
-    Embed(embed::EmbedArgs),
-    /// Evaluate a fine-tuning checkpoint on one part of a named split; writes a predictions table.
-    Evaluate(evaluate::EvaluateArgs),
+    /// Embed proteins with a model or a run's checkpoint (runs in fusionprot-torch).
+    #[command(disable_help_flag = true)]
+    Embed(Forwarded),
+    /// Evaluate a fine-tuning checkpoint on one part of a named split; writes a predictions table
+    /// (runs in fusionprot-torch).
+    #[command(disable_help_flag = true)]
+    Evaluate(Forwarded),
     /// Write a run's checkpoint as the reference's state dict (FusionNetwork's names; the head
-    /// left out), loadable by FusionProt's PyTorch code with strict=True.
-    Export(export::ExportArgs),
+    /// left out), loadable by FusionProt's PyTorch code with strict=True (runs in fusionprot-torch).
+    #[command(disable_help_flag = true)]
+    Export(Forwarded),
     /// Turn a published benchmark archive (TorchDrug's EC / GO zips, Atom3D's MSP tar) into a
     /// dataset with labels and the official splits.
     #[cfg(feature = "import")]
@@ -74,23 +86,36 @@ enum Command {
     /// threshold (family-level split), and prove it.
     Split(split::SplitArgs),
     /// Fine-tune a model (FusionProt or a baseline) on a task of an imported benchmark: the
-    /// reference's recipe, checkpoints with exact resume, every run tracked.
-    Train(train::TrainArgs),
+    /// reference's recipe, checkpoints with exact resume, every run tracked (runs in
+    /// fusionprot-torch).
+    #[command(disable_help_flag = true)]
+    Train(Forwarded),
     /// Pre-train on prepared structures (AlphaFold DB proteomes): Multiview Contrast as
-    /// FusionProt's published weights, or residue-type prediction; tracked, exact resume.
-    Pretrain(pretrain::PretrainArgs),
+    /// FusionProt's published weights, or residue-type prediction; tracked, exact resume (runs in
+    /// fusionprot-torch).
+    #[command(disable_help_flag = true)]
+    Pretrain(Forwarded),
     /// Replay a tracking spool (operations logged while the server was unreachable), exactly once.
     Sync(sync::SyncArgs),
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if torch::wants(&args) {
+        // Only returns when the sibling cannot be started.
+        let err = torch::exec(args);
+        eprintln!("error: {}", common::describe(&err));
+        return ExitCode::FAILURE;
+    }
+    common::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),
-        Command::Embed(args) => embed::run(&args),
-        Command::Evaluate(args) => evaluate::run(&args),
-        Command::Export(args) => export::run(&args),
+        Command::Embed(_)
+        | Command::Evaluate(_)
+        | Command::Export(_)
+        | Command::Train(_)
+        | Command::Pretrain(_) => Err(torch::exec(args)),
         #[cfg(feature = "import")]
         Command::Import(args) => import::run(&args),
         Command::Prepare(args) => prepare::run(&args),
@@ -104,42 +129,12 @@ fn main() -> ExitCode {
         Command::Show(args) => show::run(&args),
         Command::Split(args) => split::run(&args),
         Command::Sync(args) => sync::run(&args),
-        Command::Train(args) => train::run(&args),
-        Command::Pretrain(args) => pretrain::run(&args),
     };
     match result {
         Ok(code) => code,
-        Err(err) if err.is::<run_folder::Interrupted>() => ExitCode::from(130),
         Err(err) => {
-            eprintln!("error: {}", describe(&err));
+            eprintln!("error: {}", common::describe(&err));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes joined by `: `, each said once: a library error that already ends
-/// with its source's words (`{path}: {source}`) is not followed by them again.
-fn describe(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.ends_with(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
-/// Logs go to stderr, `info` by default; `RUST_LOG` overrides.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use fusionprot_trainer::metrics::{self, Ties};
+use fusionprot_metrics::{self as metrics, Ties};
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {

@@ -8,7 +8,7 @@ pub mod embed;
 pub mod error;
 pub mod hub;
 pub mod load;
-pub mod metrics;
+pub use fusionprot_metrics as metrics;
 pub mod model;
 pub mod pickle;
 pub mod runtime;

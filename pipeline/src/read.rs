@@ -40,6 +40,14 @@ pub enum ReadError {
         found: Option<String>,
         expected: String,
     },
+    /// The part carries the right tag but not the tag's columns (written by another tool, or
+    /// edited): refused before any row is read.
+    #[error("{}: tagged {tag} but {problem}", .path.display())]
+    Columns {
+        path: PathBuf,
+        tag: String,
+        problem: String,
+    },
 }
 
 /// Why a table is missing, and which command writes it.
@@ -99,6 +107,7 @@ fn open(path: &Path, table: Table) -> Result<ParquetRecordBatchReaderBuilder<Fil
             source,
         })?;
     check_tag(path, table, builder.metadata())?;
+    check_columns(path, table, builder.schema())?;
     Ok(builder)
 }
 
@@ -122,6 +131,7 @@ pub fn open_indexed(path: &Path, table: Table) -> Result<ArrowReaderMetadata, Re
         source,
     })?;
     check_tag(path, table, meta.metadata())?;
+    check_columns(path, table, meta.schema())?;
     Ok(meta)
 }
 
@@ -145,6 +155,53 @@ fn check_tag(
     Ok(())
 }
 
+/// The part's columns are exactly its tag's: each by name with the tag's type (nested field names,
+/// which writers spell differently, aside), none missing, none extra. Readers index columns by
+/// name and trust their types, so a file that passes reads without a surprise.
+fn check_columns(path: &Path, table: Table, found: &arrow_schema::Schema) -> Result<(), ReadError> {
+    let expected = table.arrow_schema();
+    let refuse = |problem: String| {
+        Err(ReadError::Columns {
+            path: path.to_owned(),
+            tag: table.schema_tag(),
+            problem,
+        })
+    };
+    for want in expected.fields() {
+        match found.field_with_name(want.name()) {
+            Err(_) => {
+                return refuse(format!(
+                    "column `{}` ({}) is missing",
+                    want.name(),
+                    want.data_type()
+                ));
+            }
+            Ok(have) if !have.data_type().equals_datatype(want.data_type()) => {
+                return refuse(format!(
+                    "column `{}` is {}, expected {}",
+                    want.name(),
+                    have.data_type(),
+                    want.data_type()
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(extra) = found
+        .fields()
+        .iter()
+        .find(|f| expected.field_with_name(f.name()).is_err())
+    {
+        return refuse(format!(
+            "has a column `{}` ({}) that {} does not have",
+            extra.name(),
+            extra.data_type(),
+            table.schema_tag()
+        ));
+    }
+    Ok(())
+}
+
 fn collect(
     path: &Path,
     builder: ParquetRecordBatchReaderBuilder<File>,
@@ -155,6 +212,20 @@ fn collect(
     };
     let reader = builder.build().map_err(parquet)?;
     reader.map(|b| b.map_err(|e| parquet(e.into()))).collect()
+}
+
+/// Checks every part of `table` — its schema tag and its columns — from the footers alone, no
+/// row read: what a command runs before it starts writing, so that a bad part stops it while
+/// nothing is written yet. Returns the number of parts.
+///
+/// # Errors
+/// As [`read_table`], without reading rows.
+pub fn check_parts(dataset: &Path, table: Table) -> Result<usize, ReadError> {
+    let parts = parts(dataset, table)?;
+    for path in &parts {
+        open(path, table)?;
+    }
+    Ok(parts.len())
 }
 
 /// All rows of `table`, part after part.

@@ -25,14 +25,24 @@ use crate::model::Model;
 /// The prefix of ESM-2's weights in every model that has them.
 const SEQUENCE_MODEL: &str = "sequence_model.";
 
-/// Checks what [`pretrain`] checks before any work (model kind, order, datasets with proteins).
+/// Checks what [`pretrain`] checks before any work (model kind, order, datasets with proteins,
+/// every graph table's parts against their tags).
 ///
 /// # Errors
 /// As `pretrain` would.
 pub fn pretrain_preflight(cfg: &PretrainConfig) -> Result<usize, ModelError> {
     cfg.kind().map_err(ModelError::Input)?;
     let order = cfg.order().map_err(ModelError::Input)?;
-    Ok(Proteins::open(&cfg.data.datasets, order)?.examples.len())
+    let proteins = Proteins::open(&cfg.data.datasets, order)?.examples.len();
+    for dataset in &cfg.data.datasets {
+        for table in [
+            fusionprot_pipeline::schema::Table::Residues,
+            fusionprot_pipeline::schema::Table::Edges,
+        ] {
+            fusionprot_pipeline::read::check_parts(dataset, table).map_err(ModelError::Read)?;
+        }
+    }
+    Ok(proteins)
 }
 
 /// The pre-training optimizer over `model` (its head already added): ESM-2 frozen unless

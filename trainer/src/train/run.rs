@@ -115,13 +115,23 @@ fn task_data(cfg: &TrainConfig) -> Result<(ModelKind, super::TaskData), ModelErr
 }
 
 /// Checks what [`train`] checks about its data before any work (model kind, dataset, task,
-/// split, a non-empty train part), so a caller can refuse a mistyped task or split before it
-/// creates a tracked run.
+/// split, a non-empty train part, every graph table's parts against their tags), so a caller
+/// can refuse a mistyped task or split, or a malformed table, before it creates a tracked run.
 ///
 /// # Errors
 /// As `train` would, for the same reasons.
 pub fn preflight(cfg: &TrainConfig) -> Result<(), ModelError> {
-    task_data(cfg).map(|_| ())
+    task_data(cfg)?;
+    // The graphs' tables are read only once training starts: their parts are checked here, so a
+    // part with other columns than its tag's is refused before the run folder is written.
+    for table in [
+        fusionprot_pipeline::schema::Table::Residues,
+        fusionprot_pipeline::schema::Table::Edges,
+    ] {
+        fusionprot_pipeline::read::check_parts(&cfg.data.dataset, table)
+            .map_err(ModelError::Read)?;
+    }
+    Ok(())
 }
 
 /// Runs (or resumes) a fine-tuning run.

@@ -23,7 +23,7 @@ pub struct TrackerTarget {
         default_value = "fusionprot.db",
         conflicts_with = "tracker"
     )]
-    pub db: PathBuf,
+    pub db: fusionprot_tracker::store::DbLocation,
     /// A running tracker (http://HOST:PORT) instead of the local database.
     #[arg(long)]
     pub tracker: Option<String>,
@@ -37,14 +37,16 @@ impl TrackerTarget {
     /// folder>/artifacts`, where `sqlite:///` clients put run artifacts and `serve --artifacts`
     /// should point), which clients write.
     fn confinement(&self) -> fusionprot_tracker::dataset_files::Confinement {
-        let folder = self
-            .db
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        // A PostgreSQL tracker keeps no artifact store on this machine.
+        let folder = self.db.sqlite_path().map(|db| {
+            db.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+        });
         fusionprot_tracker::dataset_files::Confinement {
             below: None,
-            never: std::fs::canonicalize(folder.join("artifacts"))
+            never: folder
+                .and_then(|f| std::fs::canonicalize(f.join("artifacts")).ok())
                 .into_iter()
                 .collect(),
         }
@@ -56,13 +58,14 @@ impl TrackerTarget {
         create: bool,
         work: impl AsyncFnOnce(fusionprot_tracker::Store) -> Result<T, fusionprot_tracker::TrackerError>,
     ) -> Result<T> {
-        let db = self.db.display().to_string();
-        let postgres = fusionprot_tracker::store::Dialect::of(&db)
-            == fusionprot_tracker::store::Dialect::Postgres;
-        if !create && !postgres && !self.db.is_file() {
+        let db = self.db.to_location();
+        if let Some(file) = self.db.sqlite_path()
+            && !create
+            && !file.is_file()
+        {
             bail!(
                 "{}: no tracker database here (give --db FILE or --tracker URL)",
-                self.db.display()
+                file.display()
             );
         }
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -30,7 +30,7 @@ pub struct ServeArgs {
         hide_env_values = true,
         default_value = "fusionprot.db"
     )]
-    pub db: PathBuf,
+    pub db: fusionprot_tracker::store::DbLocation,
     /// Address to listen on. Non-loopback addresses need --token (or --insecure).
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub addr: String,
@@ -72,7 +72,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let db = fusionprot_tracker::store::redacted(&args.db.display().to_string());
+    let db = args.db.to_string();
     runtime
         .block_on(fusionprot_tracker::serve(cfg, |addr| {
             // A closed stdout (a supervisor that stopped reading) must not stop the server.

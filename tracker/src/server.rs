@@ -12,7 +12,7 @@ use crate::store::{Durability, Store};
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub db: PathBuf,
+    pub db: crate::store::DbLocation,
     pub addr: String,
     pub artifacts: PathBuf,
     pub token: Option<String>,
@@ -73,7 +73,7 @@ pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         path: cfg.artifacts.display().to_string(),
         source,
     })?;
-    let store = Store::open(&cfg.db.display().to_string(), cfg.durability).await?;
+    let store = Store::open(&cfg.db.to_location(), cfg.durability).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| TrackerError::Io {

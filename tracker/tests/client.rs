@@ -68,7 +68,7 @@ fn embedded_sqlite_logging_needs_no_server() {
 fn start_server(db: &Path, artifacts: &Path, port: u16) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     let cfg = ServeConfig {
-        db: db.to_path_buf(),
+        db: fusionprot_tracker::store::DbLocation::Sqlite(db.to_path_buf()),
         addr: format!("127.0.0.1:{port}"),
         artifacts: artifacts.to_path_buf(),
         token: None,

@@ -13,6 +13,7 @@
 
 mod dialect;
 mod experiments;
+mod location;
 mod metrics;
 mod open;
 mod runs;
@@ -20,6 +21,7 @@ mod search;
 mod validate;
 
 pub use dialect::{Dialect, redacted};
+pub use location::{DbLocation, LocationError};
 pub use metrics::Batch;
 pub use open::{Durability, Store};
 pub(crate) use runs::require_active;

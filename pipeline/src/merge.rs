@@ -37,7 +37,7 @@ use crate::schema::{DATASET_SCHEMA_VERSION, Table};
 use crate::shard::Section;
 use crate::structure::Format;
 use crate::swap;
-use crate::write::{Batches, TableWriter};
+use crate::write::PreparedWriter;
 
 /// Errors of a merge.
 #[derive(Debug, thiserror::Error)]
@@ -554,21 +554,7 @@ fn write(
         })
         .collect::<Result<_, ReadError>>()?;
     progress.set_length(kept.len() as u64);
-    let mut writers = Table::PREPARED
-        .iter()
-        .map(|t| TableWriter::new(staging, *t))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(PrepareError::from)?;
-    let mut batches = Batches::new();
-    let flush = |batches: &mut Batches, writers: &mut [TableWriter]| -> Result<(), MergeError> {
-        for (w, b) in writers
-            .iter_mut()
-            .zip(batches.take().map_err(PrepareError::from)?)
-        {
-            w.write(&b).map_err(PrepareError::from)?;
-        }
-        Ok(())
-    };
+    let mut writer = PreparedWriter::new(staging).map_err(PrepareError::from)?;
     for window in kept.chunks(WINDOW) {
         // Rows of the window's proteins, per shard and table.
         let mut rows: Vec<[HashMap<String, Vec<RecordBatch>>; 3]> = Vec::new();
@@ -601,20 +587,11 @@ fn write(
             }
             counts.residues += record.residues.len() as u64;
             counts.edges += edges.len() as u64;
-            batches.push(&record, &edges);
-            if batches.residue_rows >= 65_536 || batches.edge_rows >= 262_144 {
-                flush(&mut batches, &mut writers)?;
-            }
+            writer.push(&record, &edges).map_err(PrepareError::from)?;
             progress.inc(1);
         }
     }
-    flush(&mut batches, &mut writers)?;
-    let mut tables = BTreeMap::new();
-    for (t, w) in Table::PREPARED.iter().zip(writers) {
-        let parts = w.finish(staging).map_err(PrepareError::from)?;
-        tables.insert(t.name(), TableEntry::new(*t, parts));
-    }
-    Ok(tables)
+    Ok(writer.finish(staging).map_err(PrepareError::from)?)
 }
 
 fn col<T: 'static>(b: &RecordBatch, i: usize) -> Result<&T, String> {

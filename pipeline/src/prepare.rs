@@ -27,11 +27,11 @@ use crate::manifest::{
     Counts, Duplicate, Failure, GraphParameters, InputEntry, Manifest, Parameters, TableEntry,
 };
 use crate::protein::{self, ProteinOptions};
-use crate::schema::{DATASET_SCHEMA_VERSION, Table};
+use crate::schema::DATASET_SCHEMA_VERSION;
 use crate::spill;
 use crate::structure;
 use crate::swap::{self, DatasetLock, Recovery, SwapError};
-use crate::write::{Batches, TableWriter, WriteError, hex};
+use crate::write::{PreparedWriter, WriteError, hex};
 
 /// What a benchmark import adds to a `prepare` run: tables written into the staging folder after
 /// the prepared ones and manifest sections, swapped in with them in one journaled swap, so a
@@ -657,17 +657,7 @@ fn write_tables(
         .num_threads(jobs)
         .build()
         .expect("a rayon pool with a positive thread count");
-    let mut writers = Table::PREPARED
-        .iter()
-        .map(|t| TableWriter::new(staging, *t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut batches = Batches::new();
-    let flush = |batches: &mut Batches, writers: &mut [TableWriter]| -> Result<(), PrepareError> {
-        for (w, b) in writers.iter_mut().zip(batches.take()?) {
-            w.write(&b)?;
-        }
-        Ok(())
-    };
+    let mut writer = PreparedWriter::new(staging)?;
     for chunk in kept.chunks(CHUNK) {
         let built: Vec<_> = pool.install(|| {
             chunk
@@ -692,20 +682,11 @@ fn write_tables(
         for (p, edges) in &built {
             counts.residues += p.residues.len() as u64;
             counts.edges += edges.len() as u64;
-            batches.push(p, edges);
-            if batches.residue_rows >= 65_536 || batches.edge_rows >= 262_144 {
-                flush(&mut batches, &mut writers)?;
-            }
+            writer.push(p, edges)?;
         }
         progress.inc(chunk.len() as u64);
     }
-    flush(&mut batches, &mut writers)?;
-    let mut tables = BTreeMap::new();
-    for (t, w) in Table::PREPARED.iter().zip(writers) {
-        let parts = w.finish(staging)?;
-        tables.insert(t.name(), TableEntry::new(*t, parts));
-    }
-    Ok(tables)
+    Ok(writer.finish(staging)?)
 }
 
 /// Tables and manifest from earlier runs that the new ones replace. `splits`, `labels` and

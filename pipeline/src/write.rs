@@ -394,3 +394,76 @@ impl Batches {
         Ok([proteins, residues, edges])
     }
 }
+
+/// The three prepared tables (proteins, residues, edges) of a dataset, written one way by
+/// `prepare`, `merge` and the imports: each protein's rows are buffered and flushed as one batch
+/// per table once the buffered residues or edges reach a row group
+/// ([`Table::row_group_rows`]). Parts close at a protein boundary after a flush, so two commands
+/// that push the same proteins in the same order write the same bytes (merge's promise).
+pub struct PreparedWriter {
+    writers: Vec<TableWriter>,
+    batches: Batches,
+}
+
+impl std::fmt::Debug for PreparedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedWriter")
+            .field("batches", &self.batches)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedWriter {
+    /// Writers for the prepared tables under `staging`.
+    ///
+    /// # Errors
+    /// A table folder cannot be created.
+    pub fn new(staging: &Path) -> Result<Self, WriteError> {
+        Ok(Self {
+            writers: Table::PREPARED
+                .iter()
+                .map(|t| TableWriter::new(staging, *t))
+                .collect::<Result<_, _>>()?,
+            batches: Batches::new(),
+        })
+    }
+
+    /// Adds one protein with its edges.
+    ///
+    /// # Errors
+    /// Writing a full batch failed.
+    pub fn push(&mut self, protein: &ProteinRecord, edges: &Edges) -> Result<(), WriteError> {
+        self.batches.push(protein, edges);
+        if self.batches.residue_rows >= Table::Residues.row_group_rows()
+            || self.batches.edge_rows >= Table::Edges.row_group_rows()
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        for (w, b) in self.writers.iter_mut().zip(self.batches.take()?) {
+            w.write(&b)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered, closes every table and returns their manifest entries.
+    ///
+    /// # Errors
+    /// Writing or closing a part failed.
+    pub fn finish(
+        mut self,
+        staging: &Path,
+    ) -> Result<std::collections::BTreeMap<&'static str, crate::manifest::TableEntry>, WriteError>
+    {
+        self.flush()?;
+        let mut tables = std::collections::BTreeMap::new();
+        for (t, w) in Table::PREPARED.iter().zip(self.writers) {
+            let parts = w.finish(staging)?;
+            tables.insert(t.name(), crate::manifest::TableEntry::new(*t, parts));
+        }
+        Ok(tables)
+    }
+}

@@ -30,7 +30,7 @@ use crate::schema::{DATASET_SCHEMA_VERSION, Table};
 use crate::splits::{SplitRow, write_splits};
 use crate::structure::Format;
 use crate::swap;
-use crate::write::{Batches, TableWriter, WriteError};
+use crate::write::{PreparedWriter, TableWriter, WriteError};
 
 /// The reference's window (`TruncateProteinPair(max_length=1000)`, training.md §2.4).
 pub const WINDOW: usize = 1000;
@@ -436,11 +436,7 @@ fn write_all(
         .num_threads(cfg.jobs.max(1))
         .build()
         .expect("a rayon pool with a positive thread count");
-    let mut writers = Table::PREPARED
-        .iter()
-        .map(|t| TableWriter::new(staging, *t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut batches = Batches::new();
+    let mut writer = PreparedWriter::new(staging)?;
     let mut counts = Counts {
         files: envs.dirs.len(),
         proteins: read.proteins.len(),
@@ -457,17 +453,10 @@ fn write_all(
         for (p, e) in chunk.iter().zip(&edges) {
             counts.residues += p.residues.len() as u64;
             counts.edges += e.len() as u64;
-            batches.push(p, e);
-        }
-        for (w, b) in writers.iter_mut().zip(batches.take()?) {
-            w.write(&b)?;
+            writer.push(p, e)?;
         }
     }
-    let mut tables = BTreeMap::new();
-    for (t, w) in Table::PREPARED.iter().zip(writers) {
-        let parts = w.finish(staging)?;
-        tables.insert(t.name(), TableEntry::new(*t, parts));
-    }
+    let mut tables = writer.finish(staging)?;
     let parts = write_pairs(staging, &read.pairs)?;
     tables.insert(Table::Pairs.name(), TableEntry::new(Table::Pairs, parts));
     let mut split_counts = SplitCounts::new();

@@ -572,11 +572,9 @@ fn rank_device(device: Device, ranks: &fusionprot_dist::Launch) -> Device {
 
 /// The dataset's content hash as the tracker's registry computes it (joins runs to `datasets`).
 pub(crate) fn dataset_hash(dataset: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(dataset.join("manifest.json")).ok()?;
-    let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
-    fusionprot_tracker::registry::content_hash(&manifest)
+    fusionprot_pipeline::manifest::Recorded::read(dataset)
         .ok()
-        .map(|(h, _)| h)
+        .map(|m| m.content_hash())
 }
 
 /// A fresh run's `model.init` names a checkpoint that exists and passes its checksums (checked

@@ -149,6 +149,147 @@ impl Manifest {
     }
 }
 
+/// A dataset's `manifest.json` as read back — by the trainer, the CLI and the tracker alike: the
+/// sections readers use, typed, and every other key kept as it was (`parameters`, `inputs`, an
+/// import's `splits`, a merge's `shards`, sections of a later version), so that what is read can
+/// be stored or sent on without loss. Only `dataset_schema_version` and `tables` are required
+/// (what a tracking client must send to register a dataset by its manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tool: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tool_version: String,
+    pub dataset_schema_version: u32,
+    /// Every table with its parts (a `merge --link` dataset's point into its shards), exactly as
+    /// written: the content hash is taken over it; [`Recorded::table`] reads one typed.
+    pub tables: serde_json::Map<String, serde_json::Value>,
+    /// What an import adds: the benchmark's tasks with their vocabularies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benchmark: Option<Benchmark>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One table of [`Recorded`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedTable {
+    pub schema: String,
+    pub rows: u64,
+    pub parts: Vec<RecordedPart>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One part of a [`RecordedTable`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedPart {
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `benchmark` section an import writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Benchmark {
+    #[serde(default)]
+    pub tasks: Vec<BenchmarkTask>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One task of a benchmark: its name, label count and label vocabulary in label-index order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkTask {
+    pub task: String,
+    #[serde(default)]
+    pub size: usize,
+    #[serde(default)]
+    pub terms: Vec<String>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A manifest that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// Not JSON, or a section of the wrong shape (serde names the field and the line).
+    #[error("{}: not a fusionprot dataset manifest: {source}", .path.display())]
+    Json {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl Recorded {
+    /// Reads `DATASET/manifest.json`.
+    ///
+    /// # Errors
+    /// Unreadable, not JSON, or without the sections every manifest has.
+    pub fn read(dataset: &Path) -> Result<Recorded, ManifestError> {
+        let path = dataset.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ManifestError::Json { path, source })
+    }
+
+    /// A manifest sent as JSON (a tracking client registering a dataset by its manifest).
+    ///
+    /// # Errors
+    /// Without the sections every manifest has, or with one of the wrong shape.
+    pub fn from_value(value: serde_json::Value) -> Result<Recorded, serde_json::Error> {
+        serde_json::from_value(value)
+    }
+
+    /// The manifest as JSON, every key it was read with included.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The dataset's content hash: sha256 of its `tables` section (every part's rows, bytes and
+    /// sha256) as canonical JSON (keys sorted), so it names the data, not where it lies.
+    pub fn content_hash(&self) -> String {
+        use sha2::Digest;
+        let canonical = serde_json::Value::Object(self.tables.clone()).to_string();
+        crate::write::hex(&sha2::Sha256::digest(canonical.as_bytes()))
+    }
+
+    /// One table's entry, typed.
+    ///
+    /// # Errors
+    /// The entry has another shape (names the field).
+    pub fn table(&self, name: &str) -> Option<Result<RecordedTable, serde_json::Error>> {
+        self.tables
+            .get(name)
+            .map(|v| serde_json::from_value(v.clone()))
+    }
+
+    /// The task named `task` of the benchmark this dataset was imported from.
+    pub fn task(&self, task: &str) -> Option<&BenchmarkTask> {
+        self.benchmark
+            .as_ref()
+            .and_then(|b| b.tasks.iter().find(|t| t.task == task))
+    }
+
+    /// The benchmark's task names, in the manifest's order.
+    pub fn task_names(&self) -> Vec<&str> {
+        self.benchmark
+            .iter()
+            .flat_map(|b| b.tasks.iter().map(|t| t.task.as_str()))
+            .collect()
+    }
+}
+
 /// Errors checking a dataset folder against its manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -243,4 +384,49 @@ pub fn verify(dataset: &Path) -> Result<Verified, VerifyError> {
         proteins: m.tables.get("proteins").map_or(0, |t| t.rows),
         parts,
     })
+}
+
+#[cfg(test)]
+mod recorded_tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_read_back_keeps_every_key_and_its_content_hash() {
+        let text = r#"{
+          "tool": "fusionprot", "tool_version": "0.1.0", "dataset_schema_version": 2,
+          "parameters": {"inputs": ["a.pdb"], "truncate": null},
+          "tables": {"proteins": {"schema": "proteins/v1", "rows": 1,
+            "parts": [{"path": "proteins/part-00000.parquet", "rows": 1, "bytes": 9, "sha256": "ab"}]}},
+          "benchmark": {"kind": "ec", "tasks": [{"task": "ec", "size": 2, "terms": ["1.1.1.1", "2.7.7.7"], "weights": [1, 2]}]},
+          "splits": {"official": {"kind": "official"}},
+          "from_the_future": {"x": [1, 2, 3]}
+        }"#;
+        let v: serde_json::Value = serde_json::from_str(text).expect("json");
+        let m = Recorded::from_value(v.clone()).expect("a manifest");
+        assert_eq!(m.to_value(), v, "read and written back, nothing lost");
+        assert_eq!(m.task_names(), ["ec"]);
+        let ec = m.task("ec").expect("ec");
+        assert_eq!((ec.size, ec.terms.len()), (2, 2));
+        assert!(m.task("go-bp").is_none());
+        let t = m.table("proteins").expect("proteins").expect("typed");
+        assert_eq!((t.rows, t.parts[0].bytes), (1, 9));
+        // The hash the tracker always took: sha256 of the `tables` value as canonical JSON.
+        use sha2::Digest;
+        let old = crate::write::hex(&sha2::Sha256::digest(v["tables"].to_string().as_bytes()));
+        assert_eq!(m.content_hash(), old);
+
+        for (bad, field) in [
+            (r#"{"tables": {}}"#, "dataset_schema_version"),
+            (r#"{"dataset_schema_version": 1}"#, "tables"),
+            (
+                r#"{"dataset_schema_version": 1, "tables": {}, "benchmark": {"tasks": [{"size": 1}]}}"#,
+                "task",
+            ),
+        ] {
+            let e = Recorded::from_value(serde_json::from_str(bad).expect("json"))
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+    }
 }

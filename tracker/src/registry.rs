@@ -1,9 +1,9 @@
 //! fusionprot's additions to MLflow's model: checkpoints a run saved, and prepared datasets (the
 //! pipeline's manifest) linked to the runs that used them.
 
+use fusionprot_pipeline::manifest::{ManifestError, Recorded};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::dataset_files::{self, Confinement};
@@ -27,29 +27,14 @@ pub struct CheckpointIn {
     pub is_best: bool,
 }
 
-/// The content hash of a prepared dataset: sha256 of its manifest's `tables` section (every
-/// part's rows and sha256) in canonical JSON, so it names the data, not where it lies.
+/// A manifest as the pipeline reads it back ([`Recorded`]): refused, naming the field, when it
+/// lacks `dataset_schema_version` or `tables` or has a section of the wrong shape.
 ///
 /// # Errors
-/// A manifest without `dataset_schema_version` or `tables`.
-pub fn content_hash(manifest: &Value) -> Result<(String, i64), TrackerError> {
-    let version = manifest
-        .get("dataset_schema_version")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| {
-            TrackerError::invalid("not a fusionprot dataset manifest: no dataset_schema_version")
-        })?;
-    let tables = manifest
-        .get("tables")
-        .filter(|t| t.is_object())
-        .ok_or_else(|| TrackerError::invalid("not a fusionprot dataset manifest: no tables"))?;
-    let canonical =
-        serde_json::to_string(tables).map_err(|e| TrackerError::invalid(e.to_string()))?;
-    let digest: String = Sha256::digest(canonical.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((digest, version))
+/// As above.
+pub fn recorded(manifest: &Value) -> Result<Recorded, TrackerError> {
+    Recorded::from_value(manifest.clone())
+        .map_err(|e| TrackerError::invalid(format!("not a fusionprot dataset manifest: {e}")))
 }
 
 impl Store {
@@ -77,15 +62,15 @@ impl Store {
             Some(p) => {
                 let dir = std::fs::canonicalize(p)
                     .map_err(|e| TrackerError::invalid(format!("dataset path {p}: {e}")))?;
-                let text = std::fs::read_to_string(dir.join("manifest.json")).map_err(|e| {
-                    TrackerError::invalid(format!(
-                        "{}: not a prepared dataset ({e})",
-                        dir.display()
-                    ))
-                })?;
-                let m: Value = serde_json::from_str(&text).map_err(|e| {
-                    TrackerError::invalid(format!("{}/manifest.json: {e}", dir.display()))
-                })?;
+                let m = Recorded::read(&dir)
+                    .map_err(|e| match e {
+                        ManifestError::Io { source, .. } => TrackerError::invalid(format!(
+                            "{}: not a prepared dataset ({source})",
+                            dir.display()
+                        )),
+                        e @ ManifestError::Json { .. } => TrackerError::invalid(e.to_string()),
+                    })?
+                    .to_value();
                 dataset_files::resolve(&dir, scope).map_err(|e| TrackerError::Api {
                     code: if e.denied {
                         ErrorCode::PermissionDenied
@@ -103,7 +88,11 @@ impl Store {
                 None,
             ),
         };
-        let (hash, version) = content_hash(&manifest)?;
+        let typed = recorded(&manifest)?;
+        let (hash, version) = (
+            typed.content_hash(),
+            i64::from(typed.dataset_schema_version),
+        );
         let split = manifest
             .get("splits")
             .or_else(|| manifest.get("split"))

@@ -425,11 +425,9 @@ impl Client {
         if matches!(self.backend, Backend::Local { .. }) {
             body["path"] = json!(dataset.display().to_string());
         } else {
-            let path = dataset.join("manifest.json");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| TrackerError::invalid(format!("{}: {e}", path.display())))?;
-            body["manifest"] = serde_json::from_str(&text)
-                .map_err(|e| TrackerError::invalid(format!("{}: {e}", path.display())))?;
+            body["manifest"] = fusionprot_pipeline::manifest::Recorded::read(dataset)
+                .map_err(|e| TrackerError::invalid(e.to_string()))?
+                .to_value();
         }
         let registered = self
             .send(&json!({ "op": "register-dataset", "body": body }))

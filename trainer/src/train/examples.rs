@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use arrow_array::{Array, Int8Array, Int32Array, ListArray, StringArray};
+use fusionprot_pipeline::manifest::{ManifestError, Recorded};
 use fusionprot_pipeline::read::read_table;
 use fusionprot_pipeline::schema::Table;
 use fusionprot_pipeline::splits::read_splits;
@@ -122,25 +123,18 @@ impl TaskData {
 /// protein of the split without labels for the task, unreadable tables.
 pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskData, ModelError> {
     let input = |m: String| ModelError::Input(format!("{}: {m}", dataset.display()));
-    let manifest_path = dataset.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::Io {
-        path: manifest_path.clone(),
-        source,
+    let manifest = Recorded::read(dataset).map_err(|e| match e {
+        ManifestError::Io { path, source } => ModelError::Io { path, source },
+        e @ ManifestError::Json { .. } => ModelError::Input(e.to_string()),
     })?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| input(format!("manifest.json: {e}")))?;
-    let tasks = manifest["benchmark"]["tasks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     let pairs = task == "msp";
     let no_labels =
         || input("no labels: import a benchmark first (fusionprot import ec|go|msp)".into());
-    if tasks.is_empty() {
+    let names = manifest.task_names();
+    if names.is_empty() {
         return Err(no_labels());
     }
-    let names: Vec<&str> = tasks.iter().filter_map(|t| t["task"].as_str()).collect();
-    let Some(entry) = tasks.iter().find(|t| t["task"] == task) else {
+    let Some(entry) = manifest.task(task) else {
         return Err(input(format!(
             "no task {task:?}; this dataset has {}",
             names.join(", ")
@@ -152,13 +146,8 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
     {
         return Err(no_labels());
     }
-    let labels = entry["size"].as_u64().unwrap_or(0) as usize;
-    let terms: Vec<String> = entry["terms"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_str().map(str::to_owned))
-        .collect();
+    let labels = entry.size;
+    let terms: Vec<String> = entry.terms.clone();
     let rows = read_splits(dataset).map_err(ModelError::Read)?;
     let mut split_of: HashMap<String, String> = HashMap::new();
     let mut split_names: Vec<String> = Vec::new();

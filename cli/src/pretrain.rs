@@ -69,7 +69,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let tags = vec![
         ("fusionprot.objective", objective.to_owned()),
-        ("model", cfg.model.kind.clone()),
+        ("model", cfg.model.kind.name().to_owned()),
         ("dataset", datasets.join(",")),
         ("seed", cfg.seed.to_string()),
     ];

@@ -122,8 +122,8 @@ fn run_one(
         || Ok(cfg.to_toml()?),
     )?;
     let mut tags = vec![
-        ("task", cfg.data.task.clone()),
-        ("model", cfg.model.kind.clone()),
+        ("task", cfg.data.task.name().to_owned()),
+        ("model", cfg.model.kind.name().to_owned()),
         ("dataset", cfg.data.dataset.display().to_string()),
         ("split", cfg.data.split.clone()),
         ("seed", cfg.seed.to_string()),

@@ -34,7 +34,7 @@ use crate::error::ModelError;
 
 /// Which network `fusionprot embed` (and later training) builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", try_from = "String")]
 pub enum ModelKind {
     /// FusionProt: ESM-2 and GearNet exchanging one learnable token (spec §1.4–1.5).
     Fusionprot,
@@ -80,6 +80,21 @@ impl ModelKind {
 
     pub fn uses_gearnet(self) -> bool {
         !matches!(self, ModelKind::Esm2)
+    }
+}
+
+/// `model.kind = "…"` in a configuration: [`ModelKind::parse`]'s words for a name it does not know.
+impl TryFrom<String> for ModelKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        ModelKind::parse(&name)
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

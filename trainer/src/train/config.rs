@@ -73,6 +73,58 @@ pub(crate) fn default_seed() -> i64 {
     1024
 }
 
+/// A fine-tuning task of an imported benchmark, parsed once from `data.task` (a typo is refused
+/// when the configuration loads, naming the five).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Task {
+    /// Enzyme Commission numbers (`fusionprot import ec`).
+    #[serde(rename = "ec")]
+    Ec,
+    /// Gene Ontology, molecular function (`fusionprot import go`).
+    #[serde(rename = "go-mf")]
+    GoMf,
+    /// Gene Ontology, biological process.
+    #[serde(rename = "go-bp")]
+    GoBp,
+    /// Gene Ontology, cellular component.
+    #[serde(rename = "go-cc")]
+    GoCc,
+    /// Mutation stability pairs (`fusionprot import msp`).
+    #[serde(rename = "msp")]
+    Msp,
+}
+
+impl Task {
+    /// The name the manifest and the configuration use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Ec => "ec",
+            Task::GoMf => "go-mf",
+            Task::GoBp => "go-bp",
+            Task::GoCc => "go-cc",
+            Task::Msp => "msp",
+        }
+    }
+
+    /// The task named `name` in a manifest or a configuration.
+    pub fn from_name(name: &str) -> Option<Task> {
+        [Task::Ec, Task::GoMf, Task::GoBp, Task::GoCc, Task::Msp]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
+
+    /// Whether examples are (wild type, mutant) pairs with one binary label (MSP).
+    pub fn is_pairs(self) -> bool {
+        self == Task::Msp
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
@@ -80,7 +132,7 @@ pub struct DataConfig {
     pub dataset: PathBuf,
     /// The task: `ec`, `go-mf`, `go-bp`, `go-cc` (`fusionprot import ec|go`), `msp`
     /// (`fusionprot import msp`).
-    pub task: String,
+    pub task: Task,
     /// A named split of the dataset (`official`, `family`, …).
     #[serde(default = "default_split")]
     pub split: String,
@@ -116,7 +168,7 @@ fn default_max_residues() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// `fusionprot`, `esm2`, `gearnet`, `esm-gearnet`.
-    pub kind: String,
+    pub kind: ModelKind,
     /// A model configuration TOML (`trainer/configs/*.toml`); default: the published sizes.
     #[serde(default)]
     pub config: Option<PathBuf>,
@@ -403,19 +455,15 @@ impl TrainConfig {
     pub fn mlp_layers(&self) -> usize {
         self.model
             .mlp_layers
-            .unwrap_or(if self.data.task == "msp" { 1 } else { 3 })
+            .unwrap_or(if self.data.task.is_pairs() { 1 } else { 3 })
     }
 
     /// The model kind named in `model.kind`.
-    ///
-    /// # Errors
-    /// An unknown kind.
-    pub fn kind(&self) -> Result<ModelKind, String> {
-        ModelKind::parse(&self.model.kind)
+    pub fn kind(&self) -> ModelKind {
+        self.model.kind
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.kind()?;
         self.model.check()?;
         let o = &self.optim;
         positive(o.lr, "optim.lr")?;
@@ -513,6 +561,29 @@ mod tests {
     }
 
     #[test]
+    fn task_and_model_kind_are_parsed_once_and_typos_name_the_choices() {
+        let text = |task: &str, kind: &str| {
+            format!("[data]\ndataset = \"d\"\ntask = \"{task}\"\n[model]\nkind = \"{kind}\"\n")
+        };
+        let c = TrainConfig::parse(&text("msp", "esm-gearnet"), "t.toml").expect("valid");
+        assert_eq!((c.data.task, c.kind()), (Task::Msp, ModelKind::EsmGearnet));
+        assert!(c.data.task.is_pairs() && c.mlp_layers() == 1);
+        let again = TrainConfig::parse(&c.to_toml().expect("toml"), "again").expect("round trip");
+        assert_eq!(again.data.task, Task::Msp);
+        for task in ["ec", "go-mf", "go-bp", "go-cc", "msp"] {
+            assert_eq!(Task::from_name(task).map(Task::name), Some(task));
+        }
+        let e = TrainConfig::parse(&text("ecc", "fusionprot"), "t.toml")
+            .expect_err("typo")
+            .to_string();
+        assert!(e.contains("`ecc`") && e.contains("`go-cc`"), "{e}");
+        let e = TrainConfig::parse(&text("ec", "esm3"), "t.toml")
+            .expect_err("typo")
+            .to_string();
+        assert!(e.contains("unknown model kind \"esm3\""), "{e}");
+    }
+
+    #[test]
     fn every_shipped_recipe_loads_and_names_files_that_exist() {
         let root =
             Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
@@ -546,7 +617,10 @@ mod tests {
                     model.display()
                 );
             }
-            seen.push((c.data.task.clone(), c.model.kind.clone()));
+            seen.push((
+                c.data.task.name().to_owned(),
+                c.model.kind.name().to_owned(),
+            ));
         }
         for task in ["ec", "go-mf", "msp"] {
             for kind in ["fusionprot", "esm2", "gearnet", "esm-gearnet"] {

@@ -15,6 +15,7 @@ use fusionprot_pipeline::schema::Table;
 use fusionprot_pipeline::splits::read_splits;
 
 use crate::error::ModelError;
+use crate::train::config::Task;
 
 /// One training or evaluation example.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +69,7 @@ pub fn batch_ids(batches: &[Vec<&Example>]) -> Vec<Vec<String>> {
 /// One task on one split of a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskData {
-    pub task: String,
+    pub task: Task,
     /// The width of a target vector: the vocabulary size (EC / GO), 1 (MSP).
     pub labels: usize,
     /// The vocabulary in label-index order, as the manifest keeps it (`benchmark.tasks[].terms`);
@@ -81,12 +82,12 @@ pub struct TaskData {
 
 impl TaskData {
     /// The task with each part's examples sorted by id.
-    fn sorted(task: &str, labels: usize, mut parts: BTreeMap<String, Vec<Example>>) -> Self {
+    fn sorted(task: Task, labels: usize, mut parts: BTreeMap<String, Vec<Example>>) -> Self {
         for v in parts.values_mut() {
             v.sort_by(|a, b| a.id().cmp(b.id()));
         }
         TaskData {
-            task: task.to_owned(),
+            task,
             labels,
             terms: Vec::new(),
             parts,
@@ -95,7 +96,7 @@ impl TaskData {
 
     /// Whether this is the MSP pair task.
     pub fn is_pairs(&self) -> bool {
-        self.task == "msp"
+        self.task.is_pairs()
     }
 
     /// The dense 0/1 target of an example.
@@ -127,19 +128,25 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
         ManifestError::Io { path, source } => ModelError::Io { path, source },
         e @ ManifestError::Json { .. } => ModelError::Input(e.to_string()),
     })?;
-    let pairs = task == "msp";
+    let name = task;
     let no_labels =
         || input("no labels: import a benchmark first (fusionprot import ec|go|msp)".into());
     let names = manifest.task_names();
     if names.is_empty() {
         return Err(no_labels());
     }
-    let Some(entry) = manifest.task(task) else {
+    let Some(entry) = manifest.task(name) else {
         return Err(input(format!(
             "no task {task:?}; this dataset has {}",
             names.join(", ")
         )));
     };
+    let task = Task::from_name(name).ok_or_else(|| {
+        input(format!(
+            "task {name:?} is not one fusionprot trains (ec, go-mf, go-bp, go-cc, msp)"
+        ))
+    })?;
+    let pairs = task.is_pairs();
     if !dataset
         .join(if pairs { "pairs" } else { "labels" })
         .is_dir()
@@ -186,7 +193,7 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
             .downcast_ref::<ListArray>()
             .ok_or_else(|| input("labels: label_index is not a list".into()))?;
         for i in 0..b.num_rows() {
-            if tasks.value(i) != task {
+            if tasks.value(i) != task.name() {
                 continue;
             }
             let Some(part) = split_of.get(ids.value(i)) else {
@@ -245,7 +252,7 @@ pub fn load_task(dataset: &Path, task: &str, split_name: &str) -> Result<TaskDat
 /// MSP: every pair of `pairs/v1` whose mutant the split puts in train / valid / test.
 fn load_pairs(
     dataset: &Path,
-    task: &str,
+    task: Task,
     labels: usize,
     split_name: &str,
     split_of: &HashMap<String, String>,

@@ -109,10 +109,7 @@ pub fn export(input: &Path, out: &Path) -> Result<Exported, ModelError> {
             message: e.to_string(),
         })?
         .model;
-    let kind = crate::ModelKind::parse(&section.kind).map_err(|e| ModelError::Config {
-        path: config_path.display().to_string(),
-        message: e,
-    })?;
+    let kind = section.kind;
     let loaded = build_without(
         &ModelSpec {
             kind,

@@ -31,7 +31,6 @@ const SEQUENCE_MODEL: &str = "sequence_model.";
 /// # Errors
 /// As `pretrain` would.
 pub fn pretrain_preflight(cfg: &PretrainConfig) -> Result<usize, ModelError> {
-    cfg.kind().map_err(ModelError::Input)?;
     let order = cfg.order().map_err(ModelError::Input)?;
     let proteins = Proteins::open(&cfg.data.datasets, order)?.examples.len();
     for dataset in &cfg.data.datasets {
@@ -108,7 +107,7 @@ pub fn pretrain(
     progress: &ProgressBar,
 ) -> Result<Summary, ModelError> {
     let input = ModelError::Input;
-    let kind = cfg.kind().map_err(input)?;
+    let kind = cfg.kind();
     let order = cfg.order().map_err(input)?;
     let proteins = Proteins::open(&cfg.data.datasets, order)?;
     let resume_from = checkpoint::resume_point(&opts.out, opts.resume)?;

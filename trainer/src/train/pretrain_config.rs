@@ -200,7 +200,6 @@ impl PretrainConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.kind()?;
         self.model.check()?;
         self.order()?;
         let o = &self.optim;
@@ -244,11 +243,8 @@ impl PretrainConfig {
     }
 
     /// The model kind named in `model.kind`.
-    ///
-    /// # Errors
-    /// An unknown kind.
-    pub fn kind(&self) -> Result<ModelKind, String> {
-        ModelKind::parse(&self.model.kind)
+    pub fn kind(&self) -> ModelKind {
+        self.model.kind
     }
 
     /// The epoch order named in `data.order`.

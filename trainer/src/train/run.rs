@@ -102,8 +102,8 @@ pub fn micro_batches(
 /// The model kind and the task's data, refused when the task, the split or its train part is
 /// not there.
 fn task_data(cfg: &TrainConfig) -> Result<(ModelKind, super::TaskData), ModelError> {
-    let kind = cfg.kind().map_err(ModelError::Input)?;
-    let data = load_task(&cfg.data.dataset, &cfg.data.task, &cfg.data.split)?;
+    let kind = cfg.kind();
+    let data = load_task(&cfg.data.dataset, cfg.data.task.name(), &cfg.data.split)?;
     if data.parts.get("train").is_none_or(Vec::is_empty) {
         return Err(ModelError::Input(format!(
             "split {:?} of {} has no train proteins",

@@ -4,6 +4,8 @@
 //! BatchNorm batch statistics, as the reference), both cut to the pair's window.
 
 use std::borrow::Cow;
+
+use crate::train::config::Task;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -22,8 +24,8 @@ use crate::store::{GraphStore, Prefetcher};
 
 /// The metric that selects the best evaluation (higher is better): `f1_max` for EC / GO, `auroc`
 /// for MSP.
-pub fn selection_metric(task: &str) -> &'static str {
-    if task == "msp" { "auroc" } else { "f1_max" }
+pub fn selection_metric(task: Task) -> &'static str {
+    if task.is_pairs() { "auroc" } else { "f1_max" }
 }
 
 /// What `model.init` resolved to (weights file, sha256, tensors dropped), as run parameters.
@@ -388,7 +390,7 @@ fn trained_terms(cfg: &TrainConfig, checkpoint: &Path) -> Result<Vec<String>, Mo
             .filter_map(|t| t.as_str().map(str::to_owned))
             .collect());
     }
-    load_task(&cfg.data.dataset, &cfg.data.task, &cfg.data.split)
+    load_task(&cfg.data.dataset, cfg.data.task.name(), &cfg.data.split)
         .map(|d| d.terms)
         .map_err(|e| {
             ModelError::Input(format!(
@@ -446,8 +448,8 @@ pub fn evaluate_checkpoint(
     part: &str,
     device: Device,
 ) -> Result<Evaluated, ModelError> {
-    let kind = cfg.kind().map_err(ModelError::Input)?;
-    let data = load_task(dataset, &cfg.data.task, split)?;
+    let kind = cfg.kind();
+    let data = load_task(dataset, cfg.data.task.name(), split)?;
     check_terms(&trained_terms(cfg, checkpoint)?, &data, dataset)?;
     let rows = data.parts.get(part).cloned().ok_or_else(|| {
         ModelError::Input(format!(

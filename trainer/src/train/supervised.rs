@@ -65,7 +65,7 @@ impl Supervised {
 
 impl Objective for Supervised {
     fn name(&self) -> &str {
-        &self.data.task
+        self.data.task.name()
     }
 
     fn examples(&self) -> &[Example] {
@@ -97,7 +97,7 @@ impl Objective for Supervised {
     }
 
     fn selection(&self) -> Option<&'static str> {
-        Some(selection_metric(&self.data.task))
+        Some(selection_metric(self.data.task))
     }
 
     fn set_ranks(&mut self, group: Option<Arc<fusionprot_dist::Group>>) {
@@ -114,7 +114,7 @@ impl Objective for Supervised {
             Default::default()
         };
         let selected = valid
-            .get(selection_metric(&self.data.task))
+            .get(selection_metric(self.data.task))
             .copied()
             .unwrap_or(f64::NEG_INFINITY);
         Ok(Some(EvalOutcome {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use fusionprot_trainer::ModelKind;
 use fusionprot_trainer::embed::{EmbedOptions, embed};
-use fusionprot_trainer::load::{ModelSpec, build, parse_device};
+use fusionprot_trainer::load::{DeviceChoice, ModelSpec, build};
 
 use crate::progress;
 
@@ -60,7 +60,7 @@ pub struct EmbedArgs {
     pub per_residue: bool,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceChoice,
     /// Proteins per forward pass.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch_size: u32,
@@ -73,7 +73,7 @@ pub struct EmbedArgs {
 }
 
 pub fn run(args: &EmbedArgs) -> Result<ExitCode> {
-    let device = parse_device(&args.device)?;
+    let device = args.device.open()?;
     let spec = ModelSpec {
         kind: args.model.into(),
         config: args.model_config.clone(),
@@ -133,7 +133,7 @@ pub fn run(args: &EmbedArgs) -> Result<ExitCode> {
             "manifest_sha256": sha256_file(&dataset_manifest).ok(),
         },
         "model": loaded.provenance,
-        "device": args.device,
+        "device": args.device.to_string(),
         "batch_size": args.batch_size,
         "per_residue": args.per_residue,
         "proteins": summary.proteins,

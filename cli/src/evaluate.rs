@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use fusionprot_trainer::load::parse_device;
+use fusionprot_trainer::load::DeviceChoice;
 use fusionprot_trainer::metrics::write_predictions;
 use fusionprot_trainer::train::{TrainConfig, evaluate_checkpoint};
 
@@ -26,7 +26,7 @@ pub struct EvaluateArgs {
     out: PathBuf,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     /// libtorch threads (default: all cores).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
@@ -60,7 +60,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     {
         fusionprot_trainer::runtime::set_threads(n);
     }
-    let device = parse_device(&args.device)?;
+    let device = args.device.open()?;
     let e = evaluate_checkpoint(&cfg, &args.checkpoint, &dataset, name, part, device)
         .with_context(|| format!("evaluating {}", args.checkpoint.display()))?;
     write_predictions(&args.out, &e.predictions)

@@ -10,7 +10,7 @@ use clap::Args;
 use fusionprot_tracker::client::Client;
 use fusionprot_tracker::model::KeyValue;
 use fusionprot_trainer::Device;
-use fusionprot_trainer::load::parse_device;
+use fusionprot_trainer::load::DeviceChoice;
 use fusionprot_trainer::train::folder::RunLock;
 use fusionprot_trainer::train::{CheckpointRecord, RunLog, RunOptions, Summary};
 
@@ -28,7 +28,7 @@ pub struct LaunchFlags {
     pub experiment: String,
     /// cpu, cuda or cuda:N (default cpu; `--resume` uses the run's own).
     #[arg(long)]
-    pub device: Option<String>,
+    pub device: Option<DeviceChoice>,
     /// libtorch threads (fixed, so CPU runs are bitwise reproducible; default: all cores;
     /// `--resume` uses the run's own, recorded in RUN_DIR/launch.json).
     #[arg(long, short = 'j')]
@@ -159,7 +159,7 @@ pub(crate) struct Launch {
     pub tracking_uri: Option<String>,
     pub experiment: String,
     pub threads: usize,
-    pub device: String,
+    pub device: DeviceChoice,
 }
 
 impl Launch {
@@ -174,7 +174,7 @@ impl Launch {
                 .jobs
                 .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
                 .unwrap_or(1),
-            device: args.device.clone().unwrap_or_else(|| "cpu".into()),
+            device: args.device.unwrap_or_default(),
         }
     }
 
@@ -223,8 +223,8 @@ impl Launch {
             }
             launch.threads = j;
         }
-        if let Some(d) = &args.device {
-            launch.device.clone_from(d);
+        if let Some(d) = args.device {
+            launch.device = d;
         }
         Ok(launch)
     }
@@ -270,12 +270,12 @@ impl Session {
         let ranks = fusionprot_dist::Launch::from_env()?;
         let dist = if ranks.is_distributed() {
             // The backend follows the device the run will use (the flag, else the run's own).
-            let device = match &flags.device {
-                Some(d) => d.clone(),
+            let device = match flags.device {
+                Some(d) => d,
                 None if resume => Launch::resumed(flags, out)
                     .map(|l| l.device)
                     .unwrap_or_default(),
-                None => "cpu".into(),
+                None => DeviceChoice::Cpu,
             };
             // NCCL for CUDA, Gloo otherwise; FUSIONPROT_DIST_BACKEND=gloo forces Gloo (CUDA
             // tensors through host copies: several ranks on one GPU, which NCCL refuses).
@@ -283,7 +283,7 @@ impl Session {
                 Ok("gloo") => fusionprot_dist::Backend::Gloo,
                 Ok("nccl") => fusionprot_dist::Backend::Nccl,
                 Ok(other) => bail!("FUSIONPROT_DIST_BACKEND={other:?}: use gloo or nccl"),
-                Err(_) if device.starts_with("cuda") => fusionprot_dist::Backend::Nccl,
+                Err(_) if device.is_cuda() => fusionprot_dist::Backend::Nccl,
                 Err(_) => fusionprot_dist::Backend::Gloo,
             };
             let group = fusionprot_dist::Group::connect(&ranks, backend, dist_timeout()?)?;
@@ -323,10 +323,10 @@ impl Session {
             .barrier()
             .context("waiting for rank 0 to open the run folder (see rank 0's error)")?;
         let mut launch = Launch::resumed(flags, out)?;
-        if let Some(d) = &flags.device {
-            launch.device.clone_from(d);
+        if let Some(d) = flags.device {
+            launch.device = d;
         }
-        let device = rank_device(parse_device(&launch.device)?, ranks);
+        let device = rank_device(launch.device.open()?, ranks);
         fusionprot_trainer::runtime::set_threads(launch.threads);
         Ok(Session {
             out: out.to_owned(),
@@ -362,7 +362,7 @@ impl Session {
             } else {
                 Launch::fresh(flags)
             };
-            let device = parse_device(&launch.device)?;
+            let device = launch.device.open()?;
             fusionprot_trainer::runtime::set_threads(launch.threads);
             preflight()?;
             if !resume {
@@ -441,7 +441,7 @@ impl Session {
             let run_id = std::fs::read_to_string(&run_file)?.trim().to_owned();
             return Ok(Some(Tracked { client, run_id }));
         }
-        tags.push(("device", self.launch.device.clone()));
+        tags.push(("device", self.launch.device.to_string()));
         tags.push(("fusionprot.version", env!("CARGO_PKG_VERSION").to_owned()));
         if let Some(commit) = option_env!("FUSIONPROT_GIT_COMMIT") {
             tags.push(("fusionprot.git_commit", commit.to_owned()));

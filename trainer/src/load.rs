@@ -190,30 +190,91 @@ pub(crate) fn sha256_file(path: &std::path::Path) -> Result<(u64, String), Model
     Ok((bytes, format!("{:x}", h.finalize())))
 }
 
+/// A device as users name it — `cpu`, `cuda` or `cuda:N` — parsed once, at the edge (`--device`,
+/// a run's `launch.json`); [`DeviceChoice::open`] checks that libtorch can use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DeviceChoice {
+    #[default]
+    Cpu,
+    /// `cuda` (`None`: the first GPU, or `cuda:LOCAL_RANK` under a launcher) or `cuda:N`.
+    Cuda(Option<usize>),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<DeviceChoice, ModelError> {
+        match s {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(None)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .map(|n| DeviceChoice::Cuda(Some(n)))
+                .ok_or_else(|| {
+                    ModelError::Input(format!("unknown device {other:?}: use cpu, cuda or cuda:N"))
+                }),
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceChoice {
+    type Error = ModelError;
+
+    fn try_from(s: String) -> Result<DeviceChoice, ModelError> {
+        s.parse()
+    }
+}
+
+impl From<DeviceChoice> for String {
+    fn from(d: DeviceChoice) -> String {
+        d.to_string()
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(None) => f.write_str("cuda"),
+            DeviceChoice::Cuda(Some(n)) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl DeviceChoice {
+    pub fn is_cuda(self) -> bool {
+        matches!(self, DeviceChoice::Cuda(_))
+    }
+
+    /// The libtorch device, checking that CUDA is there.
+    ///
+    /// # Errors
+    /// CUDA asked for where libtorch sees none (or fewer devices).
+    pub fn open(self) -> Result<Device, ModelError> {
+        let dev = match self {
+            DeviceChoice::Cpu => return Ok(Device::Cpu),
+            DeviceChoice::Cuda(n) => n.unwrap_or(0),
+        };
+        let count = if tch::Cuda::is_available() {
+            tch::Cuda::device_count() as usize
+        } else {
+            0
+        };
+        if dev >= count {
+            return Err(ModelError::Input(format!(
+                "--device {self}: libtorch sees {count} CUDA device(s); run `fusionprot doctor` to see why"
+            )));
+        }
+        Ok(Device::Cuda(dev))
+    }
+}
+
 /// Parses `cpu`, `cuda` or `cuda:N`, checking that CUDA is there.
 ///
 /// # Errors
 /// An unknown device, or CUDA asked for where libtorch sees none.
 pub fn parse_device(s: &str) -> Result<Device, ModelError> {
-    let dev = match s {
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => 0,
-        other => other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| {
-                ModelError::Input(format!("unknown device {other:?}: use cpu, cuda or cuda:N"))
-            })?,
-    };
-    let count = if tch::Cuda::is_available() {
-        tch::Cuda::device_count() as usize
-    } else {
-        0
-    };
-    if dev >= count {
-        return Err(ModelError::Input(format!(
-            "--device {s}: libtorch sees {count} CUDA device(s); run `fusionprot doctor` to see why"
-        )));
-    }
-    Ok(Device::Cuda(dev))
+    s.parse::<DeviceChoice>()?.open()
 }

@@ -18,6 +18,14 @@ pub fn describe(err: &anyhow::Error) -> String {
     out
 }
 
+/// A command's result as the process's exit code; an error is printed first, on one line.
+pub fn exit_code(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
+    result.unwrap_or_else(|err| {
+        eprintln!("error: {}", describe(&err));
+        std::process::ExitCode::FAILURE
+    })
+}
+
 /// Logs go to stderr, `info` by default; `RUST_LOG` overrides.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

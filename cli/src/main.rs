@@ -103,9 +103,7 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if torch::wants(&args) {
         // Only returns when the sibling cannot be started.
-        let err = torch::exec(args);
-        eprintln!("error: {}", common::describe(&err));
-        return ExitCode::FAILURE;
+        return common::exit_code(Err(torch::exec(args)));
     }
     common::init_logging();
     let cli = Cli::parse();
@@ -130,11 +128,5 @@ fn main() -> ExitCode {
         Command::Split(args) => split::run(&args),
         Command::Sync(args) => sync::run(&args),
     };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {}", common::describe(&err));
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(result)
 }

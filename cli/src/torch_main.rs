@@ -58,11 +58,9 @@ fn main() -> ExitCode {
         Command::Pretrain(args) => pretrain::run(&args),
     };
     match result {
-        Ok(code) => code,
-        Err(err) if err.is::<run_folder::Interrupted>() => ExitCode::from(130),
-        Err(err) => {
-            eprintln!("error: {}", common::describe(&err));
-            ExitCode::FAILURE
+        Err(err) if err.is::<run_folder::Interrupted>() => {
+            ExitCode::from(fusionprot_dist::spawn::INTERRUPTED_EXIT as u8)
         }
+        result => common::exit_code(result),
     }
 }

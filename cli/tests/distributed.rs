@@ -345,22 +345,33 @@ fn ranks_of(parent: u32) -> Vec<(String, u32)> {
         .collect()
 }
 
-#[test]
-fn a_rank_killed_mid_run_ends_every_rank_with_its_name_and_the_run_resumes_on_one_or_two_ranks() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = setup(dir.path(), "");
-    // Cropped below the shortest protein (quirk §6.5, see the whole-run test) so that 1 rank on the
-    // whole batch and 2 on halves are the same computation.
+/// The tiny EC configuration cropped below the shortest protein (quirk §6.5, see the whole-run
+/// test) so that 1 rank on the whole batch and 2 on halves are the same computation, with
+/// `epochs` epochs, and its uninterrupted run as 2 ranks (`DIR/full`): what the interrupted runs
+/// below must end equal to.
+fn cropped_and_uninterrupted(
+    dir: &Path,
+    epochs: usize,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cfg = setup(dir, "");
+    let epochs = format!("epochs = {epochs}");
     let cfg = variant(
         &cfg,
         "crop.toml",
         &[
             ("max_residues = 100", "max_residues = 8"),
-            ("epochs = 6", "epochs = 4"),
+            ("epochs = 6", epochs.as_str()),
         ],
     );
-    let full = train(dir.path(), &cfg, "full", &["-j", "1", "--world-size", "2"]);
+    let full = train(dir, &cfg, "full", &["-j", "1", "--world-size", "2"]);
+    (cfg, full)
+}
+
+#[test]
+fn a_rank_killed_mid_run_ends_every_rank_with_its_name_and_the_run_resumes_on_one_or_two_ranks() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cfg, full) = cropped_and_uninterrupted(dir.path(), 4);
     let run = dir.path().join("run");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
         .args([
@@ -532,16 +543,7 @@ fn final_weights(run: &Path, epochs: usize) -> BTreeMap<String, Tensor> {
 fn sigterm_to_the_spawner_stops_every_rank_with_a_checkpoint_and_the_run_resumes() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = setup(dir.path(), "");
-    let cfg = variant(
-        &cfg,
-        "crop.toml",
-        &[
-            ("max_residues = 100", "max_residues = 8"),
-            ("epochs = 6", "epochs = 8"),
-        ],
-    );
-    let full = train(dir.path(), &cfg, "full", &["-j", "1", "--world-size", "2"]);
+    let (cfg, full) = cropped_and_uninterrupted(dir.path(), 8);
     let run = dir.path().join("run");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
         .args(["train", "--config", s(&cfg), "--out", s(&run)])
@@ -594,13 +596,7 @@ fn sigterm_to_the_spawner_stops_every_rank_with_a_checkpoint_and_the_run_resumes
 fn torchrun_restarts_a_failed_job_and_the_ranks_resume_from_the_last_checkpoint() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = setup(dir.path(), "");
-    let cfg = variant(
-        &cfg,
-        "crop.toml",
-        &[("max_residues = 100", "max_residues = 8")],
-    );
-    let full = train(dir.path(), &cfg, "full", &["-j", "1", "--world-size", "2"]);
+    let (cfg, full) = cropped_and_uninterrupted(dir.path(), 6);
     let run = dir.path().join("run");
     let mut child = std::process::Command::new("torchrun")
         .args([

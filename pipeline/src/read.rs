@@ -228,6 +228,18 @@ pub fn check_parts(dataset: &Path, table: Table) -> Result<usize, ReadError> {
     Ok(parts.len())
 }
 
+/// Checks the parts of the graph tables (residues, edges) of `dataset` as [`check_parts`] does:
+/// what training reads only once it has started, so its preflight checks them first.
+///
+/// # Errors
+/// As [`check_parts`].
+pub fn check_graph_tables(dataset: &Path) -> Result<(), ReadError> {
+    for table in [Table::Residues, Table::Edges] {
+        check_parts(dataset, table)?;
+    }
+    Ok(())
+}
+
 /// All rows of `table`, part after part.
 ///
 /// # Errors

@@ -34,12 +34,7 @@ pub fn pretrain_preflight(cfg: &PretrainConfig) -> Result<usize, ModelError> {
     let order = cfg.order().map_err(ModelError::Input)?;
     let proteins = Proteins::open(&cfg.data.datasets, order)?.examples.len();
     for dataset in &cfg.data.datasets {
-        for table in [
-            fusionprot_pipeline::schema::Table::Residues,
-            fusionprot_pipeline::schema::Table::Edges,
-        ] {
-            fusionprot_pipeline::read::check_parts(dataset, table).map_err(ModelError::Read)?;
-        }
+        fusionprot_pipeline::read::check_graph_tables(dataset).map_err(ModelError::Read)?;
     }
     Ok(proteins)
 }

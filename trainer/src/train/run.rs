@@ -124,14 +124,7 @@ pub fn preflight(cfg: &TrainConfig) -> Result<(), ModelError> {
     task_data(cfg)?;
     // The graphs' tables are read only once training starts: their parts are checked here, so a
     // part with other columns than its tag's is refused before the run folder is written.
-    for table in [
-        fusionprot_pipeline::schema::Table::Residues,
-        fusionprot_pipeline::schema::Table::Edges,
-    ] {
-        fusionprot_pipeline::read::check_parts(&cfg.data.dataset, table)
-            .map_err(ModelError::Read)?;
-    }
-    Ok(())
+    fusionprot_pipeline::read::check_graph_tables(&cfg.data.dataset).map_err(ModelError::Read)
 }
 
 /// Runs (or resumes) a fine-tuning run.

@@ -53,16 +53,20 @@ pub fn build(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
     let n = pos.len();
     let mut edges = Edges::default();
     sequential(chain, &mut edges);
+    // Coordinates by axis, so that the distance row below is computed eight lanes at a time.
+    let axis = |k: usize| pos.iter().map(|p| p[k]).collect::<Vec<f32>>();
+    let (xs, ys, zs) = (axis(0), axis(1), axis(2));
     let mut d2 = vec![0f32; n];
     let mut radius_found: Vec<(usize, usize)> = Vec::new();
     let mut knn_found: Vec<(usize, usize)> = Vec::new();
     let mut near: Vec<usize> = Vec::new();
     let mut order: Vec<usize> = Vec::new();
+    let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
     for centre in 0..n {
-        for (j, d) in d2.iter_mut().enumerate() {
-            *d = squared_distance(&pos[j], &pos[centre]);
-        }
-        radius_neighbours(centre, &d2, &mut radius_found);
+        distance_row(centre, (&xs, &ys, &zs), &mut d2);
+        near.clear();
+        near.extend((0..n).filter(|&j| d2[j] < r2));
+        radius_neighbours(centre, &near, &d2, &mut radius_found);
         knn_neighbours(centre, &d2, &mut near, &mut order, &mut knn_found);
     }
     for (src, dst) in radius_found {
@@ -95,34 +99,30 @@ fn sequential(chain: &[u32], edges: &mut Edges) {
     }
 }
 
-/// Squared distance accumulated over x, y, z in f32, as torch_cluster's radius kernel does.
-#[inline]
-fn squared_distance(a: &[f32; 3], b: &[f32; 3]) -> f32 {
-    let mut d = 0f32;
-    for k in 0..3 {
-        let t = a[k] - b[k];
-        d += t * t;
+/// Squared distances from `centre` to every node, accumulated over x, y, z in f32 in that order
+/// (`(dx² + dy²) + dz²`, no fused multiply-add), as torch_cluster's radius kernel does.
+fn distance_row(centre: usize, (xs, ys, zs): (&[f32], &[f32], &[f32]), d2: &mut [f32]) {
+    let (cx, cy, cz) = (xs[centre], ys[centre], zs[centre]);
+    for (((d, &x), &y), &z) in d2.iter_mut().zip(xs).zip(ys).zip(zs) {
+        let (dx, dy, dz) = (x - cx, y - cy, z - cz);
+        *d = dx * dx + dy * dy + dz * dz;
     }
-    d
 }
 
 /// torch_cluster `radius_graph(loop=False, max_num_neighbors=32)` on the GPU: scan candidates in
 /// index order, keep d² < r² (self excluded), stop after 32 — then TorchDrug's filters
 /// (|i − j| ≥ 5, distance ≥ 1e-10) drop some of those 32. The cap is taken before the filters, so
 /// a dense neighbourhood can lose far neighbours even when near ones are filtered out.
-fn radius_neighbours(centre: usize, d2: &[f32], out: &mut Vec<(usize, usize)>) {
-    let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
-    let mut count = 0;
-    for (j, &d) in d2.iter().enumerate() {
-        if j == centre || d >= r2 {
-            continue;
-        }
-        if keep(centre, j, d) {
+///
+/// `near` holds the nodes with d² < r² in index order (the centre among them).
+fn radius_neighbours(centre: usize, near: &[usize], d2: &[f32], out: &mut Vec<(usize, usize)>) {
+    for &j in near
+        .iter()
+        .filter(|&&j| j != centre)
+        .take(RADIUS_MAX_NEIGHBORS)
+    {
+        if keep(centre, j, d2[j]) {
             out.push((j, centre));
-        }
-        count += 1;
-        if count >= RADIUS_MAX_NEIGHBORS {
-            break;
         }
     }
 }
@@ -131,7 +131,8 @@ fn radius_neighbours(centre: usize, d2: &[f32], out: &mut Vec<(usize, usize)>) {
 /// (ties to the lower index), the centre removed, then TorchDrug's filters.
 ///
 /// In a protein the 11 nearest almost always lie within the 10 Å radius, so they are selected
-/// from that small set; only when it holds fewer than 11 nodes is the whole row searched.
+/// from that small set (`near`, which this reorders); only when it holds fewer than 11 nodes is
+/// the whole row searched.
 fn knn_neighbours(
     centre: usize,
     d2: &[f32],
@@ -144,9 +145,6 @@ fn knn_neighbours(
         return;
     }
     let by_distance = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
-    let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
-    near.clear();
-    near.extend((0..d2.len()).filter(|&j| d2[j] < r2));
     let candidates: &mut Vec<usize> = if near.len() >= take {
         near
     } else {

@@ -591,7 +591,7 @@ fn write(
             progress.inc(1);
         }
     }
-    Ok(writer.finish(staging).map_err(PrepareError::from)?)
+    Ok(writer.finish().map_err(PrepareError::from)?)
 }
 
 fn col<T: 'static>(b: &RecordBatch, i: usize) -> Result<&T, String> {

@@ -20,13 +20,13 @@ use sha2::{Digest, Sha256};
 
 use crate::afdb;
 use crate::failpoint;
-use crate::graph;
+use crate::graph::{self, Edges};
 use crate::ids::{self, Rename, StemNamed};
 use crate::input::{self, InputError};
 use crate::manifest::{
     Counts, Duplicate, Failure, GraphParameters, InputEntry, Manifest, Parameters, TableEntry,
 };
-use crate::protein::{self, ProteinOptions};
+use crate::protein::{self, ProteinOptions, ProteinRecord};
 use crate::schema::DATASET_SCHEMA_VERSION;
 use crate::spill;
 use crate::structure;
@@ -658,35 +658,47 @@ fn write_tables(
         .build()
         .expect("a rayon pool with a positive thread count");
     let mut writer = PreparedWriter::new(staging)?;
-    for chunk in kept.chunks(CHUNK) {
-        let built: Vec<_> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map(|e| {
-                    let (path, file) = &spills[e.worker];
-                    let mut buf = vec![0u8; e.len as usize];
-                    file.read_exact_at(&mut buf, e.offset).map_err(io(path))?;
-                    let mut p = spill::decode(&buf).ok_or_else(|| PrepareError::Spill {
-                        path: path.clone(),
-                        offset: e.offset,
-                    })?;
-                    if let Some(r) = &e.rename {
-                        p.entry_id.clone_from(&r.to);
-                        p.protein_id.clone_from(&e.protein_id);
-                    }
-                    let edges = graph::build(&p.residues.pos, &p.residues.chain_keys());
-                    Ok((p, edges))
-                })
-                .collect::<Result<_, PrepareError>>()
-        })?;
+    let build = |chunk: &[IndexEntry]| -> Result<Vec<(ProteinRecord, Edges)>, PrepareError> {
+        chunk
+            .par_iter()
+            .map(|e| {
+                let (path, file) = &spills[e.worker];
+                let mut buf = vec![0u8; e.len as usize];
+                file.read_exact_at(&mut buf, e.offset).map_err(io(path))?;
+                let mut p = spill::decode(&buf).ok_or_else(|| PrepareError::Spill {
+                    path: path.clone(),
+                    offset: e.offset,
+                })?;
+                if let Some(r) = &e.rename {
+                    p.entry_id.clone_from(&r.to);
+                    p.protein_id.clone_from(&e.protein_id);
+                }
+                let edges = graph::build(&p.residues.pos, &p.residues.chain_keys());
+                Ok((p, edges))
+            })
+            .collect()
+    };
+    // Chunk k + 1's graphs are built while chunk k's rows are pushed to the writers.
+    let mut push = |built: Vec<(ProteinRecord, Edges)>| -> Result<(), PrepareError> {
         for (p, edges) in &built {
             counts.residues += p.residues.len() as u64;
             counts.edges += edges.len() as u64;
             writer.push(p, edges)?;
         }
-        progress.inc(chunk.len() as u64);
+        progress.inc(built.len() as u64);
+        Ok(())
+    };
+    let mut pending = None;
+    for chunk in kept.chunks(CHUNK) {
+        let (built, pushed) = pool
+            .install(|| rayon::join(|| build(chunk), || pending.take().map_or(Ok(()), &mut push)));
+        pushed?;
+        pending = Some(built?);
     }
-    Ok(writer.finish(staging)?)
+    if let Some(built) = pending {
+        push(built)?;
+    }
+    Ok(writer.finish()?)
 }
 
 /// Tables and manifest from earlier runs that the new ones replace. `splits`, `labels` and

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 use arrow_array::builder::{Float32Builder, Int8Builder, Int32Builder, ListBuilder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -400,9 +400,64 @@ impl Batches {
 /// per table once the buffered residues or edges reach a row group
 /// ([`Table::row_group_rows`]). Parts close at a protein boundary after a flush, so two commands
 /// that push the same proteins in the same order write the same bytes (merge's promise).
+///
+/// Each table is encoded on its own thread (Parquet encoding and zstd are most of a write), fed
+/// the same batches in the same order, so the bytes do not depend on the threads' timing.
 pub struct PreparedWriter {
-    writers: Vec<TableWriter>,
+    lanes: Vec<Lane>,
     batches: Batches,
+}
+
+/// One table's writer thread and the channel that feeds it.
+struct Lane {
+    tx: Option<mpsc::SyncSender<RecordBatch>>,
+    handle: Option<std::thread::JoinHandle<Result<Vec<PartInfo>, WriteError>>>,
+}
+
+impl Lane {
+    fn spawn(staging: &Path, table: Table) -> Result<Self, WriteError> {
+        let mut writer = TableWriter::new(staging, table)?;
+        let dataset = staging.to_owned();
+        // Two batches in flight per table: enough to keep every thread busy, little memory.
+        let (tx, rx) = mpsc::sync_channel::<RecordBatch>(2);
+        let handle = std::thread::Builder::new()
+            .name(format!("write-{}", table.name()))
+            .spawn(move || {
+                for batch in rx {
+                    writer.write(&batch)?;
+                }
+                writer.finish(&dataset)
+            })
+            .map_err(|source| WriteError::Io {
+                path: staging.join(table.name()),
+                source,
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Closes the channel and waits for the thread: its parts, or the error that stopped it.
+    fn join(&mut self) -> Result<Vec<PartInfo>, WriteError> {
+        self.tx = None;
+        match self.handle.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl Drop for Lane {
+    /// An abandoned writer (an error elsewhere) still waits for its thread, so nothing writes
+    /// into a staging folder after its owner has moved on to remove it.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for PreparedWriter {
@@ -420,9 +475,9 @@ impl PreparedWriter {
     /// A table folder cannot be created.
     pub fn new(staging: &Path) -> Result<Self, WriteError> {
         Ok(Self {
-            writers: Table::PREPARED
+            lanes: Table::PREPARED
                 .iter()
-                .map(|t| TableWriter::new(staging, *t))
+                .map(|t| Lane::spawn(staging, *t))
                 .collect::<Result<_, _>>()?,
             batches: Batches::new(),
         })
@@ -443,8 +498,15 @@ impl PreparedWriter {
     }
 
     fn flush(&mut self) -> Result<(), WriteError> {
-        for (w, b) in self.writers.iter_mut().zip(self.batches.take()?) {
-            w.write(&b)?;
+        for (lane, batch) in self.lanes.iter_mut().zip(self.batches.take()?) {
+            let sent = lane.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+            if !sent {
+                // The thread stopped early: only an error does that.
+                return Err(lane.join().err().unwrap_or_else(|| WriteError::Io {
+                    path: PathBuf::new(),
+                    source: std::io::Error::other("a table writer stopped early"),
+                }));
+            }
         }
         Ok(())
     }
@@ -455,15 +517,100 @@ impl PreparedWriter {
     /// Writing or closing a part failed.
     pub fn finish(
         mut self,
-        staging: &Path,
     ) -> Result<std::collections::BTreeMap<&'static str, crate::manifest::TableEntry>, WriteError>
     {
         self.flush()?;
         let mut tables = std::collections::BTreeMap::new();
-        for (t, w) in Table::PREPARED.iter().zip(self.writers) {
-            let parts = w.finish(staging)?;
+        for (t, lane) in Table::PREPARED.iter().zip(self.lanes.iter_mut()) {
+            let parts = lane.join()?;
             tables.insert(t.name(), crate::manifest::TableEntry::new(*t, parts));
         }
         Ok(tables)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protein::ResidueColumns;
+    use crate::structure::Format;
+
+    fn protein(id: &str, n: usize) -> ProteinRecord {
+        ProteinRecord {
+            protein_id: id.into(),
+            entry_id: id.into(),
+            chain_id: "A".into(),
+            sequence: "G".repeat(n),
+            num_residues_in_file: n as u32,
+            source: format!("{id}.pdb"),
+            source_sha256: "ab".into(),
+            format: Format::Pdb,
+            mean_plddt: None,
+            method: None,
+            resolution_angstrom: None,
+            ec_numbers: Vec::new(),
+            title: None,
+            residues: ResidueColumns {
+                name: vec!["GLY".into(); n],
+                chain: vec!["A".into(); n],
+                number: (1..=n as i32).collect(),
+                insertion_code: vec![None; n],
+                pos: (0..n).map(|i| [i as f32 * 3.8, 0.0, 0.0]).collect(),
+                b_factor: vec![0.0; n],
+            },
+        }
+    }
+
+    /// Enough proteins for several row groups of edges, so batches cross the channels.
+    fn write_all(
+        dir: &Path,
+    ) -> Result<BTreeMap<&'static str, crate::manifest::TableEntry>, WriteError> {
+        let mut w = PreparedWriter::new(dir)?;
+        for k in 0..80 {
+            let p = protein(&format!("P{k:03}"), 600);
+            let edges = crate::graph::build(&p.residues.pos, &p.residues.chain_keys());
+            w.push(&p, &edges)?;
+        }
+        w.finish()
+    }
+
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_writer_threads_give_the_same_bytes_every_time() {
+        let (a, b) = (
+            tempfile::tempdir().expect("a temp dir"),
+            tempfile::tempdir().expect("a temp dir"),
+        );
+        let (ta, tb) = (
+            write_all(a.path()).expect("written"),
+            write_all(b.path()).expect("written"),
+        );
+        let shas = |t: &BTreeMap<&str, crate::manifest::TableEntry>| {
+            t.values()
+                .flat_map(|e| e.parts.iter().map(|p| p.sha256.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shas(&ta), shas(&tb));
+        assert!(ta["edges"].parts.iter().map(|p| p.rows).sum::<u64>() > 262_144);
+    }
+
+    #[test]
+    fn a_table_that_cannot_be_written_stops_the_writer_naming_its_path() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut w = PreparedWriter::new(dir.path()).expect("writers");
+        // The edges folder goes away under the writer: its thread fails to open its first part.
+        std::fs::remove_dir_all(dir.path().join("edges")).expect("removed");
+        let p = protein("P000", 600);
+        let edges = crate::graph::build(&p.residues.pos, &p.residues.chain_keys());
+        let err = (0..40)
+            .try_for_each(|_| w.push(&p, &edges))
+            .and_then(|()| w.finish().map(drop))
+            .expect_err("the edges table cannot be written");
+        let text = err.to_string();
+        assert!(
+            text.contains("edges") && text.contains("part-00000.parquet"),
+            "{text}"
+        );
     }
 }

@@ -456,7 +456,7 @@ fn write_all(
             writer.push(p, e)?;
         }
     }
-    let mut tables = writer.finish(staging)?;
+    let mut tables = writer.finish()?;
     let parts = write_pairs(staging, &read.pairs)?;
     tables.insert(Table::Pairs.name(), TableEntry::new(Table::Pairs, parts));
     let mut split_counts = SplitCounts::new();

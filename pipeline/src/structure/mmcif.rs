@@ -324,6 +324,11 @@ fn atom_row(row: &[Token<'_>], c: &Columns, out: &mut AtomLoop) -> Result<(), Pa
             .ok_or(at(LineError::NonAscii { what }))
     };
     let number = |i: usize, column: &'static str| -> Result<f64, ParseError> {
+        if !row[i].is_null()
+            && let Some(v) = super::number::decimal(row[i].text)
+        {
+            return Ok(v);
+        }
         let s = text(i, column)?;
         s.parse::<f64>().map_err(|_| {
             at(LineError::BadValue {

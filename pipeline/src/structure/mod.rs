@@ -4,6 +4,7 @@ mod cif;
 mod error;
 mod mmcif;
 mod model;
+mod number;
 mod pdb;
 
 pub use error::{LineError, ParseError};

@@ -126,6 +126,9 @@ fn parse_atom(line: &[u8], hetero: bool) -> Result<AtomSite<'_>, LineError> {
             .ok_or(LineError::NonAscii { what })
     };
     let number = |from: usize, to: usize, field: &'static str, columns: &'static str| {
+        if let Some(v) = super::number::decimal(&line[from..to.min(line.len())]) {
+            return Ok(v);
+        }
         let s = text(from, to, field)?.trim();
         s.parse::<f64>().map_err(|_| LineError::BadColumn {
             field,

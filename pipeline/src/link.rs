@@ -125,7 +125,7 @@ pub fn linked_parts(dataset: &Path, table: Table) -> Result<Option<Vec<PathBuf>>
     }
     // A shard prepared again after the link holds other rows under the same part names: read
     // nothing from a link whose shards are not the ones it recorded.
-    verify_shards(dataset, &manifest).map_err(bad)?;
+    verify_shards(dataset, &manifest).map_err(|e| bad(e.to_string()))?;
     let Some(parts) = manifest
         .get("tables")
         .and_then(|t| t.get(table.name()))
@@ -138,20 +138,40 @@ pub fn linked_parts(dataset: &Path, table: Table) -> Result<Option<Vec<PathBuf>>
     Ok(Some(parts.iter().map(|p| dataset.join(&p.path)).collect()))
 }
 
+/// A linked dataset whose shards are not the ones it linked.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the link section lists no shards")]
+    NoShards,
+    #[error("linked shard {shard}: {source}")]
+    Unreadable {
+        shard: String,
+        source: crate::write::WriteError,
+    },
+    #[error(
+        "linked shard {shard} was changed after the link (its manifest's sha256 is {found}, the link recorded {recorded}): merge --link again"
+    )]
+    Changed {
+        shard: String,
+        found: String,
+        recorded: String,
+    },
+}
+
 /// Checks that the shards a linked dataset lists still hold the manifests it linked (a shard
 /// prepared again would change what the link's parts mean). None for a dataset that is not
 /// linked; the shards checked otherwise.
 ///
 /// # Errors
 /// A shard whose manifest is gone or changed, named.
-pub fn verify_shards(dataset: &Path, manifest: &Value) -> Result<Option<usize>, String> {
+pub fn verify_shards(dataset: &Path, manifest: &Value) -> Result<Option<usize>, LinkError> {
     let Some(section) = manifest.get(SECTION) else {
         return Ok(None);
     };
     let shards = section
         .get("shards")
         .and_then(Value::as_array)
-        .ok_or("the link section lists no shards")?;
+        .ok_or(LinkError::NoShards)?;
     for s in shards {
         let rel = s.get("path").and_then(Value::as_str).unwrap_or_default();
         let want = s
@@ -160,11 +180,16 @@ pub fn verify_shards(dataset: &Path, manifest: &Value) -> Result<Option<usize>, 
             .unwrap_or_default();
         let path = dataset.join(rel).join("manifest.json");
         let (_, found) =
-            crate::write::sha256_file(&path).map_err(|e| format!("linked shard {rel}: {e}"))?;
+            crate::write::sha256_file(&path).map_err(|source| LinkError::Unreadable {
+                shard: rel.to_owned(),
+                source,
+            })?;
         if found != want {
-            return Err(format!(
-                "linked shard {rel} was changed after the link (its manifest's sha256 is {found}, the link recorded {want}): merge --link again"
-            ));
+            return Err(LinkError::Changed {
+                shard: rel.to_owned(),
+                found,
+                recorded: want.to_owned(),
+            });
         }
     }
     Ok(Some(shards.len()))

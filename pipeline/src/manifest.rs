@@ -312,7 +312,7 @@ pub enum VerifyError {
         found: u64,
     },
     #[error("{0}")]
-    Link(String),
+    Link(#[from] crate::link::LinkError),
 }
 
 /// What [`verify`] found.
@@ -356,7 +356,7 @@ pub fn verify(dataset: &Path) -> Result<Verified, VerifyError> {
             path: path.clone(),
             source,
         })?;
-    crate::link::verify_shards(dataset, &value).map_err(VerifyError::Link)?;
+    crate::link::verify_shards(dataset, &value)?;
     let m: StoredManifest =
         serde_json::from_value(value).map_err(|source| VerifyError::Json { path, source })?;
     let mut parts = 0;

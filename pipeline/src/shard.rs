@@ -26,13 +26,18 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// A `--shard` value that is not `I/N` with `0 ≤ I < N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--shard {0:?}: expected I/N with 0 <= I < N, e.g. 0/8")]
+pub struct BadShard(pub String);
+
 impl Shard {
     /// `I/N` with `0 ≤ I < N`.
     ///
     /// # Errors
     /// Anything else, named.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("--shard {text:?}: expected I/N with 0 <= I < N, e.g. 0/8");
+    pub fn parse(text: &str) -> Result<Self, BadShard> {
+        let bad = || BadShard(text.to_owned());
         let (i, n) = text.split_once('/').ok_or_else(bad)?;
         let (index, count): (usize, usize) = (
             i.trim().parse().map_err(|_| bad())?,

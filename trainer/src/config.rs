@@ -32,6 +32,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 
+/// A configuration value that cannot work, named by its key (`esm.heads`, `optim.lr`, …); the
+/// message says why and what would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value out of its range, or two keys that exclude each other (`key` is the first).
+    #[error("{message}")]
+    Invalid { key: &'static str, message: String },
+    /// The fusion schedule does not run every GearNet layer exactly once.
+    #[error(
+        "fusion schedule: {esm_layers} ESM layers with one injection every {step} layers give \
+         {injections} injections, but GearNet has {gearnet_layers} layers; set \
+         fusion.layers_per_injection or gearnet.hidden_dims so they match"
+    )]
+    Schedule {
+        esm_layers: usize,
+        step: usize,
+        injections: usize,
+        gearnet_layers: usize,
+    },
+}
+
+impl ConfigError {
+    /// [`ConfigError::Invalid`] for `key`.
+    pub fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// The key at fault (`fusion.layers_per_injection` for a schedule).
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::Invalid { key, .. } => key,
+            ConfigError::Schedule { .. } => "fusion.layers_per_injection",
+        }
+    }
+}
+
+/// A model kind name that is not one of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model kind {0:?}: fusionprot, esm2, gearnet or esm-gearnet")]
+pub struct UnknownModelKind(pub String);
+
 /// Which network `fusionprot embed` (and later training) builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", try_from = "String")]
@@ -60,7 +104,7 @@ impl ModelKind {
     ///
     /// # Errors
     /// Another name, listing the four.
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, UnknownModelKind> {
         [
             ModelKind::Fusionprot,
             ModelKind::Esm2,
@@ -69,9 +113,7 @@ impl ModelKind {
         ]
         .into_iter()
         .find(|k| k.name() == name)
-        .ok_or_else(|| {
-            format!("unknown model kind {name:?}: fusionprot, esm2, gearnet or esm-gearnet")
-        })
+        .ok_or_else(|| UnknownModelKind(name.to_owned()))
     }
 
     pub fn uses_esm(self) -> bool {
@@ -85,9 +127,9 @@ impl ModelKind {
 
 /// `model.kind = "…"` in a configuration: [`ModelKind::parse`]'s words for a name it does not know.
 impl TryFrom<String> for ModelKind {
-    type Error = String;
+    type Error = UnknownModelKind;
 
-    fn try_from(name: String) -> Result<Self, String> {
+    fn try_from(name: String) -> Result<Self, UnknownModelKind> {
         ModelKind::parse(&name)
     }
 }
@@ -243,9 +285,9 @@ impl ModelConfig {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        config.validate().map_err(|message| ModelError::Config {
+        config.validate().map_err(|e| ModelError::Config {
             path: path.display().to_string(),
-            message,
+            message: e.to_string(),
         })?;
         Ok(config)
     }
@@ -254,34 +296,50 @@ impl ModelConfig {
     ///
     /// # Errors
     /// A message naming the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let e = &self.esm;
         if e.layers == 0 || e.embed_dim == 0 || e.heads == 0 {
-            return Err("esm.layers, esm.embed_dim and esm.heads must be positive".into());
+            return Err(ConfigError::invalid(
+                "esm.layers",
+                "esm.layers, esm.embed_dim and esm.heads must be positive",
+            ));
         }
         if !e.embed_dim.is_multiple_of(e.heads) || !e.head_dim().is_multiple_of(2) {
-            return Err(format!(
-                "esm.embed_dim ({}) must be a multiple of esm.heads ({}) with an even head size (rotary embeddings)",
-                e.embed_dim, e.heads
+            return Err(ConfigError::invalid(
+                "esm.heads",
+                format!(
+                    "esm.embed_dim ({}) must be a multiple of esm.heads ({}) with an even head size (rotary embeddings)",
+                    e.embed_dim, e.heads
+                ),
             ));
         }
         if e.max_residues == 0 || e.max_residues > 1022 {
-            return Err(format!(
-                "esm.max_residues must be in 1..=1022 (ESM-2 has 1024 positions with <cls> and <eos>), got {}",
-                e.max_residues
+            return Err(ConfigError::invalid(
+                "esm.max_residues",
+                format!(
+                    "esm.max_residues must be in 1..=1022 (ESM-2 has 1024 positions with <cls> and <eos>), got {}",
+                    e.max_residues
+                ),
             ));
         }
         let g = &self.gearnet;
         if g.hidden_dims.is_empty() || g.hidden_dims.contains(&0) {
-            return Err("gearnet.hidden_dims must be a non-empty list of positive widths".into());
+            return Err(ConfigError::invalid(
+                "gearnet.hidden_dims",
+                "gearnet.hidden_dims must be a non-empty list of positive widths",
+            ));
         }
         if g.num_relation < 2 {
-            return Err(
-                "gearnet.num_relation must be at least 2 (the token uses relation 1)".into(),
-            );
+            return Err(ConfigError::invalid(
+                "gearnet.num_relation",
+                "gearnet.num_relation must be at least 2 (the token uses relation 1)",
+            ));
         }
         if !(self.fusion.token_init_std.is_finite() && self.fusion.token_init_std >= 0.0) {
-            return Err("fusion.token_init_std must be a finite, non-negative number".into());
+            return Err(ConfigError::invalid(
+                "fusion.token_init_std",
+                "fusion.token_init_std must be a finite, non-negative number",
+            ));
         }
         Ok(())
     }
@@ -290,7 +348,7 @@ impl ModelConfig {
     ///
     /// # Errors
     /// A message naming the key.
-    pub fn validate_for(&self, kind: ModelKind) -> Result<(), String> {
+    pub fn validate_for(&self, kind: ModelKind) -> Result<(), ConfigError> {
         self.validate()?;
         if kind == ModelKind::Fusionprot {
             self.injection_layers()?;
@@ -302,21 +360,26 @@ impl ModelConfig {
     ///
     /// # Errors
     /// When the schedule does not use every GearNet layer exactly once.
-    pub fn injection_layers(&self) -> Result<Vec<usize>, String> {
+    pub fn injection_layers(&self) -> Result<Vec<usize>, ConfigError> {
         let n_gear = self.gearnet.hidden_dims.len();
         let step = match self.fusion.layers_per_injection {
-            Some(0) => return Err("fusion.layers_per_injection must be positive".into()),
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    "fusion.layers_per_injection",
+                    "fusion.layers_per_injection must be positive",
+                ));
+            }
             Some(s) => s,
-            None => (self.esm.layers.saturating_sub(1) / n_gear).max(1),
+            None => (self.esm.layers.saturating_sub(1) / n_gear.max(1)).max(1),
         };
         let layers: Vec<usize> = (1..self.esm.layers).filter(|l| l % step == 0).collect();
         if layers.len() != n_gear {
-            return Err(format!(
-                "fusion schedule: {} ESM layers with one injection every {step} layers give {} injections, \
-                 but GearNet has {n_gear} layers; set fusion.layers_per_injection or gearnet.hidden_dims so they match",
-                self.esm.layers,
-                layers.len()
-            ));
+            return Err(ConfigError::Schedule {
+                esm_layers: self.esm.layers,
+                step,
+                injections: layers.len(),
+                gearnet_layers: n_gear,
+            });
         }
         Ok(layers)
     }
@@ -378,7 +441,8 @@ mod tests {
         assert_eq!(c.injection_layers(), Ok(vec![3, 6, 9]));
         c.fusion.layers_per_injection = Some(5);
         let err = c.injection_layers().expect_err("an error");
-        assert!(err.contains("give 2 injections"), "{err}");
+        assert!(err.to_string().contains("give 2 injections"), "{err}");
+        assert_eq!(err.key(), "fusion.layers_per_injection");
     }
 
     #[test]
@@ -399,6 +463,7 @@ mod tests {
         assert!(
             c.validate()
                 .expect_err("an error")
+                .to_string()
                 .contains("esm.embed_dim")
         );
         let c: ModelConfig =

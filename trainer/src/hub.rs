@@ -38,12 +38,20 @@ fn default_vocab() -> usize {
     33
 }
 
+/// A Hugging Face `config.json` that describes another ESM-2 than the model configuration: each
+/// difference as `key: config A, checkpoint B`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .differences.join("; "))]
+pub struct ArchitectureMismatch {
+    pub differences: Vec<String>,
+}
+
 impl HfEsmConfig {
     /// Checks the file's architecture against the model configuration.
     ///
     /// # Errors
     /// A list of every differing value.
-    pub fn check(&self, esm: &EsmConfig) -> Result<(), String> {
+    pub fn check(&self, esm: &EsmConfig) -> Result<(), ArchitectureMismatch> {
         let mut diffs = Vec::new();
         let mut cmp = |key: &str, ours: usize, theirs: usize| {
             if ours != theirs {
@@ -71,7 +79,7 @@ impl HfEsmConfig {
         if diffs.is_empty() {
             Ok(())
         } else {
-            Err(diffs.join("; "))
+            Err(ArchitectureMismatch { differences: diffs })
         }
     }
 

@@ -78,10 +78,10 @@ pub fn build_without(spec: &ModelSpec, drop: &[&str]) -> Result<Loaded, ModelErr
         if before != tensors.len() {
             provenance["dropped"] = json!({ "prefixes": drop, "tensors": before - tensors.len() });
         }
-        let implied = weights::infer_config(&tensors, spec.kind, &base, None).map_err(|m| {
+        let implied = weights::infer_config(&tensors, spec.kind, &base, None).map_err(|e| {
             ModelError::Checkpoint {
                 path: path.display().to_string(),
-                message: m,
+                message: e.to_string(),
             }
         })?;
         if spec.config.is_some() {
@@ -106,7 +106,8 @@ pub fn build_without(spec: &ModelSpec, drop: &[&str]) -> Result<Loaded, ModelErr
         match &found.config {
             Some(hf) => {
                 if spec.config.is_some() {
-                    hf.check(&base.esm).map_err(|m| mismatch(source, vec![m]))?;
+                    hf.check(&base.esm)
+                        .map_err(|m| mismatch(source, m.differences))?;
                 }
                 config.esm = hf.to_esm();
                 config.esm.max_residues = base.esm.max_residues;
@@ -114,9 +115,9 @@ pub fn build_without(spec: &ModelSpec, drop: &[&str]) -> Result<Loaded, ModelErr
             None => {
                 let heads = spec.config.as_ref().map(|_| base.esm.heads);
                 let implied = weights::infer_config(&tensors, ModelKind::Esm2, &base, heads)
-                    .map_err(|m| ModelError::Checkpoint {
+                    .map_err(|e| ModelError::Checkpoint {
                         path: found.weights.display().to_string(),
-                        message: m,
+                        message: e.to_string(),
                     })?;
                 if spec.config.is_some() {
                     let diffs: Vec<String> = weights::config_differences(&base, &implied)
@@ -149,9 +150,9 @@ pub fn build_without(spec: &ModelSpec, drop: &[&str]) -> Result<Loaded, ModelErr
     };
     tch::manual_seed(spec.seed);
     let mut model =
-        Model::new(spec.kind, &config, spec.device).map_err(|message| ModelError::Config {
+        Model::new(spec.kind, &config, spec.device).map_err(|e| ModelError::Config {
             path: config_name.clone(),
-            message,
+            message: e.to_string(),
         })?;
     if let Some((path, tensors, scope)) = weights_in {
         let flavour = weights::load_tensors(&mut model, tensors, &path, scope)?;

@@ -335,6 +335,19 @@ pub fn implied_esm_shape(tensors: &[(String, Tensor)]) -> Option<(usize, usize, 
     Some((layers, embed?, ffn?))
 }
 
+/// What a checkpoint's tensors do not tell about the model they belong to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InferError {
+    #[error("no ESM-2 weights (embed_tokens, layers.N.fc1) in the checkpoint")]
+    NoEsm,
+    #[error(
+        "ESM-2 with {layers} layers of width {embed} is not a published size; give its head count in --model-config ([esm] heads)"
+    )]
+    UnknownEsmSize { layers: usize, embed: usize },
+    #[error("no GearNet weights ({prefix}layers.0.self_loop.weight) in the checkpoint")]
+    NoGearnet { prefix: &'static str },
+}
+
 /// The configuration a checkpoint implies for `kind`, starting from `base` for what weights
 /// cannot tell (short-cut, concat-hidden, token position). ESM heads come from `esm_heads`, or
 /// the published ESM-2 sizes.
@@ -347,26 +360,21 @@ pub fn infer_config(
     kind: ModelKind,
     base: &ModelConfig,
     esm_heads: Option<usize>,
-) -> Result<ModelConfig, String> {
+) -> Result<ModelConfig, InferError> {
     let mut c = base.clone();
     let shapes: HashMap<&str, Vec<i64>> = tensors
         .iter()
         .map(|(n, t)| (n.as_str(), t.size()))
         .collect();
     if kind.uses_esm() {
-        let (layers, embed, ffn) = implied_esm_shape(tensors)
-            .ok_or("no ESM-2 weights (embed_tokens, layers.N.fc1) in the checkpoint")?;
+        let (layers, embed, ffn) = implied_esm_shape(tensors).ok_or(InferError::NoEsm)?;
         c.esm.layers = layers;
         c.esm.embed_dim = embed;
         c.esm.ffn_dim = Some(ffn);
         c.esm.heads = match esm_heads.or_else(|| EsmConfig::known_heads(layers, embed)) {
             Some(h) => h,
             None if base.esm.layers == layers && base.esm.embed_dim == embed => base.esm.heads,
-            None => {
-                return Err(format!(
-                    "ESM-2 with {layers} layers of width {embed} is not a published size; give its head count in --model-config ([esm] heads)"
-                ));
-            }
+            None => return Err(InferError::UnknownEsmSize { layers, embed }),
         };
     }
     if kind.uses_gearnet() {
@@ -388,9 +396,7 @@ pub fn infer_config(
             hidden.push(s[0] as usize);
         }
         if hidden.is_empty() {
-            return Err(format!(
-                "no GearNet weights ({prefix}layers.0.self_loop.weight) in the checkpoint"
-            ));
+            return Err(InferError::NoGearnet { prefix });
         }
         c.gearnet.hidden_dims = hidden;
         c.gearnet.batch_norm =
@@ -475,7 +481,14 @@ mod tests {
         let tensors: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
         let err = infer_config(&tensors, ModelKind::Esm2, &ModelConfig::default(), None)
             .expect_err("heads");
-        assert!(err.contains("head count"), "{err}");
+        assert_eq!(
+            err,
+            InferError::UnknownEsmSize {
+                layers: 6,
+                embed: 64
+            }
+        );
+        assert!(err.to_string().contains("head count"), "{err}");
         let ok = infer_config(&tensors, ModelKind::Esm2, &ModelConfig::default(), Some(4))
             .expect("heads given");
         assert_eq!((ok.esm.layers, ok.esm.embed_dim, ok.esm.heads), (6, 64, 4));

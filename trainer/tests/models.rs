@@ -114,6 +114,18 @@ fn a_schedule_that_does_not_use_every_gearnet_layer_is_refused() {
     config.fusion.layers_per_injection = Some(5);
     let err = Model::new(ModelKind::Fusionprot, &config, Device::Cpu).expect_err("bad schedule");
     assert!(
+        matches!(
+            err,
+            fusionprot_trainer::config::ConfigError::Schedule {
+                injections: 6,
+                gearnet_layers: 5,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = err.to_string();
+    assert!(
         err.contains("give 6 injections") && err.contains("GearNet has 5 layers"),
         "{err}"
     );

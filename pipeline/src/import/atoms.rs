@@ -54,17 +54,32 @@ fn cell_f64(v: &serde_json::Value) -> Option<f64> {
     }
 }
 
+/// What is wrong with an atom frame, by column and row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("no column {0:?} in the atom frame")]
+    MissingColumn(&'static str),
+    #[error("row {row}: no {what} cell")]
+    MissingCell { row: usize, what: &'static str },
+    #[error("row {row}: {what} is not text")]
+    NotText { row: usize, what: &'static str },
+    #[error("row {row}: {what} is not a number")]
+    NotNumber { row: usize, what: &'static str },
+    #[error("row {row}: residue {residue:?} is not a number")]
+    ResidueNumber { row: usize, residue: String },
+}
+
 /// The residue nodes of a frame.
 ///
 /// # Errors
-/// A missing column or a malformed cell, as a message naming the column and row.
-pub fn residues(frame: &Frame) -> Result<ResidueColumns, String> {
-    let col = |name: &str| {
+/// A missing column or a malformed cell, naming the column and row.
+pub fn residues(frame: &Frame) -> Result<ResidueColumns, FrameError> {
+    let col = |name: &'static str| {
         frame
             .columns
             .iter()
             .position(|c| c == name)
-            .ok_or_else(|| format!("no column {name:?} in the atom frame"))
+            .ok_or(FrameError::MissingColumn(name))
     };
     let [
         chain,
@@ -86,12 +101,10 @@ pub fn residues(frame: &Frame) -> Result<ResidueColumns, String> {
     let mut key: Option<(String, String, String)> = None;
     let mut has_ca = false;
     for (row, atom) in frame.data.iter().enumerate() {
-        let get = |c: usize, what: &str| {
-            atom.get(c)
-                .ok_or_else(|| format!("row {row}: no {what} cell"))
-        };
-        let text = |c: usize, what: &str| -> Result<String, String> {
-            cell_str(get(c, what)?).ok_or_else(|| format!("row {row}: {what} is not text"))
+        let get =
+            |c: usize, what: &'static str| atom.get(c).ok_or(FrameError::MissingCell { row, what });
+        let text = |c: usize, what: &'static str| -> Result<String, FrameError> {
+            cell_str(get(c, what)?).ok_or(FrameError::NotText { row, what })
         };
         // Residues are cut over all atoms, as the reference builds them before dropping atoms.
         let k = (
@@ -111,14 +124,14 @@ pub fn residues(frame: &Frame) -> Result<ResidueColumns, String> {
             continue;
         }
         has_ca = true;
-        let num = |c: usize, what: &str| -> Result<f64, String> {
-            cell_f64(get(c, what)?).ok_or_else(|| format!("row {row}: {what} is not a number"))
+        let num = |c: usize, what: &'static str| -> Result<f64, FrameError> {
+            cell_f64(get(c, what)?).ok_or(FrameError::NotNumber { row, what })
         };
         let (res, ic, rn) = key.clone().expect("set above");
-        let number: i32 = res
-            .trim()
-            .parse()
-            .map_err(|_| format!("row {row}: residue {res:?} is not a number"))?;
+        let number: i32 = res.trim().parse().map_err(|_| FrameError::ResidueNumber {
+            row,
+            residue: res.clone(),
+        })?;
         out.name.push(rn.trim().to_owned());
         out.chain.push(text(chain, "chain")?);
         out.number.push(number);
@@ -193,10 +206,8 @@ mod tests {
     fn a_missing_column_is_named() {
         let mut f = frame(&[("A", 1, "ALA", "CA", "C")]);
         f.columns[7] = "elem".into();
-        assert!(
-            residues(&f)
-                .expect_err("no element")
-                .contains("\"element\"")
-        );
+        let err = residues(&f).expect_err("no element");
+        assert_eq!(err, FrameError::MissingColumn("element"));
+        assert!(err.to_string().contains("\"element\""));
     }
 }

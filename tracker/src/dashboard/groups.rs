@@ -12,12 +12,21 @@ pub enum GroupBy {
     AllParamsBut(Vec<String>),
 }
 
+/// A `group_by` that names no field, or a field runs cannot be grouped by.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadGroupBy {
+    #[error("group_by is empty")]
+    Empty,
+    #[error("group_by field {0:?}: use params.KEY, tags.KEY, dataset or all-but:KEY,…")]
+    Field(String),
+}
+
 impl GroupBy {
     /// `params.model,tags.task` or `all-but:seed,params.fold`.
     ///
     /// # Errors
     /// An empty spec, or a field that is not `params.*`, `tags.*` or `dataset`.
-    pub fn parse(spec: &str) -> Result<GroupBy, String> {
+    pub fn parse(spec: &str) -> Result<GroupBy, BadGroupBy> {
         let list = |s: &str| -> Vec<String> {
             s.split(',')
                 .map(str::trim)
@@ -34,13 +43,11 @@ impl GroupBy {
         }
         let fields = list(spec);
         if fields.is_empty() {
-            return Err("group_by is empty".into());
+            return Err(BadGroupBy::Empty);
         }
         for f in &fields {
             if !(f.starts_with("params.") || f.starts_with("tags.") || f == "dataset") {
-                return Err(format!(
-                    "group_by field {f:?}: use params.KEY, tags.KEY, dataset or all-but:KEY,…"
-                ));
+                return Err(BadGroupBy::Field(f.clone()));
             }
         }
         Ok(GroupBy::Fields(fields))
@@ -195,8 +202,11 @@ mod tests {
         let g = group(&runs, &GroupBy::parse("params.model").expect("spec"), 1);
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].key[0].1, None, "missing sorts first");
-        assert!(GroupBy::parse("metrics.x").is_err());
-        assert!(GroupBy::parse(" ").is_err());
+        assert_eq!(
+            GroupBy::parse("metrics.x"),
+            Err(BadGroupBy::Field("metrics.x".into()))
+        );
+        assert_eq!(GroupBy::parse(" "), Err(BadGroupBy::Empty));
         assert_eq!(
             GroupBy::parse("all-but:params.seed, fold").expect("spec"),
             GroupBy::AllParamsBut(vec!["seed".into(), "fold".into()])

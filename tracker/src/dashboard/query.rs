@@ -360,7 +360,7 @@ impl Store {
         group_by: &str,
         columns: &[String],
     ) -> Result<Value, TrackerError> {
-        let by = GroupBy::parse(group_by).map_err(TrackerError::invalid)?;
+        let by = GroupBy::parse(group_by).map_err(|e| TrackerError::invalid(e.to_string()))?;
         if columns.len() > MAX_COLUMNS {
             return Err(TrackerError::invalid(format!(
                 "at most {MAX_COLUMNS} columns per request"

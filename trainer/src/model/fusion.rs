@@ -58,7 +58,11 @@ impl Model {
     ///
     /// # Errors
     /// An invalid configuration for this model kind.
-    pub fn new(kind: ModelKind, config: &ModelConfig, device: Device) -> Result<Model, String> {
+    pub fn new(
+        kind: ModelKind,
+        config: &ModelConfig,
+        device: Device,
+    ) -> Result<Model, crate::config::ConfigError> {
         config.validate_for(kind)?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::plateau::PlateauConfig;
-use crate::config::ModelKind;
+use crate::config::{ConfigError, ModelKind};
 use crate::error::ModelError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,20 +51,26 @@ pub struct DistributedConfig {
 }
 
 /// `v` is finite and above zero.
-pub(crate) fn positive(v: f64, what: &str) -> Result<(), String> {
+pub(crate) fn positive(v: f64, what: &'static str) -> Result<(), ConfigError> {
     if v > 0.0 && v.is_finite() {
         Ok(())
     } else {
-        Err(format!("{what} must be positive, got {v}"))
+        Err(ConfigError::invalid(
+            what,
+            format!("{what} must be positive, got {v}"),
+        ))
     }
 }
 
 /// `v` is finite and not below zero.
-pub(crate) fn non_negative(v: f64, what: &str) -> Result<(), String> {
+pub(crate) fn non_negative(v: f64, what: &'static str) -> Result<(), ConfigError> {
     if v >= 0.0 && v.is_finite() {
         Ok(())
     } else {
-        Err(format!("{what} must be zero or positive, got {v}"))
+        Err(ConfigError::invalid(
+            what,
+            format!("{what} must be zero or positive, got {v}"),
+        ))
     }
 }
 
@@ -346,12 +352,12 @@ impl ModelSection {
     ///
     /// # Errors
     /// `init` together with `checkpoint` or `esm`.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         if self.init.is_some() && (self.checkpoint.is_some() || self.esm.is_some()) {
-            return Err(
-                "model.init gives all the starting weights: leave model.checkpoint and model.esm out"
-                    .into(),
-            );
+            return Err(ConfigError::invalid(
+                "model.init",
+                "model.init gives all the starting weights: leave model.checkpoint and model.esm out",
+            ));
         }
         Ok(())
     }
@@ -444,9 +450,9 @@ impl TrainConfig {
             path: name.to_owned(),
             message: e.to_string(),
         })?;
-        cfg.validate().map_err(|message| ModelError::Config {
+        cfg.validate().map_err(|e| ModelError::Config {
             path: name.to_owned(),
-            message,
+            message: e.to_string(),
         })?;
         Ok(cfg)
     }
@@ -463,7 +469,7 @@ impl TrainConfig {
         self.model.kind
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.model.check()?;
         let o = &self.optim;
         positive(o.lr, "optim.lr")?;
@@ -472,10 +478,16 @@ impl TrainConfig {
         non_negative(self.scheduler.min_lr, "scheduler.min_lr")?;
         non_negative(self.scheduler.eps, "scheduler.eps")?;
         if !(0.0..=1.0).contains(&o.sequence_model_lr_ratio) {
-            return Err("optim.sequence_model_lr_ratio must be in [0, 1]".into());
+            return Err(ConfigError::invalid(
+                "optim.sequence_model_lr_ratio",
+                "optim.sequence_model_lr_ratio must be in [0, 1]",
+            ));
         }
         if o.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
-            return Err(format!("optim.betas must be in [0, 1), got {:?}", o.betas));
+            return Err(ConfigError::invalid(
+                "optim.betas",
+                format!("optim.betas must be in [0, 1), got {:?}", o.betas),
+            ));
         }
         for (v, what) in [
             (o.micro_batch, "optim.micro_batch"),
@@ -487,15 +499,18 @@ impl TrainConfig {
             (self.data.prefetch, "data.prefetch"),
         ] {
             if v == 0 {
-                return Err(format!("{what} must be at least 1"));
+                return Err(ConfigError::invalid(
+                    what,
+                    format!("{what} must be at least 1"),
+                ));
             }
         }
         if self.scheduler.enabled {
             let p = self.scheduler.plateau();
             if !(p.factor > 0.0 && p.factor < 1.0) {
-                return Err(format!(
-                    "scheduler.factor must be in (0, 1), got {}",
-                    p.factor
+                return Err(ConfigError::invalid(
+                    "scheduler.factor",
+                    format!("scheduler.factor must be in (0, 1), got {}", p.factor),
                 ));
             }
         }

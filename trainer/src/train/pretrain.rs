@@ -31,7 +31,7 @@ const SEQUENCE_MODEL: &str = "sequence_model.";
 /// # Errors
 /// As `pretrain` would.
 pub fn pretrain_preflight(cfg: &PretrainConfig) -> Result<usize, ModelError> {
-    let order = cfg.order().map_err(ModelError::Input)?;
+    let order = cfg.order();
     let proteins = Proteins::open(&cfg.data.datasets, order)?.examples.len();
     for dataset in &cfg.data.datasets {
         fusionprot_pipeline::read::check_graph_tables(dataset).map_err(ModelError::Read)?;
@@ -101,9 +101,8 @@ pub fn pretrain(
     log: &mut dyn RunLog,
     progress: &ProgressBar,
 ) -> Result<Summary, ModelError> {
-    let input = ModelError::Input;
     let kind = cfg.kind();
-    let order = cfg.order().map_err(input)?;
+    let order = cfg.order();
     let proteins = Proteins::open(&cfg.data.datasets, order)?;
     let resume_from = checkpoint::resume_point(&opts.out, opts.resume)?;
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{CheckpointConfig, ModelSection, apply_sets, non_negative, positive};
 use super::pretrain_data::Order;
-use crate::config::ModelKind;
+use crate::config::{ConfigError, ModelKind};
 use crate::error::ModelError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,8 +41,8 @@ pub struct PretrainData {
     pub datasets: Vec<PathBuf>,
     /// `shuffled` (one permutation over all proteins per epoch) or `dataset-by-dataset` (the
     /// reference's walk over AlphaFold DB splits, `epochs_per_dataset` epochs on each in turn).
-    #[serde(default = "default_order")]
-    pub order: String,
+    #[serde(default)]
+    pub order: OrderName,
     #[serde(default = "default_epochs_per_dataset")]
     pub epochs_per_dataset: usize,
     /// Proteins the background loader reads per window.
@@ -50,8 +50,13 @@ pub struct PretrainData {
     pub prefetch: usize,
 }
 
-fn default_order() -> String {
-    "shuffled".into()
+/// `data.order`, as written in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderName {
+    #[default]
+    Shuffled,
+    DatasetByDataset,
 }
 
 fn default_epochs_per_dataset() -> usize {
@@ -195,27 +200,32 @@ impl PretrainConfig {
             )));
         }
         let cfg: PretrainConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        cfg.validate().map_err(err)?;
+        cfg.validate().map_err(|e| err(e.to_string()))?;
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.model.check()?;
-        self.order()?;
         let o = &self.optim;
         positive(o.lr, "optim.lr")?;
         positive(o.eps, "optim.eps")?;
         positive(self.objective.tau, "objective.tau")?;
         non_negative(o.weight_decay, "optim.weight_decay")?;
         if o.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
-            return Err(format!("optim.betas must be in [0, 1), got {:?}", o.betas));
+            return Err(ConfigError::invalid(
+                "optim.betas",
+                format!("optim.betas must be in [0, 1), got {:?}", o.betas),
+            ));
         }
         for (v, what) in [
             (self.objective.edge_mask_rate, "objective.edge_mask_rate"),
             (self.objective.mask_rate, "objective.mask_rate"),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{what} must be in [0, 1], got {v}"));
+                return Err(ConfigError::invalid(
+                    what,
+                    format!("{what} must be in [0, 1], got {v}"),
+                ));
             }
         }
         for (v, what) in [
@@ -230,14 +240,17 @@ impl PretrainConfig {
             (self.data.epochs_per_dataset, "data.epochs_per_dataset"),
         ] {
             if v == 0 {
-                return Err(format!("{what} must be at least 1"));
+                return Err(ConfigError::invalid(
+                    what,
+                    format!("{what} must be at least 1"),
+                ));
             }
         }
         if self.objective.kind == ObjectiveKind::MultiviewContrast && o.micro_batch < 2 {
-            return Err(
-                "optim.micro_batch must be at least 2 for Multiview Contrast: the other proteins of a micro-batch are the negatives"
-                    .into(),
-            );
+            return Err(ConfigError::invalid(
+                "optim.micro_batch",
+                "optim.micro_batch must be at least 2 for Multiview Contrast: the other proteins of a micro-batch are the negatives",
+            ));
         }
         Ok(())
     }
@@ -248,18 +261,12 @@ impl PretrainConfig {
     }
 
     /// The epoch order named in `data.order`.
-    ///
-    /// # Errors
-    /// An unknown order.
-    pub fn order(&self) -> Result<Order, String> {
-        match self.data.order.as_str() {
-            "shuffled" => Ok(Order::Shuffled),
-            "dataset-by-dataset" => Ok(Order::DatasetByDataset {
+    pub fn order(&self) -> Order {
+        match self.data.order {
+            OrderName::Shuffled => Order::Shuffled,
+            OrderName::DatasetByDataset => Order::DatasetByDataset {
                 epochs_per_dataset: self.data.epochs_per_dataset,
-            }),
-            other => Err(format!(
-                "data.order {other:?}: use shuffled or dataset-by-dataset"
-            )),
+            },
         }
     }
 
@@ -303,7 +310,7 @@ mod tests {
         assert_eq!((c.optim.lr, c.optim.weight_decay), (2e-4, 0.0));
         assert_eq!((c.optim.micro_batch, c.optim.gradient_interval), (16, 4));
         assert!(!c.objective.train_sequence_model);
-        assert_eq!(c.order(), Ok(Order::Shuffled));
+        assert_eq!(c.order(), Order::Shuffled);
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use fusionprot_pipeline::manifest;
+use fusionprot_pipeline::dataset::manifest;
+use fusionprot_pipeline::dataset::swap::{self, Recovery, SwapError};
 use fusionprot_pipeline::mmseqs::Mmseqs;
-use fusionprot_pipeline::swap::{self, Recovery, SwapError};
 
 use crate::report::{self, Check};
 

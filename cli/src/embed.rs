@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use fusionprot_trainer::ModelKind;
 use fusionprot_trainer::embed::{EmbedOptions, embed};
-use fusionprot_trainer::load::{DeviceChoice, ModelSpec, build};
+use fusionprot_trainer::weights::load::{DeviceChoice, ModelSpec, build};
 
 use crate::progress;
 
@@ -103,9 +103,9 @@ pub fn run(args: &EmbedArgs) -> Result<ExitCode> {
         fusionprot_trainer::weights::save(model, path)
             .with_context(|| format!("saving weights to {}", path.display()))?;
     }
-    let total = fusionprot_pipeline::read::read_table(
+    let total = fusionprot_pipeline::dataset::read::read_table(
         &args.dataset,
-        fusionprot_pipeline::schema::Table::Proteins,
+        fusionprot_pipeline::dataset::schema::Table::Proteins,
     )
     .with_context(|| format!("reading {}", args.dataset.display()))?
     .iter()

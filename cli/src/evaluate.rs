@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use fusionprot_trainer::load::DeviceChoice;
 use fusionprot_trainer::metrics::write_predictions;
 use fusionprot_trainer::train::{TrainConfig, evaluate_checkpoint};
+use fusionprot_trainer::weights::load::DeviceChoice;
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {

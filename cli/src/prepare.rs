@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use fusionprot_pipeline::manifest::Failure;
+use fusionprot_pipeline::dataset::manifest::Failure;
 use fusionprot_pipeline::protein::ProteinOptions;
 use fusionprot_pipeline::{PrepareConfig, PrepareError, Safeguards, prepare_with};
 
@@ -53,8 +53,8 @@ pub struct PrepareArgs {
     max_file_mib: u64,
     /// Prepare only shard I of N: the input units (files, archives) whose name hashes to I. Each
     /// shard is a complete dataset; `fusionprot merge` joins all N into what one run writes.
-    #[arg(long, value_name = "I/N", value_parser = fusionprot_pipeline::shard::Shard::parse)]
-    shard: Option<fusionprot_pipeline::shard::Shard>,
+    #[arg(long, value_name = "I/N", value_parser = fusionprot_pipeline::prepare::shard::Shard::parse)]
+    shard: Option<fusionprot_pipeline::prepare::shard::Shard>,
 }
 
 impl PrepareArgs {
@@ -209,11 +209,11 @@ pub struct MergeArgs {
 pub fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {
     let bar = progress::bar("proteins");
     let mode = if args.link {
-        fusionprot_pipeline::merge::Mode::Link
+        fusionprot_pipeline::prepare::merge::Mode::Link
     } else {
-        fusionprot_pipeline::merge::Mode::Copy
+        fusionprot_pipeline::prepare::merge::Mode::Copy
     };
-    let result = fusionprot_pipeline::merge::merge(&args.shards, &args.out, mode, &bar);
+    let result = fusionprot_pipeline::prepare::merge::merge(&args.shards, &args.out, mode, &bar);
     bar.finish_and_clear();
     let s = result.with_context(|| format!("merging into {}", args.out.display()))?;
     let c = &s.counts;

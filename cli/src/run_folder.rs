@@ -10,9 +10,9 @@ use clap::Args;
 use fusionprot_tracker::client::Client;
 use fusionprot_tracker::model::KeyValue;
 use fusionprot_trainer::Device;
-use fusionprot_trainer::load::DeviceChoice;
 use fusionprot_trainer::train::folder::RunLock;
 use fusionprot_trainer::train::{CheckpointRecord, RunLog, RunOptions, Summary};
+use fusionprot_trainer::weights::load::DeviceChoice;
 
 /// The flags of a training command that say how to run, not what.
 #[derive(Debug, Args)]
@@ -572,7 +572,7 @@ fn rank_device(device: Device, ranks: &fusionprot_dist::Launch) -> Device {
 
 /// The dataset's content hash as the tracker's registry computes it (joins runs to `datasets`).
 pub(crate) fn dataset_hash(dataset: &std::path::Path) -> Option<String> {
-    fusionprot_pipeline::manifest::Recorded::read(dataset)
+    fusionprot_pipeline::dataset::manifest::Recorded::read(dataset)
         .ok()
         .map(|m| m.content_hash())
 }

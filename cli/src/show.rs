@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use fusionprot_pipeline::read;
-use fusionprot_pipeline::schema::Table;
+use fusionprot_pipeline::dataset::read;
+use fusionprot_pipeline::dataset::schema::Table;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum TableArg {

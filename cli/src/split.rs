@@ -91,8 +91,8 @@ pub struct SplitArgs {
     remove_to_separate: bool,
     /// Run only chunk I of N of the all-vs-all search (the queries i ≡ I mod N against all) and
     /// write its hits to --hits-out; no split is made. For array tasks: then `split --hits` with all N.
-    #[arg(long, value_name = "I/N", value_parser = fusionprot_pipeline::shard::Shard::parse, requires = "hits_out")]
-    search_chunk: Option<fusionprot_pipeline::shard::Shard>,
+    #[arg(long, value_name = "I/N", value_parser = fusionprot_pipeline::prepare::shard::Shard::parse, requires = "hits_out")]
+    search_chunk: Option<fusionprot_pipeline::prepare::shard::Shard>,
     /// Where --search-chunk writes its hits.
     #[arg(long, value_name = "FILE", requires = "search_chunk")]
     hits_out: Option<PathBuf>,

@@ -11,10 +11,10 @@ use std::path::Path;
 use arrow_array::{Array, Int32Array, ListArray, StringArray};
 use common::archive::{Edit, import, rewrite_zip};
 use common::{fusionprot, msp_fixture, real_files, text};
+use fusionprot_pipeline::dataset::read::read_table;
+use fusionprot_pipeline::dataset::schema::Table;
 use fusionprot_pipeline::import::Benchmark;
 use fusionprot_pipeline::import::fixture::{Fixture, fixture};
-use fusionprot_pipeline::read::read_table;
-use fusionprot_pipeline::schema::Table;
 
 fn strings(a: &dyn Array) -> &StringArray {
     a.as_any().downcast_ref().expect("utf8")

@@ -226,7 +226,7 @@ fn a_search_in_chunks_splits_as_one_process_does() {
     args.extend(hits.iter().map(String::as_str));
     let o = run(&args);
     assert!(o.status.success(), "{:?}", text(&o));
-    let rows = fusionprot_pipeline::splits::read_splits(&ds).expect("splits");
+    let rows = fusionprot_pipeline::dataset::splits::read_splits(&ds).expect("splits");
     let of = |name: &str| -> Vec<(String, String, Option<String>, Option<i32>)> {
         rows.iter()
             .filter(|r| r.name == name)

@@ -4,7 +4,7 @@
 //!
 //! Values:
 //! - `swap:<step>`: abort the process (no clean-up, as a crash) when the swap reaches `<step>`
-//!   (the names are [`crate::swap`]'s: `journal-written`, `old-moved:proteins`, …).
+//!   (the names are [`crate::dataset::swap`]'s: `journal-written`, `old-moved:proteins`, …).
 //! - `swap:<step>=pause`: print `failpoint swap:<step> reached` on stderr and wait there forever,
 //!   so a test can `kill -9` the process at a known point.
 //! - `spill-file:<path>`: every worker spills to `<path>` instead of its file in the staging

@@ -8,9 +8,9 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use fusionprot_pipeline::merge::{Mode, merge};
+use fusionprot_pipeline::prepare::merge::{Mode, merge};
+use fusionprot_pipeline::prepare::shard::Shard;
 use fusionprot_pipeline::protein::ProteinOptions;
-use fusionprot_pipeline::shard::Shard;
 use fusionprot_pipeline::{PrepareConfig, prepare};
 
 /// The sample's AlphaFold model as AFDB's mmCIF writes it (atom_site loop with pLDDT as B,

@@ -235,7 +235,7 @@ fn tar_of_gzipped_members_and_zip_give_the_same_proteins_as_the_folder() {
     let names: Vec<PathBuf> = std::fs::read_dir(&sample)
         .expect("sample")
         .map(|e| e.expect("entry").path())
-        .filter(|p| fusionprot_pipeline::input::is_structure_name(&p.to_string_lossy()))
+        .filter(|p| fusionprot_pipeline::prepare::input::is_structure_name(&p.to_string_lossy()))
         .collect();
     let work = tempfile::tempdir().expect("tempdir");
     // AlphaFold DB ships proteomes as tar files of gzipped members.

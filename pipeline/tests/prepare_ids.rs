@@ -68,9 +68,11 @@ fn layout(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// (protein_id, entry_id, source, sequence) of every protein row, in table order.
 fn proteins(out: &Path) -> Vec<(String, String, String, String)> {
-    let batches =
-        fusionprot_pipeline::read::read_table(out, fusionprot_pipeline::schema::Table::Proteins)
-            .expect("proteins table");
+    let batches = fusionprot_pipeline::dataset::read::read_table(
+        out,
+        fusionprot_pipeline::dataset::schema::Table::Proteins,
+    )
+    .expect("proteins table");
     let mut rows = Vec::new();
     for b in batches {
         let col = |name: &str| {

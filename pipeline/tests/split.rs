@@ -54,12 +54,12 @@ fn hidden() -> indicatif::ProgressBar {
 /// `key column → value column` of a dataset table whose two columns are strings.
 fn string_map(
     dataset: &Path,
-    table: fusionprot_pipeline::schema::Table,
+    table: fusionprot_pipeline::dataset::schema::Table,
     key: &str,
     value: &str,
 ) -> HashMap<String, String> {
     let mut out = HashMap::new();
-    for b in fusionprot_pipeline::read::read_table(dataset, table).expect("table") {
+    for b in fusionprot_pipeline::dataset::read::read_table(dataset, table).expect("table") {
         let col = |n: &str| {
             b.column_by_name(n)
                 .and_then(|c| {
@@ -81,7 +81,7 @@ fn string_map(
 fn splits(dataset: &Path) -> HashMap<String, String> {
     string_map(
         dataset,
-        fusionprot_pipeline::schema::Table::Splits,
+        fusionprot_pipeline::dataset::schema::Table::Splits,
         "protein_id",
         "split",
     )

@@ -1,7 +1,7 @@
 //! fusionprot's additions to MLflow's model: checkpoints a run saved, and prepared datasets (the
 //! pipeline's manifest) linked to the runs that used them.
 
-use fusionprot_pipeline::manifest::{ManifestError, Recorded};
+use fusionprot_pipeline::dataset::manifest::{ManifestError, Recorded};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;

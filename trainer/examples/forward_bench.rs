@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use fusionprot_trainer::data::DatasetGraphs;
-use fusionprot_trainer::load::{ModelSpec, build, parse_device};
+use fusionprot_trainer::weights::load::{ModelSpec, build, parse_device};
 use fusionprot_trainer::{Batch, ModelKind, ProteinGraph};
 use tch::Tensor;
 

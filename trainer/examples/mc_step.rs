@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use fusionprot_trainer::load::{ModelSpec, build};
 use fusionprot_trainer::store::Prefetcher;
 use fusionprot_trainer::train::contrast::{Given, MultiviewContrast};
 use fusionprot_trainer::train::pretrain::optimizer;
@@ -24,6 +23,7 @@ use fusionprot_trainer::train::pretrain_data::{Order, Proteins};
 use fusionprot_trainer::train::task::MultiLabelHead;
 use fusionprot_trainer::train::views::{ViewRule, ViewSpec, apply, draw_views};
 use fusionprot_trainer::train::{Draw, Example, MicroBatch, Trainer};
+use fusionprot_trainer::weights::load::{ModelSpec, build};
 use fusionprot_trainer::{Device, ModelKind};
 use tch::Tensor;
 

@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use arrow_array::{Array, Int8Array, Int32Array, RecordBatch, StringArray};
-use fusionprot_pipeline::read::{ReadError, stream_table};
+use fusionprot_pipeline::dataset::read::{ReadError, stream_table};
+use fusionprot_pipeline::dataset::schema::Table;
 use fusionprot_pipeline::residue::onehot_index;
-use fusionprot_pipeline::schema::Table;
 
 use crate::error::ModelError;
 use crate::model::ProteinGraph;

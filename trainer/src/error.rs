@@ -44,7 +44,7 @@ pub enum ModelError {
         last_checkpoint: Option<String>,
     },
     #[error(transparent)]
-    Read(#[from] fusionprot_pipeline::read::ReadError),
+    Read(#[from] fusionprot_pipeline::dataset::read::ReadError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("parquet: {0}")]

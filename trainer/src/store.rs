@@ -2,7 +2,7 @@
 //! order is a permutation, so graphs cannot stream in table order.
 //!
 //! [`GraphStore::open`] indexes where each protein the run needs lies in the `residues` and
-//! `edges` tables ([`fusionprot_pipeline::access::TableIndex`]: part, row group, first row, row
+//! `edges` tables ([`fusionprot_pipeline::dataset::access::TableIndex`]: part, row group, first row, row
 //! count, from the `protein_id` column only). [`GraphStore::load`] then reads a set of proteins
 //! with one row selection per row group; the parts are opened with their page index, so only the
 //! pages holding the selected rows are decoded: each protein is read once per epoch, and nothing
@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use fusionprot_pipeline::access::TableIndex;
-use fusionprot_pipeline::schema::Table;
+use fusionprot_pipeline::dataset::access::TableIndex;
+use fusionprot_pipeline::dataset::schema::Table;
 
 use crate::data::{push_edges, push_residues};
 use crate::error::ModelError;

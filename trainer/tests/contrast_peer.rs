@@ -19,7 +19,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::graphs::{proteins, spec, tiny_config, write_batch};
-use fusionprot_trainer::load::build;
 use fusionprot_trainer::train::contrast::{Given, MultiviewContrast};
 use fusionprot_trainer::train::pretrain::optimizer;
 use fusionprot_trainer::train::pretrain_config::PretrainOptim;
@@ -27,6 +26,7 @@ use fusionprot_trainer::train::pretrain_data::Proteins;
 use fusionprot_trainer::train::task::MultiLabelHead;
 use fusionprot_trainer::train::views::{ViewRule, ViewSpec};
 use fusionprot_trainer::train::{Draw, Example, MicroBatch, Trainer};
+use fusionprot_trainer::weights::load::build;
 use fusionprot_trainer::{Device, Model, ModelKind, ProteinGraph};
 use tch::{Kind, Tensor};
 

@@ -11,8 +11,8 @@ mod common;
 
 use std::path::Path;
 
-use fusionprot_trainer::load::{ModelSpec, build};
 use fusionprot_trainer::model::esm::{Tokens, alphabet};
+use fusionprot_trainer::weights::load::{ModelSpec, build};
 use fusionprot_trainer::{Device, ModelError, ModelKind};
 use tch::Tensor;
 

@@ -9,8 +9,8 @@
 mod common;
 
 use common::graphs::{proteins, spec, tiny_config, write_batch};
-use fusionprot_trainer::load::build;
 use fusionprot_trainer::train::{NoLog, PretrainConfig, RunOptions, export, pretrain};
+use fusionprot_trainer::weights::load::build;
 use fusionprot_trainer::{Batch, Device, ModelKind};
 
 #[test]

@@ -17,8 +17,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::graphs::{proteins, spec, tiny_config, write_batch};
-use fusionprot_trainer::load::build;
 use fusionprot_trainer::train::{AdamW, AdamWConfig, MultiLabelHead, ParamGroup, bce_loss};
+use fusionprot_trainer::weights::load::build;
 use fusionprot_trainer::{Batch, Device, ModelKind, ProteinGraph};
 use tch::{Kind, Tensor};
 

@@ -15,7 +15,7 @@ mod common;
 use std::path::Path;
 
 use common::graphs::{proteins, spec, tiny_config, write_batch};
-use fusionprot_trainer::load::build;
+use fusionprot_trainer::weights::load::build;
 use fusionprot_trainer::{Batch, Device, ModelKind};
 use tch::Tensor;
 

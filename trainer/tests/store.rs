@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch};
-use fusionprot_pipeline::read::read_table;
-use fusionprot_pipeline::schema::{SCHEMA_KEY, Table};
+use fusionprot_pipeline::dataset::read::read_table;
+use fusionprot_pipeline::dataset::schema::{SCHEMA_KEY, Table};
 use fusionprot_trainer::ProteinGraph;
 use fusionprot_trainer::data::DatasetGraphs;
 use fusionprot_trainer::store::{GraphStore, Prefetcher};

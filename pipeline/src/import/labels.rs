@@ -9,8 +9,9 @@ use arrow_array::builder::{Int32Builder, ListBuilder};
 use arrow_array::{RecordBatch, StringArray};
 use arrow_schema::Field;
 
-use crate::schema::Table;
-use crate::write::{PartInfo, TableWriter, WriteError};
+use crate::dataset::part::PartInfo;
+use crate::dataset::schema::Table;
+use crate::dataset::write::{TableWriter, WriteError};
 
 /// One row of `labels`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -169,7 +169,7 @@ pub fn for_each_record<T: serde::de::DeserializeOwned>(
             .get(&rtxn, key.as_bytes())
             .map_err(|e| bad(format!("cannot read: {e}")))?
             .ok_or_else(|| bad(format!("missing (num_examples is {n})")))?;
-        let sha = crate::write::hex(&sha2::Sha256::digest(gz));
+        let sha = crate::dataset::part::hex(&sha2::Sha256::digest(gz));
         let mut raw = Vec::with_capacity(gz.len() * 4);
         GzDecoder::new(gz)
             .read_to_end(&mut raw)

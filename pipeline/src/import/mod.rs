@@ -20,9 +20,9 @@ pub mod torchdrug;
 
 use std::path::PathBuf;
 
+use crate::dataset::read::ReadError;
+use crate::dataset::write::WriteError;
 use crate::prepare::PrepareError;
-use crate::read::ReadError;
-use crate::write::WriteError;
 
 pub use msp::{MspConfig, import_msp};
 pub use torchdrug::{Benchmark, TorchDrugConfig, import_torchdrug};
@@ -62,7 +62,7 @@ pub enum ImportError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
-    Input(#[from] crate::input::InputError),
+    Input(#[from] crate::prepare::input::InputError),
 }
 
 impl From<PrepareError> for ImportError {

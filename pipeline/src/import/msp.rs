@@ -21,16 +21,18 @@ use super::atoms::{self, Frame};
 use super::lmdb;
 use super::scratch::{Scratch, copy_capped};
 use super::{ImportError, OFFICIAL, SplitCounts, io};
+use crate::dataset::manifest::{
+    Counts, GraphParameters, InputEntry, Manifest, Parameters, TableEntry,
+};
+use crate::dataset::schema::{DATASET_SCHEMA_VERSION, Table};
+use crate::dataset::splits::{SplitRow, write_splits};
+use crate::dataset::swap;
+use crate::dataset::write::{PreparedWriter, TableWriter, WriteError};
 use crate::graph;
-use crate::manifest::{Counts, GraphParameters, InputEntry, Manifest, Parameters, TableEntry};
 use crate::prepare::{self, NEW};
 use crate::protein::{ProteinOptions, ProteinRecord, ResidueColumns};
 use crate::residue;
-use crate::schema::{DATASET_SCHEMA_VERSION, Table};
-use crate::splits::{SplitRow, write_splits};
 use crate::structure::Format;
-use crate::swap;
-use crate::write::{PreparedWriter, TableWriter, WriteError};
 
 /// The reference's window (`TruncateProteinPair(max_length=1000)`, training.md §2.4).
 pub const WINDOW: usize = 1000;
@@ -226,7 +228,7 @@ fn locate(given: &Path, tmp_parent: &Path, cap: u64) -> Result<Envs, ImportError
         };
         dirs.push((ours, tmp.path().join(ours), format!("{label}/{member}")));
     }
-    let (bytes, sha256) = crate::write::sha256_file(given)?;
+    let (bytes, sha256) = crate::dataset::write::sha256_file(given)?;
     Ok(Envs {
         dirs,
         archive: json!({"path": label, "kind": "tar", "bytes": bytes, "sha256": sha256}),
@@ -320,7 +322,7 @@ fn read_all(envs: &Envs, progress: &ProgressBar) -> Result<Read, ImportError> {
     progress.set_message("reading records");
     for (split, dir, label) in &envs.dirs {
         let mdb = dir.join("data.mdb");
-        let (bytes, sha256) = crate::write::sha256_file(&mdb)?;
+        let (bytes, sha256) = crate::dataset::write::sha256_file(&mdb)?;
         let each = |i: usize, rec: Record, sha: String| -> Result<(), ImportError> {
             let bad = |message: String| ImportError::Record {
                 env: label.clone(),
@@ -522,7 +524,7 @@ fn write_all(
             inputs: vec![cfg.archive.to_string_lossy().into_owned()],
             proteins: ProteinOptions::default(),
             strict: true,
-            max_file_bytes: crate::input::DEFAULT_MAX_FILE_BYTES,
+            max_file_bytes: crate::prepare::input::DEFAULT_MAX_FILE_BYTES,
             allow_empty: false,
         },
         graph: GraphParameters::spec(),
@@ -554,7 +556,10 @@ fn write_all(
     })
 }
 
-fn write_pairs(dir: &Path, pairs: &[Pair]) -> Result<Vec<crate::write::PartInfo>, WriteError> {
+fn write_pairs(
+    dir: &Path,
+    pairs: &[Pair],
+) -> Result<Vec<crate::dataset::part::PartInfo>, WriteError> {
     let mut w = TableWriter::new(dir, Table::Pairs)?;
     for chunk in pairs.chunks(Table::Pairs.row_group_rows()) {
         let s = |f: &dyn Fn(&Pair) -> &str| -> StringArray {

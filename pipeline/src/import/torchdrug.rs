@@ -17,13 +17,13 @@ use super::annotation::{self, Annotation, CUTOFFS, Layout, TestFlags};
 use super::labels::{LabelRow, write_labels};
 use super::scratch::{Scratch, copy_capped, read_capped, read_file_capped};
 use super::{ImportError, OFFICIAL, SplitCounts, io};
-use crate::input::is_structure_name;
-use crate::manifest::TableEntry;
+use crate::dataset::manifest::TableEntry;
+use crate::dataset::part::hex;
+use crate::dataset::schema::Table;
+use crate::dataset::splits::{SplitRow, write_splits};
+use crate::prepare::input::is_structure_name;
 use crate::prepare::{self, Extension, PrepareConfig, PrepareError, Safeguards, Staged, Summary};
 use crate::protein::{ProteinOptions, file_stem};
-use crate::schema::Table;
-use crate::splits::{SplitRow, write_splits};
-use crate::write::hex;
 
 /// Which archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -418,7 +418,7 @@ fn open_folder(b: Benchmark, given: &Path, cap: u64) -> Result<Source, ImportErr
             listing.push((split, zip_listing(&zip, &zip.display().to_string())?));
             inputs.push(zip);
         } else if dir.is_dir() {
-            let items = crate::input::plan(std::slice::from_ref(&dir))?;
+            let items = crate::prepare::input::plan(std::slice::from_ref(&dir))?;
             let ids = items
                 .iter()
                 .filter_map(|i| chain_id(&i.name).map(|id| (id, i.path.display().to_string())))
@@ -499,7 +499,7 @@ fn open_zip(
         listing.push((split, zip_listing(&path, &format!("{label}/{member}"))?));
         inputs.push(path);
     }
-    let (bytes, sha256) = crate::write::sha256_file(given)?;
+    let (bytes, sha256) = crate::dataset::write::sha256_file(given)?;
     Ok(Source {
         archive: json!({"path": label, "kind": "zip", "bytes": bytes, "sha256": sha256}),
         annotation,

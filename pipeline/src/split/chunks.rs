@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::config::{SplitConfig, SplitError, io};
 use super::search::{self, Hit};
 use crate::mmseqs::Mmseqs;
-use crate::shard::Shard;
+use crate::prepare::shard::Shard;
 
 const MAGIC: &str = "# fusionprot split hits v2";
 
@@ -74,8 +74,8 @@ pub fn search_chunk(
     shard: Shard,
     out: &Path,
 ) -> Result<ChunkSummary, SplitError> {
-    let p = super::run::load(cfg)?;
-    let unique = super::run::nodes(&p.seqs).unique;
+    let p = super::proteins::load(cfg)?;
+    let unique = super::proteins::nodes(&p.seqs).unique;
     let mm = Mmseqs::locate()?;
     let version = mm.version()?;
     let name = out

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use super::report::MaxPair;
 use super::significance::Significance;
 use super::{Identity, PairAlignment, SearchParams};
+use crate::dataset::read::ReadError;
+use crate::dataset::write::WriteError;
 use crate::mmseqs::MmseqsError;
-use crate::read::ReadError;
-use crate::write::WriteError;
 
 /// Split names, in the order of `fractions`.
 pub const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];

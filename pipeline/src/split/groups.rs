@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::config::{SplitBy, SplitConfig, SplitError, io};
-use super::run::Proteins;
+use super::proteins::Proteins;
 
 /// Extra links from `--split-by`: a column's equal values, or a cluster file's clusters.
 pub(super) fn group_unions(

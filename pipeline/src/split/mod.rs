@@ -14,6 +14,7 @@ mod config;
 mod groups;
 mod identity;
 mod output;
+mod proteins;
 mod report;
 mod rng;
 mod run;

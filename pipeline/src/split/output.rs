@@ -4,11 +4,12 @@
 use std::path::Path;
 
 use super::config::{REMOVED, SPLIT_NAMES, SplitConfig, SplitError, io};
+use super::proteins::Proteins;
 use super::report::SplitReport;
-use super::run::Proteins;
-use crate::schema::Table;
-use crate::splits::{self, SplitRow};
-use crate::write::{PartInfo, TableWriter};
+use crate::dataset::part::PartInfo;
+use crate::dataset::schema::Table;
+use crate::dataset::splits::{self, SplitRow};
+use crate::dataset::write::TableWriter;
 
 /// Writes a dataset whose `proteins` table holds only ids and sequences (empty `residues` and
 /// `edges`, no structures behind it), with a minimal manifest: for splitting sequence sets in
@@ -20,7 +21,7 @@ pub fn sequences_dataset(dir: &Path, proteins: &[(String, String)]) -> Result<()
     use crate::protein::{ProteinRecord, ResidueColumns};
     let mut sorted: Vec<&(String, String)> = proteins.iter().collect();
     sorted.sort();
-    let mut batches = crate::write::Batches::new();
+    let mut batches = crate::dataset::write::Batches::new();
     for (id, seq) in sorted {
         let record = ProteinRecord {
             protein_id: id.clone(),

@@ -1,7 +1,7 @@
 //! What `split` did: the report that is also the manifest's `split` section (the certificate).
 
 use super::PairAlignment;
-use crate::write::PartInfo;
+use crate::dataset::part::PartInfo;
 
 /// The highest identity found between two proteins of different splits whose alignment is
 /// significant (the pairs that could link), under the run's definition.

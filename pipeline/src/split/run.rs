@@ -4,17 +4,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use arrow_array::{Array, StringArray};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::assign::{self, Components};
-use super::config::{LinkRule, SPLIT_NAMES, SplitBy, SplitConfig, SplitError, io};
+use super::config::{LinkRule, SPLIT_NAMES, SplitConfig, SplitError, io};
+use super::proteins::{Nodes, Proteins, load, nodes};
 use super::report::{AuditRound, IdentityStatement, MaxPair, SplitReport};
 use super::{Identity, PairAlignment, audit, chunks, groups, output, search, separate};
 use crate::mmseqs::Mmseqs;
-use crate::read;
-use crate::schema::Table;
 
 /// Linking rounds of one partition: each links the cross-split candidates found linked.
 const MAX_ROUNDS: usize = 20;
@@ -26,11 +24,11 @@ const MAX_AUDIT_ROUNDS: usize = 10;
 /// # Errors
 /// See [`SplitError`]; in every case nothing is written.
 pub fn split(cfg: &SplitConfig, progress: &ProgressBar) -> Result<SplitReport, SplitError> {
-    if !crate::splits::valid_name(&cfg.name) {
+    if !crate::dataset::splits::valid_name(&cfg.name) {
         return Err(SplitError::Name(cfg.name.clone()));
     }
     if !cfg.dataset.join("manifest.json").is_file() {
-        return Err(SplitError::Read(crate::read::ReadError::NoTable {
+        return Err(SplitError::Read(crate::dataset::read::ReadError::NoTable {
             dataset: cfg.dataset.clone(),
             table: "proteins",
         }));
@@ -55,95 +53,6 @@ pub fn split(cfg: &SplitConfig, progress: &ProgressBar) -> Result<SplitReport, S
     let result = pool.install(|| split_in(cfg, &work, progress));
     let _ = std::fs::remove_dir_all(&work);
     result
-}
-
-/// Proteins (sorted by id), their sequences and the optional grouping column.
-pub(super) struct Proteins {
-    pub(super) ids: Vec<String>,
-    pub(super) seqs: Vec<String>,
-    pub(super) groups: Vec<Option<String>>,
-}
-
-pub(super) fn load(cfg: &SplitConfig) -> Result<Proteins, SplitError> {
-    let batches = read::read_table(&cfg.dataset, Table::Proteins)?;
-    let mut p = Proteins {
-        ids: Vec::new(),
-        seqs: Vec::new(),
-        groups: Vec::new(),
-    };
-    for b in &batches {
-        let text = |name: &str| {
-            b.column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-        };
-        let ids = text("protein_id").expect("proteins/v1 has protein_id (schema checked)");
-        let seqs = text("sequence").expect("proteins/v1 has sequence (schema checked)");
-        let group = match &cfg.split_by {
-            SplitBy::Column(c) => Some(text(c).ok_or_else(|| SplitError::NoColumn {
-                dataset: cfg.dataset.clone(),
-                column: c.clone(),
-            })?),
-            _ => None,
-        };
-        for i in 0..b.num_rows() {
-            p.ids.push(ids.value(i).to_owned());
-            p.seqs.push(seqs.value(i).to_owned());
-            p.groups.push(
-                group
-                    .as_ref()
-                    .filter(|g| g.is_valid(i))
-                    .map(|g| g.value(i).to_owned()),
-            );
-        }
-    }
-    // A prepared table is sorted already; a linked one (`merge --link`) is sorted shard by shard.
-    // The split is computed over proteins in id order either way, so it does not depend on how
-    // the dataset was assembled.
-    if !p.ids.is_sorted() {
-        let mut order: Vec<usize> = (0..p.ids.len()).collect();
-        order.sort_by(|&a, &b| p.ids[a].cmp(&p.ids[b]));
-        p.ids = order
-            .iter()
-            .map(|&i| std::mem::take(&mut p.ids[i]))
-            .collect();
-        p.seqs = order
-            .iter()
-            .map(|&i| std::mem::take(&mut p.seqs[i]))
-            .collect();
-        p.groups = order.iter().map(|&i| p.groups[i].take()).collect();
-    }
-    Ok(p)
-}
-
-/// One node per distinct sequence (identical chains are 100% identical and stay together anyway),
-/// in order of first appearance: the sequences, how many proteins share each, and each protein's.
-pub(super) struct Nodes<'a> {
-    pub(super) unique: Vec<&'a str>,
-    pub(super) weight: Vec<u32>,
-    pub(super) node_of: Vec<u32>,
-}
-
-pub(super) fn nodes(seqs: &[String]) -> Nodes<'_> {
-    let mut seq_index: HashMap<&str, u32> = HashMap::new();
-    let mut unique: Vec<&str> = Vec::new();
-    let mut weight: Vec<u32> = Vec::new();
-    let node_of: Vec<u32> = seqs
-        .iter()
-        .map(|s| {
-            let i = *seq_index.entry(s.as_str()).or_insert_with(|| {
-                unique.push(s);
-                weight.push(0);
-                (unique.len() - 1) as u32
-            });
-            weight[i as usize] += 1;
-            i
-        })
-        .collect();
-    Nodes {
-        unique,
-        weight,
-        node_of,
-    }
 }
 
 fn split_in(

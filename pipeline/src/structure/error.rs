@@ -10,7 +10,9 @@ pub enum ParseError {
     #[error("gzip stream is broken: {0}")]
     Gzip(std::io::Error),
     #[error("gzip stream decompresses to more than the size cap of {max_bytes}")]
-    TooLarge { max_bytes: crate::input::Size },
+    TooLarge {
+        max_bytes: crate::prepare::input::Size,
+    },
     #[error("unrecognised format: no PDB records and no mmCIF data block at the start")]
     UnknownFormat,
     #[error("line {line}: {cause}")]

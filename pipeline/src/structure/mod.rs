@@ -18,7 +18,7 @@ use std::io::Read;
 /// # Errors
 /// [`ParseError`] saying what is wrong and, for a bad line, where.
 pub fn read_bytes(raw: &[u8]) -> Result<(Format, Structure), ParseError> {
-    read_bytes_capped(raw, crate::input::DEFAULT_MAX_FILE_BYTES)
+    read_bytes_capped(raw, crate::prepare::input::DEFAULT_MAX_FILE_BYTES)
 }
 
 /// [`read_bytes`] with a cap on the decompressed size of gzipped content: a gzip bomb stops at
@@ -61,7 +61,7 @@ fn decompress(raw: &[u8], max_bytes: u64) -> Result<std::borrow::Cow<'_, [u8]>, 
             .map_err(ParseError::Gzip)?;
         if out.len() as u64 > max_bytes {
             return Err(ParseError::TooLarge {
-                max_bytes: crate::input::Size(max_bytes),
+                max_bytes: crate::prepare::input::Size(max_bytes),
             });
         }
         Ok(out.into())

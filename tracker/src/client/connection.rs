@@ -11,9 +11,7 @@ use crate::error::TrackerError;
 use crate::model::{KeyValue, Metric};
 use crate::store::{Batch, Durability, Store, now_ms};
 
-use super::spool::{self, ReplayError};
-
-pub(super) const LOCAL_RUN_TAG: &str = "fusionprot.local_run_id";
+use super::spool::{self, LOCAL_RUN_TAG, ReplayError};
 
 enum Backend {
     Http {
@@ -45,7 +43,7 @@ pub struct Client {
     spool: PathBuf,
     buffer: HashMap<String, Vec<Metric>>,
     /// Local run id → server run id, for runs created while offline.
-    pub(super) run_map: HashMap<String, String>,
+    run_map: HashMap<String, String>,
     pub retries: u32,
     pub backoff: Duration,
 }
@@ -425,7 +423,7 @@ impl Client {
         if matches!(self.backend, Backend::Local { .. }) {
             body["path"] = json!(dataset.display().to_string());
         } else {
-            body["manifest"] = fusionprot_pipeline::manifest::Recorded::read(dataset)
+            body["manifest"] = fusionprot_pipeline::dataset::manifest::Recorded::read(dataset)
                 .map_err(|e| TrackerError::invalid(e.to_string()))?
                 .to_value();
         }
@@ -551,10 +549,7 @@ async fn local(store: &Store, artifacts: &Path, op: &Value) -> Result<Value, Tra
 }
 
 /// The experiment id for a name, creating the experiment if needed.
-pub(super) fn experiment_id(
-    client: &mut Client,
-    name: &str,
-) -> Result<String, Option<TrackerError>> {
+fn experiment_id(client: &mut Client, name: &str) -> Result<String, Option<TrackerError>> {
     if let Backend::Local { store, rt, .. } = &client.backend {
         return rt
             .block_on(async {
@@ -603,5 +598,23 @@ impl Client {
     pub fn experiment(&mut self, name: &str) -> Result<String, TrackerError> {
         experiment_id(self, name)
             .map_err(|e| e.unwrap_or_else(|| TrackerError::invalid("tracking server unreachable")))
+    }
+}
+
+impl spool::Server for Client {
+    fn send(&mut self, op: &Value) -> Result<Value, Option<TrackerError>> {
+        Client::send(self, op)
+    }
+
+    fn map_run_ids(&self, op: &mut Value) {
+        Client::map_run_ids(self, op);
+    }
+
+    fn remember_run(&mut self, local: String, run_id: String) {
+        self.run_map.insert(local, run_id);
+    }
+
+    fn experiment_id(&mut self, name: &str) -> Result<String, Option<TrackerError>> {
+        experiment_id(self, name)
     }
 }

@@ -11,9 +11,23 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::connection::{Client, LOCAL_RUN_TAG, experiment_id};
 use crate::error::{ErrorCode, TrackerError};
 use crate::model::{KeyValue, Metric};
+
+/// The tag that finds a spooled run again on the server: its local id.
+pub(super) const LOCAL_RUN_TAG: &str = "fusionprot.local_run_id";
+
+/// What a replay needs of a connection to a tracking server (the client is the one there is).
+pub trait Server {
+    /// Sends one operation; `Err(None)` when the server is unreachable.
+    fn send(&mut self, op: &Value) -> Result<Value, Option<TrackerError>>;
+    /// Rewrites local run ids in `op` to the server's, where known.
+    fn map_run_ids(&self, op: &mut Value);
+    /// Records that the spooled run `local` is `run_id` on the server.
+    fn remember_run(&mut self, local: String, run_id: String);
+    /// The id of the experiment named `name`, created when missing.
+    fn experiment_id(&mut self, name: &str) -> Result<String, Option<TrackerError>>;
+}
 
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +163,7 @@ fn check_op(op: &Value) -> Result<&'static str, String> {
 /// # Errors
 /// The server is unreachable (progress so far is kept), refuses an operation, or a line is not
 /// a tracking operation; the last two name the line.
-pub fn replay(client: &mut Client, spool: &Path) -> Result<usize, ReplayError> {
+pub fn replay(client: &mut impl Server, spool: &Path) -> Result<usize, ReplayError> {
     replay_with(client, spool, None).map(|s| s.sent)
 }
 
@@ -159,7 +173,7 @@ pub fn replay(client: &mut Client, spool: &Path) -> Result<usize, ReplayError> {
 /// # Errors
 /// As [`replay`], less the refusals that were set aside.
 pub fn replay_with(
-    client: &mut Client,
+    client: &mut impl Server,
     spool: &Path,
     rejects: Option<&Path>,
 ) -> Result<ReplaySummary, ReplayError> {
@@ -250,9 +264,9 @@ pub fn replay_with(
 }
 
 /// Finds a spooled run again by its local id, or creates it once; records local → server id.
-fn create_run_once(client: &mut Client, op: &mut Value) -> Result<(), Option<TrackerError>> {
+fn create_run_once(client: &mut impl Server, op: &mut Value) -> Result<(), Option<TrackerError>> {
     let local = op["local_run_id"].as_str().unwrap_or_default().to_owned();
-    let exp = experiment_id(client, op["experiment"].as_str().unwrap_or("Default"))?;
+    let exp = client.experiment_id(op["experiment"].as_str().unwrap_or("Default"))?;
     let found = client.send(
         &json!({ "op": "search-runs", "body": { "experiment_ids": [exp], "run_view_type": "ALL",
         "filter": format!("tags.`{LOCAL_RUN_TAG}` = '{local}'"), "max_results": 1 } }),
@@ -273,7 +287,7 @@ fn create_run_once(client: &mut Client, op: &mut Value) -> Result<(), Option<Tra
                 .to_owned()
         }
     };
-    client.run_map.insert(local, run_id);
+    client.remember_run(local, run_id);
     Ok(())
 }
 

@@ -165,7 +165,7 @@ pub(crate) fn save(
     // What `--resume` checks before it uses the checkpoint.
     let mut sums = BTreeMap::new();
     for file in CHECKED {
-        sums.insert(file, crate::load::sha256_file(&tmp.join(file))?.1);
+        sums.insert(file, crate::weights::load::sha256_file(&tmp.join(file))?.1);
     }
     let sha256 = sums["model.safetensors"].clone();
     let text = serde_json::to_string_pretty(&sums).map_err(|e| ModelError::Input(e.to_string()))?;
@@ -224,7 +224,7 @@ pub fn verify(dir: &Path) -> Result<(), ModelError> {
             path: path.display().to_string(),
             message: format!("no sha256 for {file}"),
         })?;
-        let (_, found) = crate::load::sha256_file(&dir.join(file))?;
+        let (_, found) = crate::weights::load::sha256_file(&dir.join(file))?;
         if &found != want {
             return Err(ModelError::Checkpoint {
                 path: dir.join(file).display().to_string(),

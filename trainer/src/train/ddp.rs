@@ -5,7 +5,8 @@
 
 use fusionprot_dist::Group;
 
-use super::fit::{RunLog, Trainer};
+use super::log::RunLog;
+use super::step::Trainer;
 use crate::error::ModelError;
 
 /// DDP's start: every rank holds rank 0's parameters and buffers (by name order); with

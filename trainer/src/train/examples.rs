@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use arrow_array::{Array, Int8Array, Int32Array, ListArray, StringArray};
-use fusionprot_pipeline::manifest::{ManifestError, Recorded};
-use fusionprot_pipeline::read::read_table;
-use fusionprot_pipeline::schema::Table;
-use fusionprot_pipeline::splits::read_splits;
+use fusionprot_pipeline::dataset::manifest::{ManifestError, Recorded};
+use fusionprot_pipeline::dataset::read::read_table;
+use fusionprot_pipeline::dataset::schema::Table;
+use fusionprot_pipeline::dataset::splits::read_splits;
 
 use crate::error::ModelError;
 use crate::train::config::Task;

@@ -17,8 +17,8 @@ use super::checkpoint::write_atomic;
 use super::config::ModelSection;
 use super::init;
 use crate::error::ModelError;
-use crate::load::{ModelSpec, build_without};
 use crate::model::Model;
+use crate::weights::load::{ModelSpec, build_without};
 
 /// What an export wrote.
 #[derive(Debug, Clone)]

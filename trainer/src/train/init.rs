@@ -3,7 +3,7 @@
 //! its checkpoint folders, `RUN/checkpoints/best` (the best evaluation's checkpoint, or for a run
 //! that does not evaluate, as pre-training, its newest), or a weights file (an exported
 //! `model.safetensors`). The run's head (`mlp.*`: the projection, the classifier) is dropped; the
-//! rest must fit the model key by key ([`crate::load::build_without`]).
+//! rest must fit the model key by key ([`crate::weights::load::build_without`]).
 
 use std::path::{Path, PathBuf};
 

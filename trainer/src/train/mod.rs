@@ -33,6 +33,7 @@ pub mod export;
 pub mod fit;
 pub mod folder;
 pub mod init;
+pub mod log;
 pub mod objective;
 pub mod plateau;
 pub mod pretrain;

@@ -34,7 +34,8 @@ pub fn pretrain_preflight(cfg: &PretrainConfig) -> Result<usize, ModelError> {
     let order = cfg.order();
     let proteins = Proteins::open(&cfg.data.datasets, order)?.examples.len();
     for dataset in &cfg.data.datasets {
-        fusionprot_pipeline::read::check_graph_tables(dataset).map_err(ModelError::Read)?;
+        fusionprot_pipeline::dataset::read::check_graph_tables(dataset)
+            .map_err(ModelError::Read)?;
     }
     Ok(proteins)
 }

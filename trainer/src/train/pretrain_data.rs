@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::{Array, StringArray};
-use fusionprot_pipeline::read::read_table;
-use fusionprot_pipeline::schema::Table;
+use fusionprot_pipeline::dataset::read::read_table;
+use fusionprot_pipeline::dataset::schema::Table;
 
 use super::examples::Example;
 use super::sampler::epoch_order;

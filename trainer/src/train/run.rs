@@ -13,7 +13,6 @@ use super::examples::load_task;
 use super::fit::{Counts, LoopConfig, RunLog, RunOptions, Summary, Trainer, fit};
 use super::plateau::Plateau;
 use super::runner::{model_and_head, open_store};
-use super::sampler::epoch_order;
 use super::scaler::LossScaler;
 use super::supervised::Supervised;
 use crate::config::ModelKind;
@@ -75,30 +74,6 @@ pub(crate) fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String
     }
 }
 
-/// The micro-batches of one epoch: the reference's order cut into `micro_batch`-sized pieces;
-/// with `bucket`, each window of `bucket` examples is sorted by length first and its micro-batches
-/// shuffled (seeded by epoch and window), so a micro-batch holds proteins of similar length.
-pub fn micro_batches(
-    n: usize,
-    epoch: usize,
-    micro_batch: usize,
-    bucket: Option<(usize, &dyn Fn(usize) -> usize)>,
-) -> Vec<Vec<usize>> {
-    let order = epoch_order(n, epoch as u64, 1, 0);
-    let Some((window, length)) = bucket else {
-        return order.chunks(micro_batch).map(<[usize]>::to_vec).collect();
-    };
-    let mut out = Vec::with_capacity(n.div_ceil(micro_batch));
-    for (w, block) in order.chunks(window.max(micro_batch)).enumerate() {
-        let mut block = block.to_vec();
-        block.sort_by_key(|&i| length(i));
-        let chunks: Vec<Vec<usize>> = block.chunks(micro_batch).map(<[usize]>::to_vec).collect();
-        let shuffle = epoch_order(chunks.len(), (epoch as u64) << 20 | w as u64, 1, 0);
-        out.extend(shuffle.into_iter().map(|k| chunks[k].clone()));
-    }
-    out
-}
-
 /// The model kind and the task's data, refused when the task, the split or its train part is
 /// not there.
 fn task_data(cfg: &TrainConfig) -> Result<(ModelKind, super::TaskData), ModelError> {
@@ -124,7 +99,8 @@ pub fn preflight(cfg: &TrainConfig) -> Result<(), ModelError> {
     task_data(cfg)?;
     // The graphs' tables are read only once training starts: their parts are checked here, so a
     // part with other columns than its tag's is refused before the run folder is written.
-    fusionprot_pipeline::read::check_graph_tables(&cfg.data.dataset).map_err(ModelError::Read)
+    fusionprot_pipeline::dataset::read::check_graph_tables(&cfg.data.dataset)
+        .map_err(ModelError::Read)
 }
 
 /// Runs (or resumes) a fine-tuning run.
@@ -260,46 +236,4 @@ pub fn train(
         progress,
         counts,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucketing_keeps_every_example_once_and_groups_lengths_within_a_window() {
-        let n = 37;
-        let length = |i: usize| (i * 7919) % 101;
-        let plain = micro_batches(n, 3, 2, None);
-        let want: Vec<usize> = epoch_order(n, 3, 1, 0);
-        assert_eq!(plain.concat(), want);
-        let bucketed = micro_batches(n, 3, 2, Some((8, &length)));
-        let mut all = bucketed.concat();
-        all.sort_unstable();
-        assert_eq!(all, (0..n).collect::<Vec<_>>());
-        // Within each window of 8 (4 micro-batches) the batches partition the window's examples
-        // sorted by length: no batch straddles another's length range.
-        for (w, window) in bucketed.chunks(4).enumerate() {
-            let mut members: Vec<usize> = window.concat();
-            members.sort_unstable();
-            let mut expected: Vec<usize> = want[w * 8..(w * 8 + 8).min(n)].to_vec();
-            expected.sort_unstable();
-            assert_eq!(members, expected, "window {w}");
-            for a in window {
-                for b in window {
-                    let (amax, bmin) = (
-                        a.iter().map(|&i| length(i)).max(),
-                        b.iter().map(|&i| length(i)).min(),
-                    );
-                    let (amin, bmax) = (
-                        a.iter().map(|&i| length(i)).min(),
-                        b.iter().map(|&i| length(i)).max(),
-                    );
-                    assert!(a == b || amax <= bmin || bmax <= amin, "{a:?} {b:?}");
-                }
-            }
-        }
-        assert_eq!(bucketed, micro_batches(n, 3, 2, Some((8, &length))));
-        assert_ne!(bucketed, micro_batches(n, 4, 2, Some((8, &length))));
-    }
 }

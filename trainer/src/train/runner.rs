@@ -17,10 +17,10 @@ use super::examples::{Example, TaskData, load_task};
 use super::task::{Head, MspHead, MultiLabelHead, bce_loss};
 use crate::config::ModelKind;
 use crate::error::ModelError;
-use crate::load::{ModelSpec, build_without};
 use crate::metrics::{Predictions, Ties, score};
 use crate::model::{Batch, Model, ProteinGraph};
 use crate::store::{GraphStore, Prefetcher};
+use crate::weights::load::{ModelSpec, build_without};
 
 /// The metric that selects the best evaluation (higher is better): `f1_max` for EC / GO, `auroc`
 /// for MSP.

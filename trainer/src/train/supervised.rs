@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::examples::{Example, TaskData};
 use super::objective::{Draw, EvalOutcome, Loss, MicroBatch, Objective};
-use super::run::micro_batches;
 use super::runner::{Runner, selection_metric};
+use super::sampler::micro_batches;
 use super::task::Head;
 use crate::error::ModelError;
 use crate::model::Model;

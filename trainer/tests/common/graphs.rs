@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use fusionprot_trainer::data::DatasetGraphs;
-use fusionprot_trainer::load::ModelSpec;
+use fusionprot_trainer::weights::load::ModelSpec;
 use fusionprot_trainer::{Device, ModelKind, ProteinGraph};
 use tch::Tensor;
 

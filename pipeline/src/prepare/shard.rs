@@ -1,8 +1,8 @@
 //! `prepare --shard I/N`: which input units a shard takes, and what it records so that
-//! `fusionprot merge` ([`crate::merge`]) can rebuild exactly what one `prepare` over all inputs
+//! `fusionprot merge` ([`crate::prepare::merge`]) can rebuild exactly what one `prepare` over all inputs
 //! writes.
 //!
-//! - A unit is what [`crate::input::plan`] lists: a structure file or one archive. Unit `u` goes to
+//! - A unit is what [`crate::prepare::input::plan`] lists: a structure file or one archive. Unit `u` goes to
 //!   shard `sha256(name)[..8] as u64 mod N`, `name` being its path below its input root, so every
 //!   node computes the same assignment wherever the data is mounted, and appending inputs does not
 //!   move the others.
@@ -16,8 +16,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::StemNamed;
-use crate::input::Item;
+use crate::prepare::ids::StemNamed;
+use crate::prepare::input::Item;
 
 /// One shard of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ pub struct Entry {
     pub original_entry: Option<String>,
 }
 
-/// A path-named source, as [`crate::ids`] needs it.
+/// A path-named source, as [`crate::prepare::ids`] needs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Named {
     pub seq: usize,

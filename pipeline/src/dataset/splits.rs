@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Int32Array, RecordBatch, StringArray};
 
-use crate::read::{self, ReadError};
-use crate::schema::Table;
-use crate::write::{PartInfo, TableWriter, WriteError};
+use crate::dataset::part::PartInfo;
+use crate::dataset::read::{self, ReadError};
+use crate::dataset::schema::Table;
+use crate::dataset::write::{TableWriter, WriteError};
 
 /// One protein's place in one named split.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

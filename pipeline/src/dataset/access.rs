@@ -15,8 +15,8 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 
-use crate::read::{ReadError, open_indexed, parts};
-use crate::schema::Table;
+use crate::dataset::read::{ReadError, open_indexed, parts};
+use crate::dataset::schema::Table;
 
 /// Rows of one protein inside one row group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

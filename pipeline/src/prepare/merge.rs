@@ -4,14 +4,14 @@
 //! Refused before anything is written: shards of another fusionprot, parameters, input list
 //! (`units_digest`) or shard count; a missing or repeated shard index; units not covered exactly
 //! once. Then the global steps are redone from the shards' `shard` sections: path-derived names
-//! over all path-named sources ([`crate::ids`]), the final id of every protein, duplicates by
+//! over all path-named sources ([`crate::prepare::ids`]), the final id of every protein, duplicates by
 //! (id, source order) keeping the first. The kept proteins are read from their shard by random
-//! access ([`crate::access`]) in final id order, rebuilt as records and written through the same
+//! access ([`crate::dataset::access`]) in final id order, rebuilt as records and written through the same
 //! batching and writers as `prepare`; counts, inputs, failures and duplicates are combined in the
 //! single run's order. The result is swapped in as `prepare` swaps (staging, journal, lock).
 //!
 //! With `link`, nothing is read or rewritten: the manifest lists the shards' parts
-//! ([`crate::link`]), after checking that no row would change (no duplicate across shards, no
+//! ([`crate::dataset::link`]), after checking that no row would change (no duplicate across shards, no
 //! id or entry renamed by the whole run's naming).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -24,20 +24,20 @@ use arrow_array::{
 use indicatif::ProgressBar;
 use serde::Deserialize;
 
-use crate::access::TableIndex;
-use crate::graph::Edges;
-use crate::ids::{self, Rename, StemNamed};
-use crate::manifest::{
+use crate::dataset::access::TableIndex;
+use crate::dataset::manifest::{
     Counts, Duplicate, Failure, GraphParameters, InputEntry, Manifest, Parameters, TableEntry,
 };
+use crate::dataset::read::ReadError;
+use crate::dataset::schema::{DATASET_SCHEMA_VERSION, Table};
+use crate::dataset::swap;
+use crate::dataset::write::PreparedWriter;
+use crate::graph::Edges;
+use crate::prepare::ids::{self, Rename, StemNamed};
+use crate::prepare::shard::Section;
 use crate::prepare::{self, NEW, PrepareError};
 use crate::protein::{ProteinOptions, ProteinRecord, ResidueColumns};
-use crate::read::ReadError;
-use crate::schema::{DATASET_SCHEMA_VERSION, Table};
-use crate::shard::Section;
 use crate::structure::Format;
-use crate::swap;
-use crate::write::PreparedWriter;
 
 /// Errors of a merge.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +80,7 @@ struct StoredManifest {
     inputs: Vec<InputEntry>,
     failures: Vec<Failure>,
     #[serde(default)]
-    tables: BTreeMap<String, crate::link::ShardTable>,
+    tables: BTreeMap<String, crate::dataset::link::ShardTable>,
     shard: Option<Section>,
 }
 
@@ -216,7 +216,7 @@ struct Kept {
 pub enum Mode {
     /// Rewrite every kept protein: byte-identical to one `prepare`.
     Copy,
-    /// A manifest over the shards' parts, nothing copied ([`crate::link`]).
+    /// A manifest over the shards' parts, nothing copied ([`crate::dataset::link`]).
     Link,
 }
 
@@ -281,7 +281,7 @@ pub fn merge(
         .flat_map(|s| s.section.named.iter().map(StemNamed::from))
         .collect();
     let renames = ids::disambiguate(named);
-    let mut entries: Vec<(String, usize, usize, usize, &crate::shard::Entry)> = Vec::new();
+    let mut entries: Vec<(String, usize, usize, usize, &crate::prepare::shard::Entry)> = Vec::new();
     for (k, s) in loaded.iter().enumerate() {
         for e in &s.section.entries {
             let id = renames
@@ -387,7 +387,7 @@ pub fn merge(
                     counts.residues += s.manifest.counts.residues;
                     counts.edges += s.manifest.counts.edges;
                 }
-                extra.insert(crate::link::SECTION.into(), section);
+                extra.insert(crate::dataset::link::SECTION.into(), section);
                 tables
             }
         };
@@ -453,7 +453,7 @@ fn verify_parts(s: &Loaded, mode: Mode) -> Result<(), MergeError> {
             .get(t.name())
             .ok_or_else(|| bad(format!("its manifest lists no {} table", t.name())))?
             .parts;
-        let mut on_disk: Vec<String> = crate::read::parts(&s.dir, t)?
+        let mut on_disk: Vec<String> = crate::dataset::read::parts(&s.dir, t)?
             .iter()
             .filter_map(|p| {
                 p.file_name()
@@ -483,7 +483,7 @@ fn verify_parts(s: &Loaded, mode: Mode) -> Result<(), MergeError> {
             )));
         }
         if hash {
-            let (_, sha) = crate::write::sha256_file(&path).map_err(|e| bad(e.to_string()))?;
+            let (_, sha) = crate::dataset::write::sha256_file(&path).map_err(|e| bad(e.to_string()))?;
             if sha != p.sha256 {
                 return Err(bad(format!(
                     "{} has sha256 {sha}, its manifest lists {} (rewritten after the shard was prepared): prepare the shard again",
@@ -517,14 +517,14 @@ fn link(
                 s.dir.display()
             )));
         }
-        shards.push(crate::link::LinkedShard {
+        shards.push(crate::dataset::link::LinkedShard {
             index: s.section.index,
             dir,
             tables: &s.manifest.tables,
         });
     }
     shards.sort_by_key(|s| s.index);
-    crate::link::tables(&out, &shards).map_err(MergeError::Mismatch)
+    crate::dataset::link::tables(&out, &shards).map_err(MergeError::Mismatch)
 }
 
 /// Proteins read per window from the shards.

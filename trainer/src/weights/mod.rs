@@ -2,6 +2,10 @@
 //! unpickler, never executed), HuggingFace ESM checkpoints, fair-esm `.pt` files and FusionProt
 //! state_dicts; strict loading by name with every missing, unexpected and mis-shaped key listed.
 
+pub mod hub;
+pub mod load;
+pub mod pickle;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -10,7 +14,6 @@ use tch::Tensor;
 use crate::config::{EsmConfig, ModelConfig, ModelKind};
 use crate::error::ModelError;
 use crate::model::Model;
-use crate::pickle;
 
 /// Where a set of named tensors came from, which decides how names are mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,10 +15,11 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
+use super::part::{PartInfo, TableEntry, hex};
+use crate::dataset::schema::{SCHEMA_KEY, Table};
 use crate::graph::Edges;
 use crate::protein::ProteinRecord;
 use crate::residue;
-use crate::schema::{SCHEMA_KEY, Table};
 
 /// Errors writing a table part.
 #[derive(Debug, thiserror::Error)]
@@ -38,16 +39,6 @@ pub enum WriteError {
         table: &'static str,
         source: arrow_schema::ArrowError,
     },
-}
-
-/// One written part, as the manifest lists it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct PartInfo {
-    /// Path relative to the dataset folder, e.g. `residues/part-00000.parquet`.
-    pub path: String,
-    pub rows: u64,
-    pub bytes: u64,
-    pub sha256: String,
 }
 
 /// Writes one table as `dir/<table>/part-NNNNN.parquet`.
@@ -197,10 +188,6 @@ pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), WriteError> {
         h.update(&buf[..n]);
     }
     Ok((total, hex(&h.finalize())))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Row builders for the three tables, filled protein by protein.
@@ -517,13 +504,12 @@ impl PreparedWriter {
     /// Writing or closing a part failed.
     pub fn finish(
         mut self,
-    ) -> Result<std::collections::BTreeMap<&'static str, crate::manifest::TableEntry>, WriteError>
-    {
+    ) -> Result<std::collections::BTreeMap<&'static str, TableEntry>, WriteError> {
         self.flush()?;
         let mut tables = std::collections::BTreeMap::new();
         for (t, lane) in Table::PREPARED.iter().zip(self.lanes.iter_mut()) {
             let parts = lane.join()?;
-            tables.insert(t.name(), crate::manifest::TableEntry::new(*t, parts));
+            tables.insert(t.name(), TableEntry::new(*t, parts));
         }
         Ok(tables)
     }
@@ -562,9 +548,7 @@ mod tests {
     }
 
     /// Enough proteins for several row groups of edges, so batches cross the channels.
-    fn write_all(
-        dir: &Path,
-    ) -> Result<BTreeMap<&'static str, crate::manifest::TableEntry>, WriteError> {
+    fn write_all(dir: &Path) -> Result<BTreeMap<&'static str, TableEntry>, WriteError> {
         let mut w = PreparedWriter::new(dir)?;
         for k in 0..80 {
             let p = protein(&format!("P{k:03}"), 600);
@@ -586,7 +570,7 @@ mod tests {
             write_all(a.path()).expect("written"),
             write_all(b.path()).expect("written"),
         );
-        let shas = |t: &BTreeMap<&str, crate::manifest::TableEntry>| {
+        let shas = |t: &BTreeMap<&str, TableEntry>| {
             t.values()
                 .flat_map(|e| e.parts.iter().map(|p| p.sha256.clone()))
                 .collect::<Vec<_>>()

@@ -3,7 +3,14 @@
 //!
 //! Memory stays flat in the number of inputs: workers spill each protein to a per-worker file
 //! and keep only a small index entry; the second phase reads proteins back in id order. A run
-//! that prepared nothing replaces nothing, and the swap into place is journaled ([`crate::swap`]).
+//! that prepared nothing replaces nothing, and the swap into place is journaled ([`crate::dataset::swap`]).
+
+pub mod input;
+pub mod merge;
+pub mod shard;
+
+mod ids;
+mod spill;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -19,19 +26,19 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::afdb;
-use crate::failpoint;
-use crate::graph::{self, Edges};
-use crate::ids::{self, Rename, StemNamed};
-use crate::input::{self, InputError};
-use crate::manifest::{
+use crate::dataset::manifest::{
     Counts, Duplicate, Failure, GraphParameters, InputEntry, Manifest, Parameters, TableEntry,
 };
+use crate::dataset::part::hex;
+use crate::dataset::schema::DATASET_SCHEMA_VERSION;
+use crate::dataset::swap::{self, DatasetLock, Recovery, SwapError};
+use crate::dataset::write::{PreparedWriter, WriteError};
+use crate::failpoint;
+use crate::graph::{self, Edges};
 use crate::protein::{self, ProteinOptions, ProteinRecord};
-use crate::schema::DATASET_SCHEMA_VERSION;
-use crate::spill;
 use crate::structure;
-use crate::swap::{self, DatasetLock, Recovery, SwapError};
-use crate::write::{PreparedWriter, WriteError, hex};
+use ids::{Rename, StemNamed};
+use input::InputError;
 
 /// What a benchmark import adds to a `prepare` run: tables written into the staging folder after
 /// the prepared ones and manifest sections, swapped in with them in one journaled swap, so a
@@ -74,7 +81,7 @@ pub struct PrepareConfig {
     /// Keep only proteins with these ids (the others are counted as filtered `not_listed`).
     pub only_ids: Option<Arc<std::collections::BTreeSet<String>>>,
     /// Prepare only this shard of the input units (`--shard I/N`); `fusionprot merge` joins them.
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<shard::Shard>,
 }
 
 /// What a run refuses, beyond [`PrepareConfig`]; `Default` is what `prepare` uses.
@@ -157,7 +164,7 @@ struct IndexEntry {
     worker: usize,
     offset: u64,
     len: u32,
-    /// Set when the entry id was derived from the path ([`crate::ids`]); `protein_id` is the new one.
+    /// Set when the entry id was derived from the path ([`crate::prepare::ids`]); `protein_id` is the new one.
     rename: Option<Rename>,
     /// The id before any rename.
     original_id: String,
@@ -208,7 +215,7 @@ pub fn prepare_extended(
 ) -> Result<Summary, PrepareError> {
     let start = Instant::now();
     let all = input::plan(&cfg.inputs)?;
-    let plan = crate::shard::Plan::new(&all, cfg.shard);
+    let plan = shard::Plan::new(&all, cfg.shard);
     let items: Vec<input::Item> = plan.units.iter().map(|&u| all[u].clone()).collect();
     std::fs::create_dir_all(&cfg.out).map_err(io(&cfg.out))?;
     let lock = swap::lock(&cfg.out)?;
@@ -253,7 +260,7 @@ pub fn log_recovery(dataset: &Path, recovery: &Recovery) {
 fn prepare_into(
     cfg: &PrepareConfig,
     guards: &Safeguards,
-    (items, plan): (&[input::Item], &crate::shard::Plan),
+    (items, plan): (&[input::Item], &shard::Plan),
     (staging_name, extension): (&str, Option<&mut dyn Extension>),
     lock: &DatasetLock,
     progress: &ProgressBar,
@@ -316,7 +323,7 @@ fn prepare_into(
     for e in index {
         let duplicate = kept.last().is_some_and(|k| k.protein_id == e.protein_id);
         if plan.shard.is_some() {
-            shard_entries.push(crate::shard::Entry {
+            shard_entries.push(shard::Entry {
                 original_id: e.original_id.clone(),
                 local_id: e.protein_id.clone(),
                 seq: e.seq,
@@ -382,7 +389,7 @@ fn prepare_into(
     if let Some(shard) = plan.shard {
         staged.sections.insert(
             "shard".into(),
-            crate::shard::section(
+            shard::section(
                 shard,
                 plan,
                 &shard_entries,
@@ -503,7 +510,7 @@ fn parse_all(
                 if src.item != unit {
                     (unit, member) = (src.item, 0);
                 }
-                let seq = crate::shard::order_key(units[src.item], member);
+                let seq = shard::order_key(units[src.item], member);
                 member += 1;
                 progress.inc_length(1);
                 tx.send((seq, src)).is_ok()

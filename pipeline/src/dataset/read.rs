@@ -12,7 +12,7 @@ use parquet::arrow::arrow_reader::{
 
 use parquet::file::metadata::PageIndexPolicy;
 
-use crate::schema::{SCHEMA_KEY, Table};
+use crate::dataset::schema::{SCHEMA_KEY, Table};
 
 /// Errors reading a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ fn no_table_hint(dataset: &Path, table: &str) -> String {
 pub fn parts(dataset: &Path, table: Table) -> Result<Vec<PathBuf>, ReadError> {
     let dir = dataset.join(table.name());
     if !dir.is_dir() {
-        if let Some(parts) = crate::link::linked_parts(dataset, table)? {
+        if let Some(parts) = linked_parts(dataset, table)? {
             return Ok(parts);
         }
         return Err(ReadError::NoTable {
@@ -330,6 +330,41 @@ pub fn read_protein(
         }
     }
     Ok(out)
+}
+
+/// The parts of `table` listed by the manifest of a linked dataset, or None where the dataset
+/// is not linked or does not list the table. The linked shards' manifests are checked first
+/// ([`verify_shards`]).
+///
+/// # Errors
+/// An unreadable or malformed manifest of a linked dataset, or a shard changed after the link.
+fn linked_parts(dataset: &Path, table: Table) -> Result<Option<Vec<PathBuf>>, ReadError> {
+    let path = dataset.join("manifest.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let bad = |message: String| ReadError::Inconsistent {
+        path: path.clone(),
+        message,
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if manifest.get(super::link::SECTION).is_none() {
+        return Ok(None);
+    }
+    // A shard prepared again after the link holds other rows under the same part names: read
+    // nothing from a link whose shards are not the ones it recorded.
+    super::link::verify_shards(dataset, &manifest).map_err(|e| bad(e.to_string()))?;
+    let Some(parts) = manifest
+        .get("tables")
+        .and_then(|t| t.get(table.name()))
+        .and_then(|t| t.get("parts"))
+    else {
+        return Ok(None);
+    };
+    let parts: Vec<super::part::PartInfo> = serde_json::from_value(parts.clone())
+        .map_err(|e| bad(format!("tables.{}.parts: {e}", table.name())))?;
+    Ok(Some(parts.iter().map(|p| dataset.join(&p.path)).collect()))
 }
 
 #[cfg(test)]

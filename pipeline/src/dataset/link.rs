@@ -3,7 +3,7 @@
 //! relative to the linked folder (`../shard-1/residues/part-00000.parquet`), shard after shard in
 //! index order, and a `link` section names each shard with the sha256 of its manifest.
 //!
-//! Every reader finds a table's parts through [`crate::read::parts`], which falls back to the
+//! Every reader finds a table's parts through [`crate::dataset::read::parts`], which falls back to the
 //! manifest's list where the dataset has no table folder: training, embedding, `show`, `split`
 //! and SQL read a linked dataset as they read a copied one. A table written later into the linked
 //! folder (`split` writes `splits/`) is a normal folder there.
@@ -20,10 +20,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::manifest::TableEntry;
-use crate::read::ReadError;
-use crate::schema::Table;
-use crate::write::PartInfo;
+use crate::dataset::part::PartInfo;
+use crate::dataset::part::TableEntry;
+use crate::dataset::schema::Table;
 
 /// The key of the manifest section of a linked dataset.
 pub const SECTION: &str = "link";
@@ -89,7 +88,7 @@ pub(crate) fn tables(
     let mut listed = Vec::new();
     for s in shards {
         let manifest = s.dir.join("manifest.json");
-        let (_, sha256) = crate::write::sha256_file(&manifest)
+        let (_, sha256) = crate::dataset::write::sha256_file(&manifest)
             .map_err(|e| format!("{}: {e}", manifest.display()))?;
         listed.push(json!({
             "index": s.index,
@@ -104,40 +103,6 @@ pub(crate) fn tables(
     Ok((tables, section))
 }
 
-/// The parts of `table` listed by the manifest of a linked dataset, or None where the dataset
-/// is not linked or does not list the table. The linked shards' manifests are checked first
-/// ([`verify_shards`]).
-///
-/// # Errors
-/// An unreadable or malformed manifest of a linked dataset, or a shard changed after the link.
-pub fn linked_parts(dataset: &Path, table: Table) -> Result<Option<Vec<PathBuf>>, ReadError> {
-    let path = dataset.join("manifest.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
-    };
-    let bad = |message: String| ReadError::Inconsistent {
-        path: path.clone(),
-        message,
-    };
-    let manifest: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    if manifest.get(SECTION).is_none() {
-        return Ok(None);
-    }
-    // A shard prepared again after the link holds other rows under the same part names: read
-    // nothing from a link whose shards are not the ones it recorded.
-    verify_shards(dataset, &manifest).map_err(|e| bad(e.to_string()))?;
-    let Some(parts) = manifest
-        .get("tables")
-        .and_then(|t| t.get(table.name()))
-        .and_then(|t| t.get("parts"))
-    else {
-        return Ok(None);
-    };
-    let parts: Vec<PartInfo> = serde_json::from_value(parts.clone())
-        .map_err(|e| bad(format!("tables.{}.parts: {e}", table.name())))?;
-    Ok(Some(parts.iter().map(|p| dataset.join(&p.path)).collect()))
-}
-
 /// A linked dataset whose shards are not the ones it linked.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -146,7 +111,7 @@ pub enum LinkError {
     #[error("linked shard {shard}: {source}")]
     Unreadable {
         shard: String,
-        source: crate::write::WriteError,
+        source: crate::dataset::write::WriteError,
     },
     #[error(
         "linked shard {shard} was changed after the link (its manifest's sha256 is {found}, the link recorded {recorded}): merge --link again"
@@ -180,7 +145,7 @@ pub fn verify_shards(dataset: &Path, manifest: &Value) -> Result<Option<usize>, 
             .unwrap_or_default();
         let path = dataset.join(rel).join("manifest.json");
         let (_, found) =
-            crate::write::sha256_file(&path).map_err(|source| LinkError::Unreadable {
+            crate::dataset::write::sha256_file(&path).map_err(|source| LinkError::Unreadable {
                 shard: rel.to_owned(),
                 source,
             })?;

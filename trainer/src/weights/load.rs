@@ -9,8 +9,8 @@ use tch::Device;
 
 use crate::config::{ModelConfig, ModelKind};
 use crate::error::ModelError;
-use crate::hub;
 use crate::model::Model;
+use crate::weights::hub;
 use crate::weights::{self, Scope};
 
 /// Weights read before the model is built: file, tensors, what they fill.

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::part::TableEntry;
 use crate::protein::{Filtered, ProteinOptions};
-use crate::write::PartInfo;
 
 /// The manifest as written; [`serde_json::Value`] sections let later steps (splits) add theirs
 /// without this crate knowing them in advance.
@@ -95,24 +95,6 @@ pub struct Counts {
     pub non_protein_chains: usize,
     pub waters: usize,
     pub ligands: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TableEntry {
-    pub schema: String,
-    pub rows: u64,
-    pub parts: Vec<PartInfo>,
-}
-
-impl TableEntry {
-    /// The entry of `table` written as `parts`.
-    pub fn new(table: crate::schema::Table, parts: Vec<PartInfo>) -> Self {
-        Self {
-            schema: table.schema_tag(),
-            rows: parts.iter().map(|p| p.rows).sum(),
-            parts,
-        }
-    }
 }
 
 /// One structure that was read (a file, or a member of an archive).
@@ -261,7 +243,7 @@ impl Recorded {
     pub fn content_hash(&self) -> String {
         use sha2::Digest;
         let canonical = serde_json::Value::Object(self.tables.clone()).to_string();
-        crate::write::hex(&sha2::Sha256::digest(canonical.as_bytes()))
+        super::part::hex(&sha2::Sha256::digest(canonical.as_bytes()))
     }
 
     /// One table's entry, typed.
@@ -312,7 +294,7 @@ pub enum VerifyError {
         found: u64,
     },
     #[error("{0}")]
-    Link(#[from] crate::link::LinkError),
+    Link(#[from] crate::dataset::link::LinkError),
 }
 
 /// What [`verify`] found.
@@ -356,7 +338,7 @@ pub fn verify(dataset: &Path) -> Result<Verified, VerifyError> {
             path: path.clone(),
             source,
         })?;
-    crate::link::verify_shards(dataset, &value)?;
+    crate::dataset::link::verify_shards(dataset, &value)?;
     let m: StoredManifest =
         serde_json::from_value(value).map_err(|source| VerifyError::Json { path, source })?;
     let mut parts = 0;
@@ -412,7 +394,8 @@ mod recorded_tests {
         assert_eq!((t.rows, t.parts[0].bytes), (1, 9));
         // The hash the tracker always took: sha256 of the `tables` value as canonical JSON.
         use sha2::Digest;
-        let old = crate::write::hex(&sha2::Sha256::digest(v["tables"].to_string().as_bytes()));
+        let old =
+            crate::dataset::part::hex(&sha2::Sha256::digest(v["tables"].to_string().as_bytes()));
         assert_eq!(m.content_hash(), old);
 
         for (bad, field) in [

@@ -58,7 +58,6 @@ impl TrackerTarget {
         create: bool,
         work: impl AsyncFnOnce(fusionprot_tracker::Store) -> Result<T, fusionprot_tracker::TrackerError>,
     ) -> Result<T> {
-        let db = self.db.to_location();
         if let Some(file) = self.db.sqlite_path()
             && !create
             && !file.is_file()
@@ -72,9 +71,11 @@ impl TrackerTarget {
             .enable_all()
             .build()?;
         Ok(rt.block_on(async {
-            let store =
-                fusionprot_tracker::Store::open(&db, fusionprot_tracker::Durability::Normal)
-                    .await?;
+            let store = fusionprot_tracker::Store::open_at(
+                &self.db,
+                fusionprot_tracker::Durability::Normal,
+            )
+            .await?;
             work(store).await
         })?)
     }

@@ -73,7 +73,7 @@ pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         path: cfg.artifacts.display().to_string(),
         source,
     })?;
-    let store = Store::open(&cfg.db.to_location(), cfg.durability).await?;
+    let store = Store::open_at(&cfg.db, cfg.durability).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| TrackerError::Io {

@@ -355,15 +355,14 @@ fn linked_parts(dataset: &Path, table: Table) -> Result<Option<Vec<PathBuf>>, Re
     // A shard prepared again after the link holds other rows under the same part names: read
     // nothing from a link whose shards are not the ones it recorded.
     super::link::verify_shards(dataset, &manifest).map_err(|e| bad(e.to_string()))?;
-    let Some(parts) = manifest
-        .get("tables")
-        .and_then(|t| t.get(table.name()))
-        .and_then(|t| t.get("parts"))
-    else {
+    let recorded = super::manifest::Recorded::from_value(manifest)
+        .map_err(|e| bad(format!("not a dataset manifest: {e}")))?;
+    let Some(entry) = recorded.table(table.name()) else {
         return Ok(None);
     };
-    let parts: Vec<super::part::PartInfo> = serde_json::from_value(parts.clone())
-        .map_err(|e| bad(format!("tables.{}.parts: {e}", table.name())))?;
+    let parts = entry
+        .map_err(|e| bad(format!("tables.{}: {e}", table.name())))?
+        .parts;
     Ok(Some(parts.iter().map(|p| dataset.join(&p.path)).collect()))
 }
 

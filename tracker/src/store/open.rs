@@ -75,8 +75,39 @@ impl Store {
     /// An unopenable file or unreachable server, a database from a newer fusionprot, or a failed
     /// migration.
     pub async fn open(location: &str, durability: Durability) -> Result<Store, TrackerError> {
+        Store::open_as(location, Dialect::of(location), durability).await
+    }
+
+    /// [`Store::open`] for a location parsed already (`--db`): no second guess at its kind.
+    ///
+    /// # Errors
+    /// As [`Store::open`], and a SQLite path that is not UTF-8.
+    pub async fn open_at(
+        location: &super::DbLocation,
+        durability: Durability,
+    ) -> Result<Store, TrackerError> {
+        match location {
+            super::DbLocation::Sqlite(path) => {
+                let text = path.to_str().ok_or_else(|| {
+                    TrackerError::Schema(format!(
+                        "{}: the database path is not UTF-8",
+                        path.display()
+                    ))
+                })?;
+                Store::open_as(text, Dialect::Sqlite, durability).await
+            }
+            super::DbLocation::Postgres(url) => {
+                Store::open_as(url, Dialect::Postgres, durability).await
+            }
+        }
+    }
+
+    async fn open_as(
+        location: &str,
+        dialect: Dialect,
+        durability: Durability,
+    ) -> Result<Store, TrackerError> {
         sqlx::any::install_default_drivers();
-        let dialect = Dialect::of(location);
         let (write, read) = match dialect {
             Dialect::Sqlite => open_sqlite(location, durability).await?,
             Dialect::Postgres => open_postgres(location).await?,

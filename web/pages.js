@@ -101,7 +101,7 @@ export async function paper(main) {
 }
 
 /** A run: its info, params (and a diff against ?other=), tags, latest metrics, checkpoints,
- * datasets, artifacts. */
+ * datasets, the inputs MLflow's clients logged, artifacts. */
 export async function run(main) {
   const id = state.get("run");
   const r = (await api(`/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(id)}`)).run;
@@ -138,6 +138,14 @@ export async function run(main) {
     plainTable(["step", "sha256", "best", "path", "metrics"], cks.map((c) => [c.step, c.sha256 || "", c.is_best ? "best" : "", c.path || c.artifact_path || "", JSON.stringify(c.metrics)]), "checkpoints"),
     el("h3", { text: "datasets" }),
     plainTable(ds.columns.map((c) => c.name), ds.rows, "datasets"),
+    el("h3", { text: "inputs (mlflow.log_input)" }),
+    plainTable(["name", "digest", "context", "source type", "source", "tags"],
+      ((r.inputs || {}).dataset_inputs || []).map((d) => {
+        const tags = Object.fromEntries((d.tags || []).map((t) => [t.key, t.value]));
+        const { "mlflow.data.context": context = "", ...rest } = tags;
+        return [d.dataset.name, d.dataset.digest, context, d.dataset.source_type, d.dataset.source,
+          Object.entries(rest).map(([k, v]) => `${k}=${v}`).join(" ")];
+      }), "inputs"),
     el("h3", { text: "artifacts" }),
     el("ul", { id: "artifacts" }, artifacts.map((f) => el("li", {}, f.is_dir ? el("span", { text: `${f.path}/` }) : el("a", { href: f.url, text: `${f.path} (${f.file_size} bytes)` })))),
   );

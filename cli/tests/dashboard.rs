@@ -416,4 +416,12 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
         "{page}"
     );
     assert!(!page.contains("<title>pwned"));
+    // the inputs MLflow's client logged, with their context, as text
+    let inputs = page.split("id=\"inputs\"").nth(1).expect("an inputs table");
+    assert!(
+        inputs.contains("&lt;b&gt;ec-train&lt;/b&gt;")
+            && inputs.contains("d41d8cd9")
+            && inputs.contains(">train<"),
+        "{page}"
+    );
 }

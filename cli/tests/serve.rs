@@ -81,6 +81,49 @@ fn mlflow_suite(dir: &Path, db: &str) {
     );
 }
 
+/// The second round's routes and validation with the real mlflow client on `db`.
+fn mlflow_round2(dir: &Path, db: &str) {
+    let server = common::serve(dir, db, &[]);
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer/mlflow_round2.py");
+    let out = Command::new(common::python())
+        .arg(&script)
+        .arg(format!("http://{}", server.addr))
+        .arg(db)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim().lines().last(),
+        Some("ok")
+    );
+}
+
+#[test]
+fn inputs_routes_and_validation_match_mlflow_with_its_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mlflow_round2(dir.path(), dir.path().join("fp.db").to_str().expect("utf8"));
+}
+
+#[test]
+fn inputs_routes_and_validation_match_mlflow_on_postgres_too() {
+    let Some(pg) = pg::Pg::start("inputs_routes_and_validation_match_mlflow_on_postgres_too")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    mlflow_round2(dir.path(), &pg.database("round2"));
+}
+
 #[test]
 fn the_mlflow_client_logs_searches_and_reads_back() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,8 +1,9 @@
 //! Run artifacts through MLflow's `mlflow-artifacts` proxy endpoints, stored under one root
 //! folder. Uploaded files are opaque bytes (never unpickled or interpreted).
 //!
-//! Every path is checked before it touches the disk: decoded exactly once, then each segment must
-//! be a plain name (ASCII letters, digits and `-_.+=,@~ `, not `.` or `..`); anything else —
+//! Every path is checked before it touches the disk: decoded exactly once, then `.` segments are
+//! dropped (as MLflow normalises them) and each other segment must be a plain name (ASCII
+//! letters, digits and `-_.+=,@~ `, not `..`); anything else —
 //! `..`, backslashes, `%2e%2e` and double encodings (a `%` left after decoding), `#`, `;`, `:`
 //! (drive letters, `file:` URIs), absolute paths, NUL — is refused. Symlinks inside the root
 //! are refused too, so a link planted there cannot lead outside.
@@ -43,11 +44,11 @@ pub fn check_path(raw: &str) -> Result<Vec<String>, TrackerError> {
     }
     let mut out = Vec::new();
     for seg in decoded.split('/') {
-        if seg.is_empty() {
+        if seg.is_empty() || seg == "." {
             continue;
         }
-        if seg == "." || seg == ".." {
-            return Err(bad("'.' or '..' segment"));
+        if seg == ".." {
+            return Err(bad("'..' segment"));
         }
         if let Some(c) = seg
             .chars()
@@ -212,6 +213,76 @@ pub async fn list(
     Ok(Json(json!({ "files": files })))
 }
 
+/// The run's artifact folder under the proxied root, for a run whose artifact URI is this
+/// server's (`mlflow-artifacts:/…`, with or without a host).
+fn run_root_segments(artifact_uri: &str) -> Option<Vec<String>> {
+    let rest = artifact_uri.strip_prefix("mlflow-artifacts:")?;
+    let path = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+        None => rest.trim_start_matches('/'),
+    };
+    check_path(path).ok()
+}
+
+/// GET `/api/2.0/mlflow/artifacts/list` (MLflow's ListArtifacts): the files directly under
+/// `path` of a run's artifacts, each named by its path from the run's artifact root, with the
+/// run's `root_uri`. `files` is left out when there are none, as protobuf's JSON does.
+pub async fn list_run(
+    State(s): State<AppState>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, TrackerError> {
+    let run_id = q
+        .get("run_id")
+        .filter(|r| !r.is_empty())
+        .or_else(|| q.get("run_uuid"))
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| TrackerError::invalid("Missing value for required parameter 'run_id'."))?;
+    let relative = match q.get("path") {
+        Some(p) => check_path(&p.replace('%', "%25"))?,
+        None => Vec::new(),
+    };
+    let info = s.store.run_info(run_id).await?;
+    let mut out = json!({ "root_uri": info.artifact_uri });
+    let Some(mut segments) = run_root_segments(&info.artifact_uri) else {
+        return Err(TrackerError::invalid(format!(
+            "the artifacts of run {run_id} are stored at {}, which this server does not serve; \
+             list them with a client for that store",
+            info.artifact_uri
+        )));
+    };
+    segments.extend(relative.iter().cloned());
+    let dir = resolve(&s.artifacts, &segments)?;
+    let mut files = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
+        while let Some(e) = entries.next_entry().await.map_err(io(&dir))? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".upload-") {
+                continue;
+            }
+            let meta = e.metadata().await.map_err(io(&dir))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let path = relative
+                .iter()
+                .map(String::as_str)
+                .chain([name.as_str()])
+                .collect::<Vec<_>>()
+                .join("/");
+            let mut entry = json!({ "path": path, "is_dir": meta.is_dir() });
+            if meta.is_file() {
+                entry["file_size"] = json!(meta.len());
+            }
+            files.push(entry);
+        }
+    }
+    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    if !files.is_empty() {
+        out["files"] = json!(files);
+    }
+    Ok(Json(out))
+}
+
 /// DELETE: removes a file or folder.
 pub async fn delete(
     State(s): State<AppState>,
@@ -267,6 +338,24 @@ mod tests {
             5
         );
         assert_eq!(check_path("a%20b/c.txt").expect("ok"), vec!["a b", "c.txt"]);
+        // `.` is normalised away, as MLflow does; only `..` escapes
+        assert_eq!(check_path(".").expect("ok"), Vec::<String>::new());
+        assert_eq!(check_path("./a/./b").expect("ok"), vec!["a", "b"]);
+        assert!(check_path("a/./../..").is_err());
+    }
+
+    #[test]
+    fn a_run_root_is_found_in_its_artifact_uri() {
+        assert_eq!(
+            run_root_segments("mlflow-artifacts:/1/abc/artifacts"),
+            Some(vec!["1".into(), "abc".into(), "artifacts".into()])
+        );
+        assert_eq!(
+            run_root_segments("mlflow-artifacts://host:5000/2/r/artifacts"),
+            Some(vec!["2".into(), "r".into(), "artifacts".into()])
+        );
+        assert_eq!(run_root_segments("s3://bucket/1/r/artifacts"), None);
+        assert_eq!(run_root_segments("mlflow-artifacts:/../x"), None);
     }
 
     #[test]

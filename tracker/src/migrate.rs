@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "runs_search_order",
         include_str!("../../migrations/0002_runs_search_order.sql"),
     ),
+    (
+        3,
+        "run_inputs",
+        include_str!("../../migrations/0003_run_inputs.sql"),
+    ),
 ];
 
 /// The PostgreSQL twins of [`MIGRATIONS`], one per file of `migrations/postgres/`.
@@ -33,6 +38,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "runs_search_order",
         include_str!("../../migrations/postgres/0002_runs_search_order.sql"),
+    ),
+    (
+        3,
+        "run_inputs",
+        include_str!("../../migrations/postgres/0003_run_inputs.sql"),
     ),
 ];
 

@@ -61,7 +61,40 @@ pub struct RunData {
 pub struct Run {
     pub info: RunInfo,
     pub data: RunData,
-    pub inputs: serde_json::Value,
+    pub inputs: RunInputs,
+}
+
+/// A run's inputs as MLflow returns them: `{}` when it has none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunInputs {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dataset_inputs: Vec<DatasetInput>,
+}
+
+/// One dataset logged to a run (`runs/log-inputs`), with the input's tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInput {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+    pub dataset: Dataset,
+}
+
+/// A dataset as MLflow's clients describe it. Missing text fields are empty, as protobuf reads
+/// them; `schema` and `profile` are left out of the answer when not given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default)]
+    pub source_type: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 fn ser_f64<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {

@@ -27,6 +27,7 @@ fn summary(method: &str, path: &str) -> &'static str {
         (_, "restore") if path.contains("experiments") => "Restore a deleted experiment (MLflow)",
         (_, "update") if path.contains("experiments") => "Rename an experiment (MLflow)",
         (_, "set-experiment-tag") => "Set an experiment tag (MLflow)",
+        (_, "delete-experiment-tag") => "Delete an experiment tag (MLflow)",
         (_, "create") => "Create a run (MLflow)",
         (_, "get") => "Get a run with its latest metrics, params and tags (MLflow)",
         (_, "update") => "Update a run's status, end time or name (MLflow)",
@@ -43,7 +44,7 @@ fn summary(method: &str, path: &str) -> &'static str {
             "Log metrics, params and tags atomically; ≤1000 metrics, 100 params, 100 tags, 1 MB (MLflow)"
         }
         (_, "log-inputs") => {
-            "Accepted for client compatibility; datasets go through /api/fusionprot/datasets"
+            "Log dataset inputs (name, digest, source, schema, profile, input tags) to a run; returned by runs/get and runs/search (MLflow)"
         }
         (_, "get-history") => "Every point of one metric, paged (MLflow)",
         (_, "search") if path.contains("logged-models") => {
@@ -59,6 +60,9 @@ fn summary(method: &str, path: &str) -> &'static str {
             "Register a prepared dataset by manifest, or by path below the server's --data-root (queryable by SQL)"
         }
         (_, "list") if path.contains("datasets") => "List registered datasets",
+        (_, "list") if path.contains("mlflow/artifacts") => {
+            "List a run's artifacts under ?path= with its root_uri (MLflow ListArtifacts)"
+        }
         (_, "link-dataset") => "Link a run to a dataset it used (context: train, valid, test, …)",
         (_, "log") => {
             "Record a checkpoint: step, path or artifact, size, sha256, metrics, best flag"

@@ -170,7 +170,16 @@ fn the_postgres_migrations_are_the_twin_of_the_sqlite_ones() {
         "twin",
         "SELECT version, description FROM _sqlx_migrations ORDER BY version",
     );
-    assert_eq!(applied, "1|tracking\n2|runs_search_order");
+    // every migration file, by version and description, the first two named as they shipped
+    let want: Vec<String> = fusionprot_tracker::migrate::POSTGRES_MIGRATIONS
+        .iter()
+        .map(|(v, d, _)| format!("{v}|{d}"))
+        .collect();
+    assert!(
+        applied.starts_with("1|tracking\n2|runs_search_order"),
+        "{applied}"
+    );
+    assert_eq!(applied, want.join("\n"));
     let pg_schema = postgres_schema(&pg, "twin");
     let lite = sqlite_schema(&dir.path().join("t.db"));
     assert_eq!(

@@ -1,6 +1,6 @@
 """Logs the dashboard tests' runs with the real mlflow client: 2 models x 3 seeds (x 2 learning
 rates for one model) with valid / test Fmax per epoch, the test Fmax at the best valid epoch, a
-per-step train loss, and one run whose name is an XSS probe.
+per-step train loss, and one run whose name is an XSS probe (with a dataset input named like one).
 
 usage: dashboard_runs.py TRACKING_URI  -> prints the run ids as JSON
 """
@@ -9,7 +9,7 @@ import sys
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 
 mlflow.set_tracking_uri(sys.argv[1])
 c = MlflowClient()
@@ -41,5 +41,9 @@ for model, lrs in (("fusionprot", ("1e-4", "5e-5")), ("esm2", ("1e-4",))):
 probe = c.create_run(eid, run_name="<img src=x onerror=document.title='pwned'>", start_time=9_999)
 c.log_batch(probe.info.run_id, metrics=[Metric("valid/fmax", 0.1, 0, 0)],
             params=[Param("model", "<script>document.title='pwned2'</script>"), Param("seed", "9")])
+# a dataset input whose name is a probe too: shown on the run page, as text
+c.log_inputs(probe.info.run_id, [DatasetInput(
+    Dataset(name="<b>ec-train</b>", digest="d41d8cd9", source_type="local", source="/data/ec"),
+    [InputTag("mlflow.data.context", "train")])])
 ids["probe"] = probe.info.run_id
 print(json.dumps({"experiment_id": eid, "runs": ids}))

@@ -23,6 +23,11 @@ pub(crate) fn routes() -> Router<AppState> {
             "/api/2.0/mlflow/logged-models/search",
             post(search_logged_models),
         )
+        .route("/api/2.0/mlflow/artifacts/list", get(artifacts::list_run))
+        .route(
+            "/ajax-api/2.0/mlflow/artifacts/list",
+            get(artifacts::list_run),
+        )
 }
 
 /// MLflow 3's logged models are not stored here (a documented difference); the client asks for

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::request::{ApiResult, need, parse, required};
+use super::request::Field::{self, Array, Int, Required, Str};
+use super::request::{ApiResult, checked, need, required};
 use crate::error::TrackerError;
 use crate::model::{KeyValue, de_opt_i64};
 
@@ -37,6 +38,55 @@ pub(crate) fn routes() -> Router<AppState> {
             &format!("{m}/experiments/set-experiment-tag"),
             post(set_experiment_tag),
         )
+        .route(
+            &format!("{m}/experiments/delete-experiment-tag"),
+            post(delete_experiment_tag),
+        )
+        // The MLflow UI's prefix for the same reads.
+        .route("/ajax-api/2.0/mlflow/experiments/get", get(get_experiment))
+        .route(
+            "/ajax-api/2.0/mlflow/experiments/get-by-name",
+            get(get_experiment_by_name),
+        )
+        .route(
+            "/ajax-api/2.0/mlflow/experiments/search",
+            post(search_experiments).get(search_experiments_get),
+        )
+}
+
+/// A relative local artifact location made absolute against the server's working folder, as
+/// MLflow's `resolve_uri_if_local` does; URIs and absolute paths stay as given.
+fn resolve_if_local(location: &str) -> String {
+    let path = std::path::Path::new(location);
+    if location.is_empty() || location.contains(':') || path.is_absolute() {
+        return location.to_owned();
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(path).display().to_string())
+        .unwrap_or_else(|_| location.to_owned())
+}
+
+/// Requests that name only an experiment.
+const EXPERIMENT_ID: &[(&str, &[Field])] = &[("experiment_id", &[Required, Str])];
+
+#[derive(Deserialize)]
+struct DeleteExperimentTag {
+    experiment_id: Option<String>,
+    key: Option<String>,
+}
+
+async fn delete_experiment_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let r: DeleteExperimentTag = checked(
+        &body,
+        &[
+            ("experiment_id", &[Required, Str]),
+            ("key", &[Required, Str]),
+        ],
+    )?;
+    let id = need(r.experiment_id, "experiment_id")?;
+    let key = need(r.key, "key")?;
+    s.store.delete_experiment_tag(&id, &key).await?;
+    Ok(Json(json!({})))
 }
 
 #[derive(Deserialize)]
@@ -48,11 +98,19 @@ struct CreateExperiment {
 }
 
 async fn create_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: CreateExperiment = parse(&body)?;
+    let r: CreateExperiment = checked(
+        &body,
+        &[
+            ("name", &[Required, Str]),
+            ("artifact_location", &[Str]),
+            ("tags", &[Array]),
+        ],
+    )?;
     let name = need(r.name, "name")?;
+    let location = r.artifact_location.as_deref().map(resolve_if_local);
     let id = s
         .store
-        .create_experiment(&name, r.artifact_location.as_deref(), &r.tags)
+        .create_experiment(&name, location.as_deref(), &r.tags)
         .await?;
     Ok(Json(json!({ "experiment_id": id })))
 }
@@ -91,11 +149,15 @@ struct SearchExperiments {
 }
 
 async fn search_experiments(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: SearchExperiments = if body.is_empty() {
-        SearchExperiments::default()
-    } else {
-        parse(&body)?
-    };
+    let r: SearchExperiments = checked(
+        &body,
+        &[
+            ("max_results", &[Int]),
+            ("order_by", &[Array]),
+            ("filter", &[Str]),
+            ("page_token", &[Str]),
+        ],
+    )?;
     search_experiments_with(&s, r).await
 }
 
@@ -147,7 +209,7 @@ struct ExperimentId {
 }
 
 async fn delete_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: ExperimentId = parse(&body)?;
+    let r: ExperimentId = checked(&body, EXPERIMENT_ID)?;
     s.store
         .set_experiment_lifecycle(&need(r.experiment_id, "experiment_id")?, true)
         .await?;
@@ -155,7 +217,7 @@ async fn delete_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult 
 }
 
 async fn restore_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: ExperimentId = parse(&body)?;
+    let r: ExperimentId = checked(&body, EXPERIMENT_ID)?;
     s.store
         .set_experiment_lifecycle(&need(r.experiment_id, "experiment_id")?, false)
         .await?;
@@ -163,7 +225,13 @@ async fn restore_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult
 }
 
 async fn update_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: ExperimentId = parse(&body)?;
+    let r: ExperimentId = checked(
+        &body,
+        &[
+            ("experiment_id", &[Required, Str]),
+            ("new_name", &[Str, Required]),
+        ],
+    )?;
     s.store
         .rename_experiment(
             &need(r.experiment_id, "experiment_id")?,
@@ -174,7 +242,14 @@ async fn update_experiment(State(s): State<AppState>, body: Bytes) -> ApiResult 
 }
 
 async fn set_experiment_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: ExperimentId = parse(&body)?;
+    let r: ExperimentId = checked(
+        &body,
+        &[
+            ("experiment_id", &[Required, Str]),
+            ("key", &[Required, Str]),
+            ("value", &[Str]),
+        ],
+    )?;
     let tag = KeyValue {
         key: need(r.key, "key")?,
         value: r.value.unwrap_or_default(),

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::request::{ApiResult, need, parse, required};
+use super::request::Field::{self, Array, AtMost, Float, Int, Required, Str, Strings};
+use super::request::{ApiResult, check_fields, checked, missing, need, required};
 use crate::error::TrackerError;
-use crate::model::{KeyValue, Metric, de_f64, de_opt_i64};
+use crate::model::{DatasetInput, KeyValue, Metric, de_f64, de_opt_i64};
 use crate::store::{Batch, limits, now_ms};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -32,6 +33,37 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(&format!("{m}/runs/log-batch"), post(log_batch))
         .route(&format!("{m}/runs/log-inputs"), post(log_inputs))
         .route(&format!("{m}/metrics/get-history"), get(metric_history))
+        // The MLflow UI's prefix for the same reads.
+        .route("/ajax-api/2.0/mlflow/runs/get", get(get_run))
+        .route("/ajax-api/2.0/mlflow/runs/search", post(search_runs))
+        .route(
+            "/ajax-api/2.0/mlflow/metrics/get-history",
+            get(metric_history),
+        )
+}
+
+/// Requests that name only a run.
+const RUN_ID: &[(&str, &[Field])] = &[("run_id", &[Required, Str])];
+
+/// MLflow's per-item checks of a log-batch body: each metric's key, value and timestamp, each
+/// param's and tag's key.
+fn batch_items_present(json: &serde_json::Value) -> Result<(), TrackerError> {
+    let given =
+        |v: Option<&serde_json::Value>| v.is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+    for (list, fields) in [
+        ("metrics", &["key", "value", "timestamp"][..]),
+        ("params", &["key"][..]),
+        ("tags", &["key"][..]),
+    ] {
+        for (i, item) in json[list].as_array().into_iter().flatten().enumerate() {
+            for f in fields {
+                if !given(item.get(f)) {
+                    return Err(missing(&format!("{list}[{i}].{f}")));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -48,7 +80,16 @@ struct CreateRun {
 }
 
 async fn create_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: CreateRun = parse(&body)?;
+    let r: CreateRun = checked(
+        &body,
+        &[
+            ("experiment_id", &[Str]),
+            ("user_id", &[Str]),
+            ("start_time", &[Int]),
+            ("tags", &[Array]),
+            ("run_name", &[Str]),
+        ],
+    )?;
     let exp = r.experiment_id.unwrap_or_else(|| "0".into());
     let run = s
         .store
@@ -79,7 +120,15 @@ struct RunRequest {
 }
 
 async fn update_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: RunRequest = parse(&body)?;
+    let r: RunRequest = checked(
+        &body,
+        &[
+            ("run_id", &[Required, Str]),
+            ("end_time", &[Int]),
+            ("status", &[Str]),
+            ("run_name", &[Str]),
+        ],
+    )?;
     let id = run_id_of(r.run_id, r.run_uuid)?;
     let info = s
         .store
@@ -89,7 +138,7 @@ async fn update_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
 }
 
 async fn delete_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: RunRequest = parse(&body)?;
+    let r: RunRequest = checked(&body, RUN_ID)?;
     s.store
         .set_run_lifecycle(&run_id_of(r.run_id, r.run_uuid)?, true)
         .await?;
@@ -97,7 +146,7 @@ async fn delete_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
 }
 
 async fn restore_run(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: RunRequest = parse(&body)?;
+    let r: RunRequest = checked(&body, RUN_ID)?;
     s.store
         .set_run_lifecycle(&run_id_of(r.run_id, r.run_uuid)?, false)
         .await?;
@@ -118,7 +167,16 @@ struct LogMetric {
 }
 
 async fn log_metric(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: LogMetric = parse(&body)?;
+    let r: LogMetric = checked(
+        &body,
+        &[
+            ("run_id", &[Required, Str]),
+            ("key", &[Required, Str]),
+            ("value", &[Required, Float]),
+            ("timestamp", &[Int, Required]),
+            ("step", &[Int]),
+        ],
+    )?;
     let id = run_id_of(r.run_id, r.run_uuid)?;
     let metric = Metric {
         key: need(r.key, "key")?,
@@ -140,7 +198,14 @@ async fn log_metric(State(s): State<AppState>, body: Bytes) -> ApiResult {
 
 /// log-parameter and set-tag: one key/value, logged as a one-item batch.
 async fn log_one(s: &AppState, body: &Bytes, into: fn(KeyValue) -> Batch) -> ApiResult {
-    let r: RunRequest = parse(body)?;
+    let r: RunRequest = checked(
+        body,
+        &[
+            ("run_id", &[Required, Str]),
+            ("key", &[Required, Str]),
+            ("value", &[Str]),
+        ],
+    )?;
     let id = run_id_of(r.run_id, r.run_uuid)?;
     let kv = KeyValue {
         key: need(r.key, "key")?,
@@ -167,7 +232,10 @@ async fn set_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
 }
 
 async fn delete_tag(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: RunRequest = parse(&body)?;
+    let r: RunRequest = checked(
+        &body,
+        &[("run_id", &[Required, Str]), ("key", &[Required, Str])],
+    )?;
     let id = run_id_of(r.run_id, r.run_uuid)?;
     s.store.delete_tag(&id, &need(r.key, "key")?).await?;
     Ok(Json(json!({})))
@@ -192,7 +260,20 @@ async fn log_batch(State(s): State<AppState>, body: Bytes) -> ApiResult {
             limits::MAX_BATCH_BYTES
         )));
     }
-    let r: LogBatch = parse(&body)?;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| TrackerError::invalid(format!("malformed request body: {e}")))?;
+    check_fields(
+        &json,
+        &[
+            ("run_id", &[Str, Required]),
+            ("metrics", &[Array]),
+            ("params", &[Array]),
+            ("tags", &[Array]),
+        ],
+    )?;
+    batch_items_present(&json)?;
+    let r: LogBatch = serde_json::from_value(json)
+        .map_err(|e| TrackerError::invalid(format!("malformed request body: {e}")))?;
     let id = need(r.run_id, "run_id")?;
     s.store
         .log_batch(
@@ -207,11 +288,34 @@ async fn log_batch(State(s): State<AppState>, body: Bytes) -> ApiResult {
     Ok(Json(json!({})))
 }
 
-/// Dataset inputs (MLflow 2.4+): accepted so clients that send them keep working; fusionprot
-/// records datasets through its own dataset registry.
+#[derive(Deserialize)]
+struct LogInputs {
+    run_id: Option<String>,
+    #[serde(default)]
+    datasets: Vec<DatasetInput>,
+    #[serde(default)]
+    models: Vec<serde_json::Value>,
+}
+
+/// Dataset inputs (MLflow 2.4+): kept (`input_datasets`, `run_inputs`, `run_input_tags`) and
+/// returned by runs/get and runs/search as MLflow returns them. Logged-model inputs (MLflow 3)
+/// belong to the model API this tracker does not keep: refused, not dropped.
 async fn log_inputs(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: RunRequest = parse(&body)?;
-    s.store.get_run(&run_id_of(r.run_id, r.run_uuid)?).await?;
+    let r: LogInputs = checked(
+        &body,
+        &[
+            ("run_id", &[Required, Str]),
+            ("datasets", &[Array]),
+            ("models", &[Array]),
+        ],
+    )?;
+    let run_id = need(r.run_id, "run_id")?;
+    if !r.models.is_empty() {
+        return Err(TrackerError::invalid(
+            "logged-model inputs (`models`) are not kept by this tracker; log the datasets alone",
+        ));
+    }
+    s.store.log_inputs(&run_id, &r.datasets).await?;
     Ok(Json(json!({})))
 }
 
@@ -253,7 +357,15 @@ struct SearchRuns {
 }
 
 async fn search_runs(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let r: SearchRuns = parse(&body)?;
+    let r: SearchRuns = checked(
+        &body,
+        &[
+            ("experiment_ids", &[Array]),
+            ("filter", &[Str]),
+            ("max_results", &[Int, AtMost(limits::MAX_RESULTS)]),
+            ("order_by", &[Array, Strings]),
+        ],
+    )?;
     let (runs, next) = s
         .store
         .search_runs(

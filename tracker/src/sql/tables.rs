@@ -116,6 +116,36 @@ pub const TABLES: &[(&str, &[(&str, &str)])] = &[
             ("context", "VARCHAR"),
         ],
     ),
+    (
+        "input_datasets",
+        &[
+            ("dataset_uuid", "VARCHAR"),
+            ("experiment_id", "BIGINT"),
+            ("name", "VARCHAR"),
+            ("digest", "VARCHAR"),
+            ("dataset_source_type", "VARCHAR"),
+            ("dataset_source", "VARCHAR"),
+            ("dataset_schema", "VARCHAR"),
+            ("dataset_profile", "VARCHAR"),
+        ],
+    ),
+    (
+        "run_inputs",
+        &[
+            ("input_uuid", "VARCHAR"),
+            ("run_uuid", "VARCHAR"),
+            ("dataset_uuid", "VARCHAR"),
+            ("position", "BIGINT"),
+        ],
+    ),
+    (
+        "run_input_tags",
+        &[
+            ("input_uuid", "VARCHAR"),
+            ("name", "VARCHAR"),
+            ("value", "VARCHAR"),
+        ],
+    ),
 ];
 
 pub use crate::dataset_files::DATASET_TABLES;

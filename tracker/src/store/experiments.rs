@@ -229,4 +229,45 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Removes tag `key` from an active experiment (MLflow's `delete-experiment-tag`).
+    ///
+    /// # Errors
+    /// An unknown experiment, a deleted one, or no such tag, in MLflow's words.
+    pub async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<(), TrackerError> {
+        let n = parse_experiment_id(id)?;
+        let mut tx = self.write_tx().await?;
+        let stage: Option<String> = self
+            .query_scalar("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?")
+            .bind(n)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match stage.as_deref() {
+            None => {
+                return Err(TrackerError::not_found(format!(
+                    "No Experiment with id={id} exists"
+                )));
+            }
+            Some("active") => {}
+            Some(other) => {
+                return Err(TrackerError::invalid(format!(
+                    "The experiment {id} must be in the 'active' state. Current state is {other}."
+                )));
+            }
+        }
+        let removed = self
+            .query("DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?")
+            .bind(n)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Err(TrackerError::not_found(format!(
+                "No tag with name: {key} in experiment with id {id}"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -13,6 +13,7 @@
 
 mod dialect;
 mod experiments;
+mod inputs;
 mod location;
 mod metrics;
 mod open;

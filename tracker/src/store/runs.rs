@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::{Store, limits, now_ms, parse_experiment_id, valid_tag};
 use crate::error::TrackerError;
-use crate::model::{KeyValue, Metric, Run, RunData, RunInfo, loaded};
+use crate::model::{KeyValue, Metric, Run, RunData, RunInfo, RunInputs, loaded};
 
 impl Store {
     pub async fn create_run(
@@ -112,7 +112,7 @@ impl Store {
                 params: Vec::new(),
                 tags: all_tags,
             },
-            inputs: serde_json::json!({}),
+            inputs: RunInputs::default(),
         })
     }
 
@@ -128,11 +128,13 @@ impl Store {
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run, TrackerError> {
         let info = self.run_info(run_id).await?;
-        let mut data = self.run_data(&[run_id.to_owned()]).await?;
+        let ids = [run_id.to_owned()];
+        let mut data = self.run_data(&ids).await?;
+        let mut inputs = self.run_inputs(&ids).await?;
         Ok(Run {
             info,
             data: data.pop().map(|(_, d)| d).unwrap_or_default(),
-            inputs: serde_json::json!({}),
+            inputs: inputs.pop().unwrap_or_default(),
         })
     }
 

@@ -170,14 +170,12 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let ids: Vec<String> = infos.iter().map(|i| i.run_id.clone()).collect();
         let data = self.run_data(&ids).await?;
+        let inputs = self.run_inputs(&ids).await?;
         let runs = infos
             .into_iter()
             .zip(data)
-            .map(|(info, (_, data))| Run {
-                info,
-                data,
-                inputs: serde_json::json!({}),
-            })
+            .zip(inputs)
+            .map(|((info, (_, data)), inputs)| Run { info, data, inputs })
             .collect();
         Ok((runs, next))
     }

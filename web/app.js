@@ -115,5 +115,16 @@ setInterval(() => {
     show(true);
   }
 }, 15000);
+// MLflow UI links (`/#/experiments/N/runs/ID`, `/#/experiments/N`, as MLflow's client prints
+// them after a run) open the matching run page or the experiment's runs.
+function mlflowLink() {
+  const m = location.hash.match(/^#\/experiments\/(\d+)(?:\/runs\/([0-9a-fA-F]+))?\/?$/);
+  if (!m) return;
+  const q = new URLSearchParams(location.search);
+  for (const [k, v] of Object.entries(m[2] ? { view: "run", run: m[2].toLowerCase() } : { view: "runs", exp: m[1] })) q.set(k, v);
+  history.replaceState(null, "", `?${q}`);
+}
+window.addEventListener("hashchange", () => { mlflowLink(); show(); });
+mlflowLink();
 connect();
 show();

@@ -424,4 +424,19 @@ fn the_dashboard_shows_compares_groups_and_exports_runs_in_a_browser() {
             && inputs.contains(">train<"),
         "{page}"
     );
+    // MLflow's UI links open the run, and the experiment's runs
+    let page = dom(
+        &browser,
+        &format!("{base}/?live=0#/experiments/{exp}/runs/{}", run("probe")),
+    );
+    assert!(
+        page.contains("id=\"inputs\"") && page.contains(&run("probe")),
+        "{page}"
+    );
+    let page = dom(&browser, &format!("{base}/?live=0#/experiments/{exp}"));
+    assert!(
+        page.contains("10 runs") && page.contains("fusionprot-1e-4-s1"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"inputs\""), "{page}");
 }

@@ -237,8 +237,11 @@ pub async fn list_run(
         .or_else(|| q.get("run_uuid"))
         .filter(|r| !r.is_empty())
         .ok_or_else(|| TrackerError::invalid("Missing value for required parameter 'run_id'."))?;
+    // MLflow's ListArtifacts answers an unsafe path with exactly "Invalid path".
     let relative = match q.get("path") {
-        Some(p) => check_path(&p.replace('%', "%25"))?,
+        Some(p) => {
+            check_path(&p.replace('%', "%25")).map_err(|_| TrackerError::invalid("Invalid path"))?
+        }
         None => Vec::new(),
     };
     let info = s.store.run_info(run_id).await?;

@@ -55,15 +55,28 @@ pub fn http(
 
 /// The real mlflow client's suite against a server on `db` (a file or a postgres:// URL).
 fn mlflow_suite(dir: &Path, db: &str) {
+    let artifacts = dir.join("artifacts");
+    mlflow_peer(
+        "mlflow_client.py",
+        dir,
+        db,
+        &[artifacts.to_str().expect("utf8")],
+    );
+}
+
+/// Runs `tests/peer/SCRIPT URL DB ARGS…` with the real mlflow client against a server on `db`;
+/// the script prints "ok" last when every check held.
+fn mlflow_peer(script: &str, dir: &Path, db: &str, args: &[&str]) {
     let server = common::serve(dir, db, &[]);
     let script =
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("tests/peer/mlflow_client.py");
+            .join("tests/peer")
+            .join(script);
     let out = Command::new(common::python())
         .arg(&script)
         .arg(format!("http://{}", server.addr))
         .arg(db)
-        .arg(dir.join("artifacts"))
+        .args(args)
         .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         .env("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
         .env("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -83,29 +96,7 @@ fn mlflow_suite(dir: &Path, db: &str) {
 
 /// The second round's routes and validation with the real mlflow client on `db`.
 fn mlflow_round2(dir: &Path, db: &str) {
-    let server = common::serve(dir, db, &[]);
-    let script =
-        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("tests/peer/mlflow_round2.py");
-    let out = Command::new(common::python())
-        .arg(&script)
-        .arg(format!("http://{}", server.addr))
-        .arg(db)
-        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        .env("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim().lines().last(),
-        Some("ok")
-    );
+    mlflow_peer("mlflow_round2.py", dir, db, &[]);
 }
 
 #[test]

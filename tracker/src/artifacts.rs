@@ -182,6 +182,37 @@ pub async fn download(
         .into_response())
 }
 
+/// The entries of `dir` as MLflow lists them, sorted by path: `prefix/name`, `is_dir`, and a
+/// file's size; upload temporaries and symlinks left out; a missing folder lists nothing.
+async fn entries(dir: &Path, prefix: &[String]) -> Result<Vec<serde_json::Value>, TrackerError> {
+    let mut files = Vec::new();
+    if let Ok(mut read) = tokio::fs::read_dir(dir).await {
+        while let Some(e) = read.next_entry().await.map_err(io(dir))? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".upload-") {
+                continue;
+            }
+            let meta = e.metadata().await.map_err(io(dir))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let path = prefix
+                .iter()
+                .map(String::as_str)
+                .chain([name.as_str()])
+                .collect::<Vec<_>>()
+                .join("/");
+            let mut entry = json!({ "path": path, "is_dir": meta.is_dir() });
+            if meta.is_file() {
+                entry["file_size"] = json!(meta.len());
+            }
+            files.push(entry);
+        }
+    }
+    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    Ok(files)
+}
+
 /// GET `?path=`: the entries of a folder, as MLflow lists them.
 pub async fn list(
     State(s): State<AppState>,
@@ -191,25 +222,7 @@ pub async fn list(
     // `path` arrives decoded by the query parser; check it as given (no second decoding).
     let segments = check_path(&raw.replace('%', "%25"))?;
     let dir = resolve(&s.artifacts, &segments)?;
-    let mut files = Vec::new();
-    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
-        while let Some(e) = entries.next_entry().await.map_err(io(&dir))? {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".upload-") {
-                continue;
-            }
-            let meta = e.metadata().await.map_err(io(&dir))?;
-            if meta.file_type().is_symlink() {
-                continue;
-            }
-            let mut entry = json!({ "path": name, "is_dir": meta.is_dir() });
-            if meta.is_file() {
-                entry["file_size"] = json!(meta.len());
-            }
-            files.push(entry);
-        }
-    }
-    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    let files = entries(&dir, &[]).await?;
     Ok(Json(json!({ "files": files })))
 }
 
@@ -255,31 +268,7 @@ pub async fn list_run(
     };
     segments.extend(relative.iter().cloned());
     let dir = resolve(&s.artifacts, &segments)?;
-    let mut files = Vec::new();
-    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
-        while let Some(e) = entries.next_entry().await.map_err(io(&dir))? {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".upload-") {
-                continue;
-            }
-            let meta = e.metadata().await.map_err(io(&dir))?;
-            if meta.file_type().is_symlink() {
-                continue;
-            }
-            let path = relative
-                .iter()
-                .map(String::as_str)
-                .chain([name.as_str()])
-                .collect::<Vec<_>>()
-                .join("/");
-            let mut entry = json!({ "path": path, "is_dir": meta.is_dir() });
-            if meta.is_file() {
-                entry["file_size"] = json!(meta.len());
-            }
-            files.push(entry);
-        }
-    }
-    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    let files = entries(&dir, &relative).await?;
     if !files.is_empty() {
         out["files"] = json!(files);
     }

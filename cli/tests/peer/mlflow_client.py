@@ -6,11 +6,11 @@ Prints "ok" and exits 0 when every check holds; an assertion names the first one
 """
 import math
 import os
-import sqlite3
 import sys
 import tempfile
 
 import mlflow
+import tracker_db
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
@@ -137,21 +137,7 @@ art_dir = sys.argv[3]
 assert os.path.isfile(os.path.join(art_dir, eid, ids[0], "artifacts", "model", "sub", "w.bin")), "stored under the root"
 
 # the stored values, read straight from the database
-if db.startswith(("postgres://", "postgresql://")):
-    import psycopg2
-
-    pg = psycopg2.connect(db)
-    pg.set_session(readonly=True)
-
-    class Con:
-        def execute(self, sql, args=()):
-            cur = pg.cursor()
-            cur.execute(sql.replace("?", "%s"), args)
-            return cur
-
-    con = Con()
-else:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+con = tracker_db.connect(db)
 assert con.execute("SELECT count(*) FROM metrics WHERE run_uuid = ? AND key = 'batch'", (ids[0],)).fetchone()[0] == 500
 assert con.execute("SELECT value FROM params WHERE run_uuid = ? AND key = 'lr'", (ids[0],)).fetchone()[0] == "0.1"
 assert tuple(con.execute("SELECT value, is_nan FROM metrics WHERE run_uuid = ? AND key = 'odd' AND step = 1", (ids[1],)).fetchone()) == (0.0, 1)

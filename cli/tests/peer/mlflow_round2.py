@@ -8,13 +8,13 @@ The expected messages are MLflow 3.17.2's (mlflow/server/handlers.py, mlflow/uti
 """
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 
 import requests
 
 import mlflow
+import tracker_db
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag
 from mlflow.exceptions import MlflowException
@@ -76,10 +76,12 @@ with mlflow.start_run(experiment_id=eid) as fluent:
 fi = c.get_run(fluent.info.run_id).inputs.dataset_inputs
 assert [(d.dataset.name, d.dataset.digest) for d in fi] == [("frame", ds.digest)], fi
 assert {t.key: t.value for t in fi[0].tags}["mlflow.data.context"] == "training"
-# limits and deleted runs, in MLflow's words
-refused(post("/runs/log-inputs", {"run_id": rid, "datasets": [{"dataset": {"name": "x", "digest": "0" * 37,
-        "source_type": "local", "source": "s"}}]}), 400, "INVALID_PARAMETER_VALUE",
-        "'digest' exceeds the maximum length of 36 characters")
+# limits and deleted runs, in MLflow's words; a refused batch keeps none of its datasets
+refused(post("/runs/log-inputs", {"run_id": rid, "datasets": [
+        {"dataset": {"name": "atomic-a", "digest": "1", "source_type": "local", "source": "s"}},
+        {"dataset": {"name": "x", "digest": "0" * 37, "source_type": "local", "source": "s"}}]}),
+        400, "INVALID_PARAMETER_VALUE", "'digest' exceeds the maximum length of 36 characters")
+assert "atomic-a" not in [d.dataset.name for d in c.get_run(rid).inputs.dataset_inputs]
 c.delete_run(other)
 refused(post("/runs/log-inputs", {"run_id": other, "datasets": [{"dataset": bare.to_dictionary()}]}),
         400, "INVALID_PARAMETER_VALUE",
@@ -159,21 +161,7 @@ loc = c.get_experiment(rel).artifact_location
 assert os.path.isabs(loc) and loc.endswith("some/where"), loc
 
 # --- the inputs in the database (the tables SQL reads) ---------------------------------------------
-if db.startswith(("postgres://", "postgresql://")):
-    import psycopg2
-
-    pg = psycopg2.connect(db)
-    pg.set_session(readonly=True)
-
-    class Con:
-        def execute(self, sql, args=()):
-            cur = pg.cursor()
-            cur.execute(sql.replace("?", "%s"), args)
-            return cur
-
-    con = Con()
-else:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+con = tracker_db.connect(db)
 rows = con.execute(
     "SELECT d.name, t.name, t.value FROM run_inputs i JOIN input_datasets d ON d.dataset_uuid = i.dataset_uuid "
     "JOIN run_input_tags t ON t.input_uuid = i.input_uuid WHERE i.run_uuid = ? ORDER BY i.position, t.name",

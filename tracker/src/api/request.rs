@@ -133,6 +133,18 @@ pub(crate) fn checked<T: DeserializeOwned>(
     body: &Bytes,
     schema: &[(&str, &[Field])],
 ) -> Result<T, TrackerError> {
+    checked_then(body, schema, |_| Ok(()))
+}
+
+/// [`checked`], with `more` checks of the parsed body after the schema's.
+///
+/// # Errors
+/// As [`checked`], and `more`'s.
+pub(crate) fn checked_then<T: DeserializeOwned>(
+    body: &Bytes,
+    schema: &[(&str, &[Field])],
+    more: impl FnOnce(&Value) -> Result<(), TrackerError>,
+) -> Result<T, TrackerError> {
     let json: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(serde_json::Map::new())
     } else {
@@ -140,12 +152,13 @@ pub(crate) fn checked<T: DeserializeOwned>(
             .map_err(|e| TrackerError::invalid(format!("malformed request body: {e}")))?
     };
     check_fields(&json, schema)?;
+    more(&json)?;
     serde_json::from_value(json)
         .map_err(|e| TrackerError::invalid(format!("malformed request body: {e}")))
 }
 
 /// MLflow's `_validate_request_json_with_schema`.
-pub(crate) fn check_fields(json: &Value, schema: &[(&str, &[Field])]) -> Result<(), TrackerError> {
+fn check_fields(json: &Value, schema: &[(&str, &[Field])]) -> Result<(), TrackerError> {
     let proto_ok = schema
         .iter()
         .all(|(k, checks)| json.get(k).is_none_or(|v| proto_accepts(v, checks)));

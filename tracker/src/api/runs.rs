@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::request::Field::{self, Array, AtMost, Float, Int, Required, Str, Strings};
-use super::request::{ApiResult, check_fields, checked, missing, need, required};
+use super::request::{ApiResult, checked, checked_then, missing, need, required};
 use crate::error::TrackerError;
 use crate::model::{DatasetInput, KeyValue, Metric, de_f64, de_opt_i64};
 use crate::store::{Batch, limits, now_ms};
@@ -260,20 +260,16 @@ async fn log_batch(State(s): State<AppState>, body: Bytes) -> ApiResult {
             limits::MAX_BATCH_BYTES
         )));
     }
-    let json: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| TrackerError::invalid(format!("malformed request body: {e}")))?;
-    check_fields(
-        &json,
+    let r: LogBatch = checked_then(
+        &body,
         &[
             ("run_id", &[Str, Required]),
             ("metrics", &[Array]),
             ("params", &[Array]),
             ("tags", &[Array]),
         ],
+        batch_items_present,
     )?;
-    batch_items_present(&json)?;
-    let r: LogBatch = serde_json::from_value(json)
-        .map_err(|e| TrackerError::invalid(format!("malformed request body: {e}")))?;
     let id = need(r.run_id, "run_id")?;
     s.store
         .log_batch(

@@ -141,24 +141,12 @@ impl Store {
             ("deleted", "active")
         };
         let mut tx = self.write_tx().await?;
-        let stage: Option<String> = self
-            .query_scalar("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?")
-            .bind(n)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match stage.as_deref() {
-            None => {
-                return Err(TrackerError::not_found(format!(
-                    "No Experiment with id={id} exists"
-                )));
-            }
-            Some(s) if s != from => {
-                return Err(TrackerError::invalid(format!(
-                    "Cannot {} experiment {id}: it is {s}",
-                    if deleted { "delete" } else { "restore" }
-                )));
-            }
-            _ => {}
+        let stage = self.experiment_stage(&mut tx, n, id).await?;
+        if stage != from {
+            return Err(TrackerError::invalid(format!(
+                "Cannot {} experiment {id}: it is {stage}",
+                if deleted { "delete" } else { "restore" }
+            )));
         }
         let now = now_ms();
         self.query("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?")
@@ -208,16 +196,7 @@ impl Store {
         let n = parse_experiment_id(id)?;
         valid_tag(tag)?;
         let mut tx = self.write_tx().await?;
-        let exists: Option<i64> = self
-            .query_scalar("SELECT experiment_id FROM experiments WHERE experiment_id = ?")
-            .bind(n)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(TrackerError::not_found(format!(
-                "No Experiment with id={id} exists"
-            )));
-        }
+        self.experiment_stage(&mut tx, n, id).await?;
         self.query(
             "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
         )
@@ -237,23 +216,11 @@ impl Store {
     pub async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<(), TrackerError> {
         let n = parse_experiment_id(id)?;
         let mut tx = self.write_tx().await?;
-        let stage: Option<String> = self
-            .query_scalar("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?")
-            .bind(n)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match stage.as_deref() {
-            None => {
-                return Err(TrackerError::not_found(format!(
-                    "No Experiment with id={id} exists"
-                )));
-            }
-            Some("active") => {}
-            Some(other) => {
-                return Err(TrackerError::invalid(format!(
-                    "The experiment {id} must be in the 'active' state. Current state is {other}."
-                )));
-            }
+        let stage = self.experiment_stage(&mut tx, n, id).await?;
+        if stage != "active" {
+            return Err(TrackerError::invalid(format!(
+                "The experiment {id} must be in the 'active' state. Current state is {stage}."
+            )));
         }
         let removed = self
             .query("DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?")
@@ -269,5 +236,23 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The lifecycle stage of experiment `n` (named `id` in errors), read inside a write
+    /// transaction.
+    ///
+    /// # Errors
+    /// An unknown experiment, in MLflow's words.
+    async fn experiment_stage(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        n: i64,
+        id: &str,
+    ) -> Result<String, TrackerError> {
+        self.query_scalar("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?")
+            .bind(n)
+            .fetch_optional(tx)
+            .await?
+            .ok_or_else(|| TrackerError::not_found(format!("No Experiment with id={id} exists")))
     }
 }

@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "run_inputs",
         include_str!("../../migrations/0003_run_inputs.sql"),
     ),
+    (
+        4,
+        "metric_point_counts",
+        include_str!("../../migrations/0004_metric_point_counts.sql"),
+    ),
 ];
 
 /// The PostgreSQL twins of [`MIGRATIONS`], one per file of `migrations/postgres/`.
@@ -43,6 +48,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "run_inputs",
         include_str!("../../migrations/postgres/0003_run_inputs.sql"),
+    ),
+    (
+        4,
+        "metric_point_counts",
+        include_str!("../../migrations/postgres/0004_metric_point_counts.sql"),
     ),
 ];
 
@@ -154,6 +164,14 @@ mod tests {
                 .execute(&pool)
                 .await
                 .expect("row");
+            // a run with two metrics of 3 and 1 points, from before 0004 counted them
+            for sql in [
+                "INSERT INTO runs (run_uuid, experiment_id, run_name, artifact_uri) VALUES ('r', 5, 'r', 'x')",
+                "INSERT INTO metrics (run_uuid, key, step, timestamp, value) VALUES ('r', 'a', 0, 0, 1), ('r', 'a', 1, 0, 1), ('r', 'a', 2, 0, 1), ('r', 'b', 0, 0, 1)",
+                "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value) VALUES ('r', 'a', 2, 0, 1), ('r', 'b', 0, 0, 1)",
+            ] {
+                sqlx::query(sql).execute(&pool).await.expect(sql);
+            }
             pool.close().await;
         }
         let store = crate::store::Store::open(&path, crate::store::Durability::Normal)
@@ -172,5 +190,11 @@ mod tests {
         .expect("index");
         assert!(index.is_some());
         assert_eq!(store.get_experiment("5").await.expect("kept").name, "kept");
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT key, points FROM latest_metrics ORDER BY key")
+                .fetch_all(store.reader())
+                .await
+                .expect("counts");
+        assert_eq!(counts, vec![("a".into(), 3), ("b".into(), 1)]);
     }
 }

@@ -495,3 +495,142 @@ async fn committed_writes_are_announced_on_the_event_stream_coalesced() {
         "{count} events for 51 writes: {events}"
     );
 }
+
+fn app_on(store: &Store, dir: &std::path::Path) -> axum::Router {
+    let guard =
+        fusionprot_tracker::server::guard_for("127.0.0.1:5000".parse().expect("addr"), None);
+    router(AppState {
+        store: store.clone(),
+        guard: Arc::new(guard),
+        artifacts: dir.join("artifacts"),
+        max_artifact_bytes: 1 << 20,
+        data_root: None,
+        sql_gate: SqlGate::default(),
+        shutdown: Default::default(),
+    })
+}
+
+/// Long curves come from the store's cache of histories: a repeated read is a hit with the same
+/// body; points logged after the last are appended; a point logged before it, and a write by
+/// another server on the same database, are seen too (the whole history is read again) — always
+/// the same answer as a fresh server with no cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_curves_are_cached_and_never_stale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("c.db").display().to_string();
+    let store = Store::open(&db, Durability::Normal).await.expect("store");
+    let app = app_on(&store, dir.path());
+    let other = app_on(
+        &Store::open(&db, Durability::Normal).await.expect("second"),
+        dir.path(),
+    );
+    let run = post(
+        &app,
+        "/api/2.0/mlflow/runs/create",
+        json!({ "experiment_id": "0" }),
+    )
+    .await["run"]["info"]["run_id"]
+        .as_str()
+        .expect("run")
+        .to_owned();
+    let log = |app: axum::Router, from: i64, to: i64| {
+        let run = run.clone();
+        async move {
+            for lo in (from..to).step_by(1000) {
+                let pts: Vec<Value> = (lo..to.min(lo + 1000))
+                    .map(|s| json!({ "key": "loss", "value": ((s * 7919) % 1000) as f64, "step": s, "timestamp": s }))
+                    .collect();
+                post(
+                    &app,
+                    "/api/2.0/mlflow/runs/log-batch",
+                    json!({ "run_id": run, "metrics": pts }),
+                )
+                .await;
+            }
+        }
+    };
+    log(app.clone(), 0, 30_000).await;
+    let path = format!("/api/fusionprot/dashboard/series?run_id={run}&key=loss&points=200");
+    let read = |app: axum::Router| {
+        let path = path.clone();
+        async move {
+            let r = call(&app, "GET", &path, None, &[]).await;
+            assert_eq!(r.status, 200);
+            let cache = r.headers["x-fusionprot-cache"]
+                .to_str()
+                .expect("header")
+                .to_owned();
+            (r.body, cache)
+        }
+    };
+    // what a server with an empty cache answers
+    let fresh = |n: u32| {
+        let db = db.clone();
+        let dir = dir.path().to_owned();
+        let path = path.clone();
+        async move {
+            let s = Store::open(&db, Durability::Normal).await.expect("fresh");
+            let r = call(&app_on(&s, &dir), "GET", &path, None, &[]).await;
+            assert_eq!(r.headers["x-fusionprot-cache"], "miss", "read {n}");
+            r.body
+        }
+    };
+    let (first, how) = read(app.clone()).await;
+    assert_eq!(how, "miss");
+    let (again, how) = read(app.clone()).await;
+    assert_eq!((how.as_str(), &again), ("hit", &first));
+    // the same points again are stored once: nothing changed, still a hit
+    log(app.clone(), 0, 2_000).await;
+    let (same, how) = read(app.clone()).await;
+    assert_eq!((how.as_str(), &same), ("hit", &first));
+    log(app.clone(), 30_000, 30_500).await;
+    let (more, how) = read(app.clone()).await;
+    assert_eq!(how, "extended");
+    assert_eq!(more, fresh(1).await);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&more).expect("json")["total_points"],
+        30_500
+    );
+    // a point before the cached last one, logged by another server on the same database
+    post(
+        &other,
+        "/api/2.0/mlflow/runs/log-metric",
+        json!({ "run_id": run, "key": "loss", "value": 1e6, "step": 15_000, "timestamp": 1 }),
+    )
+    .await;
+    let (after, how) = read(app.clone()).await;
+    assert_eq!(how, "miss", "the count differs and only appends extend");
+    assert_eq!(after, fresh(2).await);
+    let v: Value = serde_json::from_slice(&after).expect("json");
+    assert_eq!(v["total_points"], 30_501);
+    assert!(
+        v["value"].as_array().expect("values").contains(&json!(1e6)),
+        "the new spike is drawn"
+    );
+    // an append by the other server is an extension here
+    log(other.clone(), 30_500, 31_000).await;
+    let (tail, how) = read(app.clone()).await;
+    assert_eq!(how, "extended");
+    assert_eq!(tail, fresh(3).await);
+    // the count the cache trusts is the table's, for batches of one key and of several (with a
+    // point sent twice, stored once)
+    let mixed: Vec<Value> = ["x", "y", "x", "loss"]
+        .iter()
+        .map(|k| json!({ "key": k, "value": 1.0, "step": 7, "timestamp": 7 }))
+        .collect();
+    post(
+        &app,
+        "/api/2.0/mlflow/runs/log-batch",
+        json!({ "run_id": run, "metrics": mixed }),
+    )
+    .await;
+    let counts = sql(
+        &app,
+        &format!("SELECT l.points, (SELECT count(*) FROM metrics m WHERE m.run_uuid = l.run_uuid AND m.key = l.key) FROM latest_metrics l WHERE l.run_uuid = '{run}' ORDER BY l.key"),
+    )
+    .await;
+    assert_eq!(
+        counts,
+        vec![json!([31_002, 31_002]), json!([1, 1]), json!([1, 1])]
+    );
+}

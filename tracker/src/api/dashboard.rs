@@ -242,7 +242,7 @@ async fn series(
             .map_err(|_| TrackerError::invalid(format!("points must be a number, got {p:?}")))?,
         None => 1000,
     };
-    let v = s
+    let (v, cache) = s
         .store
         .dashboard_series(
             required(&q, "run_id")?,
@@ -251,5 +251,10 @@ async fn series(
             q.get("select").map(String::as_str),
         )
         .await?;
-    Ok(columnar(&headers, &v))
+    let mut resp = columnar(&headers, &v);
+    resp.headers_mut().insert(
+        "x-fusionprot-cache",
+        header::HeaderValue::from_static(cache.as_str()),
+    );
+    Ok(resp)
 }

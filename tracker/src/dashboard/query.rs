@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::groups::{self, GroupBy, RunFacts};
-use super::series::{self, Point};
 use crate::error::TrackerError;
 use crate::filter::Bind;
 use crate::model::loaded;
@@ -101,7 +100,7 @@ pub const MAX_COLUMNS: usize = 200;
 pub const MAX_PAGE: i64 = 5_000;
 
 /// A number as MLflow's JSON writes it: NaN and infinities as strings.
-fn number(v: f64) -> Value {
+pub(super) fn number(v: f64) -> Value {
     if v.is_nan() {
         json!("NaN")
     } else if v.is_infinite() {
@@ -445,86 +444,6 @@ impl Store {
             "key": groups.iter().map(|g| g.key.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()).collect::<Vec<_>>(),
             "runs": groups.iter().map(|g| g.runs.clone()).collect::<Vec<_>>(),
             "columns": stats,
-        }))
-    }
-
-    /// One metric of one run, downsampled to about `points` points keeping the first, last,
-    /// every bucket's extremes and the point at the step where `select` (another metric, such as
-    /// the valid one of this test metric) is best.
-    ///
-    /// # Errors
-    /// An unknown run, a budget out of range.
-    pub async fn dashboard_series(
-        &self,
-        run_id: &str,
-        key: &str,
-        points: usize,
-        select: Option<&str>,
-    ) -> Result<Value, TrackerError> {
-        if !(4..=100_000).contains(&points) {
-            return Err(TrackerError::invalid("points must be 4 to 100000"));
-        }
-        // the run must exist (its row only: not every metric, param and tag of it)
-        self.run_info(run_id).await?;
-        let history = |k: String| async move {
-            if let Some(pool) = self.sqlite_reader() {
-                let rows: Vec<(i64, i64, f64, i64)> = sqlx::query_as(
-                    "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value",
-                )
-                .bind(run_id)
-                .bind(&k)
-                .fetch_all(pool)
-                .await?;
-                return Ok::<Vec<Point>, sqlx::Error>(
-                    rows.into_iter()
-                        .map(|(step, timestamp, value, nan)| Point {
-                            step,
-                            timestamp,
-                            value: loaded(value, nan != 0),
-                        })
-                        .collect(),
-                );
-            }
-            let rows = self
-                .query(
-                    "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value",
-                )
-                .bind(run_id.to_owned())
-                .bind(k)
-                .fetch_all(self.reader())
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let nan = r.try_get::<i64, _>(3)? != 0;
-                    Ok(Point {
-                        step: r.try_get(0)?,
-                        timestamp: r.try_get(1)?,
-                        value: loaded(r.try_get(2)?, nan),
-                    })
-                })
-                .collect::<Result<Vec<Point>, sqlx::Error>>()
-        };
-        let pts = history(key.to_owned()).await?;
-        let select = select.filter(|s| !s.is_empty()).unwrap_or(key);
-        let chooser = if select == key {
-            pts.clone()
-        } else {
-            history(select.to_owned()).await?
-        };
-        let maximize = !lower_is_better(select);
-        let best_step = series::best(&chooser, maximize).map(|i| chooser[i].step);
-        let keep = best_step.and_then(|s| pts.iter().rposition(|p| p.step == s));
-        let idx = series::downsample(&pts, points, keep);
-        Ok(json!({
-            "run_id": run_id,
-            "key": key,
-            "total_points": pts.len(),
-            "step": idx.iter().map(|&i| pts[i].step).collect::<Vec<_>>(),
-            "timestamp": idx.iter().map(|&i| pts[i].timestamp).collect::<Vec<_>>(),
-            "value": idx.iter().map(|&i| number(pts[i].value)).collect::<Vec<_>>(),
-            "select": select,
-            "maximize": maximize,
-            "best_step": best_step,
         }))
     }
 }

@@ -78,6 +78,7 @@ pub const TABLES: &[(&str, &[(&str, &str)])] = &[
             ("timestamp", "BIGINT"),
             ("value", "DOUBLE"),
             ("is_nan", "BIGINT"),
+            ("points", "BIGINT"),
         ],
     ),
     (

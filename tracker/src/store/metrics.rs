@@ -133,11 +133,14 @@ impl Store {
             }
         }
         if !batch.metrics.is_empty() {
-            // Every point, in multi-row inserts (identical points are stored once) …
+            // Every point, in multi-row inserts (identical points are stored once), counting
+            // per key the points actually stored …
+            let mut stored_points: Vec<(String, i64)> = Vec::new();
             for chunk in batch.metrics.chunks(500) {
                 let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
                 let mut q = self.query(&format!(
-                    "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES {rows} ON CONFLICT DO NOTHING"
+                    "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES {rows} ON CONFLICT DO NOTHING{}",
+                    if chunk.iter().all(|m| m.key == chunk[0].key) { "" } else { " RETURNING key" }
                 ));
                 for m in chunk {
                     let (value, is_nan) = stored(m.value);
@@ -149,9 +152,33 @@ impl Store {
                         .bind(value)
                         .bind(i64::from(is_nan));
                 }
-                q.execute(&mut *tx).await?;
+                let mut count = |key: String, added: i64| match stored_points
+                    .iter_mut()
+                    .find(|(k, _)| *k == key)
+                {
+                    Some((_, n)) => *n += added,
+                    None => stored_points.push((key, added)),
+                };
+                if chunk.iter().all(|m| m.key == chunk[0].key) {
+                    // one key (a curve's points): the count of rows stored is enough
+                    let added = q.execute(&mut *tx).await?.rows_affected();
+                    count(
+                        chunk[0].key.clone(),
+                        i64::try_from(added).unwrap_or(i64::MAX),
+                    );
+                } else {
+                    for r in q.fetch_all(&mut *tx).await? {
+                        count(r.try_get(0)?, 1);
+                    }
+                }
             }
-            // … and, per key, the batch's latest point against the stored latest.
+            let added = |key: &str| {
+                stored_points
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(0, |(_, n)| *n)
+            };
+            // … and, per key, the batch's latest point against the stored latest, and the count.
             let mut latest: Vec<(&str, i64, i64, f64, bool)> = Vec::new();
             for m in &batch.metrics {
                 let (value, is_nan) = stored(m.value);
@@ -166,12 +193,16 @@ impl Store {
                 }
             }
             for chunk in latest.chunks(500) {
-                let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                let newer = "(excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)";
                 let mut q = self.query(&format!(
-                    "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES {rows}
-                     ON CONFLICT (run_uuid, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp,
-                       value = excluded.value, is_nan = excluded.is_nan
-                     WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
+                    "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan, points) VALUES {rows}
+                     ON CONFLICT (run_uuid, key) DO UPDATE SET
+                       step = CASE WHEN {newer} THEN excluded.step ELSE latest_metrics.step END,
+                       timestamp = CASE WHEN {newer} THEN excluded.timestamp ELSE latest_metrics.timestamp END,
+                       value = CASE WHEN {newer} THEN excluded.value ELSE latest_metrics.value END,
+                       is_nan = CASE WHEN {newer} THEN excluded.is_nan ELSE latest_metrics.is_nan END,
+                       points = latest_metrics.points + excluded.points"
                 ));
                 for (key, step, ts, value, is_nan) in chunk {
                     q = q
@@ -180,7 +211,8 @@ impl Store {
                         .bind(*step)
                         .bind(*ts)
                         .bind(*value)
-                        .bind(i64::from(*is_nan));
+                        .bind(i64::from(*is_nan))
+                        .bind(added(key));
                 }
                 q.execute(&mut *tx).await?;
             }

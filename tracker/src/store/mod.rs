@@ -11,6 +11,8 @@
 //! On PostgreSQL every commit is flushed to the server's WAL before it is acknowledged
 //! (`synchronous_commit = on`, set on the writer connection), which survives all of those.
 
+mod cache;
+mod curves;
 mod dialect;
 mod experiments;
 mod inputs;
@@ -21,6 +23,7 @@ mod runs;
 mod search;
 mod validate;
 
+pub use cache::{CacheUse, CurveCache, Stored};
 pub use dialect::{Dialect, redacted};
 pub use location::{DbLocation, LocationError};
 pub use metrics::Batch;

@@ -4,6 +4,7 @@
 //! written once (`dialect.rs` says where the two differ).
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::AnyConnection;
@@ -11,6 +12,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::pool::PoolConnectionMetadata;
 use sqlx::{AnyPool, AssertSqlSafe, Executor};
 
+use super::cache::CurveCache;
 use super::dialect::{Dialect, redacted};
 use super::now_ms;
 use crate::error::TrackerError;
@@ -38,6 +40,8 @@ pub struct Store {
     pub artifact_root: String,
     /// The run ids of committed writes, for live views (`/api/fusionprot/events`).
     pub(super) changes: tokio::sync::broadcast::Sender<String>,
+    /// Long metric histories read for curves, shared by every clone of the store.
+    pub(super) curves: Arc<Mutex<CurveCache>>,
 }
 
 /// The key of the PostgreSQL advisory lock that every write transaction takes: writes are
@@ -129,6 +133,7 @@ impl Store {
             read,
             sqlite_read,
             changes: tokio::sync::broadcast::channel(4096).0,
+            curves: Arc::default(),
             write,
             dialect,
             artifact_root: "mlflow-artifacts:".into(),
@@ -151,6 +156,11 @@ impl Store {
     /// The changes from now on: run ids of committed writes, in commit order.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.changes.subscribe()
+    }
+
+    /// The cache of long metric histories.
+    pub(super) fn curves(&self) -> &Mutex<CurveCache> {
+        &self.curves
     }
 
     /// The typed SQLite reader, on SQLite.

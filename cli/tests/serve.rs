@@ -99,6 +99,18 @@ fn mlflow_round2(dir: &Path, db: &str) {
     mlflow_peer("mlflow_round2.py", dir, db, &[]);
 }
 
+/// Baseline Δ, bootstrap intervals and t-tests of the groups route against scipy / numpy.
+#[test]
+fn comparison_statistics_match_scipy_and_numpy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mlflow_peer(
+        "stats_check.py",
+        dir.path(),
+        dir.path().join("fp.db").to_str().expect("utf8"),
+        &[],
+    );
+}
+
 #[test]
 fn inputs_routes_and_validation_match_mlflow_with_its_client() {
     let dir = tempfile::tempdir().expect("tempdir");

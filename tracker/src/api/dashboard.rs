@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::request::{parse, required};
-use crate::dashboard::Selection;
+use crate::dashboard::stats::Test;
+use crate::dashboard::{Against, Selection};
 use crate::error::TrackerError;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -177,11 +178,15 @@ selection_body!(RunsIn {
     columns: Vec<String>,
     offset: i64,
     limit: i64 = "default_limit",
+    baseline: Option<String>,
 });
 
 selection_body!(GroupsIn {
     group_by: String,
     columns: Vec<String>,
+    baseline: Option<Vec<(String, Option<String>)>>,
+    test: Option<String>,
+    pair_by: Option<String>,
 });
 
 fn default_limit() -> i64 {
@@ -196,7 +201,13 @@ async fn runs(
     let r: RunsIn = parse(&body)?;
     let v = s
         .store
-        .dashboard_runs(&r.selection(), &r.columns, r.offset, r.limit)
+        .dashboard_runs(
+            &r.selection(),
+            &r.columns,
+            r.offset,
+            r.limit,
+            r.baseline.as_deref(),
+        )
         .await?;
     Ok(columnar(&headers, &v))
 }
@@ -207,9 +218,20 @@ async fn groups(
     body: Bytes,
 ) -> Result<Response, TrackerError> {
     let r: GroupsIn = parse(&body)?;
+    let against = Against {
+        baseline: r.baseline.clone(),
+        test: r
+            .test
+            .as_deref()
+            .map(Test::parse)
+            .transpose()
+            .map_err(|e| TrackerError::invalid(e.to_string()))?
+            .unwrap_or(Test::Welch),
+        pair_by: r.pair_by.clone(),
+    };
     let v = s
         .store
-        .dashboard_groups(&r.selection(), &r.group_by, &r.columns)
+        .dashboard_groups(&r.selection(), &r.group_by, &r.columns, &against)
         .await?;
     Ok(columnar(&headers, &v))
 }

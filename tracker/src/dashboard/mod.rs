@@ -2,9 +2,11 @@
 //! columns on screen (`query`), groups with mean ± sd over every matching run (`groups`), and
 //! curves downsampled to what a chart can show while keeping what matters (`series`).
 
+pub mod compare;
 pub mod curve;
 pub mod groups;
 pub mod query;
 pub mod series;
+pub mod stats;
 
-pub use query::{Column, Selection, Summary, lower_is_better};
+pub use query::{Against, Column, Selection, Summary, lower_is_better};

@@ -6,11 +6,33 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 use sqlx::Row;
 
+use super::compare::{self, KeyPart};
 use super::groups::{self, GroupBy, RunFacts};
+use super::stats::{self, Test};
 use crate::error::TrackerError;
 use crate::filter::Bind;
 use crate::model::loaded;
 use crate::store::{Store, bind_all};
+
+/// What groups are compared with: a baseline (part of a group key) and the test.
+#[derive(Debug, Clone)]
+pub struct Against {
+    pub baseline: Option<KeyPart>,
+    pub test: Test,
+    /// The param pairing runs for the paired test (default: the first `all-but:` key, else
+    /// `seed`).
+    pub pair_by: Option<String>,
+}
+
+impl Default for Against {
+    fn default() -> Self {
+        Against {
+            baseline: None,
+            test: Test::Welch,
+            pair_by: None,
+        }
+    }
+}
 
 /// Runs matching a filter, and which page of them.
 #[derive(Debug, Clone, Default)]
@@ -233,15 +255,18 @@ impl Store {
     }
 
     /// One page of the runs table, in columns: the runs' identity and the requested columns.
+    /// With a `baseline` run, also that run's value of each column (for Δ).
     ///
     /// # Errors
-    /// A malformed selection or column, too many columns, a page out of range.
+    /// A malformed selection or column, too many columns, a page out of range, an unknown
+    /// baseline run.
     pub async fn dashboard_runs(
         &self,
         sel: &Selection,
         columns: &[String],
         offset: i64,
         limit: i64,
+        baseline: Option<&str>,
     ) -> Result<Value, TrackerError> {
         if columns.len() > MAX_COLUMNS {
             return Err(TrackerError::invalid(format!(
@@ -309,6 +334,21 @@ impl Store {
             .cloned()
             .zip(values.into_iter().map(Value::Array))
             .collect();
+        if let Some(base) = baseline {
+            // the baseline run's value of every column, whether or not it is on this page: the
+            // page shows each row's Δ to it
+            self.run_info(base).await?;
+            let values = self.column_values(&[base.to_owned()], &cols).await?;
+            let cells: serde_json::Map<String, Value> = columns
+                .keys()
+                .cloned()
+                .zip(values.into_iter().map(|mut v| v.swap_remove(0)))
+                .collect();
+            out.insert(
+                "baseline".into(),
+                json!({ "run_id": base, "columns": cells }),
+            );
+        }
         out.insert("columns".into(), Value::Object(columns));
         Ok(Value::Object(out))
     }
@@ -349,7 +389,9 @@ impl Store {
         Ok(Value::Object(out))
     }
 
-    /// Every run `sel` matches, grouped, with mean ± sd and n of each column (metrics only).
+    /// Every run `sel` matches, grouped, with mean ± sd, n and the 95% bootstrap interval of the
+    /// mean of each column (metrics only); with a baseline, each group's Δ to its baseline group
+    /// and a t-test's p-value (`compare`).
     ///
     /// # Errors
     /// A malformed selection, group spec or column.
@@ -358,6 +400,7 @@ impl Store {
         sel: &Selection,
         group_by: &str,
         columns: &[String],
+        against: &Against,
     ) -> Result<Value, TrackerError> {
         let by = GroupBy::parse(group_by).map_err(|e| TrackerError::invalid(e.to_string()))?;
         if columns.len() > MAX_COLUMNS {
@@ -428,22 +471,49 @@ impl Store {
             f.datasets.sort();
         }
         let groups = groups::group(&facts, &by, cols.len());
+        let base = against
+            .baseline
+            .as_ref()
+            .map(|b| compare::baseline_of(&groups, b))
+            .transpose()
+            .map_err(|e| TrackerError::invalid(e.to_string()))?;
+        let pair_by = against.pair_by.clone().unwrap_or_else(|| match &by {
+            GroupBy::AllParamsBut(skip) if !skip.is_empty() => skip[0].clone(),
+            _ => "seed".into(),
+        });
+        let cmp = compare::Comparison {
+            groups: &groups,
+            facts: facts.iter().map(|f| (f.run_id.as_str(), f)).collect(),
+            baseline_of: base.clone(),
+            test: against.test,
+            pair_by: pair_by.clone(),
+        };
         let mut stats = serde_json::Map::new();
         for (c, name) in columns.iter().enumerate() {
-            stats.insert(
-                name.clone(),
-                json!({
-                    "mean": groups.iter().map(|g| g.stats[c].mean).collect::<Vec<_>>(),
-                    "sd": groups.iter().map(|g| g.stats[c].sd).collect::<Vec<_>>(),
-                    "n": groups.iter().map(|g| g.stats[c].n).collect::<Vec<_>>(),
-                }),
+            let means: Vec<Option<f64>> = groups.iter().map(|g| g.stats[c].mean).collect();
+            let mut col = serde_json::Map::new();
+            col.insert("mean".into(), json!(means));
+            col.insert(
+                "sd".into(),
+                json!(groups.iter().map(|g| g.stats[c].sd).collect::<Vec<_>>()),
             );
+            col.insert(
+                "n".into(),
+                json!(groups.iter().map(|g| g.stats[c].n).collect::<Vec<_>>()),
+            );
+            cmp.column(c, &means, &mut col);
+            stats.insert(name.clone(), Value::Object(col));
         }
         Ok(json!({
             "runs_total": ids.len(),
             "key": groups.iter().map(|g| g.key.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()).collect::<Vec<_>>(),
             "runs": groups.iter().map(|g| g.runs.clone()).collect::<Vec<_>>(),
             "columns": stats,
+            "bootstrap": { "resamples": stats::RESAMPLES, "seed": stats::SEED, "level": stats::LEVEL,
+                           "method": "percentile bootstrap of the mean" },
+            "baseline_of": base,
+            "test": base.as_ref().map(|_| against.test.label()),
+            "pair_by": (base.is_some() && against.test == Test::Paired).then_some(pair_by),
         }))
     }
 }

@@ -84,10 +84,10 @@ impl Comparison<'_> {
                 continue;
             };
             all.push(v);
-            if let Some(k) = f.params.get(&self.pair_by) {
-                if by_pair.insert(k.clone(), v).is_some() {
-                    twice.push(k.clone());
-                }
+            if let Some(k) = f.params.get(&self.pair_by)
+                && by_pair.insert(k.clone(), v).is_some()
+            {
+                twice.push(k.clone());
             }
         }
         for k in twice {

@@ -51,7 +51,8 @@ export async function render(main) {
   let dims = state.list("dims");
   if (!dims.length) {
     dims = [
-      ...keys.params.filter((k) => k !== "seed").slice(0, 4).map((k) => `params.${k}`),
+      // varying-only: the params that differ among these runs (the seed aside)
+      ...(keys.varying_params?.length ? keys.varying_params : keys.params).filter((k) => k !== "seed").slice(0, 4).map((k) => `params.${k}`),
       ...keys.metrics.filter((k) => /^(valid|test)/.test(k)).slice(0, 3).map((k) => `metrics.${k}:best`),
     ];
   }

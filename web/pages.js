@@ -19,10 +19,17 @@ export async function paper(main) {
   const defaultRow = ["model.kind", "model"].find((k) => keys.params.includes(k));
   const group = state.get("group", defaultRow ? `params.${defaultRow}` : "all-but:seed");
   const task = state.get("task", keys.params.includes("data.task") && !group.startsWith("all-but:") ? "params.data.task" : "");
+  // a baseline row: its key without the task (so each task's cell meets the baseline's cell)
+  let baseKey = null;
+  try { baseKey = state.get("pbase") ? JSON.parse(state.get("pbase")) : null; } catch { baseKey = null; }
+  const test = state.get("test", "welch");
+  const showCi = state.get("ci") === "1";
   const g = await api("/api/fusionprot/dashboard/groups", {
     experiment_ids: ids, filter: state.get("filter") || undefined,
     group_by: task ? `${group},${task}` : group,
     columns: metrics.map((m) => `metrics.${m}`),
+    baseline: baseKey || undefined,
+    test: baseKey ? test : undefined,
   });
   // pivot: a row per model, a column per (task, metric)
   const rowName = (k) => k.filter((p) => p[0] !== task).map((p) => p[1] ?? "—").join(" / ") || "(all)";
@@ -31,15 +38,18 @@ export async function paper(main) {
   const cols = tasks.flatMap((t) => metrics.map((m) => ({ task: t, metric: m })));
   const label = (c) => (c.task ? `${c.task} ${c.metric.replace(prefix, "")}` : c.metric.replace(prefix, ""));
   const byRow = new Map();
+  const empty = () => ({ mean: null, sd: null, n: null, lo: null, hi: null, delta: null, p: null });
   g.key.forEach((k, i) => {
     const name = rowName(k);
-    if (!byRow.has(name)) byRow.set(name, { name, cells: cols.map(() => ({ mean: null, sd: null, n: null })) });
+    const own = k.filter((p) => p[0] !== task);
+    if (!byRow.has(name)) byRow.set(name, { name, key: own, cells: cols.map(empty) });
     cols.forEach((c, j) => {
       if (c.task !== taskOf(k)) return;
       const s = g.columns[`metrics.${c.metric}`];
-      byRow.get(name).cells[j] = { mean: s.mean[i], sd: s.sd[i], n: s.n[i] };
+      byRow.get(name).cells[j] = { mean: s.mean[i], sd: s.sd[i], n: s.n[i], lo: s.ci_lo[i], hi: s.ci_hi[i], delta: s.delta?.[i] ?? null, p: s.p?.[i] ?? null };
     });
   });
+  const isBase = (r) => baseKey && r.key && JSON.stringify(r.key) === JSON.stringify(baseKey);
   // runs without these metrics (an embedding run, another task's model) leave empty rows and
   // columns: drop them
   let rows = [...byRow.values()].filter((r) => r.cells.some((c) => c.mean !== null));
@@ -50,7 +60,7 @@ export async function paper(main) {
   for (const l of state.get("refs").split("\n").map((x) => x.trim()).filter(Boolean)) {
     const [name, vals = ""] = l.split(":");
     const values = vals.split(",").map((v) => (v.trim() === "" ? null : Number(v)));
-    rows.push({ name: `${name.trim()} (published)`, cells: cols.map((_, c) => ({ mean: values[c] ?? null, sd: null, n: null })) });
+    rows.push({ name: `${name.trim()} (published)`, cells: cols.map((_, c) => ({ ...empty(), mean: values[c] ?? null })) });
   }
   const bestRow = cols.map((c, j) => {
     let best = -1;
@@ -61,13 +71,27 @@ export async function paper(main) {
     });
     return best;
   });
-  const text = (cell) => (cell.mean === null ? "" : cell.sd === null ? fmt(cell.mean) + (cell.n ? ` (${cell.n})` : "") : `${fmt(cell.mean)} ± ${fmt(cell.sd)} (${cell.n})`);
+  const pval = (p) => (p < 1e-4 ? p.toExponential(1) : p.toFixed(4));
+  const text = (cell) => {
+    if (cell.mean === null) return "";
+    let t = cell.sd === null ? fmt(cell.mean) + (cell.n ? ` (${cell.n})` : "") : `${fmt(cell.mean)} ± ${fmt(cell.sd)} (${cell.n})`;
+    if (showCi && cell.lo !== null) t += ` [${fmt(cell.lo)}, ${fmt(cell.hi)}]`;
+    if (isNum(cell.delta)) t += ` Δ ${cell.delta >= 0 ? "+" : "−"}${fmt(Math.abs(cell.delta))}${cell.p === null ? "" : ` (p=${pval(cell.p)})`}`;
+    return t;
+  };
   const header = ["model", ...cols.map(label)];
   const table = el("table", { id: "paper" },
     el("thead", {}, el("tr", {}, header.map((c) => el("th", { text: c })))),
-    el("tbody", {}, rows.map((r, i) => el("tr", {},
-      el("td", { text: r.name }),
-      r.cells.map((cell, c) => el("td", { class: "num" + (bestRow[c] === i ? " best" : ""), text: text(cell) }))))));
+    el("tbody", {}, rows.map((r, i) => el("tr", { class: isBase(r) ? "baseline" : undefined },
+      el("td", {}, r.key ? el("span", {
+        class: "base" + (isBase(r) ? " on" : ""), text: isBase(r) ? "◉ " : "◎ ", role: "button",
+        title: isBase(r) ? "the baseline row (click to clear)" : "use as the baseline row: Δ and p in every other row",
+        onclick: () => state.set({ pbase: isBase(r) ? null : JSON.stringify(r.key) }),
+      }) : null, r.name),
+      r.cells.map((cell, c) => el("td", {
+        class: "num" + (bestRow[c] === i ? " best" : ""), text: text(cell),
+        "data-delta": cell.delta ?? "", "data-p": cell.p ?? "", "data-ci-lo": cell.lo ?? "", "data-ci-hi": cell.hi ?? "",
+      }))))));
   const flat = rows.map((r) => [r.name, ...r.cells.map(text)]);
   const md = () => {
     // backslash-escape what Markdown (and a table's cell) would read as markup
@@ -88,10 +112,19 @@ export async function paper(main) {
       el("label", {}, "rows ", el("input", { id: "group", type: "text", value: group, onkeydown: (e) => { if (e.key === "Enter") state.set({ group: e.target.value }); } })),
       el("label", {}, "task ", el("input", { id: "task", type: "text", value: task, placeholder: "none", onkeydown: (e) => { if (e.key === "Enter") state.set({ task: e.target.value || null }); } })),
       el("label", {}, el("input", { type: "checkbox", id: "atlast", checked: at === "last", onchange: (e) => state.set({ at: e.target.checked ? "last" : null, metrics: null }) }), " test at last epoch"),
+      el("label", {}, el("input", { type: "checkbox", id: "showci", checked: showCi, onchange: (e) => state.set({ ci: e.target.checked ? "1" : null }) }), " 95% CI"),
+      el("label", {}, " test ", el("select", { id: "test", onchange: (e) => state.set({ test: e.target.value === "welch" ? null : e.target.value }) },
+        [["welch", "Welch"], ["paired", "paired (by seed)"]].map(([v, t]) => {
+          const o = el("option", { value: v, text: t });
+          o.selected = v === test;
+          return o;
+        }))),
       el("button", { id: "csv", onclick: () => download("paper-table.csv", csv(header, flat), "text/csv") }, "CSV"),
       el("button", { id: "md", onclick: () => download("paper-table.md", md()) }, "Markdown"),
       el("button", { id: "tex", onclick: () => download("paper-table.tex", tex()) }, "LaTeX")),
-    el("p", { class: "muted", text: `cells: ${at === "last" ? "test at the last epoch" : "test at the best valid epoch"}, mean ± sd (n) over ${g.runs_total} runs; best per column in bold` }),
+    el("p", { class: "muted", id: "paper-note", text: `cells: ${at === "last" ? "test at the last epoch" : "test at the best valid epoch"}, mean ± sd (n) over ${g.runs_total} runs` +
+      (showCi ? `, [${Math.round(g.bootstrap.level * 100)}% CI: ${g.bootstrap.method}, ${g.bootstrap.resamples} resamples, seed ${g.bootstrap.seed}]` : "") +
+      (g.test ? `; Δ to the baseline row (◉) with p from ${g.test}` : "; ◎ makes a row the baseline") + "; best per column in bold" }),
     table,
     el("details", {}, el("summary", { text: "published reference rows (name: value, value, … in column order)" }),
       el("textarea", { id: "refs", placeholder: "GearNet-Edge: 0.810, 0.490", value: state.get("refs"), onchange: (e) => state.set({ refs: e.target.value }) })),

@@ -10,6 +10,7 @@ const COL = 150;
 const PAGE = 200;
 const FIXED = [
   { key: "sel", label: "", width: 28 },
+  { key: "base", label: "", width: 24 },
   { key: "run_name", label: "run", width: 220 },
   { key: "status", label: "status", width: 90 },
 ];
@@ -21,11 +22,14 @@ export async function render(main) {
   const keys = await api(`/api/fusionprot/dashboard/keys?experiment_ids=${encodeURIComponent(ids.join(","))}`);
   let cols = state.list("cols");
   if (!cols.length) {
+    // varying-only: the params that differ among these runs (all of them when none does)
+    const varying = keys.varying_params?.length ? keys.varying_params : keys.params;
     cols = [
       ...keys.metrics.slice(0, 6).map((k) => `metrics.${k}`),
-      ...keys.params.slice(0, 4).map((k) => `params.${k}`),
+      ...varying.slice(0, 6).map((k) => `params.${k}`),
     ];
   }
+  const baseline = state.get("base");
   const selected = new Set(state.list("sel"));
   const group = state.get("group");
 
@@ -86,12 +90,15 @@ export async function render(main) {
     filter: state.get("filter") || undefined,
     order_by: state.get("sort") ? [state.get("sort")] : [],
     columns: cols,
+    baseline: baseline || undefined,
   };
   const pages = new Map();
   const first = await api("/api/fusionprot/dashboard/runs", { ...body, offset: 0, limit: PAGE });
   pages.set(0, first);
   const total = first.total;
-  info.textContent = `${total} runs; ${cols.length} columns (only those on screen are drawn)`;
+  const base = first.baseline;
+  info.textContent = `${total} runs; ${cols.length} columns (only those on screen are drawn)` +
+    (base ? `; Δ to the baseline run ${base.run_id.slice(0, 8)} (◉; click it again to clear)` : "; ◎ makes a run the baseline");
   // pinned columns come first and stay in view when the table scrolls sideways, as the fixed ones
   const pinned = state.list("pin").filter((p) => cols.includes(p));
   const ordered = [...pinned, ...cols.filter((c) => !pinned.includes(c))];
@@ -206,12 +213,27 @@ export async function render(main) {
             box.checked = selected.has(r.id);
             box.addEventListener("change", () => toggle(r.id));
             content = box;
+          } else if (c.key === "base") {
+            const on = base && base.run_id === r.id;
+            content = el("span", {
+              class: "base" + (on ? " on" : ""), text: on ? "◉" : "◎", role: "button",
+              title: on ? "the baseline (click to clear)" : "use as the baseline: every other row shows Δ to it",
+              onclick: () => state.set({ base: on ? null : r.id }),
+            });
           } else if (c.key === "run_name") {
             content = el("a", { href: `?view=run&run=${encodeURIComponent(r.id)}`, text: r.p.run_name[r.j] || r.id });
           } else if (c.data) {
             const v = r.p.columns[c.key][r.j];
-            content = fmt(v);
+            const b = base?.columns[c.key];
             num = isNum(v);
+            if (num && isNum(b) && base.run_id !== r.id) {
+              const d = v - b;
+              content = el("span", {},
+                fmt(v), " ",
+                el("span", { class: "delta", "data-delta": d, text: `${d >= 0 ? "+" : "−"}${fmt(Math.abs(d))}` }));
+            } else {
+              content = fmt(v);
+            }
           } else {
             content = String(r.p[c.key][r.j] ?? "");
           }
@@ -256,21 +278,35 @@ export async function render(main) {
 
 async function renderGroups(main, info, ids, cols, group) {
   const metrics = cols.filter((c) => c.startsWith("metrics."));
+  const test = state.get("test", "welch");
+  let baseKey = null;
+  try { baseKey = state.get("gbase") ? JSON.parse(state.get("gbase")) : null; } catch { baseKey = null; }
   const g = await api("/api/fusionprot/dashboard/groups", {
     experiment_ids: ids,
     filter: state.get("filter") || undefined,
     group_by: group,
     columns: metrics,
+    baseline: baseKey || undefined,
+    test: baseKey ? test : undefined,
   });
-  info.textContent = `${g.key.length} groups of ${g.runs_total} runs (every matching run); mean ± sd (n)`;
+  const b = g.bootstrap;
+  info.textContent = `${g.key.length} groups of ${g.runs_total} runs (every matching run); mean ± sd (n), ` +
+    `[${Math.round(b.level * 100)}% CI: ${b.method}, ${b.resamples} resamples, seed ${b.seed}]` +
+    (g.test ? `; Δ and p against the baseline group (◉), ${g.test}` : "; ◎ makes a group the baseline");
+  const same = (k) => baseKey && JSON.stringify(k) === JSON.stringify(baseKey);
   const keyNames = [...new Set(g.key.flatMap((k) => k.map((p) => p[0])))];
   const table = el(
     "table",
     { id: "groups" },
-    el("thead", {}, el("tr", {}, [...keyNames, "runs", ...metrics].map((c) => el("th", { text: c })))),
+    el("thead", {}, el("tr", {}, ["", ...keyNames, "runs", ...metrics].map((c) => el("th", { text: c })))),
     el("tbody", {}, g.key.map((k, i) => el(
       "tr",
-      { "data-runs": g.runs[i].join(",") },
+      { "data-runs": g.runs[i].join(","), class: same(k) ? "baseline" : undefined },
+      el("td", {}, el("span", {
+        class: "base" + (same(k) ? " on" : ""), text: same(k) ? "◉" : "◎", role: "button",
+        title: same(k) ? "the baseline group (click to clear)" : "use as the baseline group",
+        onclick: () => state.set({ gbase: same(k) ? null : JSON.stringify(k) }),
+      })),
       keyNames.map((name) => el("td", { text: (k.find((p) => p[0] === name) || [null, ""])[1] ?? "—" })),
       el("td", { class: "num" }, el("a", {
         href: "#", text: g.runs[i].length,
@@ -279,11 +315,29 @@ async function renderGroups(main, info, ids, cols, group) {
       metrics.map((m) => {
         const s = g.columns[m];
         const text = s.mean[i] === null ? "" : `${fmt(s.mean[i])} ± ${s.sd[i] === null ? "—" : fmt(s.sd[i])} (${s.n[i]})`;
-        return el("td", { class: "num", text, "data-mean": s.mean[i] ?? "", "data-sd": s.sd[i] ?? "", "data-n": s.n[i] });
+        const ci = s.ci_lo[i] === null ? null : el("span", { class: "ci muted", text: ` [${fmt(s.ci_lo[i])}, ${fmt(s.ci_hi[i])}]` });
+        const d = s.delta?.[i];
+        const delta = isNum(d) ? el("span", {
+          class: "delta" + (s.p[i] !== null && s.p[i] < 0.05 ? " significant" : ""),
+          text: ` Δ ${d >= 0 ? "+" : "−"}${fmt(Math.abs(d))}` + (s.p[i] === null ? " (no test)" : ` p=${s.p[i] < 1e-4 ? s.p[i].toExponential(1) : s.p[i].toFixed(4)}`),
+          title: s.p[i] === null ? "too few runs (or no variance) to test" : `${g.test}: t=${fmt(s.t[i])}, df=${fmt(s.df[i])}`,
+        }) : null;
+        return el("td", {
+          class: "num", "data-mean": s.mean[i] ?? "", "data-sd": s.sd[i] ?? "", "data-n": s.n[i],
+          "data-ci-lo": s.ci_lo[i] ?? "", "data-ci-hi": s.ci_hi[i] ?? "", "data-delta": d ?? "", "data-p": s.p?.[i] ?? "",
+        }, text, ci, delta);
       }),
     ))),
   );
   main.append(
+    el("label", {}, "test against the baseline ",
+      el("select", { id: "test", onchange: (e) => state.set({ test: e.target.value === "welch" ? null : e.target.value }) },
+        [["welch", "Welch's t-test"], ["paired", "paired t-test (by seed)"]].map(([v, t]) => {
+          const o = el("option", { value: v, text: t });
+          o.selected = v === test;
+          return o;
+        }))),
+    " ",
     el("a", {
       id: "compare-groups", href: "#",
       onclick: (e) => { e.preventDefault(); state.set({ view: "compare", sel: g.runs.flat().slice(0, 60), group }); },

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub mod archive;
+pub mod browser;
 pub mod train;
 
 /// The venv's python (scripts/setup installs the test peers into it).

@@ -353,7 +353,8 @@ impl Store {
         Ok(Value::Object(out))
     }
 
-    /// Metric, param and tag keys of the selected experiments' runs (for the column picker).
+    /// Metric, param and tag keys of the selected experiments' runs (for the column picker), and
+    /// `varying_params`: the params that differ among their active runs.
     ///
     /// # Errors
     /// A malformed experiment id.
@@ -386,6 +387,31 @@ impl Store {
             };
             out.insert(name.into(), json!(keys));
         }
+        // the params whose value differs among the experiments' active runs (or that some runs
+        // lack): the columns and axes a comparison defaults to
+        let varying: Vec<String> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!(
+                "SELECT x.key FROM params x JOIN runs r ON r.run_uuid = x.run_uuid
+                 WHERE r.experiment_id IN ({m}) AND r.lifecycle_stage = 'active'
+                 GROUP BY x.key
+                 HAVING count(DISTINCT x.value) > 1
+                     OR count(*) < (SELECT count(*) FROM runs WHERE experiment_id IN ({m}) AND lifecycle_stage = 'active')
+                 ORDER BY {o}",
+                m = marks(ids.len()),
+                o = self.dialect().text_order("x.key")
+            );
+            let mut binds = ids.clone();
+            binds.extend(ids.iter().cloned());
+            bind_all(self.query(&sql), binds)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()?
+        };
+        out.insert("varying_params".into(), json!(varying));
         Ok(Value::Object(out))
     }
 

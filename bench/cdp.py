@@ -1,6 +1,7 @@
 """Real-time page measurements in headless Chromium over the DevTools protocol (no virtual time,
 so performance.now() and the wall clock agree), with a minimal WebSocket client from the standard
-library. Used by bench/dashboard.
+library. Used by bench/dashboard, and by the dashboard's interaction tests
+(cli/tests/peer/browser_steps.py imports `WebSocket` and `launch`).
 
 usage: cdp.py BROWSER URL CONDITION [TIMEOUT_S]
   Opens URL in a fresh page and polls the JavaScript expression CONDITION every 10 ms until it is
@@ -82,27 +83,37 @@ class WebSocket:
                 return m.get("result", {})
 
 
-def main():
-    browser, url, condition = sys.argv[1:4]
-    timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 60
+def launch(browser):
+    """Starts headless `browser` with a fresh profile; returns (process, a WebSocket to its page)."""
     profile = tempfile.mkdtemp(prefix="fp-cdp-")
     port = 9300 + os.getpid() % 500
     proc = subprocess.Popen(
         [browser, "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,900",
          f"--remote-debugging-port={port}", f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pages = []
+    for _ in range(200):
+        try:
+            targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=1))
+            pages = [t for t in targets if t.get("type") == "page"]
+            if pages:
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    if not pages:
+        proc.kill()
+        raise SystemExit("the browser opened no page")
+    ws = WebSocket(pages[0]["webSocketDebuggerUrl"])
+    ws.call("Page.enable")
+    return proc, ws
+
+
+def main():
+    browser, url, condition = sys.argv[1:4]
+    timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 60
+    proc, ws = launch(browser)
     try:
-        for _ in range(200):
-            try:
-                targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=1))
-                pages = [t for t in targets if t.get("type") == "page"]
-                if pages:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
-        ws = WebSocket(pages[0]["webSocketDebuggerUrl"])
-        ws.call("Page.enable")
         start = time.perf_counter()
         ws.call("Page.navigate", url=url)
         while True:
@@ -122,4 +133,5 @@ def main():
         proc.wait()
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,7 @@
 // datasets|sql), keeps the theme, and keeps the view live: server-sent events name the runs that
 // changed, polling every 15 s is the fallback (reads carry ETags, so an unchanged answer is a 304).
 
-import { el, state } from "./lib.js";
+import { api, el, state } from "./lib.js";
 import * as runs from "./runs.js";
 import * as compare from "./compare.js";
 import * as explore from "./explore.js";
@@ -70,25 +70,36 @@ for (const a of document.querySelectorAll("#nav a")) {
 window.addEventListener("fp:state", () => show());
 window.addEventListener("popstate", () => show());
 // Live: one server-sent event stream per tab carries the ids of runs written in the last second;
-// the views showing one of them refresh (off screen, then swapped in). Where the stream cannot
-// be opened (a token is required: EventSource cannot send it) or breaks, poll every 15 s
-// instead. The stream is closed while the tab is hidden.
+// the views showing one of them refresh (off screen, then swapped in). Where the server asks for
+// a token (EventSource cannot send it), the page first gets a short-lived ticket for the stream
+// (POST /api/fusionprot/events/ticket with the token) and opens the stream with it, so the token
+// never goes into a URL; a stream that breaks is reopened with a fresh ticket, and one that cannot
+// be opened again falls back to polling every 15 s. The stream is closed while the tab is hidden.
 const live = document.getElementById("live");
 let stream = null;
 let polling = false;
+let failures = 0;
 function shows(ids) {
   const view = state.get("view", "runs");
   if (view === "compare") return state.list("sel").some((id) => ids.includes(id));
   if (view === "run") return ids.includes(state.get("run"));
   return view === "explore" || view === "paper" || (view === "runs" && (document.getElementById("runs")?.scrollTop ?? 0) === 0);
 }
-function connect() {
-  if (stream || polling || state.get("live", "1") !== "1" || sessionStorage.getItem("fp-token")) {
-    polling = polling || Boolean(sessionStorage.getItem("fp-token"));
-    return;
+async function connect() {
+  if (stream || polling || state.get("live", "1") !== "1") return;
+  let url = "/api/fusionprot/events";
+  if (sessionStorage.getItem("fp-token")) {
+    try {
+      url += `?ticket=${encodeURIComponent((await api("/api/fusionprot/events/ticket", {})).ticket)}`;
+    } catch {
+      polling = true;
+      live.textContent = "polling";
+      return;
+    }
   }
-  stream = new EventSource("/api/fusionprot/events");
-  stream.addEventListener("open", () => { live.textContent = "live"; });
+  if (stream) return;
+  stream = new EventSource(url);
+  stream.addEventListener("open", () => { live.textContent = "live"; failures = 0; });
   stream.addEventListener("runs", (e) => {
     const { run_ids: ids, lagged } = JSON.parse(e.data);
     if (document.body.dataset.ready === "1" && (lagged || shows(ids))) show(true);
@@ -96,8 +107,15 @@ function connect() {
   stream.addEventListener("error", () => {
     stream.close();
     stream = null;
-    polling = true;
-    live.textContent = "polling";
+    failures += 1;
+    if (failures <= 2) {
+      // a restarted server or an expired ticket: reopen (with a new ticket) after a moment
+      live.textContent = "reconnecting";
+      setTimeout(connect, 1000 * failures);
+    } else {
+      polling = true;
+      live.textContent = "polling";
+    }
   });
 }
 document.addEventListener("visibilitychange", () => {

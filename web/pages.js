@@ -153,9 +153,32 @@ export async function run(main) {
     artifacts = (await api(`/api/2.0/mlflow-artifacts/artifacts?path=${encodeURIComponent(path)}`)).files || [];
     artifacts = artifacts.map((f) => ({ ...f, url: `/api/2.0/mlflow-artifacts/artifacts/${path}/${f.path}` }));
   } catch { /* no artifacts */ }
+  // run hygiene, through MLflow's own routes (with the token, where the server asks for one)
+  const again = () => run(main);
+  const act = (path, body) => async () => {
+    try {
+      await api(path, { run_id: id, ...body });
+      await again();
+    } catch (e) {
+      document.getElementById("hygiene-error").textContent = String(e.message || e);
+    }
+  };
+  const value = (elId) => document.getElementById(elId).value;
+  const tags = (r.data.tags || []).filter((t) => !t.key.startsWith("mlflow.") || t.key === "mlflow.note.content");
+  const note = (r.data.tags || []).find((t) => t.key === "mlflow.note.content")?.value ?? "";
+  const deleted = r.info.lifecycle_stage === "deleted";
+  const system = (r.data.metrics || []).filter((m) => m.key.startsWith("system/"));
   main.replaceChildren(
     el("h2", { id: "run-name", text: r.info.run_name }),
-    el("p", { class: "muted", text: `${r.info.run_id} · ${r.info.status} · experiment ${r.info.experiment_id}` }),
+    el("p", { class: "muted" }, `${r.info.run_id} · ${r.info.status} · experiment ${r.info.experiment_id} · `,
+      el("span", { id: "lifecycle", class: deleted ? "deleted" : "", text: r.info.lifecycle_stage })),
+    el("div", { class: "bar", id: "hygiene" },
+      el("input", { id: "rename-input", type: "text", value: r.info.run_name, "aria-label": "run name" }),
+      el("button", { id: "rename", onclick: () => act("/api/2.0/mlflow/runs/update", { run_name: value("rename-input") })() }, "rename"),
+      deleted
+        ? el("button", { id: "restore-run", onclick: act("/api/2.0/mlflow/runs/restore", {}) }, "restore run")
+        : el("button", { id: "delete-run", onclick: act("/api/2.0/mlflow/runs/delete", {}) }, "delete run"),
+      el("span", { id: "hygiene-error", class: "error" })),
     el("div", { class: "bar" }, el("input", { id: "other", type: "text", placeholder: "diff params against run id", value: other,
       onkeydown: (e) => { if (e.key === "Enter") state.set({ other: e.target.value }); } })),
     el("p", {}, el("a", { id: "curves", href: `?view=compare&sel=${encodeURIComponent(id)}` }, "metric curves →")),
@@ -165,8 +188,25 @@ export async function run(main) {
         .map((k) => (o ? [k, params[k] ?? "—", oparams[k] ?? "—"] : [k, params[k]])), "params"),
     el("h3", { text: "metrics (latest)" }),
     plainTable(["key", "value", "step"], (r.data.metrics || []).map((m) => [m.key, m.value, m.step]), "metrics"),
+    el("h3", { text: "system" }),
+    system.length
+      ? el("div", {},
+        plainTable(["key", "latest", "step"], system.map((m) => [m.key, m.value, m.step]), "system"),
+        el("a", { id: "system-curves", href: `?view=compare&sel=${encodeURIComponent(id)}&metrics=${encodeURIComponent(system.map((m) => m.key).join(","))}` }, "system curves →"))
+      : el("p", { id: "system", class: "muted", text: "no system/… metrics (examples/s, memory, per rank) in this run" }),
+    el("h3", { text: "notes" }),
+    el("textarea", { id: "note", "aria-label": "notes (mlflow.note.content)", value: note }),
+    el("button", { id: "note-save", onclick: () => act("/api/2.0/mlflow/runs/set-tag", { key: "mlflow.note.content", value: value("note") })() }, "save notes"),
     el("h3", { text: "tags" }),
-    plainTable(["key", "value"], (r.data.tags || []).map((t) => [t.key, t.value]), "tags"),
+    el("table", { id: "tags" },
+      el("thead", {}, el("tr", {}, ["key", "value", ""].map((c) => el("th", { text: c })))),
+      el("tbody", {}, tags.map((t) => el("tr", {},
+        el("td", { text: t.key }), el("td", { text: t.value }),
+        el("td", {}, el("button", { "data-delete-tag": t.key, title: "delete this tag", onclick: act("/api/2.0/mlflow/runs/delete-tag", { key: t.key }) }, "×")))))),
+    el("div", { class: "bar" },
+      el("input", { id: "tag-key", type: "text", placeholder: "tag key" }),
+      el("input", { id: "tag-value", type: "text", placeholder: "value" }),
+      el("button", { id: "tag-add", onclick: () => act("/api/2.0/mlflow/runs/set-tag", { key: value("tag-key"), value: value("tag-value") })() }, "set tag")),
     el("h3", { text: "checkpoints" }),
     plainTable(["step", "sha256", "best", "path", "metrics"], cks.map((c) => [c.step, c.sha256 || "", c.is_best ? "best" : "", c.path || c.artifact_path || "", JSON.stringify(c.metrics)]), "checkpoints"),
     el("h3", { text: "datasets" }),

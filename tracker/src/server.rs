@@ -60,6 +60,7 @@ pub fn guard_for(addr: SocketAddr, token: Option<String>) -> Guard {
     Guard {
         token,
         allowed_hosts: hosts,
+        tickets: Arc::default(),
     }
 }
 

@@ -28,10 +28,22 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/fusionprot/dashboard/keys", get(keys))
         .route("/api/fusionprot/dashboard/series", get(series))
         .route("/api/fusionprot/events", get(events))
+        .route("/api/fusionprot/events/ticket", post(ticket))
 }
 
 /// Changes are gathered this long into one notification.
 const COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A ticket for the event stream (`GET /api/fusionprot/events?ticket=…`), for pages whose
+/// server asks for a token: `{"ticket": "…", "expires_in": 60}`.
+async fn ticket(State(s): State<AppState>) -> Response {
+    let t = s.guard.tickets.mint();
+    axum::Json(serde_json::json!({
+        "ticket": t,
+        "expires_in": super::guard::Tickets::TTL.as_secs(),
+    }))
+    .into_response()
+}
 
 /// Server-sent events for live views: `event: runs` with `{"run_ids": [...], "lagged": bool}`
 /// — the runs whose writes committed, gathered over a second — after which the page fetches what

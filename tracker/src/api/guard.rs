@@ -18,6 +18,41 @@ pub struct Guard {
     pub token: Option<String>,
     /// Host header values accepted (DNS-rebinding defence): the bound address and localhost names.
     pub allowed_hosts: Vec<String>,
+    /// Short-lived tickets for the live event stream (`EventSource` cannot send the token).
+    pub tickets: std::sync::Arc<Tickets>,
+}
+
+/// Tickets that open `GET /api/fusionprot/events?ticket=…` without the bearer token: minted by
+/// `POST /api/fusionprot/events/ticket` (which needs the token), valid for `Tickets::TTL`, good
+/// for that route only. So the token itself never travels in a URL or reaches a log (the request
+/// log records paths without their query).
+#[derive(Debug, Default)]
+pub struct Tickets {
+    live: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+}
+
+impl Tickets {
+    /// How long a ticket opens the stream (a reconnect after it asks for a new one).
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// A new ticket (122 random bits), valid from now for `TTL`; expired ones are dropped.
+    pub fn mint(&self) -> String {
+        let ticket = uuid::Uuid::new_v4().simple().to_string();
+        let now = Instant::now();
+        if let Ok(mut live) = self.live.lock() {
+            live.retain(|_, until| *until > now);
+            live.insert(ticket.clone(), now + Self::TTL);
+        }
+        ticket
+    }
+
+    /// Whether `ticket` is one of ours and not expired.
+    pub fn valid(&self, ticket: &str) -> bool {
+        let now = Instant::now();
+        self.live
+            .lock()
+            .is_ok_and(|live| live.get(ticket).is_some_and(|until| *until > now))
+    }
 }
 
 fn deny(code: ErrorCode, message: &str) -> Response {
@@ -36,7 +71,8 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let mut response = match check(&state.guard, request.headers(), &method, &path) {
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let mut response = match check(&state.guard, request.headers(), &method, &path, &query) {
         Some(refusal) => refusal,
         None => next.run(request).await,
     };
@@ -62,7 +98,13 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
 }
 
 /// `Some(refusal)` when a request must not reach its handler.
-fn check(guard: &Guard, headers: &HeaderMap, method: &Method, path: &str) -> Option<Response> {
+fn check(
+    guard: &Guard,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    query: &str,
+) -> Option<Response> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -93,7 +135,14 @@ fn check(guard: &Guard, headers: &HeaderMap, method: &Method, path: &str) -> Opt
             .and_then(|h| h.strip_prefix("Bearer "));
         // The dashboard's static files hold no data (what they show comes through the API,
         // which asks for the token), and a browser cannot attach a bearer token to a page load.
+        let ticketed = *method == Method::GET
+            && path == "/api/fusionprot/events"
+            && query
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("ticket="))
+                .any(|t| guard.tickets.valid(t));
         let open = path == "/health"
+            || ticketed
             || (*method == Method::GET && (path == "/" || path.starts_with("/web/")));
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) && !open {
             return Some(deny(
@@ -230,6 +279,74 @@ mod tests {
             }
         }
         assert!(in_source >= 20, "found {in_source} routes");
+    }
+
+    /// The event stream opens with a ticket minted with the token, only that route, only ours,
+    /// only until it expires; minting needs the token.
+    #[tokio::test]
+    async fn a_ticket_opens_the_event_stream_and_nothing_else() {
+        let (app, _dir) = app(Some("s3cret")).await;
+        let json = [("content-type", "application/json")];
+        let (status, _) = call(&app, "POST", "/api/fusionprot/events/ticket", &json, "{}").await;
+        assert_eq!(status, 401, "a ticket without the token");
+        let auth = [
+            ("content-type", "application/json"),
+            ("authorization", "Bearer s3cret"),
+        ];
+        let (status, body) = call(&app, "POST", "/api/fusionprot/events/ticket", &auth, "{}").await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        let t = v["ticket"].as_str().expect("ticket").to_owned();
+        assert_eq!(v["expires_in"], 60);
+        assert!(t.len() >= 32 && !t.contains("s3cret"));
+        // the stream answers (its head) with the ticket; a stream never ends, so read the head only
+        let stream_status = |uri: String| {
+            let app = app.clone();
+            async move {
+                let req = HttpRequest::builder()
+                    .method("GET")
+                    .uri(uri)
+                    .header("host", "127.0.0.1:5000")
+                    .body(Body::empty())
+                    .expect("request");
+                app.oneshot(req).await.expect("response").status().as_u16()
+            }
+        };
+        assert_eq!(
+            stream_status(format!("/api/fusionprot/events?ticket={t}")).await,
+            200
+        );
+        assert_eq!(
+            stream_status(format!("/api/fusionprot/events?x=1&ticket={t}")).await,
+            200
+        );
+        assert_eq!(
+            stream_status("/api/fusionprot/events?ticket=0123456789abcdef0123456789abcdef".into())
+                .await,
+            401
+        );
+        assert_eq!(stream_status("/api/fusionprot/events".into()).await, 401);
+        // the ticket opens nothing else
+        let (status, _) = call(
+            &app,
+            "GET",
+            &format!("/api/2.0/mlflow/experiments/search?ticket={t}"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(status, 401);
+        // and expires
+        let tickets = super::Tickets::default();
+        let old = tickets.mint();
+        assert!(tickets.valid(&old));
+        if let Ok(mut live) = tickets.live.lock() {
+            for until in live.values_mut() {
+                *until = std::time::Instant::now();
+            }
+        }
+        assert!(!tickets.valid(&old), "an expired ticket");
+        assert!(!tickets.valid(""));
     }
 
     #[tokio::test]

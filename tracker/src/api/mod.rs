@@ -145,6 +145,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/fusionprot/dashboard/keys"),
     ("GET", "/api/fusionprot/dashboard/series"),
     ("GET", "/api/fusionprot/events"),
+    ("POST", "/api/fusionprot/events/ticket"),
     ("POST", "/api/sql"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/2.0/mlflow-artifacts/artifacts"),

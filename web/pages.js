@@ -168,6 +168,41 @@ export async function run(main) {
   const note = (r.data.tags || []).find((t) => t.key === "mlflow.note.content")?.value ?? "";
   const deleted = r.info.lifecycle_stage === "deleted";
   const system = (r.data.metrics || []).filter((m) => m.key.startsWith("system/"));
+  // per-class breakdown of a predictions artifact (the trainer's test-predictions-best.parquet by
+  // default; ?pred= picks another)
+  const predFiles = artifacts.filter((f) => !f.is_dir && /predictions.*\.parquet$/.test(f.path)).map((f) => f.path);
+  const pred = state.get("pred", predFiles.includes("test-predictions-best.parquet") ? "test-predictions-best.parquet" : predFiles[0] || "");
+  let breakdown = null;
+  let breakdownError = "";
+  if (pred) {
+    try {
+      breakdown = await api(`/api/fusionprot/dashboard/breakdown?run_id=${encodeURIComponent(id)}&artifact=${encodeURIComponent(pred)}`);
+    } catch (e) {
+      breakdownError = String(e.message || e);
+    }
+  }
+  const bar = (v) => {
+    const b = el("span", { class: "bar-fill" });
+    b.style.width = `${Math.round(Math.max(0, Math.min(1, v)) * 80)}px`; // CSSOM: the CSP forbids style attributes
+    return b;
+  };
+  const bucketRow = (b) => el("tr", { "data-bucket": b.name, "data-fmax": b.fmax, "data-auprc": b.auprc },
+    el("td", { text: b.name }), el("td", { class: "num", text: b.proteins }), el("td", { class: "num", text: b.columns }),
+    el("td", { class: "num", text: b.positives }),
+    el("td", { class: "num" }, fmt(b.fmax), " ", bar(b.fmax)),
+    el("td", { class: "num", text: fmt(b.auprc) }), el("td", { class: "num", text: fmt(b.auroc) }));
+  const breakdownView = !pred
+    ? el("p", { class: "muted", text: "no predictions artifact (predictions/v1 Parquet) in this run" })
+    : breakdownError
+      ? el("p", { class: "error", text: `${pred}: ${breakdownError}` })
+      : el("div", { id: "breakdown" },
+        predFiles.length > 1 ? el("select", { id: "pred", onchange: (e) => state.set({ pred: e.target.value }) },
+          predFiles.map((f) => { const o = el("option", { value: f, text: f }); o.selected = f === pred; return o; })) : el("p", { class: "muted", text: pred }),
+        [{ by: "all", label: "all proteins, all columns", buckets: [breakdown.overall] }, ...breakdown.breakdowns].map((v) => el("table", { class: "breakdown", "data-by": v.by },
+          el("caption", { text: v.label }),
+          el("thead", {}, el("tr", {}, ["bucket", "proteins", "columns", "positives", "Fmax", "AUPR", "AUROC"].map((c) => el("th", { text: c })))),
+          el("tbody", {}, v.buckets.map(bucketRow)))),
+        el("p", { class: "muted", text: breakdown.unavailable.map((u) => `${u.by.replace(/_/g, " ")}: ${u.reason}`).join(" · ") }));
   main.replaceChildren(
     el("h2", { id: "run-name", text: r.info.run_name }),
     el("p", { class: "muted" }, `${r.info.run_id} · ${r.info.status} · experiment ${r.info.experiment_id} · `,
@@ -219,6 +254,8 @@ export async function run(main) {
         return [d.dataset.name, d.dataset.digest, context, d.dataset.source_type, d.dataset.source,
           Object.entries(rest).map(([k, v]) => `${k}=${v}`).join(" ")];
       }), "inputs"),
+    el("h3", { text: "per-class breakdown" }),
+    breakdownView,
     el("h3", { text: "artifacts" }),
     el("ul", { id: "artifacts" }, artifacts.map((f) => el("li", {}, f.is_dir ? el("span", { text: `${f.path}/` }) : el("a", { href: f.url, text: `${f.path} (${f.file_size} bytes)` })))),
   );

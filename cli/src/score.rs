@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use fusionprot_metrics::{self as metrics, Ties};
+use fusionprot_metrics::{self as metrics, Ties, breakdown};
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
@@ -21,6 +21,21 @@ pub struct ScoreArgs {
     /// Also report `auroc [task]` and `auprc [task]` for every column (always on for one column).
     #[arg(long)]
     pub per_task: bool,
+    /// Also break the scores down, each bucket scored as its own sub-table: `ec-class` (EC level-1
+    /// class: its EC numbers and the proteins with one of them; the tasks must be EC numbers),
+    /// `length` (protein length buckets, from --dataset's proteins table). Repeatable.
+    #[arg(long, value_enum)]
+    pub by: Vec<By>,
+    /// The prepared dataset whose `proteins` table gives each protein's length (`--by length`).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+}
+
+/// A breakdown of `score --by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    EcClass,
+    Length,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -38,13 +53,47 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         TiesArg::Grouped => Ties::Grouped,
     };
     let scores = metrics::score(&p, ties, args.per_task)?;
+    let mut views: Vec<(&str, Vec<breakdown::Bucket>)> = Vec::new();
+    for by in &args.by {
+        match by {
+            By::EcClass => {
+                let b = breakdown::by_ec_class(&p)?.with_context(|| {
+                    format!(
+                        "--by ec-class: the tasks of {} are not EC numbers (its fusionprot.tasks metadata)",
+                        args.predictions.display()
+                    )
+                })?;
+                views.push(("ec_class", b));
+            }
+            By::Length => {
+                let ds = args
+                    .dataset
+                    .as_ref()
+                    .context("--by length needs --dataset DIR (a prepared dataset: its proteins table has the lengths)")?;
+                let lengths = fusionprot_pipeline::dataset::read::protein_lengths(ds)
+                    .with_context(|| format!("reading protein lengths from {}", ds.display()))?;
+                views.push(("length", breakdown::by_length(&p, &lengths)?));
+            }
+        }
+    }
     let secs = t0.elapsed().as_secs_f64();
     if args.json {
-        let map: serde_json::Map<String, serde_json::Value> = scores
+        let mut map: serde_json::Map<String, serde_json::Value> = scores
             .metrics
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::json!(v)))
             .collect();
+        if !views.is_empty() {
+            map.insert(
+                "breakdown".into(),
+                serde_json::json!(
+                    views
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+                        .collect::<serde_json::Map<_, _>>()
+                ),
+            );
+        }
         println!("{}", serde_json::Value::Object(map));
     } else {
         let width = scores
@@ -55,6 +104,19 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(0);
         for (k, v) in &scores.metrics {
             println!("{k:<width$}  {v:.6}");
+        }
+        for (by, buckets) in &views {
+            println!("\nby {}:", by.replace('_', " "));
+            println!(
+                "  {:<22} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}",
+                "bucket", "proteins", "columns", "positives", "fmax", "auprc", "auroc"
+            );
+            for b in buckets {
+                println!(
+                    "  {:<22} {:>8} {:>8} {:>9} {:>8.4} {:>8.4} {:>8.4}",
+                    b.name, b.proteins, b.columns, b.positives, b.fmax, b.auprc, b.auroc
+                );
+            }
         }
     }
     eprintln!(

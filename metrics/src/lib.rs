@@ -3,6 +3,7 @@
 //! per-task AUROC / AUPR. Plain Rust (no libtorch): `fusionprot score` and the trainer share it
 //! (the trainer re-exports it as `fusionprot_trainer::metrics`).
 
+pub mod breakdown;
 mod formulas;
 mod predictions;
 

@@ -240,6 +240,27 @@ fn run_root_segments(artifact_uri: &str) -> Option<Vec<String>> {
 /// GET `/api/2.0/mlflow/artifacts/list` (MLflow's ListArtifacts): the files directly under
 /// `path` of a run's artifacts, each named by its path from the run's artifact root, with the
 /// run's `root_uri`. `files` is left out when there are none, as protobuf's JSON does.
+/// The local file of artifact `relative` (e.g. `test-predictions-best.parquet`) of a run whose
+/// artifacts this server stores.
+///
+/// # Errors
+/// An unsafe path, a run whose artifacts are stored elsewhere, a missing file.
+pub fn run_file(root: &Path, artifact_uri: &str, relative: &str) -> Result<PathBuf, TrackerError> {
+    let mut segments = run_root_segments(artifact_uri).ok_or_else(|| {
+        TrackerError::invalid(format!(
+            "the run's artifacts are stored at {artifact_uri}, which this server does not serve"
+        ))
+    })?;
+    segments.extend(check_path(relative)?);
+    let path = resolve(root, &segments)?;
+    if !path.is_file() {
+        return Err(TrackerError::not_found(format!(
+            "the run has no artifact {relative}"
+        )));
+    }
+    Ok(path)
+}
+
 pub async fn list_run(
     State(s): State<AppState>,
     Query(q): Query<std::collections::HashMap<String, String>>,

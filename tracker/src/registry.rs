@@ -140,6 +140,25 @@ impl Store {
             .map_err(Into::into)
     }
 
+    /// The name and folder of a dataset `run_id` is linked to that has a folder on this machine
+    /// (the first by context, then id), if any.
+    pub async fn run_dataset_path(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<(String, std::path::PathBuf)>, TrackerError> {
+        let row: Option<(String, String)> = self
+            .query(
+                "SELECT d.name, d.path FROM run_datasets l JOIN datasets d ON d.dataset_id = l.dataset_id
+                 WHERE l.run_uuid = ? AND d.path IS NOT NULL AND d.path <> '' ORDER BY l.context, d.dataset_id LIMIT 1",
+            )
+            .bind(run_id.to_owned())
+            .fetch_optional(self.reader())
+            .await?
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?;
+        Ok(row.map(|(n, p)| (n, std::path::PathBuf::from(p))))
+    }
+
     pub async fn link_dataset(
         &self,
         run_id: &str,

@@ -240,6 +240,37 @@ pub fn check_graph_tables(dataset: &Path) -> Result<(), ReadError> {
     Ok(())
 }
 
+/// Residues (`num_residues`) by protein id, from the dataset's `proteins` table.
+///
+/// # Errors
+/// What `read_table` refuses: a missing table, an unreadable part, a part of another schema.
+pub fn protein_lengths(
+    dataset: &Path,
+) -> Result<std::collections::HashMap<String, i64>, ReadError> {
+    let mut out = std::collections::HashMap::new();
+    for b in read_table(dataset, Table::Proteins)? {
+        // read_table checked the columns against the tag: protein_id utf8, num_residues int32
+        let ids = b
+            .column_by_name("protein_id")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let n = b
+            .column_by_name("num_residues")
+            .and_then(|c| c.as_any().downcast_ref::<arrow_array::Int32Array>());
+        let (Some(ids), Some(n)) = (ids, n) else {
+            return Err(ReadError::Inconsistent {
+                path: dataset.join("proteins"),
+                message: "no utf8 protein_id and int32 num_residues".into(),
+            });
+        };
+        for i in 0..b.num_rows() {
+            if !n.is_null(i) {
+                out.insert(ids.value(i).to_owned(), i64::from(n.value(i)));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// All rows of `table`, part after part.
 ///
 /// # Errors

@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/fusionprot/dashboard/groups", post(groups))
         .route("/api/fusionprot/dashboard/keys", get(keys))
         .route("/api/fusionprot/dashboard/series", get(series))
+        .route("/api/fusionprot/dashboard/breakdown", get(breakdown))
         .route("/api/fusionprot/events", get(events))
         .route("/api/fusionprot/events/ticket", post(ticket))
 }
@@ -245,6 +246,34 @@ async fn groups(
         .store
         .dashboard_groups(&r.selection(), &r.group_by, &r.columns, &against)
         .await?;
+    Ok(columnar(&headers, &v))
+}
+
+/// The per-class breakdown of a run's predictions artifact (`artifact`, default the trainer's
+/// `test-predictions-best.parquet`), lengths from the dataset the run is linked to.
+async fn breakdown(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, TrackerError> {
+    let run_id = required(&q, "run_id")?;
+    let artifact = q
+        .get("artifact")
+        .map_or("test-predictions-best.parquet", String::as_str);
+    let info = s.store.run_info(run_id).await?;
+    let path = crate::artifacts::run_file(&s.artifacts, &info.artifact_uri, artifact)?;
+    let dataset = s.store.run_dataset_path(run_id).await?;
+    let scope = crate::dataset_files::Confinement {
+        below: s.data_root.clone(),
+        never: vec![s.artifacts.clone()],
+    };
+    let mut v = tokio::task::spawn_blocking(move || {
+        crate::dashboard::breakdown::breakdowns(&path, dataset, &scope)
+    })
+    .await
+    .map_err(|e| TrackerError::invalid(format!("breakdown: {e}")))??;
+    v["run_id"] = Value::from(run_id);
+    v["artifact"] = Value::from(artifact);
     Ok(columnar(&headers, &v))
 }
 

@@ -144,6 +144,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/fusionprot/dashboard/groups"),
     ("GET", "/api/fusionprot/dashboard/keys"),
     ("GET", "/api/fusionprot/dashboard/series"),
+    ("GET", "/api/fusionprot/dashboard/breakdown"),
     ("GET", "/api/fusionprot/events"),
     ("POST", "/api/fusionprot/events/ticket"),
     ("POST", "/api/sql"),

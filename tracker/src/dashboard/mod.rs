@@ -2,6 +2,7 @@
 //! columns on screen (`query`), groups with mean ± sd over every matching run (`groups`), and
 //! curves downsampled to what a chart can show while keeping what matters (`series`).
 
+pub mod breakdown;
 pub mod compare;
 pub mod curve;
 pub mod groups;

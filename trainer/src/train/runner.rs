@@ -274,7 +274,13 @@ impl Runner<'_> {
             width: self.data.labels,
             prediction,
             target,
-            tasks: pairs.then(|| vec!["label".to_owned()]),
+            // the columns' names (EC numbers, GO terms) where the dataset's vocabulary has them:
+            // per-class breakdowns read them
+            tasks: if pairs {
+                Some(vec!["label".to_owned()])
+            } else {
+                (self.data.terms.len() == self.data.labels).then(|| self.data.terms.clone())
+            },
         };
         let scores = score(&p, Ties::Index, false).map_err(|e| ModelError::Input(e.to_string()))?;
         let metrics = if pairs {

@@ -54,8 +54,11 @@ if TARGET:
             # The working directory is pytest's, as it is for MLflow's in-process server
             # (relative artifact locations resolve against it).
             proc = subprocess.Popen(
+                # new experiments' artifacts under tmp_path as a file:// root, as the file's own
+                # fixture sets MLflow's default_artifact_root
                 [binary, "serve", "--db", str(home / "fp.db"), "--addr", "127.0.0.1:0",
-                 "--artifacts", str(home / "artifacts")],
+                 "--artifacts", str(home / "artifacts"),
+                 "--default-artifact-root", tmp_path.as_uri()],
                 stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd(),
             )
         try:

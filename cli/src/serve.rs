@@ -52,6 +52,25 @@ pub struct ServeArgs {
     /// HTTP registration by path is refused; `fusionprot register --db` works locally).
     #[arg(long)]
     pub data_root: Option<PathBuf>,
+    /// Where new experiments keep their artifacts, as MLflow's `--default-artifact-root`: a URI
+    /// clients write to themselves (`file:///data/mlruns`, `s3://bucket/path`) or a local folder
+    /// (made a `file://` URI). Default: this server's store (`--artifacts`), as `mlflow-artifacts:`.
+    #[arg(long, value_parser = artifact_root)]
+    pub default_artifact_root: Option<String>,
+}
+
+/// `--default-artifact-root`: a URI with a scheme, or an absolute folder made a `file://` URI.
+fn artifact_root(s: &str) -> Result<String, String> {
+    if s.contains("://") || s.starts_with("mlflow-artifacts:") {
+        return Ok(s.trim_end_matches('/').to_owned());
+    }
+    let path = std::path::Path::new(s);
+    if !path.is_absolute() {
+        return Err(format!(
+            "{s:?}: give a URI (file:///…, s3://…) or an absolute folder"
+        ));
+    }
+    Ok(format!("file://{}", s.trim_end_matches('/')))
 }
 
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
@@ -67,6 +86,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         },
         max_artifact_bytes: args.max_artifact_mib.saturating_mul(1 << 20),
         data_root: args.data_root.clone(),
+        default_artifact_root: args.default_artifact_root.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

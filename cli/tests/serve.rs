@@ -99,6 +99,80 @@ fn mlflow_round2(dir: &Path, db: &str) {
     mlflow_peer("mlflow_round2.py", dir, db, &[]);
 }
 
+/// `--default-artifact-root file://…`: file locations under it, the UI's upload / get-artifact
+/// routes writing and reading there, and nothing written for a location elsewhere.
+#[test]
+fn a_file_artifact_root_is_used_as_mlflow_uses_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("mlruns");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let root = root.canonicalize().expect("canonical");
+    let root_uri = format!("file://{}", root.display());
+    let server = common::serve(
+        dir.path(),
+        dir.path().join("fp.db").to_str().expect("utf8"),
+        &["--default-artifact-root", &root_uri],
+    );
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/peer/mlflow_file_root.py");
+    let out = Command::new(common::python())
+        .arg(&script)
+        .arg(format!("http://{}", server.addr))
+        .arg("-")
+        .arg(&root)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim().ends_with("ok"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // a relative folder is refused at the command line, naming what to give
+    let db = dir.path().join("other.db");
+    let o = common::fusionprot(&[
+        "serve",
+        "--db",
+        db.to_str().expect("utf8"),
+        "--addr",
+        "127.0.0.1:0",
+        "--default-artifact-root",
+        "mlruns",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("an absolute folder"),
+        "{}",
+        common::text(&o)
+    );
+}
+
+/// MLflow's bulk history reads and dataset summaries against MLflow's own store on the same data.
+#[test]
+fn bulk_history_and_dataset_summaries_match_mlflows_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mlflow_peer(
+        "mlflow_bulk.py",
+        dir.path(),
+        dir.path().join("fp.db").to_str().expect("utf8"),
+        &[],
+    );
+}
+
+#[test]
+fn bulk_history_and_dataset_summaries_match_mlflows_store_on_postgres() {
+    let Some(pg) =
+        pg::Pg::start("bulk_history_and_dataset_summaries_match_mlflows_store_on_postgres")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    mlflow_peer("mlflow_bulk.py", dir.path(), &pg.database("bulk"), &[]);
+}
+
 /// Baseline Δ, bootstrap intervals and t-tests of the groups route against scipy / numpy.
 #[test]
 fn comparison_statistics_match_scipy_and_numpy() {

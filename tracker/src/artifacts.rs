@@ -104,31 +104,46 @@ pub async fn upload(
     if segments.is_empty() {
         return Err(TrackerError::invalid("an artifact path is required"));
     }
-    let root = s.artifacts.clone();
-    let target = resolve(&root, &segments)?;
+    let limit = s.max_artifact_bytes;
+    store_body(&s.artifacts, &segments, request.into_body(), limit, || {
+        TrackerError::invalid(format!(
+            "artifact larger than the server's limit of {limit} bytes"
+        ))
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+/// Writes `body` to `segments` below `root`: a temporary private file in the target folder,
+/// flushed and synced, then renamed into place (nothing is left half-written); more than `limit`
+/// bytes is `too_large()`, and nothing is kept.
+async fn store_body(
+    root: &Path,
+    segments: &[String],
+    mut body: Body,
+    limit: u64,
+    too_large: impl Fn() -> TrackerError,
+) -> Result<u64, TrackerError> {
+    let target = resolve(root, segments)?;
     let dir = target
         .parent()
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| root.clone());
+        .unwrap_or_else(|| root.to_path_buf());
     tokio::fs::create_dir_all(&dir).await.map_err(io(&dir))?;
-    resolve(&root, &segments)?; // a link created meanwhile is still refused
+    resolve(root, segments)?; // a link created meanwhile is still refused
     let tmp = tempfile::Builder::new()
         .prefix(".upload-")
         .tempfile_in(&dir)
         .map_err(io(&dir))?; // mode 0600
     let (std_file, tmp_path) = tmp.into_parts();
     let mut file = tokio::fs::File::from_std(std_file);
-    let mut body = request.into_body();
     let mut size = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| TrackerError::invalid(format!("upload interrupted: {e}")))?;
         if let Ok(data) = frame.into_data() {
             size += data.len() as u64;
-            if size > s.max_artifact_bytes {
-                return Err(TrackerError::invalid(format!(
-                    "artifact larger than the server's limit of {} bytes",
-                    s.max_artifact_bytes
-                )));
+            if size > limit {
+                return Err(too_large());
             }
             file.write_all(&data).await.map_err(io(&target))?;
         }
@@ -139,7 +154,107 @@ pub async fn upload(
         path: target.display().to_string(),
         source: e.error,
     })?;
+    Ok(size)
+}
+
+/// Where a run's artifacts lie on this machine, when this server keeps them: below `--artifacts`
+/// for `mlflow-artifacts:` URIs, or below `--default-artifact-root` when that is a `file://`
+/// folder (the operator's choice; a `file://` location anywhere else — an experiment created
+/// with its own — is the client's to write, never this server's).
+fn run_local(s: &AppState, artifact_uri: &str) -> Option<(PathBuf, Vec<String>)> {
+    if let Some(segments) = run_root_segments(artifact_uri) {
+        return Some((s.artifacts.clone(), segments));
+    }
+    let root = &s.store.artifact_root;
+    let folder = root.strip_prefix("file://")?;
+    let rest = artifact_uri.strip_prefix(root.as_str())?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let segments = check_path(rest.trim_start_matches('/')).ok()?;
+    Some((PathBuf::from(folder), segments))
+}
+
+fn not_served(run_id: &str, uri: &str) -> TrackerError {
+    TrackerError::invalid(format!(
+        "the artifacts of run {run_id} are stored at {uri}, which this server does not serve"
+    ))
+}
+
+/// MLflow's largest upload through `upload-artifact` (its UI's route).
+const UI_UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
+
+/// `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=…&path=…` (MLflow's UI upload): the body
+/// stored as the run's artifact `path`, with MLflow's checks and messages.
+pub async fn upload_for_run(
+    State(s): State<AppState>,
+    request: Request,
+) -> Result<Json<serde_json::Value>, TrackerError> {
+    let q: std::collections::HashMap<String, String> = Query::try_from_uri(request.uri())
+        .map(|Query(q)| q)
+        .unwrap_or_default();
+    let run_id = q
+        .get("run_uuid")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| TrackerError::invalid("Request must specify run_uuid."))?;
+    let path = q
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| TrackerError::invalid("Request must specify path."))?;
+    let relative =
+        check_path(&path.replace('%', "%25")).map_err(|_| TrackerError::invalid("Invalid path"))?;
+    let too_large = || TrackerError::invalid("Artifact size is too large. Max size is 10MB.");
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > UI_UPLOAD_LIMIT) {
+        return Err(too_large());
+    }
+    if declared == Some(0)
+        || (declared.is_none() && axum::body::HttpBody::is_end_stream(request.body()))
+    {
+        return Err(TrackerError::invalid("Request must specify data."));
+    }
+    let info = s.store.run_info(run_id).await?;
+    let (root, mut segments) =
+        run_local(&s, &info.artifact_uri).ok_or_else(|| not_served(run_id, &info.artifact_uri))?;
+    segments.extend(relative);
+    let n = store_body(
+        &root,
+        &segments,
+        request.into_body(),
+        UI_UPLOAD_LIMIT,
+        too_large,
+    )
+    .await?;
+    if n == 0 {
+        // an empty file is not what the request meant: remove it again
+        let _ = tokio::fs::remove_file(resolve(&root, &segments)?).await;
+        return Err(TrackerError::invalid("Request must specify data."));
+    }
     Ok(Json(json!({})))
+}
+
+/// `GET /get-artifact?run_uuid=…&path=…` (MLflow's UI download of one run artifact).
+pub async fn download_for_run(
+    State(s): State<AppState>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, TrackerError> {
+    let run_id = q
+        .get("run_uuid")
+        .or_else(|| q.get("run_id"))
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| TrackerError::invalid("Missing value for required parameter 'run_id'."))?;
+    let path = q.get("path").cloned().unwrap_or_default();
+    let relative =
+        check_path(&path.replace('%', "%25")).map_err(|_| TrackerError::invalid("Invalid path"))?;
+    let info = s.store.run_info(run_id).await?;
+    let (root, mut segments) =
+        run_local(&s, &info.artifact_uri).ok_or_else(|| not_served(run_id, &info.artifact_uri))?;
+    segments.extend(relative);
+    send_file(&root, &segments).await
 }
 
 /// GET with a path: the file's bytes, streamed.
@@ -148,7 +263,12 @@ pub async fn download(
     request: Request,
 ) -> Result<Response, TrackerError> {
     let segments = check_path(&raw_path(request.uri())?)?;
-    let path = resolve(&s.artifacts, &segments)?;
+    send_file(&s.artifacts, &segments).await
+}
+
+/// The file at `segments` below `root`, streamed.
+async fn send_file(root: &Path, segments: &[String]) -> Result<Response, TrackerError> {
+    let path = resolve(root, segments)?;
     let meta = tokio::fs::metadata(&path).await.map_err(|_| {
         TrackerError::not_found(format!("artifact {} does not exist", segments.join("/")))
     })?;

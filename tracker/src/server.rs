@@ -22,6 +22,9 @@ pub struct ServeConfig {
     pub max_artifact_bytes: u64,
     /// Folders below this one may be registered as datasets over HTTP; `None`: none may.
     pub data_root: Option<PathBuf>,
+    /// Where new experiments' artifacts go (`--default-artifact-root`); `None`: this server's
+    /// store, `mlflow-artifacts:`.
+    pub default_artifact_root: Option<String>,
 }
 
 /// Checks the address/token combination before anything is opened.
@@ -74,7 +77,12 @@ pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         path: cfg.artifacts.display().to_string(),
         source,
     })?;
-    let store = Store::open_at(&cfg.db, cfg.durability).await?;
+    let store = Store::open_rooted(
+        &cfg.db,
+        cfg.durability,
+        cfg.default_artifact_root.as_deref(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| TrackerError::Io {

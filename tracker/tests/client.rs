@@ -76,6 +76,7 @@ fn start_server(db: &Path, artifacts: &Path, port: u16) -> String {
         durability: Durability::Normal,
         max_artifact_bytes: 1 << 20,
         data_root: None,
+        default_artifact_root: None,
     };
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().expect("rt");

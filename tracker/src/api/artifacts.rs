@@ -28,6 +28,12 @@ pub(crate) fn routes() -> Router<AppState> {
             "/ajax-api/2.0/mlflow/artifacts/list",
             get(artifacts::list_run),
         )
+        // MLflow's UI routes for one run artifact: upload (its body, ≤ 10 MB) and download
+        .route(
+            "/ajax-api/2.0/mlflow/upload-artifact",
+            post(artifacts::upload_for_run),
+        )
+        .route("/get-artifact", get(artifacts::download_for_run))
 }
 
 /// MLflow 3's logged models are not stored here (a documented difference); the client asks for

@@ -161,8 +161,11 @@ fn check(
             .split(';')
             .next()
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-        let artifact_upload =
-            path.starts_with("/api/2.0/mlflow-artifacts/") && *method == Method::PUT;
+        // Artifact bodies are files, not JSON: the proxy's PUT, and the UI's upload POST (which a
+        // cross-site form could send, so the Origin check below still applies to it).
+        let artifact_upload = (path.starts_with("/api/2.0/mlflow-artifacts/")
+            && *method == Method::PUT)
+            || (path == "/ajax-api/2.0/mlflow/upload-artifact" && *method == Method::POST);
         if !json && !artifact_upload {
             return Some(deny(
                 ErrorCode::BadRequest,

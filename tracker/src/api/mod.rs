@@ -7,6 +7,7 @@ mod dashboard;
 mod experiments;
 mod fusionprot;
 mod guard;
+mod history;
 mod meta;
 mod request;
 mod runs;
@@ -133,7 +134,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/ajax-api/2.0/mlflow/runs/search"),
     ("GET", "/ajax-api/2.0/mlflow/metrics/get-history"),
     ("GET", "/api/2.0/mlflow/artifacts/list"),
+    ("GET", "/api/2.0/mlflow/metrics/get-history-bulk"),
+    ("GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk"),
+    ("GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval"),
+    (
+        "GET",
+        "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+    ),
+    ("POST", "/api/2.0/mlflow/experiments/search-datasets"),
+    ("POST", "/ajax-api/2.0/mlflow/experiments/search-datasets"),
     ("GET", "/ajax-api/2.0/mlflow/artifacts/list"),
+    ("POST", "/ajax-api/2.0/mlflow/upload-artifact"),
+    ("GET", "/get-artifact"),
     ("POST", "/api/2.0/mlflow/logged-models/search"),
     ("POST", "/api/fusionprot/datasets/register"),
     ("GET", "/api/fusionprot/datasets/list"),
@@ -164,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .merge(meta::routes())
         .merge(experiments::routes())
         .merge(runs::routes())
+        .merge(history::routes())
         .merge(artifacts::routes())
         .merge(fusionprot::routes())
         .merge(dashboard::routes())

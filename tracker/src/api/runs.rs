@@ -184,6 +184,7 @@ async fn log_metric(State(s): State<AppState>, body: Bytes) -> ApiResult {
         timestamp: r.timestamp.unwrap_or_else(now_ms),
         step: r.step.unwrap_or(0),
     };
+    crate::store::valid_metric_time("", &metric)?;
     s.store
         .log_batch(
             &id,

@@ -176,6 +176,46 @@ impl Store {
     }
 
     /// The inputs of several runs, in the order asked; each run's in logging order.
+    /// The datasets runs of `experiment_ids` logged as inputs, one summary per (experiment,
+    /// name, digest, context), as MLflow's `experiments/search-datasets` returns them (at most
+    /// 1,000; `context` left out where the input has no `mlflow.data.context` tag).
+    ///
+    /// # Errors
+    /// A malformed experiment id.
+    pub async fn dataset_summaries(
+        &self,
+        experiment_ids: &[String],
+    ) -> Result<Vec<serde_json::Value>, TrackerError> {
+        let ids = experiment_ids
+            .iter()
+            .map(|e| super::parse_experiment_id(e))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let marks = vec!["?"; ids.len()].join(", ");
+        let mut q = self.query(&format!(
+            "SELECT DISTINCT d.experiment_id, d.name, d.digest, t.value
+             FROM input_datasets d JOIN run_inputs i ON i.dataset_uuid = d.dataset_uuid
+             LEFT JOIN run_input_tags t ON t.input_uuid = i.input_uuid AND t.name = 'mlflow.data.context'
+             WHERE d.experiment_id IN ({marks})
+             ORDER BY d.experiment_id, d.name, d.digest, t.value LIMIT 1000"
+        ));
+        for id in ids {
+            q = q.bind(id);
+        }
+        let mut out = Vec::new();
+        for r in q.fetch_all(self.reader()).await? {
+            let mut v = serde_json::json!({
+                "experiment_id": r.try_get::<i64, _>(0)?.to_string(),
+                "name": r.try_get::<String, _>(1)?,
+                "digest": r.try_get::<String, _>(2)?,
+            });
+            if let Some(c) = r.try_get::<Option<String>, _>(3)? {
+                v["context"] = serde_json::json!(c);
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn run_inputs(&self, ids: &[String]) -> Result<Vec<RunInputs>, TrackerError> {
         let mut out = vec![RunInputs::default(); ids.len()];
         if ids.is_empty() {

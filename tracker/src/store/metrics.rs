@@ -3,7 +3,10 @@
 use sqlx::Row;
 
 use super::runs::require_active;
-use super::{Store, check_max_results, limits, page_token, parse_page_token, valid_key, valid_tag};
+use super::{
+    Store, check_max_results, limits, page_token, parse_page_token, valid_key, valid_metric_time,
+    valid_tag,
+};
 use crate::error::TrackerError;
 use crate::model::{KeyValue, Metric, loaded, stored};
 
@@ -39,8 +42,9 @@ impl Store {
                 batch.tags.len()
             )));
         }
-        for m in &batch.metrics {
+        for (i, m) in batch.metrics.iter().enumerate() {
             valid_key("metric", &m.key)?;
+            valid_metric_time(&format!("metrics[{i}]"), m)?;
         }
         let mut seen = std::collections::HashMap::new();
         for p in &batch.params {
@@ -222,7 +226,8 @@ impl Store {
         Ok(())
     }
 
-    /// Every logged point of one metric, by step then timestamp.
+    /// Every logged point of one metric, by timestamp, then step, then value: MLflow's order, so
+    /// its pages (`max_results`, `page_token`) hold the same points as MLflow's.
     pub async fn metric_history(
         &self,
         run_id: &str,
@@ -238,7 +243,7 @@ impl Store {
         };
         let rows = self.query(
             "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ?
-             ORDER BY step, timestamp, value LIMIT ? OFFSET ?",
+             ORDER BY timestamp, step, value, is_nan LIMIT ? OFFSET ?",
         )
         .bind(run_id)
         .bind(key)

@@ -31,6 +31,7 @@ pub use open::{Durability, Store};
 pub(crate) use runs::require_active;
 pub(crate) use search::bind_all;
 pub(crate) use validate::{
-    check_max_results, page_token, parse_experiment_id, parse_page_token, valid_key, valid_tag,
+    check_max_results, page_token, parse_experiment_id, parse_page_token, valid_key,
+    valid_metric_time, valid_tag,
 };
 pub use validate::{limits, now_ms};

@@ -79,7 +79,13 @@ impl Store {
     /// An unopenable file or unreachable server, a database from a newer fusionprot, or a failed
     /// migration.
     pub async fn open(location: &str, durability: Durability) -> Result<Store, TrackerError> {
-        Store::open_as(location, Dialect::of(location), durability).await
+        Store::open_as(
+            location,
+            Dialect::of(location),
+            durability,
+            "mlflow-artifacts:".to_owned(),
+        )
+        .await
     }
 
     /// [`Store::open`] for a location parsed already (`--db`): no second guess at its kind.
@@ -90,6 +96,25 @@ impl Store {
         location: &super::DbLocation,
         durability: Durability,
     ) -> Result<Store, TrackerError> {
+        Store::open_rooted(location, durability, None).await
+    }
+
+    /// [`Store::open_at`] with new experiments' artifacts under `artifact_root` (MLflow's
+    /// `--default-artifact-root`, e.g. `file:///data/mlruns`: clients then write artifacts there
+    /// themselves) instead of this server's store (`mlflow-artifacts:`). The default experiment
+    /// of a new database is placed there too; existing experiments keep their locations.
+    ///
+    /// # Errors
+    /// As [`Store::open_at`].
+    pub async fn open_rooted(
+        location: &super::DbLocation,
+        durability: Durability,
+        artifact_root: Option<&str>,
+    ) -> Result<Store, TrackerError> {
+        let root = artifact_root
+            .map(|r| r.trim_end_matches('/').to_owned())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "mlflow-artifacts:".to_owned());
         match location {
             super::DbLocation::Sqlite(path) => {
                 let text = path.to_str().ok_or_else(|| {
@@ -98,10 +123,10 @@ impl Store {
                         path.display()
                     ))
                 })?;
-                Store::open_as(text, Dialect::Sqlite, durability).await
+                Store::open_as(text, Dialect::Sqlite, durability, root).await
             }
             super::DbLocation::Postgres(url) => {
-                Store::open_as(url, Dialect::Postgres, durability).await
+                Store::open_as(url, Dialect::Postgres, durability, root).await
             }
         }
     }
@@ -110,6 +135,7 @@ impl Store {
         location: &str,
         dialect: Dialect,
         durability: Durability,
+        artifact_root: String,
     ) -> Result<Store, TrackerError> {
         sqlx::any::install_default_drivers();
         let (write, read) = match dialect {
@@ -136,7 +162,7 @@ impl Store {
             curves: Arc::default(),
             write,
             dialect,
-            artifact_root: "mlflow-artifacts:".into(),
+            artifact_root,
         };
         store.ensure_default_experiment().await?;
         Ok(store)

@@ -24,6 +24,30 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// MLflow's `_validate_metric` timestamp rule: a nonnegative timestamp, its message naming
+/// `path` (`metrics[i]` in a batch, empty for log-metric) and the value as Python prints it.
+pub(crate) fn valid_metric_time(path: &str, m: &crate::model::Metric) -> Result<(), TrackerError> {
+    if m.timestamp >= 0 {
+        return Ok(());
+    }
+    let value = if m.value.is_nan() {
+        "nan".to_owned()
+    } else if m.value.is_infinite() {
+        if m.value > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else {
+        format!("{:?}", m.value)
+    };
+    let field = if path.is_empty() {
+        "timestamp".to_owned()
+    } else {
+        format!("{path}.timestamp")
+    };
+    Err(TrackerError::invalid(format!(
+        "Invalid value {} for parameter '{field}' supplied: metric '{}' (value={value}). Timestamp must be a nonnegative long (64-bit integer) ",
+        m.timestamp, m.key
+    )))
+}
+
 pub(crate) fn valid_key(kind: &str, key: &str) -> Result<(), TrackerError> {
     if key.is_empty() || key.len() > limits::MAX_KEY_LEN {
         return Err(TrackerError::invalid(format!(

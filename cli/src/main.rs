@@ -106,6 +106,7 @@ fn main() -> ExitCode {
         return common::exit_code(Err(torch::exec(args)));
     }
     common::init_logging();
+    common::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),

@@ -166,7 +166,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
                     std::io::Write::write_all(&mut f, &buf)?;
                     Ok(())
                 })?,
-                None => std::io::Write::write_all(&mut std::io::stdout(), &buf)?,
+                None => crate::common::write_stdout(&buf)?,
             }
         }
     }

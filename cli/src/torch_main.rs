@@ -48,6 +48,7 @@ enum Command {
 
 fn main() -> ExitCode {
     common::init_logging();
+    common::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => torch_doctor::run(&args),

@@ -148,3 +148,40 @@ fn issue_20_only_ids_names_the_ids_it_did_not_find() {
     );
     assert!(!t.contains("--allow-empty"), "{t}");
 }
+
+/// `fusionprot query … | head -1` panicked with "failed printing to stdout: Broken pipe" and a
+/// backtrace. A reader that closes early now ends the command quietly, status 141 (SIGPIPE's).
+#[test]
+fn a_reader_that_closes_stdout_early_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    std::fs::write(&db, b"").expect("an empty SQLite file");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusionprot"))
+        .args([
+            "query",
+            "SELECT range AS n FROM range(2000000)",
+            "--db",
+            db.to_str().expect("utf-8"),
+            "--format",
+            "csv",
+            "--max-rows",
+            "2000000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("query");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("a first line");
+    assert_eq!(first.trim(), "n");
+    drop(out); // the reader goes away, as `head -1` does
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert_eq!(o.status.code(), Some(141), "{err}");
+}

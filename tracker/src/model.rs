@@ -62,7 +62,14 @@ pub struct Run {
     pub info: RunInfo,
     pub data: RunData,
     pub inputs: RunInputs,
+    pub outputs: RunOutputs,
 }
+
+/// A run's outputs as MLflow 3 returns them: the logged models it produced. Logged models are
+/// not kept here (outside the tracking API), so this is always `{}`, which is what MLflow returns
+/// for a run without any.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunOutputs {}
 
 /// A run's inputs as MLflow returns them: `{}` when it has none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -84,6 +84,27 @@ fn summary(method: &str, path: &str) -> &'static str {
         (_, "events") => {
             "Server-sent events for live views: `runs` events with {run_ids, lagged}, the runs written in the last second"
         }
+        (_, "ticket") => {
+            "A 60 s ticket that opens the event stream (?ticket=) without the bearer token, for pages of a server with --token: {ticket, expires_in}"
+        }
+        (_, "breakdown") => {
+            "Per-class breakdown of a run's predictions/v1 artifact (?run_id, ?artifact, default test-predictions-best.parquet): overall, by EC level-1 class and by protein length, each bucket with proteins, columns, positives, Fmax, AUPR, AUROC; and what cannot be broken down, with why"
+        }
+        (_, "get-history-bulk") => {
+            "Several runs' whole history of one key (?run_id=…&run_id=…&metric_key&max_results ≤ 25000), by run id then timestamp, step, value (MLflow)"
+        }
+        (_, "get-history-bulk-interval") => {
+            "Each run's history of one key sampled as MLflow's SQL store samples it: the first point of each of ?max_results (≤ 2500) NTILE buckets in [?start_step, ?end_step], the last point kept (MLflow)"
+        }
+        (_, "search-datasets") => {
+            "Dataset summaries (experiment, name, digest, context) of the inputs logged in {experiment_ids} (≤ 20) (MLflow)"
+        }
+        (_, "upload-artifact") => {
+            "Store the raw body (≤ 10 MB) as the run's artifact ?path= (?run_uuid=); MLflow UI's upload (MLflow)"
+        }
+        (_, "get-artifact") => {
+            "Download the run's artifact ?path= (?run_uuid= or ?run_id=) (MLflow UI)"
+        }
         (_, "openapi.json") => "This document",
         _ => "",
     }
@@ -106,7 +127,9 @@ pub fn document() -> Value {
         if p.contains("{path}") {
             op["parameters"] = json!([{ "name": "path", "in": "path", "required": true, "schema": { "type": "string" } }]);
         }
-        if *method == "POST" {
+        if path.ends_with("/upload-artifact") {
+            op["requestBody"] = json!({ "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
+        } else if *method == "POST" {
             op["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": { "type": "object" } } } });
         }
         if *method == "PUT" {

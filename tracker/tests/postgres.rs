@@ -593,6 +593,57 @@ mod same_answers {
         )
         .await;
         api.get(&format!("runs/get?run_id={r0}")).await;
+        // the round-2 reads: a long curve through the cache (first read, extended by an append,
+        // read whole again after a point before its last), groups against a baseline with both
+        // tests, MLflow's bulk reads
+        for lo in (0..25_000i64).step_by(1000) {
+            let pts: Vec<Value> = (lo..lo + 1000)
+                .map(|s| json!({ "key": "long", "value": ((s * 37) % 101) as f64 / 7.0, "step": s, "timestamp": s }))
+                .collect();
+            api.post("runs/log-batch", json!({ "run_id": r0, "metrics": pts }))
+                .await;
+        }
+        let series = format!("/api/fusionprot/dashboard/series?run_id={r0}&key=long&points=50");
+        api.call("GET", &series, None).await;
+        api.post(
+            "runs/log-batch",
+            json!({ "run_id": r0, "metrics": [{ "key": "long", "value": 99.0, "step": 25_000, "timestamp": 25_000 }] }),
+        )
+        .await;
+        api.call("GET", &series, None).await;
+        api.post(
+            "runs/log-metric",
+            json!({ "run_id": r0, "key": "long", "value": -99.0, "step": 7, "timestamp": 1 }),
+        )
+        .await;
+        api.call("GET", &series, None).await;
+        for test in ["welch", "paired"] {
+            api.call(
+                "POST",
+                "/api/fusionprot/dashboard/groups",
+                Some(json!({ "experiment_ids": [e], "group_by": "params.model", "columns": ["metrics.acc"],
+                             "baseline": [["params.model", "m0"]], "test": test })),
+            )
+            .await;
+        }
+        api.call(
+            "GET",
+            &format!("/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids={r0}&run_ids={r1}&metric_key=long&max_results=9"),
+            None,
+        )
+        .await;
+        api.call(
+            "GET",
+            &format!("/ajax-api/2.0/mlflow/metrics/get-history-bulk?run_id={r0}&run_id={r1}&metric_key=acc"),
+            None,
+        )
+        .await;
+        api.call(
+            "POST",
+            "/ajax-api/2.0/mlflow/experiments/search-datasets",
+            Some(json!({ "experiment_ids": [e] })),
+        )
+        .await;
     }
 
     /// The log with run ids numbered by creation and server clocks blanked.

@@ -152,6 +152,20 @@ for prefix in ("/ajax-api/2.0/mlflow", "/api/2.0/mlflow"):
     assert sorted((s["name"], s["digest"], s.get("context")) for s in got) == want, (got, want)
     r = requests.post(f"{uri}{prefix}/experiments/search-datasets", data="{}", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["message"] == "SearchDatasets request must specify at least one experiment_id.", r.text
+# runs/get and runs/search carry MLflow 3's `outputs` ({} for a run without logged models), as
+# MLflow's own handler serialises the store's run
+from mlflow.protos.service_pb2 import GetRun
+from mlflow.utils.proto_json_utils import message_to_json
+theirs = GetRun.Response()
+theirs.run.MergeFrom(ref.get_run(ids["short"][1]).to_proto())
+theirs = json.loads(message_to_json(theirs))["run"]
+mine = requests.get(f"{uri}/api/2.0/mlflow/runs/get", params={"run_id": ids["short"][0]}).json()["run"]
+assert mine["outputs"] == theirs["outputs"] == {}, (mine.get("outputs"), theirs.get("outputs"))
+assert set(mine) == set(theirs), (set(mine), set(theirs))
+found = requests.post(f"{uri}/api/2.0/mlflow/runs/search", headers={"Content-Type": "application/json"},
+                      data=json.dumps({"experiment_ids": [exp_ours]})).json()["runs"]
+assert all(r["outputs"] == {} for r in found), found[0]
+
 # a negative timestamp is refused as MLflow refuses it, in a batch and alone
 r = requests.post(f"{uri}/api/2.0/mlflow/runs/log-batch", headers={"Content-Type": "application/json"},
                   data=json.dumps({"run_id": ids["short"][0], "metrics": [{"key": "x", "value": 6.0, "timestamp": -1, "step": 0}]}))

@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::{Store, limits, now_ms, parse_experiment_id, valid_tag};
 use crate::error::TrackerError;
-use crate::model::{KeyValue, Metric, Run, RunData, RunInfo, RunInputs, loaded};
+use crate::model::{KeyValue, Metric, Run, RunData, RunInfo, RunInputs, RunOutputs, loaded};
 
 impl Store {
     pub async fn create_run(
@@ -113,6 +113,7 @@ impl Store {
                 tags: all_tags,
             },
             inputs: RunInputs::default(),
+            outputs: RunOutputs::default(),
         })
     }
 
@@ -143,6 +144,7 @@ impl Store {
             info,
             data: data.pop().map(|(_, d)| d).unwrap_or_default(),
             inputs: inputs.pop().unwrap_or_default(),
+            outputs: RunOutputs::default(),
         })
     }
 

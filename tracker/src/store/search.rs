@@ -7,7 +7,7 @@ use super::runs::info_from_row;
 use super::{Store, check_max_results, page_token, parse_experiment_id, parse_page_token};
 use crate::error::TrackerError;
 use crate::filter::{self, Bind, Target};
-use crate::model::{Experiment, Run, RunInfo};
+use crate::model::{Experiment, Run, RunInfo, RunOutputs};
 
 pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
@@ -175,7 +175,12 @@ impl Store {
             .into_iter()
             .zip(data)
             .zip(inputs)
-            .map(|((info, (_, data)), inputs)| Run { info, data, inputs })
+            .map(|((info, (_, data)), inputs)| Run {
+                info,
+                data,
+                inputs,
+                outputs: RunOutputs::default(),
+            })
             .collect();
         Ok((runs, next))
     }

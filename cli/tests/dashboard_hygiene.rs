@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::browser::chromium;
 use serde_json::{Value, json};
@@ -41,27 +40,14 @@ fn a_run_is_renamed_tagged_noted_deleted_and_restored_in_the_page_with_a_token()
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("serve.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("fp.db"))
-        .arg("--artifacts")
-        .arg(dir.path().join("artifacts"))
-        .env("FUSIONPROT_TOKEN", TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("serve");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("addr")
-        .to_owned();
-    let server = common::Server::from_parts(child, addr.clone(), stdout);
+    let server = common::serve_logged(
+        dir.path(),
+        dir.path().join("fp.db").to_str().expect("utf8"),
+        &[],
+        &[("FUSIONPROT_TOKEN", TOKEN), ("RUST_LOG", "info")],
+        Some(&log),
+    );
+    let addr = server.addr.clone();
     let base = format!("http://{}", server.addr);
     let run = api(
         &addr,

@@ -81,12 +81,28 @@ impl Drop for Server {
 
 /// `fusionprot serve` on a free port with artifacts under `dir`, until the `Server` is dropped.
 pub fn serve(dir: &Path, db: &str, extra: &[&str]) -> Server {
+    serve_logged(dir, db, extra, &[], None)
+}
+
+/// [`serve`] with environment variables set and its log (stderr) kept in `log`.
+pub fn serve_logged(
+    dir: &Path,
+    db: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Server {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+        None => Stdio::null(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_fusionprot"))
         .args(["serve", "--addr", "127.0.0.1:0", "--db", db, "--artifacts"])
         .arg(dir.join("artifacts"))
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("serve");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));

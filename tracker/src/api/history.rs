@@ -208,7 +208,7 @@ async fn bulk_interval(State(s): State<AppState>, RawQuery(raw): RawQuery) -> Ap
     };
     let max = usize::try_from(max.unwrap_or(MAX_PER_RUN)).unwrap_or(1);
     for run in &runs {
-        s.store.get_run_info(run).await?;
+        s.store.run_info(run).await?;
     }
     let mut out = Vec::new();
     for run in &runs {

@@ -117,14 +117,6 @@ impl Store {
         })
     }
 
-    /// A run's info (not its metrics, params or tags).
-    ///
-    /// # Errors
-    /// An unknown run (`RESOURCE_DOES_NOT_EXIST`, MLflow's message).
-    pub async fn get_run_info(&self, run_id: &str) -> Result<RunInfo, TrackerError> {
-        self.run_info(run_id).await
-    }
-
     pub(crate) async fn run_info(&self, run_id: &str) -> Result<RunInfo, TrackerError> {
         let row = self
             .query("SELECT * FROM runs WHERE run_uuid = ?")

@@ -199,7 +199,7 @@ export async function run(main) {
         predFiles.length > 1 ? el("select", { id: "pred", onchange: (e) => state.set({ pred: e.target.value }) },
           predFiles.map((f) => { const o = el("option", { value: f, text: f }); o.selected = f === pred; return o; })) : el("p", { class: "muted", text: pred }),
         [{ by: "all", label: "all proteins, all columns", buckets: [breakdown.overall] }, ...breakdown.breakdowns].map((v) => el("table", { class: "breakdown", "data-by": v.by },
-          el("caption", { text: v.label }),
+          el("caption", { text: v.label, title: v.source || "" }),
           el("thead", {}, el("tr", {}, ["bucket", "proteins", "columns", "positives", "Fmax", "AUPR", "AUROC"].map((c) => el("th", { text: c })))),
           el("tbody", {}, v.buckets.map(bucketRow)))),
         el("p", { class: "muted", text: breakdown.unavailable.map((u) => `${u.by.replace(/_/g, " ")}: ${u.reason}`).join(" · ") }));

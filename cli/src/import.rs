@@ -54,6 +54,10 @@ struct TorchDrugArgs {
     /// against the archive's header, then while the bytes arrive).
     #[arg(long, value_name = "MIB", default_value_t = 2048)]
     max_file_mib: u64,
+    /// `import go` only: the Gene Ontology release in OBO format (`go-basic.obo`), stored as the
+    /// dataset's `go_terms` table with each term's depth (the breakdown by GO term depth reads it).
+    #[arg(long, value_name = "FILE")]
+    obo: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +112,7 @@ fn torchdrug_run(benchmark: Benchmark, a: &TorchDrugArgs) -> anyhow::Result<Exit
             max_file_bytes: cap_bytes(a.max_file_mib)?,
             ..Safeguards::default()
         },
+        obo: a.obo.clone(),
     };
     let bar = progress::bar("files");
     let result = import_torchdrug(&cfg, &bar);

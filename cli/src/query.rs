@@ -92,7 +92,7 @@ pub enum Format {
 /// Run a read-only SQL query (DuckDB) over the tracker's tables (experiments, experiment_tags,
 /// runs, params, tags, metrics, latest_metrics, checkpoints, datasets, run_datasets) and the
 /// tables of registered datasets (<name>_proteins, <name>_residues, <name>_edges, <name>_splits,
-/// and for imported benchmarks <name>_labels or <name>_pairs).
+/// and for imported benchmarks <name>_labels or <name>_pairs, and <name>_go_terms with `import go --obo`).
 /// Only read queries run (DuckDB's parser decides); COPY, EXPORT, CREATE, ATTACH … are refused.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -266,7 +266,7 @@ pub fn register(args: &RegisterArgs) -> Result<ExitCode> {
         }
     };
     println!(
-        "registered {} as {name:?} (dataset_id {}, content {}); SQL tables: {}_proteins, _residues, _edges, _splits (and _labels / _pairs when imported)",
+        "registered {} as {name:?} (dataset_id {}, content {}); SQL tables: {}_proteins, _residues, _edges, _splits (and _labels / _pairs / _go_terms when imported)",
         path,
         v["dataset_id"].as_str().unwrap_or("?"),
         &v["content_hash"].as_str().unwrap_or("?")

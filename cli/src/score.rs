@@ -23,19 +23,29 @@ pub struct ScoreArgs {
     pub per_task: bool,
     /// Also break the scores down, each bucket scored as its own sub-table: `ec-class` (EC level-1
     /// class: its EC numbers and the proteins with one of them; the tasks must be EC numbers),
-    /// `length` (protein length buckets, from --dataset's proteins table). Repeatable.
+    /// `go-depth` (GO term depth: its terms and the proteins with one of them; depths from
+    /// --dataset's `go_terms`, see `import go --obo`), `length` (protein length buckets, from
+    /// --dataset's proteins table), `identity` (each test protein's identity to train under
+    /// --split of --dataset). Repeatable.
     #[arg(long, value_enum)]
     pub by: Vec<By>,
-    /// The prepared dataset whose `proteins` table gives each protein's length (`--by length`).
+    /// The dataset the predictions are of (`--by go-depth|length|identity`).
     #[arg(long)]
     pub dataset: Option<PathBuf>,
+    /// The named split the model was trained on (`--by identity`): a split certified by `fusionprot
+    /// split` (each protein's highest identity to train) or an imported `official` split (the
+    /// benchmark's identity cutoffs).
+    #[arg(long, default_value = "official")]
+    pub split: String,
 }
 
 /// A breakdown of `score --by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum By {
     EcClass,
+    GoDepth,
     Length,
+    Identity,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -65,6 +75,20 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
                 })?;
                 views.push(("ec_class", b));
             }
+            By::GoDepth => {
+                let ds = args.dataset.as_ref().context(
+                    "--by go-depth needs --dataset DIR (a GO dataset imported with --obo: its go_terms table has the depths)",
+                )?;
+                let depths = fusionprot_pipeline::dataset::terms::term_depths(ds)
+                    .with_context(|| format!("reading GO term depths from {}", ds.display()))?;
+                let b = breakdown::by_go_depth(&p, &depths)?.with_context(|| {
+                    format!(
+                        "--by go-depth: the tasks of {} are not GO terms (its fusionprot.tasks metadata)",
+                        args.predictions.display()
+                    )
+                })?;
+                views.push(("go_depth", b));
+            }
             By::Length => {
                 let ds = args
                     .dataset
@@ -73,6 +97,16 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
                 let lengths = fusionprot_pipeline::dataset::read::protein_lengths(ds)
                     .with_context(|| format!("reading protein lengths from {}", ds.display()))?;
                 views.push(("length", breakdown::by_length(&p, &lengths)?));
+            }
+            By::Identity => {
+                let ds = args.dataset.as_ref().context(
+                    "--by identity needs --dataset DIR (its splits table) and --split NAME",
+                )?;
+                let b = identity_buckets(ds, &args.split)?;
+                views.push((
+                    "identity_to_train",
+                    breakdown::by_group(&p, &b.of, &b.order)?,
+                ));
             }
         }
     }
@@ -129,4 +163,17 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each protein's identity-to-train bucket under `split` of `dataset`.
+pub(crate) fn identity_buckets(
+    dataset: &std::path::Path,
+    split: &str,
+) -> anyhow::Result<fusionprot_pipeline::dataset::splits::IdentityBuckets> {
+    use fusionprot_pipeline::dataset::{manifest::Recorded, splits};
+    let rows = splits::read_splits(dataset)
+        .with_context(|| format!("reading the splits of {}", dataset.display()))?;
+    let manifest = Recorded::read(dataset)?;
+    splits::identity_buckets(&rows, split, manifest.identity_to_train(split))
+        .with_context(|| format!("--by identity: {}", dataset.display()))
 }

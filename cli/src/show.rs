@@ -16,6 +16,7 @@ enum TableArg {
     Splits,
     Labels,
     Pairs,
+    GoTerms,
 }
 
 #[derive(Debug, Args)]
@@ -41,7 +42,11 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         TableArg::Splits => Table::Splits,
         TableArg::Labels => Table::Labels,
         TableArg::Pairs => Table::Pairs,
+        TableArg::GoTerms => Table::GoTerms,
     };
+    if args.protein.is_some() && table == Table::GoTerms {
+        anyhow::bail!("--protein: go_terms has one row per GO term, not per protein");
+    }
     let batches = match &args.protein {
         Some(id) => read::read_protein(&args.dataset, table, id),
         None => read::read_table(&args.dataset, table),

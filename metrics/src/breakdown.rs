@@ -4,8 +4,12 @@
 //!
 //! - **EC level-1 class** (tasks named by EC numbers, as the EC benchmark's are): for class k, the
 //!   columns of the EC numbers `k.…` and the proteins with at least one of them positive;
+//! - **GO term depth** (tasks named by GO terms; depths from a dataset's `go_terms` table): for
+//!   each depth bucket, the columns of its terms and the proteins with at least one of them positive;
 //! - **protein length** (residues by protein id, e.g. a dataset's `proteins` table): every column,
-//!   the proteins of the length bucket (`unknown`: ids without a length).
+//!   the proteins of the length bucket (`unknown`: ids without a length);
+//! - **a grouping of proteins** ([`by_group`], e.g. each test protein's identity to train from its
+//!   split): every column, the proteins of each group.
 //!
 //! Fmax is TorchDrug's protein-centric `f1_max`, AUPR and AUROC the micro averages (`Ties::Index`).
 
@@ -131,6 +135,62 @@ pub fn by_ec_class(p: &Predictions) -> Result<Option<Vec<Bucket>>, MetricError> 
     Ok(Some(out))
 }
 
+/// GO term depth buckets (GOATOOLS' `depth`, root 0): [lo, hi].
+pub const GO_DEPTHS: &[(i32, i32)] = &[(0, 2), (3, 4), (5, 6), (7, 8), (9, i32::MAX)];
+
+/// By GO term depth, from `depths` (depth by term id, e.g. a dataset's `go_terms` table): for each
+/// depth bucket, the columns of its terms and the proteins with at least one of them positive;
+/// columns of terms without a depth form `unknown depth`. `None` unless the tasks are GO terms.
+///
+/// # Errors
+/// A table too large to rank.
+pub fn by_go_depth(
+    p: &Predictions,
+    depths: &HashMap<String, i32>,
+) -> Result<Option<Vec<Bucket>>, MetricError> {
+    let Some(tasks) = p
+        .tasks
+        .as_ref()
+        .filter(|t| !t.is_empty() && t.iter().all(|n| n.starts_with("GO:")))
+    else {
+        return Ok(None);
+    };
+    let mut groups: Vec<(String, Vec<usize>)> = GO_DEPTHS
+        .iter()
+        .map(|&(lo, hi)| {
+            let name = if hi == i32::MAX {
+                format!("depth ≥ {lo}")
+            } else {
+                format!("depth {lo}–{hi}")
+            };
+            let cols = (0..p.width)
+                .filter(|&c| depths.get(&tasks[c]).is_some_and(|&d| d >= lo && d <= hi))
+                .collect();
+            (name, cols)
+        })
+        .collect();
+    groups.push((
+        "unknown depth".into(),
+        (0..p.width)
+            .filter(|&c| !depths.contains_key(&tasks[c]))
+            .collect(),
+    ));
+    let mut out = Vec::new();
+    for (name, cols) in groups {
+        if cols.is_empty() {
+            continue;
+        }
+        let rows: Vec<usize> = (0..p.ids.len())
+            .filter(|&r| cols.iter().any(|&c| p.target[r * p.width + c] == 1.0))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        out.push(bucket(&name, &subset(p, &rows, &cols))?);
+    }
+    Ok(Some(out))
+}
+
 /// By protein length, from `lengths` (residues by protein id).
 ///
 /// # Errors
@@ -157,6 +217,36 @@ pub fn by_length(
     }
     let unknown: Vec<usize> = (0..p.ids.len())
         .filter(|&r| !lengths.contains_key(&p.ids[r]))
+        .collect();
+    if !unknown.is_empty() {
+        out.push(bucket("unknown", &subset(p, &unknown, &cols))?);
+    }
+    Ok(out)
+}
+
+/// By a named grouping of proteins (`of`: each protein's group, e.g. its identity-to-train bucket),
+/// every column, groups in `order` (those with no protein left out); proteins without a group last,
+/// as `unknown`.
+///
+/// # Errors
+/// A table too large to rank.
+pub fn by_group(
+    p: &Predictions,
+    of: &HashMap<String, String>,
+    order: &[String],
+) -> Result<Vec<Bucket>, MetricError> {
+    let cols: Vec<usize> = (0..p.width).collect();
+    let mut out = Vec::new();
+    for name in order {
+        let rows: Vec<usize> = (0..p.ids.len())
+            .filter(|&r| of.get(&p.ids[r]) == Some(name))
+            .collect();
+        if !rows.is_empty() {
+            out.push(bucket(name, &subset(p, &rows, &cols))?);
+        }
+    }
+    let unknown: Vec<usize> = (0..p.ids.len())
+        .filter(|&r| of.get(&p.ids[r]).is_none_or(|g| !order.contains(g)))
         .collect();
     if !unknown.is_empty() {
         out.push(bucket("unknown", &subset(p, &unknown, &cols))?);
@@ -232,5 +322,46 @@ mod tests {
         let names: Vec<(&str, usize)> = b.iter().map(|x| (x.name.as_str(), x.proteins)).collect();
         assert_eq!(names, [("0–99", 2), ("100–199", 1), ("unknown", 1)]);
         assert_eq!(b.iter().map(|x| x.proteins).sum::<usize>(), 4);
+    }
+
+    #[test]
+    fn groups_come_in_their_order_and_the_rest_is_unknown() {
+        let p = table();
+        let of: HashMap<String, String> = [("a", "hi"), ("b", "lo"), ("c", "hi"), ("d", "odd")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        let order = ["lo".to_owned(), "mid".to_owned(), "hi".to_owned()];
+        let b = by_group(&p, &of, &order).expect("score");
+        let names: Vec<(&str, usize)> = b.iter().map(|x| (x.name.as_str(), x.proteins)).collect();
+        assert_eq!(names, [("lo", 1), ("hi", 2), ("unknown", 1)]);
+        let hi = subset(&p, &[0, 2], &[0, 1, 2]);
+        assert_eq!(b[1], bucket("hi", &hi).expect("score"));
+    }
+
+    #[test]
+    fn go_depth_buckets_take_their_terms_columns() {
+        let mut p = table();
+        p.tasks = Some(vec!["GO:1".into(), "GO:2".into(), "GO:3".into()]);
+        let depths: HashMap<String, i32> = [("GO:1", 2), ("GO:2", 7)]
+            .map(|(k, v)| (k.to_owned(), v))
+            .into();
+        let b = by_go_depth(&p, &depths).expect("score").expect("GO tasks");
+        let names: Vec<(&str, usize, usize)> = b
+            .iter()
+            .map(|x| (x.name.as_str(), x.proteins, x.columns))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("depth 0–2", 1, 1),
+                ("depth 7–8", 1, 1),
+                ("unknown depth", 1, 1)
+            ]
+        );
+        assert_eq!(
+            by_go_depth(&table(), &depths).expect("score"),
+            None,
+            "EC tasks"
+        );
     }
 }

@@ -702,3 +702,94 @@ fn full_identity_divides_by_the_global_alignment_and_misses_fragments() {
         "{p:?}"
     );
 }
+
+/// Each valid / test protein's highest identity to a train protein over every significant pair
+/// the identity's coverage rule admits, aligned here exhaustively.
+fn exhaustive_train_identity(
+    set: &[Synthetic],
+    got: &HashMap<String, String>,
+    identity: Identity,
+) -> HashMap<String, f32> {
+    let sig = significance(set);
+    let mut best: HashMap<String, f32> = HashMap::new();
+    for a in set.iter().filter(|a| got[&a.id] != "train") {
+        for b in set.iter().filter(|b| got[&b.id] == "train") {
+            let score = split::score(a.sequence.as_bytes(), b.sequence.as_bytes());
+            let (la, lb) = (a.sequence.len() as u32, b.sequence.len() as u32);
+            if !sig.significant(score, la, lb) {
+                continue;
+            }
+            // The pair as the split orders it (the lower sequence first) for the same alignment.
+            let (x, y) = if a.sequence <= b.sequence {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            let p = identity.align(x.sequence.as_bytes(), y.sequence.as_bytes());
+            if identity.covered(p.cov_a, p.cov_b) {
+                let v = identity.of(&p);
+                let e = best.entry(a.id.clone()).or_insert(v);
+                *e = e.max(v);
+            }
+        }
+    }
+    best
+}
+
+#[test]
+fn each_proteins_identity_to_train_is_the_exhaustive_maximum_on_both_paths() {
+    let set = synthetic_families(&spec(24), 11);
+    let identity = Identity::Aligned {
+        coverage: 0.5,
+        cov_mode: 0,
+    };
+    for all_pairs_below in [0, 1_000_000] {
+        let dir = dataset_of(&set);
+        let mut cfg = config(dir.path());
+        cfg.identity = identity;
+        cfg.all_pairs_below = all_pairs_below;
+        let report = split::split(&cfg, &hidden()).expect("split holds");
+        assert!(
+            report.audit_exhaustive,
+            "every cross-split pair audited: exact"
+        );
+        let rows = fusionprot_pipeline::dataset::splits::read_splits(dir.path()).expect("splits");
+        let got: HashMap<String, String> = rows
+            .iter()
+            .map(|r| (r.protein_id.clone(), r.split.clone()))
+            .collect();
+        let want = exhaustive_train_identity(&set, &got, identity);
+        assert!(
+            want.values().any(|&v| v > 0.1),
+            "the set has distant relatives across splits: {want:?}"
+        );
+        for r in &rows {
+            match r.split.as_str() {
+                "train" => assert_eq!(r.max_train_identity, None, "{}", r.protein_id),
+                _ => {
+                    let w = want.get(&r.protein_id).copied();
+                    let g = r.max_train_identity;
+                    assert!(
+                        match (g, w) {
+                            (Some(g), Some(w)) => (g - w).abs() <= 1e-6,
+                            (None, None) => true,
+                            _ => false,
+                        },
+                        "{} ({all_pairs_below}): got {g:?}, exhaustive {w:?}",
+                        r.protein_id
+                    );
+                }
+            }
+        }
+        // The certificate's maximum is the highest of them when it involves train.
+        assert!(report.identity_to_train.contains("max_train_identity"));
+        let m = rows
+            .iter()
+            .filter_map(|r| r.max_train_identity)
+            .fold(0.0, f32::max);
+        assert!(
+            reported_max(&report, identity).is_some_and(|r| r >= m),
+            "{m}"
+        );
+    }
+}

@@ -19,7 +19,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The dataset tables SQL exposes, in view order.
-pub const DATASET_TABLES: &[&str] = &["proteins", "residues", "edges", "splits", "labels", "pairs"];
+pub const DATASET_TABLES: &[&str] = &[
+    "proteins", "residues", "edges", "splits", "labels", "pairs", "go_terms",
+];
 
 /// Why a dataset's tables are not exposed; the message names the file.
 #[derive(Debug, thiserror::Error)]

@@ -233,6 +233,16 @@ impl Recorded {
         serde_json::from_value(value)
     }
 
+    /// The `identity_to_train` statement of split `name`'s section (`fusionprot split` records it
+    /// with `splits.max_train_identity`); `None` for imported splits and older certificates.
+    pub fn identity_to_train(&self, name: &str) -> Option<&str> {
+        self.other
+            .get("splits")?
+            .get(name)?
+            .get("identity_to_train")?
+            .as_str()
+    }
+
     /// The manifest as JSON, every key it was read with included.
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()

@@ -14,4 +14,5 @@ pub mod read;
 pub mod schema;
 pub mod splits;
 pub mod swap;
+pub mod terms;
 pub(crate) mod write;

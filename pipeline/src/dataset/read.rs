@@ -58,6 +58,8 @@ fn no_table_hint(dataset: &Path, table: &str) -> String {
             "no {table} table: labels come from `fusionprot import ec|go`, MSP pairs from `fusionprot import msp` \
              (`prepare` writes proteins, residues and edges only)"
         ),
+        "go_terms" => "no go_terms table: the Gene Ontology comes with `fusionprot import go ARCHIVE --obo go-basic.obo`"
+            .into(),
         "splits" if prepared => {
             "no splits table: run `fusionprot split` (an import also writes its official splits)"
                 .into()
@@ -106,8 +108,8 @@ fn open(path: &Path, table: Table) -> Result<ParquetRecordBatchReaderBuilder<Fil
             path: path.to_owned(),
             source,
         })?;
-    check_tag(path, table, builder.metadata())?;
-    check_columns(path, table, builder.schema())?;
+    let version = check_tag(path, table, builder.metadata())?;
+    check_columns(path, table, version, builder.schema())?;
     Ok(builder)
 }
 
@@ -130,40 +132,53 @@ pub fn open_indexed(path: &Path, table: Table) -> Result<ArrowReaderMetadata, Re
         path: path.to_owned(),
         source,
     })?;
-    check_tag(path, table, meta.metadata())?;
-    check_columns(path, table, meta.schema())?;
+    let version = check_tag(path, table, meta.metadata())?;
+    check_columns(path, table, version, meta.schema())?;
     Ok(meta)
 }
 
+/// The part's schema version: the current one, or an older one this fusionprot still reads
+/// ([`Table::older_readable`]).
 fn check_tag(
     path: &Path,
     table: Table,
     metadata: &parquet::file::metadata::ParquetMetaData,
-) -> Result<(), ReadError> {
+) -> Result<u32, ReadError> {
     let found = metadata
         .file_metadata()
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|k| k.key == SCHEMA_KEY))
         .and_then(|k| k.value.clone());
-    if found.as_deref() != Some(table.schema_tag().as_str()) {
-        return Err(ReadError::Schema {
-            path: path.to_owned(),
-            found,
-            expected: table.schema_tag(),
-        });
-    }
-    Ok(())
+    let version = found
+        .as_deref()
+        .and_then(|f| f.strip_prefix(table.name()))
+        .and_then(|f| f.strip_prefix("/v"))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|&v| v == table.version() || table.older_readable().contains(&v));
+    version.ok_or_else(|| ReadError::Schema {
+        path: path.to_owned(),
+        found,
+        expected: table.schema_tag(),
+    })
 }
 
 /// The part's columns are exactly its tag's: each by name with the tag's type (nested field names,
 /// which writers spell differently, aside), none missing, none extra. Readers index columns by
 /// name and trust their types, so a file that passes reads without a surprise.
-fn check_columns(path: &Path, table: Table, found: &arrow_schema::Schema) -> Result<(), ReadError> {
-    let expected = table.arrow_schema();
+fn check_columns(
+    path: &Path,
+    table: Table,
+    version: u32,
+    found: &arrow_schema::Schema,
+) -> Result<(), ReadError> {
+    let tag = format!("{}/v{version}", table.name());
+    let expected = table
+        .arrow_schema_of(version)
+        .expect("check_tag admits only readable versions");
     let refuse = |problem: String| {
         Err(ReadError::Columns {
             path: path.to_owned(),
-            tag: table.schema_tag(),
+            tag: tag.clone(),
             problem,
         })
     };
@@ -193,10 +208,9 @@ fn check_columns(path: &Path, table: Table, found: &arrow_schema::Schema) -> Res
         .find(|f| expected.field_with_name(f.name()).is_err())
     {
         return refuse(format!(
-            "has a column `{}` ({}) that {} does not have",
+            "has a column `{}` ({}) that {tag} does not have",
             extra.name(),
             extra.data_type(),
-            table.schema_tag()
         ));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The dataset's table contracts: names, versions and Arrow schemas of `proteins`, `residues`,
-//! `edges`, `splits`, and the benchmark tables `labels` and `pairs`. A column change bumps the table's version (and [`DATASET_SCHEMA_VERSION`]); readers
-//! check the `fusionprot.schema` key in each part's metadata. Documented in ARCHITECTURE.md.
+//! `edges`, `splits`, and the benchmark tables `labels`, `pairs` and `go_terms`. A column change bumps the table's version (and [`DATASET_SCHEMA_VERSION`] when older readers of
+//! the layout would misread it; a nullable column added to one table, with the older version still
+//! read, does not); readers check the `fusionprot.schema` key in each part's metadata. Documented in ARCHITECTURE.md.
 
 use std::sync::Arc;
 
@@ -25,18 +26,22 @@ pub enum Table {
     Labels,
     /// MSP mutant / wild-type pairs (`import msp`).
     Pairs,
+    /// Gene Ontology terms with their depth (`import go --obo`): one row per term id, not per
+    /// protein.
+    GoTerms,
 }
 
 impl Table {
     /// The tables `prepare` writes.
     pub const PREPARED: [Table; 3] = [Table::Proteins, Table::Residues, Table::Edges];
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Proteins,
         Table::Residues,
         Table::Edges,
         Table::Splits,
         Table::Labels,
         Table::Pairs,
+        Table::GoTerms,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,15 +52,46 @@ impl Table {
             Table::Splits => "splits",
             Table::Labels => "labels",
             Table::Pairs => "pairs",
+            Table::GoTerms => "go_terms",
         }
     }
 
     pub fn version(self) -> u32 {
         match self {
             // v2: named splits (`name`), cluster and component nullable (official splits have none).
-            Table::Splits => 2,
+            // v3: `max_train_identity` (certified splits: each protein's highest identity to train).
+            Table::Splits => 3,
             _ => 1,
         }
+    }
+
+    /// Older versions this fusionprot still reads (their columns are a subset of the current
+    /// version's; readers take the missing ones as null). `splits/v2` lacks `max_train_identity`.
+    pub fn older_readable(self) -> &'static [u32] {
+        match self {
+            Table::Splits => &[2],
+            _ => &[],
+        }
+    }
+
+    /// The Arrow schema of `version` of this table: the current one, or a readable older one.
+    pub fn arrow_schema_of(self, version: u32) -> Option<SchemaRef> {
+        if version == self.version() {
+            return Some(self.arrow_schema());
+        }
+        if !self.older_readable().contains(&version) {
+            return None;
+        }
+        let current = self.arrow_schema();
+        let fields: Vec<Field> = current
+            .fields()
+            .iter()
+            .filter(|f| {
+                !(self == Table::Splits && version == 2 && f.name() == "max_train_identity")
+            })
+            .map(|f| f.as_ref().clone())
+            .collect();
+        Some(Arc::new(Schema::new(fields)))
     }
 
     /// `residues/v1`: the value of [`SCHEMA_KEY`].
@@ -67,7 +103,9 @@ impl Table {
     /// for good compression. Sorted by `protein_id`, so row-group statistics locate a protein.
     pub(crate) fn row_group_rows(self) -> usize {
         match self {
-            Table::Proteins | Table::Splits | Table::Labels | Table::Pairs => 8_192,
+            Table::Proteins | Table::Splits | Table::Labels | Table::Pairs | Table::GoTerms => {
+                8_192
+            }
             Table::Residues => 65_536,
             Table::Edges => 262_144,
         }
@@ -76,7 +114,9 @@ impl Table {
     /// A part is closed at the first protein boundary after this many rows.
     pub(crate) fn part_rows(self) -> usize {
         match self {
-            Table::Proteins | Table::Splits | Table::Labels | Table::Pairs => 1_000_000,
+            Table::Proteins | Table::Splits | Table::Labels | Table::Pairs | Table::GoTerms => {
+                1_000_000
+            }
             Table::Residues => 8_000_000,
             Table::Edges => 64_000_000,
         }
@@ -130,6 +170,7 @@ impl Table {
                 f("split", DataType::Utf8, false),
                 f("cluster_id", DataType::Utf8, true),
                 f("component_id", DataType::Int32, true),
+                f("max_train_identity", DataType::Float32, true),
             ],
             Table::Labels => vec![
                 f("protein_id", DataType::Utf8, false),
@@ -144,6 +185,14 @@ impl Table {
                 f("label", DataType::Int8, false),
                 f("window_start", DataType::Int32, false),
                 f("window_length", DataType::Int32, false),
+            ],
+            Table::GoTerms => vec![
+                f("term_id", DataType::Utf8, false),
+                f("primary_id", DataType::Utf8, false),
+                f("namespace", DataType::Utf8, false),
+                f("name", DataType::Utf8, false),
+                f("depth", DataType::Int32, false),
+                f("level", DataType::Int32, false),
             ],
         };
         Arc::new(Schema::new(fields))
@@ -160,7 +209,8 @@ mod tests {
 
     #[test]
     fn every_table_starts_with_protein_id_for_sorting_and_lookup() {
-        for t in Table::ALL {
+        // go_terms is keyed by term, sorted by term_id
+        for t in Table::ALL.into_iter().filter(|t| *t != Table::GoTerms) {
             assert_eq!(
                 t.arrow_schema().field(0).name(),
                 "protein_id",

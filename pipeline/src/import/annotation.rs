@@ -398,6 +398,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cutoffs_name_the_splits_that_identity_buckets_read() {
+        let names: Vec<&str> = CUTOFFS.iter().map(|c| c.0).collect();
+        assert_eq!(names, crate::dataset::splits::OFFICIAL_CUTOFFS);
+    }
+
+    #[test]
     fn ec_labels_are_positions_in_the_vocabulary_line() {
         let tsv = "### EC-numbers\n1.1.1.1\t3.2.2.-\t3.2.2.9\n### PDB-chain\tEC-numbers\n\
                    4PR3-A\t3.2.2.9,3.2.2.-\n1ABC-B\t1.1.1.1\n";

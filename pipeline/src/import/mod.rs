@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod labels;
 pub mod lmdb;
 pub mod msp;
+pub mod obo;
 mod scratch;
 pub mod torchdrug;
 
@@ -28,7 +29,7 @@ pub use msp::{MspConfig, import_msp};
 pub use torchdrug::{Benchmark, TorchDrugConfig, import_torchdrug};
 
 /// The official splits' names: `official` at the chosen cutoff, `official-<cutoff>` for each.
-pub const OFFICIAL: &str = "official";
+pub use crate::dataset::splits::OFFICIAL;
 
 /// Errors that stop an import; the dataset is then left as it was.
 #[derive(Debug, thiserror::Error)]

@@ -478,6 +478,7 @@ fn write_all(
                 split: split.to_owned(),
                 cluster_id: None,
                 component_id: None,
+                max_train_identity: None,
             }
         })
         .collect();

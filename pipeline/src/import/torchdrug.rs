@@ -21,6 +21,7 @@ use crate::dataset::manifest::TableEntry;
 use crate::dataset::part::hex;
 use crate::dataset::schema::Table;
 use crate::dataset::splits::{SplitRow, write_splits};
+use crate::dataset::terms::{TermRow, write_terms};
 use crate::prepare::input::is_structure_name;
 use crate::prepare::{self, Extension, PrepareConfig, PrepareError, Safeguards, Staged, Summary};
 use crate::protein::{ProteinOptions, file_stem};
@@ -79,6 +80,9 @@ pub struct TorchDrugConfig {
     pub only_ids: Option<PathBuf>,
     pub jobs: usize,
     pub safeguards: Safeguards,
+    /// GO only: the Gene Ontology in OBO format (`go-basic.obo`), stored as `go_terms` with each
+    /// term's depth.
+    pub obo: Option<PathBuf>,
 }
 
 /// What an import did.
@@ -102,6 +106,13 @@ pub fn import_torchdrug(
     cfg: &TorchDrugConfig,
     progress: &ProgressBar,
 ) -> Result<ImportSummary, ImportError> {
+    if let (Some(path), Benchmark::Ec) = (&cfg.obo, cfg.benchmark) {
+        return Err(ImportError::File {
+            file: path.display().to_string(),
+            line: None,
+            message: "--obo is the Gene Ontology, for `import go`; EC numbers need none".into(),
+        });
+    }
     let parent = match cfg.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -118,6 +129,10 @@ pub fn import_torchdrug(
     let flags = annotation::read_test_flags(&src.test_csv.0, &src.test_csv.1)?;
     let only = match &cfg.only_ids {
         Some(path) => Some(read_id_list(path)?),
+        None => None,
+    };
+    let ontology = match &cfg.obo {
+        Some(path) => Some(read_ontology(path, &annot, cfg)?),
         None => None,
     };
     let mut split_of: HashMap<String, &'static str> = HashMap::new();
@@ -191,6 +206,7 @@ pub fn import_torchdrug(
         }),
         counts: SplitCounts::new(),
         archive_name: cfg.archive.to_string_lossy().into_owned(),
+        ontology,
     };
     let pcfg = PrepareConfig {
         inputs: src.inputs.clone(),
@@ -222,6 +238,49 @@ fn file_entry((name, bytes): &(String, Vec<u8>)) -> serde_json::Value {
     json!({"name": name, "bytes": bytes.len(), "sha256": hex(&Sha256::digest(bytes))})
 }
 
+/// The ontology of `--obo`, and its manifest section (file, hash, release, the vocabulary's terms
+/// it lacks).
+fn read_ontology(
+    path: &Path,
+    annot: &Annotation,
+    cfg: &TorchDrugConfig,
+) -> Result<(Vec<TermRow>, serde_json::Value), ImportError> {
+    let bytes = read_file_capped(path, cfg.safeguards.max_file_bytes)?;
+    let name = path.display().to_string();
+    let text = std::str::from_utf8(&bytes).map_err(|e| ImportError::File {
+        file: name.clone(),
+        line: None,
+        message: format!("not UTF-8 text: {e}"),
+    })?;
+    let o = super::obo::parse(&name, text)?;
+    let known: BTreeSet<&str> = o.rows.iter().map(|r| r.term_id.as_str()).collect();
+    let missing: Vec<&str> = annot
+        .tasks
+        .iter()
+        .flat_map(|t| t.terms.iter().map(String::as_str))
+        .filter(|t| !known.contains(t))
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            terms = missing.len(),
+            first = missing[0],
+            "vocabulary terms the ontology lacks (obsolete or newer): their depth is unknown"
+        );
+    }
+    let section = json!({
+        "file": name,
+        "bytes": bytes.len(),
+        "sha256": hex(&Sha256::digest(&bytes)),
+        "format_version": o.format_version,
+        "data_version": o.data_version,
+        "terms": o.terms,
+        "rows": o.rows.len(),
+        "depth": "GOATOOLS' depth: the longest is_a path to the namespace's root (root 0); level: the shortest",
+        "vocabulary_terms_missing": missing,
+    });
+    Ok((o.rows, section))
+}
+
 /// One id per line; blank lines and `#` comments skipped.
 fn read_id_list(path: &Path) -> Result<BTreeSet<String>, ImportError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
@@ -251,6 +310,8 @@ struct Labels<'a> {
     section: serde_json::Value,
     counts: SplitCounts,
     archive_name: String,
+    /// `--obo`: the `go_terms` rows and the manifest's `gene_ontology` section.
+    ontology: Option<(Vec<TermRow>, serde_json::Value)>,
 }
 
 impl Labels<'_> {
@@ -298,6 +359,7 @@ impl Labels<'_> {
                     split: part.to_owned(),
                     cluster_id: None,
                     component_id: None,
+                    max_train_identity: None,
                 });
             }
         }
@@ -308,6 +370,14 @@ impl Labels<'_> {
             .tables
             .insert(Table::Labels.name(), TableEntry::new(Table::Labels, parts));
         staged.other.push(Table::Splits.name());
+        if let Some((terms, section)) = self.ontology.take() {
+            let parts = write_terms(staging, &terms)?;
+            staged.tables.insert(
+                Table::GoTerms.name(),
+                TableEntry::new(Table::GoTerms, parts),
+            );
+            staged.sections.insert("gene_ontology".into(), section);
+        }
         let mut named = serde_json::Map::new();
         for (name, counts) in &self.counts {
             let column = match name.strip_prefix(&format!("{OFFICIAL}-")) {

@@ -709,14 +709,16 @@ fn write_tables(
 }
 
 /// Tables and manifest from earlier runs that the new ones replace. `splits`, `labels` and
-/// `pairs` depend on the proteins, so a new prepare retires them too.
-const REPLACED: [&str; 7] = [
+/// `pairs` depend on the proteins, and `go_terms` comes with the labels, so a new prepare retires
+/// them too.
+const REPLACED: [&str; 8] = [
     "proteins",
     "residues",
     "edges",
     "splits",
     "labels",
     "pairs",
+    "go_terms",
     "manifest.json",
 ];
 

@@ -13,6 +13,7 @@ mod chunks;
 mod config;
 mod groups;
 mod identity;
+mod nearest;
 mod output;
 mod proteins;
 mod report;

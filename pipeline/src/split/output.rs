@@ -55,13 +55,16 @@ pub fn sequences_dataset(dir: &Path, proteins: &[(String, String)]) -> Result<()
     .map_err(io(&manifest))
 }
 
-/// Per sequence node: its MMseqs2 representative, first protein, component, split and removal.
+/// Per sequence node: its MMseqs2 representative, first protein, component, split, removal and
+/// identity to train.
 pub(super) struct SplitColumns<'a> {
     pub(super) reps: &'a [u32],
     pub(super) first_protein: &'a [usize],
     pub(super) labels: &'a [u32],
     pub(super) split_of: &'a [u8],
     pub(super) removed: &'a [bool],
+    /// Highest identity to a train node (valid / test nodes).
+    pub(super) train_identity: &'a [Option<f32>],
 }
 
 /// Writes `splits/` into the work folder: this split's rows (one per protein) and the rows of
@@ -92,6 +95,7 @@ pub(super) fn write_splits(
             .to_owned(),
             cluster_id: Some(p.ids[c.first_protein[c.reps[n] as usize]].clone()),
             component_id: Some(c.labels[n] as i32),
+            max_train_identity: c.train_identity[n],
         });
     }
     Ok(splits::write_splits(&staging, rows)?)

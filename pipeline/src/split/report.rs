@@ -96,5 +96,7 @@ pub struct SplitReport {
     pub audit_max: Option<MaxPair>,
     /// Each audit round; a round that found linked pairs was followed by another split.
     pub audit_rounds: Vec<AuditRound>,
+    /// What `splits.max_train_identity` is the maximum over, in words.
+    pub identity_to_train: String,
     pub parts: Vec<PartInfo>,
 }

@@ -11,7 +11,7 @@ use super::assign::{self, Components};
 use super::config::{LinkRule, SPLIT_NAMES, SplitConfig, SplitError, io};
 use super::proteins::{Nodes, Proteins, load, nodes};
 use super::report::{AuditRound, IdentityStatement, MaxPair, SplitReport};
-use super::{Identity, PairAlignment, audit, chunks, groups, output, search, separate};
+use super::{Identity, PairAlignment, audit, chunks, groups, nearest, output, search, separate};
 use crate::mmseqs::Mmseqs;
 
 /// Linking rounds of one partition: each links the cross-split candidates found linked.
@@ -279,12 +279,20 @@ fn split_in(
         }
     }
     let total = counts.iter().sum::<usize>().max(1) as f64;
+    let train_identity = nearest::max_train_identity(
+        cfg,
+        &known,
+        audit.as_ref().map_or(&[][..], |a| &a.significant),
+        &split_of,
+        &removed,
+    );
     let columns = output::SplitColumns {
         reps: &reps,
         first_protein: &first_protein,
         labels: &labels,
         split_of: &split_of,
         removed: &removed,
+        train_identity: &train_identity,
     };
     let parts = output::write_splits(cfg, work, &p, &node_of, &columns)?;
     let significance = rule.significance.statement();
@@ -351,6 +359,7 @@ fn split_in(
         audit_pairs,
         audit_exhaustive,
         audit_rounds,
+        identity_to_train: nearest::statement(cfg, all_pairs, candidate_seq_id),
         parts,
     };
     output::commit(cfg, work, &report)?;

@@ -250,7 +250,8 @@ async fn groups(
 }
 
 /// The per-class breakdown of a run's predictions artifact (`artifact`, default the trainer's
-/// `test-predictions-best.parquet`), lengths from the dataset the run is linked to.
+/// `test-predictions-best.parquet`), lengths, GO term depths and identity to train (under `split`,
+/// default the run's `split` tag) from the dataset the run is linked to.
 async fn breakdown(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -260,15 +261,27 @@ async fn breakdown(
     let artifact = q
         .get("artifact")
         .map_or("test-predictions-best.parquet", String::as_str);
-    let info = s.store.run_info(run_id).await?;
-    let path = crate::artifacts::run_file(&s.artifacts, &info.artifact_uri, artifact)?;
+    let run = s.store.get_run(run_id).await?;
+    let path = crate::artifacts::run_file(&s.artifacts, &run.info.artifact_uri, artifact)?;
     let dataset = s.store.run_dataset_path(run_id).await?;
+    // The split the run trained on: asked for, else the trainer's `split` tag, else `official`.
+    let split = q
+        .get("split")
+        .cloned()
+        .or_else(|| {
+            run.data
+                .tags
+                .iter()
+                .find(|t| t.key == "split")
+                .map(|t| t.value.clone())
+        })
+        .unwrap_or_else(|| "official".to_owned());
     let scope = crate::dataset_files::Confinement {
         below: s.data_root.clone(),
         never: vec![s.artifacts.clone()],
     };
     let mut v = tokio::task::spawn_blocking(move || {
-        crate::dashboard::breakdown::breakdowns(&path, dataset, &scope)
+        crate::dashboard::breakdown::breakdowns(&path, dataset, &split, &scope)
     })
     .await
     .map_err(|e| TrackerError::invalid(format!("breakdown: {e}")))??;

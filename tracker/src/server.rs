@@ -117,6 +117,22 @@ pub async fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         shutdown,
     };
     ready(bound);
+    // The long curves of the latest runs, read into the cache while the server waits for its
+    // first requests (half the cache's budget; a request for one of them waits for its load).
+    let warm = state.store.clone();
+    tokio::spawn(async move {
+        let t0 = std::time::Instant::now();
+        match warm.warm_curves(crate::store::CurveCache::BUDGET / 2).await {
+            Ok((0, _)) => {}
+            Ok((curves, points)) => tracing::info!(
+                curves,
+                points,
+                secs = t0.elapsed().as_secs_f64(),
+                "long metric histories read into the curve cache"
+            ),
+            Err(e) => tracing::warn!(error = %e, "warming the curve cache failed"),
+        }
+    });
     // On SIGTERM / Ctrl-C: stop accepting, end the event streams, let requests in flight finish
     // for up to SHUTDOWN_GRACE, then exit whatever is still running.
     tokio::spawn(async move {

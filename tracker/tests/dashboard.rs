@@ -634,3 +634,76 @@ async fn long_curves_are_cached_and_never_stale() {
         vec![json!([31_002, 31_002]), json!([1, 1]), json!([1, 1])]
     );
 }
+
+/// What `serve` does at start: the long histories of the latest runs are read into the cache, so
+/// the dashboard's first look at one is a hit with a fresh server's answer; a request racing the
+/// warm-up gets the same answer; short histories and the budget are respected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_warm_up_reads_long_curves_into_the_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("w.db").display().to_string();
+    let store = Store::open(&db, Durability::Normal).await.expect("store");
+    let app = app_on(&store, dir.path());
+    let run = post(
+        &app,
+        "/api/2.0/mlflow/runs/create",
+        json!({ "experiment_id": "0" }),
+    )
+    .await["run"]["info"]["run_id"]
+        .as_str()
+        .expect("run")
+        .to_owned();
+    for lo in (0..25_000).step_by(500) {
+        let pts: Vec<Value> = (lo..lo + 500)
+            .flat_map(|s| {
+                [
+                    json!({ "key": "loss", "value": (s % 97) as f64, "step": s, "timestamp": s }),
+                    json!({ "key": "short", "value": 1.0, "step": s % 10, "timestamp": 1 }),
+                ]
+            })
+            .collect();
+        post(
+            &app,
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({ "run_id": run, "metrics": pts }),
+        )
+        .await;
+    }
+    let path = format!("/api/fusionprot/dashboard/series?run_id={run}&key=loss&points=300");
+    let cold = {
+        let s = Store::open(&db, Durability::Normal).await.expect("cold");
+        let r = call(&app_on(&s, dir.path()), "GET", &path, None, &[]).await;
+        assert_eq!(r.headers["x-fusionprot-cache"], "miss");
+        r.body
+    };
+    let fresh = Store::open(&db, Durability::Normal).await.expect("fresh");
+    assert_eq!(
+        fresh.warm_curves(10_000).await.expect("warm"),
+        (0, 0),
+        "over budget"
+    );
+    assert_eq!(
+        fresh.warm_curves(1_000_000).await.expect("warm"),
+        (1, 25_000)
+    );
+    let r = call(&app_on(&fresh, dir.path()), "GET", &path, None, &[]).await;
+    assert_eq!(r.headers["x-fusionprot-cache"], "hit");
+    assert_eq!(r.body, cold);
+    // a request while the warm-up loads: one whole read, the same answer
+    let racing = Store::open(&db, Durability::Normal).await.expect("racing");
+    let warm = {
+        let s = racing.clone();
+        tokio::spawn(async move { s.warm_curves(1_000_000).await })
+    };
+    let r = call(&app_on(&racing, dir.path()), "GET", &path, None, &[]).await;
+    assert_eq!(r.body, cold);
+    assert_eq!(warm.await.expect("join").expect("warm"), (1, 25_000));
+    let r = call(&app_on(&racing, dir.path()), "GET", &path, None, &[]).await;
+    assert_eq!(
+        (
+            r.headers["x-fusionprot-cache"].to_str().expect("h"),
+            &r.body
+        ),
+        ("hit", &cold)
+    );
+}

@@ -89,10 +89,59 @@ impl Store {
                 }
             }
         }
+        if count < CurveCache::MIN_POINTS {
+            return Ok((
+                Arc::new(self.history_rows(run_id, key, None).await?),
+                CacheUse::Miss,
+            ));
+        }
+        // One whole read of a long history at a time: a reader that waited here finds what the
+        // one before it loaded (the warm-up's, or another request's) when it is still current.
+        let _loading = self.loads.lock().await;
+        let loaded = self
+            .curves()
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(run_id, key));
+        if let Some((points, _)) = loaded.filter(|(p, _)| p.len() == count) {
+            return Ok((points, CacheUse::Hit));
+        }
         let points = Arc::new(self.history_rows(run_id, key, None).await?);
         if let (Some(&last), Ok(mut c)) = (points.last(), self.curves().lock()) {
             c.put(run_id, key, points.clone(), last);
         }
         Ok((points, CacheUse::Miss))
+    }
+
+    /// Reads the long histories of the most recently updated metrics into the cache, up to
+    /// `budget` points, one at a time (what `serve` does in the background at start, so the
+    /// dashboard's first look at a long curve is a cache hit). Returns the histories and points
+    /// read.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn warm_curves(&self, budget: usize) -> Result<(usize, usize), TrackerError> {
+        let rows: Vec<(String, String, i64)> = self
+            .query(
+                "SELECT run_uuid, key, points FROM latest_metrics WHERE points >= ? \
+                 ORDER BY timestamp DESC, run_uuid, key LIMIT 64",
+            )
+            .bind(CurveCache::MIN_POINTS as i64)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let (mut curves, mut points) = (0, 0);
+        for (run, key, n) in rows {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if points + n > budget {
+                continue;
+            }
+            self.metric_points(&run, &key).await?;
+            curves += 1;
+            points += n;
+        }
+        Ok((curves, points))
     }
 }

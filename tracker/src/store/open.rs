@@ -42,6 +42,10 @@ pub struct Store {
     pub(super) changes: tokio::sync::broadcast::Sender<String>,
     /// Long metric histories read for curves, shared by every clone of the store.
     pub(super) curves: Arc<Mutex<CurveCache>>,
+    /// Held while a long history is read whole into the cache, so that a second reader of a
+    /// history being loaded (the start-up warm-up, another request) waits for it instead of
+    /// reading it again.
+    pub(super) loads: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The key of the PostgreSQL advisory lock that every write transaction takes: writes are
@@ -160,6 +164,7 @@ impl Store {
             sqlite_read,
             changes: tokio::sync::broadcast::channel(4096).0,
             curves: Arc::default(),
+            loads: Arc::default(),
             write,
             dialect,
             artifact_root,

@@ -102,7 +102,9 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
                 let ds = args.dataset.as_ref().context(
                     "--by identity needs --dataset DIR (its splits table) and --split NAME",
                 )?;
-                let b = identity_buckets(ds, &args.split)?;
+                let b =
+                    fusionprot_pipeline::dataset::splits::read_identity_buckets(ds, &args.split)
+                        .with_context(|| format!("--by identity: {}", ds.display()))?;
                 views.push((
                     "identity_to_train",
                     breakdown::by_group(&p, &b.of, &b.order)?,
@@ -163,17 +165,4 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Each protein's identity-to-train bucket under `split` of `dataset`.
-pub(crate) fn identity_buckets(
-    dataset: &std::path::Path,
-    split: &str,
-) -> anyhow::Result<fusionprot_pipeline::dataset::splits::IdentityBuckets> {
-    use fusionprot_pipeline::dataset::{manifest::Recorded, splits};
-    let rows = splits::read_splits(dataset)
-        .with_context(|| format!("reading the splits of {}", dataset.display()))?;
-    let manifest = Recorded::read(dataset)?;
-    splits::identity_buckets(&rows, split, manifest.identity_to_train(split))
-        .with_context(|| format!("--by identity: {}", dataset.display()))
 }

@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::browser::{attrs, chromium, dom};
 use common::{fusionprot, serve, text};
@@ -32,49 +31,23 @@ fn the_breakdown_of_a_runs_predictions_is_what_score_gives_on_each_bucket() {
         &["--data-root", dir.path().to_str().expect("utf8")],
     );
     let url = format!("http://{}", server.addr);
-    let o = fusionprot(&["register", ds.to_str().expect("utf8"), "--tracker", &url]);
-    assert!(o.status.success(), "{}", text(&o));
-    let (status, _, body) = common::http_full(&server.addr, "GET", "/api/fusionprot/datasets/list");
-    assert_eq!(status, 200, "{body}");
-    let list: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let dataset_id = list["datasets"][0]["dataset_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let dataset_id = common::register_dataset(&server, &ds);
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("mkdir");
-    let script =
-        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("tests/peer/breakdown_check.py");
-    let out = Command::new(common::python())
-        .arg(&script)
-        .arg(&url)
-        .arg(&ds)
-        .arg(&dataset_id)
-        .arg(env!("CARGO_BIN_EXE_fusionprot"))
-        .arg(&work)
-        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .output()
-        .expect("python");
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && said.trim().lines().last() == Some("ok"),
-        "{}",
-        common::text(&out)
+    let s = |p: &Path| p.to_str().expect("utf8").to_owned();
+    let run = common::peer_run(
+        "breakdown_check.py",
+        &[
+            &url,
+            &s(&ds),
+            &dataset_id,
+            env!("CARGO_BIN_EXE_fusionprot"),
+            &s(&work),
+        ],
     );
-    let run: serde_json::Value =
-        serde_json::from_str(said.lines().next().expect("run line")).expect("json");
-    let run = run["run_id"].as_str().expect("run").to_owned();
 
     // `fusionprot score --by` gives the same buckets as the server, bit for bit.
-    let (status, _, body) = common::http_full(
-        &server.addr,
-        "GET",
-        &format!("/api/fusionprot/dashboard/breakdown?run_id={run}"),
-    );
-    assert_eq!(status, 200, "{body}");
-    let served: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let served = common::breakdown(&server, &format!("run_id={run}"));
     let pred = work.join("test-predictions-best.parquet");
     let o = fusionprot(&[
         "score",

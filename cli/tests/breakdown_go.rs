@@ -9,7 +9,6 @@ mod common;
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 use common::browser::{attrs, chromium, dom};
 use common::{fusionprot, real_files, serve, text};
@@ -130,15 +129,7 @@ fn go_depth_and_identity_to_train_are_what_score_gives_on_independent_sub_tables
         &["--data-root", dir.path().to_str().expect("utf8")],
     );
     let url = format!("http://{}", server.addr);
-    let o = fusionprot(&["register", &s(&ds), "--tracker", &url]);
-    assert!(o.status.success(), "{}", text(&o));
-    let (status, _, body) = common::http_full(&server.addr, "GET", "/api/fusionprot/datasets/list");
-    assert_eq!(status, 200, "{body}");
-    let list: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let dataset_id = list["datasets"][0]["dataset_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let dataset_id = common::register_dataset(&server, &ds);
     // SQL sees the ontology too
     let o = fusionprot(&[
         "query",
@@ -150,39 +141,21 @@ fn go_depth_and_identity_to_train_are_what_score_gives_on_independent_sub_tables
 
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("mkdir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/go_breakdown_check.py");
-    let out = Command::new(common::python())
-        .arg(&script)
-        .args([
+    let run = common::peer_run(
+        "go_breakdown_check.py",
+        &[
             &url,
             &s(&ds),
             &dataset_id,
             env!("CARGO_BIN_EXE_fusionprot"),
             &s(&work),
-        ])
-        .args([&s(&obo), &s(&zip)])
-        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .output()
-        .expect("python");
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && said.trim().lines().last() == Some("ok"),
-        "{}",
-        common::text(&out)
+            &s(&obo),
+            &s(&zip),
+        ],
     );
-    let run: serde_json::Value =
-        serde_json::from_str(said.lines().next().expect("run line")).expect("json");
-    let run = run["run_id"].as_str().expect("run").to_owned();
 
     // `score --by` gives the server's buckets, bit for bit.
-    let (status, _, body) = common::http_full(
-        &server.addr,
-        "GET",
-        &format!("/api/fusionprot/dashboard/breakdown?run_id={run}"),
-    );
-    assert_eq!(status, 200, "{body}");
-    let served: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let served = common::breakdown(&server, &format!("run_id={run}"));
     let pred = s(&work.join("test-predictions-best.parquet"));
     let o = fusionprot(&[
         "score",

@@ -113,11 +113,23 @@ pub fn by_ec_class(p: &Predictions) -> Result<Option<Vec<Bucket>>, MetricError> 
     else {
         return Ok(None);
     };
-    let mut out = Vec::new();
-    for (class, label) in EC_CLASSES {
-        let cols: Vec<usize> = (0..p.width)
+    let groups = EC_CLASSES.iter().map(|(class, label)| {
+        let cols = (0..p.width)
             .filter(|&c| tasks[c].split('.').next() == Some(class))
             .collect();
+        (format!("EC {class} {label}"), cols)
+    });
+    column_groups(p, groups).map(Some)
+}
+
+/// Buckets of columns: each group's columns and the proteins with at least one of them positive;
+/// groups without columns or without such proteins left out.
+fn column_groups(
+    p: &Predictions,
+    groups: impl IntoIterator<Item = (String, Vec<usize>)>,
+) -> Result<Vec<Bucket>, MetricError> {
+    let mut out = Vec::new();
+    for (name, cols) in groups {
         if cols.is_empty() {
             continue;
         }
@@ -127,12 +139,9 @@ pub fn by_ec_class(p: &Predictions) -> Result<Option<Vec<Bucket>>, MetricError> 
         if rows.is_empty() {
             continue;
         }
-        out.push(bucket(
-            &format!("EC {class} {label}"),
-            &subset(p, &rows, &cols),
-        )?);
+        out.push(bucket(&name, &subset(p, &rows, &cols))?);
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// GO term depth buckets (GOATOOLS' `depth`, root 0): [lo, hi].
@@ -175,20 +184,7 @@ pub fn by_go_depth(
             .filter(|&c| !depths.contains_key(&tasks[c]))
             .collect(),
     ));
-    let mut out = Vec::new();
-    for (name, cols) in groups {
-        if cols.is_empty() {
-            continue;
-        }
-        let rows: Vec<usize> = (0..p.ids.len())
-            .filter(|&r| cols.iter().any(|&c| p.target[r * p.width + c] == 1.0))
-            .collect();
-        if rows.is_empty() {
-            continue;
-        }
-        out.push(bucket(&name, &subset(p, &rows, &cols))?);
-    }
-    Ok(Some(out))
+    column_groups(p, groups).map(Some)
 }
 
 /// By protein length, from `lengths` (residues by protein id).

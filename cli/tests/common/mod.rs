@@ -121,6 +121,56 @@ pub fn serve_logged(
     }
 }
 
+/// Registers `ds` with the tracker `server` (`fusionprot register`); the dataset id the server
+/// lists first (the only one, in a fresh server).
+pub fn register_dataset(server: &Server, ds: &Path) -> String {
+    let url = format!("http://{}", server.addr);
+    let o = fusionprot(&["register", ds.to_str().expect("utf8"), "--tracker", &url]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (status, _, body) = http_full(&server.addr, "GET", "/api/fusionprot/datasets/list");
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).expect("json");
+    list["datasets"][0]["dataset_id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// Runs the peer `tests/peer/NAME` with `args` (mlflow's retries and telemetry off), requires `ok`
+/// as its last line, and returns the `run_id` of the JSON object on its first line.
+pub fn peer_run(name: &str, args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peer")
+        .join(name);
+    let out = Command::new(python())
+        .arg(&script)
+        .args(args)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .expect("python");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.trim().lines().last() == Some("ok"),
+        "{}",
+        text(&out)
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(said.lines().next().expect("run line")).expect("json");
+    run["run_id"].as_str().expect("run").to_owned()
+}
+
+/// `GET /api/fusionprot/dashboard/breakdown?QUERY`, required to answer 200, as JSON.
+pub fn breakdown(server: &Server, query: &str) -> serde_json::Value {
+    let (status, _, body) = http_full(
+        &server.addr,
+        "GET",
+        &format!("/api/fusionprot/dashboard/breakdown?{query}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("json")
+}
+
 /// Runs the Python fixture writer (Atom3D's own LMDB layout, written with the `lmdb` package).
 pub fn msp_fixture(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
     let real =

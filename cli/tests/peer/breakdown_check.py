@@ -13,15 +13,13 @@ usage: breakdown_check.py URL DATASET_DIR DATASET_ID FUSIONPROT_BIN WORK_DIR -> 
 import glob
 import json
 import os
-import subprocess
 import sys
-import urllib.request
 
-import mlflow
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mlflow import MlflowClient
+
+from breakdown_peer import Table
 
 url, dataset, dataset_id, binary, work = sys.argv[1:6]
 proteins = pa.concat_tables([pq.read_table(f, columns=["protein_id", "num_residues"])
@@ -34,43 +32,9 @@ rng = np.random.default_rng(11)
 target = (rng.random((len(ids), len(tasks))) < 0.35).astype(np.float32)
 pred = (0.6 * target + 0.7 * rng.random((len(ids), len(tasks)))).astype(np.float32)
 
-
-def write(path, rows, cols, with_tasks=True):
-    schema = pa.schema([("protein_id", pa.string()), ("prediction", pa.list_(pa.float32())),
-                        ("target", pa.list_(pa.float32()))],
-                       metadata={"fusionprot.tasks": json.dumps([tasks[c] for c in cols])} if with_tasks else None)
-    t = pa.table({"protein_id": [ids[r] for r in rows],
-                  "prediction": [[float(pred[r, c]) for c in cols] for r in rows],
-                  "target": [[float(target[r, c]) for c in cols] for r in rows]}, schema=schema)
-    pq.write_table(t, path)
-
-
-full = os.path.join(work, "test-predictions-best.parquet")
-write(full, range(len(ids)), range(len(tasks)))
-mlflow.set_tracking_uri(url)
-c = MlflowClient()
-run = c.create_run("0", run_name="ec-breakdown").info.run_id
-c.log_artifact(run, full)
-req = urllib.request.Request(f"{url}/api/fusionprot/runs/link-dataset",
-                             json.dumps({"run_id": run, "dataset_id": dataset_id, "context": "train"}).encode(),
-                             {"Content-Type": "application/json"})
-urllib.request.urlopen(req).read()
-b = json.loads(urllib.request.urlopen(f"{url}/api/fusionprot/dashboard/breakdown?run_id={run}").read())
-
-
-def score(rows, cols, name):
-    path = os.path.join(work, f"sub-{abs(hash(name))}.parquet")
-    write(path, rows, cols)
-    out = subprocess.run([binary, "score", path, "--json"], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
-
-
-def same(bucket, rows, cols):
-    s = score(rows, cols, bucket["name"])
-    assert bucket["proteins"] == len(rows) and bucket["columns"] == len(cols), (bucket, len(rows), len(cols))
-    for ours, theirs in (("fmax", "f1_max"), ("auprc", "auprc@micro"), ("auroc", "auroc@micro")):
-        assert bucket[ours] == s[theirs], (bucket["name"], ours, bucket[ours], s[theirs])
-
+t = Table(ids, tasks, pred, target, binary, work)
+run, b = t.breakdown(url, dataset_id, "ec-breakdown")
+same = t.same
 
 same(b["overall"], list(range(len(ids))), list(range(len(tasks))))
 views = {v["by"]: v for v in b["breakdowns"]}

@@ -18,17 +18,15 @@ import glob
 import io
 import json
 import os
-import subprocess
 import sys
-import urllib.request
 import zipfile
 
-import mlflow
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from goatools.obo_parser import GODag
-from mlflow import MlflowClient
+
+from breakdown_peer import Table
 
 url, dataset, dataset_id, binary, work, obo, archive = sys.argv[1:8]
 
@@ -73,39 +71,9 @@ rng = np.random.default_rng(5)
 target = (rng.random((len(ids), len(tasks))) < 0.4).astype(np.float32)
 pred = (0.5 * target + 0.8 * rng.random((len(ids), len(tasks)))).astype(np.float32)
 
-
-def write(path, rows, cols):
-    schema = pa.schema([("protein_id", pa.string()), ("prediction", pa.list_(pa.float32())),
-                        ("target", pa.list_(pa.float32()))],
-                       metadata={"fusionprot.tasks": json.dumps([tasks[c] for c in cols])})
-    pq.write_table(pa.table({"protein_id": [ids[r] for r in rows],
-                             "prediction": [[float(pred[r, c]) for c in cols] for r in rows],
-                             "target": [[float(target[r, c]) for c in cols] for r in rows]}, schema=schema), path)
-
-
-full = os.path.join(work, "test-predictions-best.parquet")
-write(full, range(len(ids)), range(len(tasks)))
-mlflow.set_tracking_uri(url)
-c = MlflowClient()
-run = c.create_run("0", run_name="go-breakdown", tags={"split": "official"}).info.run_id
-c.log_artifact(run, full)
-req = urllib.request.Request(f"{url}/api/fusionprot/runs/link-dataset",
-                             json.dumps({"run_id": run, "dataset_id": dataset_id, "context": "train"}).encode(),
-                             {"Content-Type": "application/json"})
-urllib.request.urlopen(req).read()
-b = json.loads(urllib.request.urlopen(f"{url}/api/fusionprot/dashboard/breakdown?run_id={run}").read())
-n = [0]
-
-
-def same(bucket, rows, cols):
-    n[0] += 1
-    path = os.path.join(work, f"sub-{n[0]}.parquet")
-    write(path, rows, cols)
-    s = json.loads(subprocess.run([binary, "score", path, "--json"], check=True, capture_output=True,
-                                  text=True).stdout)
-    assert bucket["proteins"] == len(rows) and bucket["columns"] == len(cols), (bucket, len(rows), len(cols))
-    for ours, theirs in (("fmax", "f1_max"), ("auprc", "auprc@micro"), ("auroc", "auroc@micro")):
-        assert bucket[ours] == s[theirs], (bucket["name"], ours, bucket[ours], s[theirs])
+t = Table(ids, tasks, pred, target, binary, work)
+run, b = t.breakdown(url, dataset_id, "go-breakdown", {"split": "official"})
+same = t.same
 
 
 views = {v["by"]: v for v in b["breakdowns"]}

@@ -65,11 +65,20 @@ impl Table {
         }
     }
 
-    /// Older versions this fusionprot still reads (their columns are a subset of the current
-    /// version's; readers take the missing ones as null). `splits/v2` lacks `max_train_identity`.
+    /// Older versions this fusionprot still reads: their columns are the current ones less those
+    /// added after them ([`Table::added_columns`]); readers take the missing ones as null.
     pub fn older_readable(self) -> &'static [u32] {
         match self {
             Table::Splits => &[2],
+            _ => &[],
+        }
+    }
+
+    /// Columns added to the table after its first readable version, with the version that added
+    /// each (all nullable).
+    fn added_columns(self) -> &'static [(&'static str, u32)] {
+        match self {
+            Table::Splits => &[("max_train_identity", 3)],
             _ => &[],
         }
     }
@@ -82,13 +91,12 @@ impl Table {
         if !self.older_readable().contains(&version) {
             return None;
         }
-        let current = self.arrow_schema();
-        let fields: Vec<Field> = current
+        let added = self.added_columns();
+        let fields: Vec<Field> = self
+            .arrow_schema()
             .fields()
             .iter()
-            .filter(|f| {
-                !(self == Table::Splits && version == 2 && f.name() == "max_train_identity")
-            })
+            .filter(|f| !added.iter().any(|(c, v)| c == f.name() && *v > version))
             .map(|f| f.as_ref().clone())
             .collect();
         Some(Arc::new(Schema::new(fields)))

@@ -140,6 +140,34 @@ pub struct IdentityBuckets {
     pub of: std::collections::HashMap<String, String>,
 }
 
+/// Why a dataset's identity-to-train buckets cannot be read: its tables or manifest, or a split
+/// that records none.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Manifest(#[from] crate::dataset::manifest::ManifestError),
+    #[error(transparent)]
+    Unavailable(#[from] NoIdentity),
+}
+
+/// [`identity_buckets`] of split `name` of `dataset`: its splits table and its manifest's
+/// statement (what `score --by identity` and the dashboard's breakdown read).
+///
+/// # Errors
+/// An unreadable splits table or manifest; [`IdentityError::Unavailable`] for a split that records
+/// no identity.
+pub fn read_identity_buckets(dataset: &Path, name: &str) -> Result<IdentityBuckets, IdentityError> {
+    let rows = read_splits(dataset)?;
+    let manifest = crate::dataset::manifest::Recorded::read(dataset)?;
+    Ok(identity_buckets(
+        &rows,
+        name,
+        manifest.identity_to_train(name),
+    )?)
+}
+
 /// The official split's name (an import's splits as the benchmark publishes them).
 pub const OFFICIAL: &str = "official";
 

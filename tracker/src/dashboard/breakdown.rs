@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use fusionprot_metrics::MetricError;
 use fusionprot_metrics::breakdown::{bucket, by_ec_class, by_go_depth, by_group, by_length};
-use fusionprot_pipeline::dataset::manifest::Recorded;
 use fusionprot_pipeline::dataset::read::ReadError;
 use fusionprot_pipeline::dataset::{splits, terms};
 use serde_json::{Value, json};
@@ -71,17 +70,17 @@ pub fn breakdowns(
         json!({ "by": "length", "label": format!("protein length (residues, from dataset {name})"),
                        "buckets": by_length(&p, &lengths).map_err(bad)? }),
     );
-    let rows = splits::read_splits(&dir).map_err(invalid)?;
-    let certified = Recorded::read(&dir).ok();
-    let statement = certified.as_ref().and_then(|m| m.identity_to_train(split));
-    match splits::identity_buckets(&rows, split, statement) {
+    match splits::read_identity_buckets(&dir, split) {
         Ok(b) => views.push(json!({
             "by": "identity_to_train",
             "label": format!("identity to train (split {split} of dataset {name})"),
             "source": b.source,
             "buckets": by_group(&p, &b.of, &b.order).map_err(bad)?,
         })),
-        Err(e) => unavailable.push(json!({ "by": "identity_to_train", "reason": e.to_string() })),
+        Err(splits::IdentityError::Unavailable(e)) => {
+            unavailable.push(json!({ "by": "identity_to_train", "reason": e.to_string() }));
+        }
+        Err(e) => return Err(TrackerError::invalid(e.to_string())),
     }
     finish(&p, views, unavailable)
 }

@@ -62,12 +62,12 @@ pub fn build(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
     let mut near: Vec<usize> = Vec::new();
     let mut order: Vec<usize> = Vec::new();
     let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
+    let min_d2 = *MIN_D2;
     for centre in 0..n {
         distance_row(centre, (&xs, &ys, &zs), &mut d2);
-        near.clear();
-        near.extend((0..n).filter(|&j| d2[j] < r2));
-        radius_neighbours(centre, &near, &d2, &mut radius_found);
-        knn_neighbours(centre, &d2, &mut near, &mut order, &mut knn_found);
+        within(&d2, r2, &mut near);
+        radius_neighbours(centre, &near, &d2, min_d2, &mut radius_found);
+        knn_neighbours(centre, &d2, &near, min_d2, &mut order, &mut knn_found);
     }
     for (src, dst) in radius_found {
         edges.push(src, dst, RELATION_RADIUS);
@@ -109,19 +109,47 @@ fn distance_row(centre: usize, (xs, ys, zs): (&[f32], &[f32], &[f32]), d2: &mut 
     }
 }
 
+/// The nodes with `d2 < r2`, in index order, into `near`: sixteen comparisons make a bit mask
+/// (vector compares), and only the set bits are visited, so the far nodes of a large protein cost
+/// no branch each.
+fn within(d2: &[f32], r2: f32, near: &mut Vec<usize>) {
+    const LANES: usize = 16;
+    near.clear();
+    let mut chunks = d2.chunks_exact(LANES);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let chunk: &[f32; LANES] = chunk.try_into().expect("an exact chunk");
+        let mut mask = 0u32;
+        for (k, &d) in chunk.iter().enumerate() {
+            mask |= u32::from(d < r2) << k;
+        }
+        while mask != 0 {
+            near.push(c * LANES + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
+        }
+    }
+    let base = d2.len() - chunks.remainder().len();
+    near.extend((base..d2.len()).filter(|&j| d2[j] < r2));
+}
+
 /// torch_cluster `radius_graph(loop=False, max_num_neighbors=32)` on the GPU: scan candidates in
 /// index order, keep d² < r² (self excluded), stop after 32 — then TorchDrug's filters
 /// (|i − j| ≥ 5, distance ≥ 1e-10) drop some of those 32. The cap is taken before the filters, so
 /// a dense neighbourhood can lose far neighbours even when near ones are filtered out.
 ///
 /// `near` holds the nodes with d² < r² in index order (the centre among them).
-fn radius_neighbours(centre: usize, near: &[usize], d2: &[f32], out: &mut Vec<(usize, usize)>) {
+fn radius_neighbours(
+    centre: usize,
+    near: &[usize],
+    d2: &[f32],
+    min_d2: f32,
+    out: &mut Vec<(usize, usize)>,
+) {
     for &j in near
         .iter()
         .filter(|&&j| j != centre)
         .take(RADIUS_MAX_NEIGHBORS)
     {
-        if keep(centre, j, d2[j]) {
+        if keep(centre, j, d2[j], min_d2) {
             out.push((j, centre));
         }
     }
@@ -131,12 +159,13 @@ fn radius_neighbours(centre: usize, near: &[usize], d2: &[f32], out: &mut Vec<(u
 /// (ties to the lower index), the centre removed, then TorchDrug's filters.
 ///
 /// In a protein the 11 nearest almost always lie within the 10 Å radius, so they are selected
-/// from that small set (`near`, which this reorders); only when it holds fewer than 11 nodes is
-/// the whole row searched.
+/// from that small set (`near`, in index order) by insertion into a sorted list of eleven; only
+/// when it holds fewer than 11 nodes is the whole row searched.
 fn knn_neighbours(
     centre: usize,
     d2: &[f32],
-    near: &mut Vec<usize>,
+    near: &[usize],
+    min_d2: f32,
     order: &mut Vec<usize>,
     out: &mut Vec<(usize, usize)>,
 ) {
@@ -145,29 +174,73 @@ fn knn_neighbours(
         return;
     }
     let by_distance = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
-    let candidates: &mut Vec<usize> = if near.len() >= take {
-        near
+    let mut best = [(0i32, 0usize); KNN_K + 1];
+    let mut kept = [0usize; KNN_K + 1];
+    let nearest: &[usize] = if near.len() >= take {
+        // Candidates come in index order, so a tie in distance keeps the earlier (lower) index
+        // ahead: the order `by_distance` gives.
+        let mut len = 0usize;
+        for &j in near {
+            let key = order_key(d2[j]);
+            if len == take && key >= best[len - 1].0 {
+                continue;
+            }
+            let mut at = len.min(take - 1);
+            while at > 0 && key < best[at - 1].0 {
+                best[at] = best[at - 1];
+                at -= 1;
+            }
+            best[at] = (key, j);
+            len = (len + 1).min(take);
+        }
+        for (k, (_, j)) in kept.iter_mut().zip(&best[..take]) {
+            *k = *j;
+        }
+        &kept[..take]
     } else {
         order.clear();
         order.extend(0..d2.len());
-        order
+        if take < order.len() {
+            order.select_nth_unstable_by(take - 1, by_distance);
+        }
+        let nearest = &mut order[..take];
+        nearest.sort_unstable_by(by_distance);
+        nearest
     };
-    if take < candidates.len() {
-        candidates.select_nth_unstable_by(take - 1, by_distance);
-    }
-    let nearest = &mut candidates[..take];
-    nearest.sort_unstable_by(by_distance);
-    for &j in nearest.iter() {
-        if j != centre && keep(centre, j, d2[j]) {
+    for &j in nearest {
+        if j != centre && keep(centre, j, d2[j], min_d2) {
             out.push((j, centre));
         }
     }
 }
 
-/// TorchDrug's SpatialEdge/KNNEdge filters: sequence separation and non-zero distance.
+/// `f32::total_cmp` as an integer: `order_key(a) < order_key(b)` exactly when `a.total_cmp(&b)`
+/// is `Less` (the same bit flip the standard library does before its comparison).
 #[inline]
-fn keep(centre: usize, j: usize, d2: f32) -> bool {
-    centre.abs_diff(j) >= MIN_SEQUENCE_DISTANCE && d2.sqrt() >= ZERO_DISTANCE_EPS
+fn order_key(d: f32) -> i32 {
+    let bits = d.to_bits() as i32;
+    bits ^ ((((bits >> 31) as u32) >> 1) as i32)
+}
+
+/// The smallest squared distance whose square root is at least [`ZERO_DISTANCE_EPS`]: the
+/// square root is correctly rounded and monotonic, so `d2 >= MIN_D2` is exactly
+/// `d2.sqrt() >= ZERO_DISTANCE_EPS` (NaN fails both) without a square root per pair.
+static MIN_D2: std::sync::LazyLock<f32> = std::sync::LazyLock::new(|| {
+    let mut t = ZERO_DISTANCE_EPS * ZERO_DISTANCE_EPS;
+    while t.sqrt() >= ZERO_DISTANCE_EPS {
+        t = t.next_down();
+    }
+    while t.sqrt() < ZERO_DISTANCE_EPS {
+        t = t.next_up();
+    }
+    t
+});
+
+/// TorchDrug's SpatialEdge/KNNEdge filters: sequence separation and non-zero distance (the
+/// norm at least [`ZERO_DISTANCE_EPS`]; `min_d2` is [`MIN_D2`]).
+#[inline]
+fn keep(centre: usize, j: usize, d2: f32, min_d2: f32) -> bool {
+    centre.abs_diff(j) >= MIN_SEQUENCE_DISTANCE && d2 >= min_d2
 }
 
 #[cfg(test)]
@@ -244,6 +317,151 @@ mod tests {
         let e = build(&pos, &[0; 12]);
         assert!(!of(&e, RELATION_RADIUS).contains(&(11, 0)));
         assert!(!of(&e, RELATION_KNN).contains(&(11, 0)));
+    }
+
+    /// The builder as it was before the masked scan and the insertion list (every node
+    /// filtered one by one, the nearest by select-then-sort): the oracle for the faster one.
+    fn build_reference(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
+        let n = pos.len();
+        let mut edges = Edges::default();
+        sequential(chain, &mut edges);
+        let axis = |k: usize| pos.iter().map(|p| p[k]).collect::<Vec<f32>>();
+        let (xs, ys, zs) = (axis(0), axis(1), axis(2));
+        let mut d2 = vec![0f32; n];
+        let (mut radius_found, mut knn_found) = (Vec::new(), Vec::new());
+        let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
+        for centre in 0..n {
+            distance_row(centre, (&xs, &ys, &zs), &mut d2);
+            let near: Vec<usize> = (0..n).filter(|&j| d2[j] < r2).collect();
+            let keep = |centre: usize, j: usize, d2: f32| {
+                centre.abs_diff(j) >= MIN_SEQUENCE_DISTANCE && d2.sqrt() >= ZERO_DISTANCE_EPS
+            };
+            for &j in near
+                .iter()
+                .filter(|&&j| j != centre)
+                .take(RADIUS_MAX_NEIGHBORS)
+            {
+                if keep(centre, j, d2[j]) {
+                    radius_found.push((j, centre));
+                }
+            }
+            let take = (KNN_K + 1).min(n);
+            let by = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
+            let mut candidates = if near.len() >= take {
+                near
+            } else {
+                (0..n).collect()
+            };
+            if take < candidates.len() {
+                candidates.select_nth_unstable_by(take - 1, by);
+            }
+            let nearest = &mut candidates[..take];
+            nearest.sort_unstable_by(by);
+            for &j in nearest.iter() {
+                if j != centre && keep(centre, j, d2[j]) {
+                    knn_found.push((j, centre));
+                }
+            }
+        }
+        for (src, dst) in radius_found {
+            edges.push(src, dst, RELATION_RADIUS);
+        }
+        for (src, dst) in knn_found {
+            edges.push(src, dst, RELATION_KNN);
+        }
+        edges
+    }
+
+    /// Random chains (3.8 Å steps), dense blobs on an integer grid (many equal distances),
+    /// duplicated and non-finite positions, of every size around the 16-lane chunks.
+    #[test]
+    fn same_edges_as_the_reference_builder() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut sizes: Vec<usize> = (0..=40).collect();
+        sizes.extend([47, 48, 49, 63, 64, 65, 200, 517, 1200]);
+        for (case, &n) in sizes.iter().enumerate() {
+            let mut pos = Vec::with_capacity(n);
+            let mut p = [0f32; 3];
+            for i in 0..n {
+                match case % 3 {
+                    0 => {
+                        for c in &mut p {
+                            *c += (next() - 0.5) * 4.4;
+                        }
+                    }
+                    1 => {
+                        p = [
+                            (next() * 12.0).floor(),
+                            (next() * 12.0).floor(),
+                            (next() * 12.0).floor(),
+                        ]
+                    }
+                    _ => {
+                        p = [next() * 30.0, next() * 30.0, next() * 30.0];
+                        if i % 7 == 3 {
+                            p = pos[i / 2];
+                        }
+                    }
+                }
+                pos.push(p);
+            }
+            if n > 20 && case % 2 == 0 {
+                pos[5][1] = f32::NAN;
+                pos[n - 1][0] = f32::INFINITY;
+            }
+            let chain: Vec<u32> = (0..n).map(|i| u32::from(i * 3 > n * 2)).collect();
+            assert_eq!(
+                build(&pos, &chain),
+                build_reference(&pos, &chain),
+                "case {case}, {n} nodes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_squared_threshold_is_the_square_root_test() {
+        let t = *MIN_D2;
+        assert!(t.sqrt() >= ZERO_DISTANCE_EPS && t.next_down().sqrt() < ZERO_DISTANCE_EPS);
+        for d in [
+            0.0,
+            -0.0,
+            t.next_down(),
+            t,
+            t.next_up(),
+            1e-30,
+            1.0,
+            f32::INFINITY,
+            f32::NAN,
+        ] {
+            assert_eq!(d >= t, d.sqrt() >= ZERO_DISTANCE_EPS, "{d:e}");
+        }
+    }
+
+    #[test]
+    fn the_order_key_is_total_cmp() {
+        let values = [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            0.0,
+            -0.0,
+            1e-45,
+            3.5,
+            100.0,
+            -2.0,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(order_key(a).cmp(&order_key(b)), a.total_cmp(&b), "{a} {b}");
+            }
+        }
     }
 
     #[test]

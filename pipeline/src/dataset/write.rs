@@ -76,8 +76,16 @@ impl TableWriter {
     }
 
     fn properties(&self) -> WriterProperties {
-        WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        let mut b = WriterProperties::builder();
+        if self.table == Table::Edges {
+            // Node indices repeat little within a page and relations are seven values in long
+            // runs: a dictionary only adds a lookup per value, and plain + zstd writes them
+            // faster and smaller (bench/prepare: 4.6 MB of edges instead of 8.1 MB).
+            for column in ["src", "dst", "relation"] {
+                b = b.set_column_dictionary_enabled(column.into(), false);
+            }
+        }
+        b.set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(self.table.row_group_rows()))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_created_by(format!("fusionprot {}", env!("CARGO_PKG_VERSION")))
@@ -190,6 +198,53 @@ pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), WriteError> {
     Ok((total, hex(&h.finalize())))
 }
 
+/// A string column of runs (each protein's id once per edge), filled a run at a time: the bytes
+/// by doubling copies, the offsets by arithmetic, instead of one append per row.
+#[derive(Debug)]
+struct RepeatedStrings {
+    values: Vec<u8>,
+    offsets: Vec<i32>,
+}
+
+impl Default for RepeatedStrings {
+    fn default() -> Self {
+        Self {
+            values: Vec::new(),
+            offsets: vec![0],
+        }
+    }
+}
+
+impl RepeatedStrings {
+    fn push(&mut self, value: &str, times: usize) {
+        let (bytes, start) = (value.as_bytes(), self.values.len());
+        if times == 0 {
+            return;
+        }
+        self.values.extend_from_slice(bytes);
+        let total = bytes.len() * times;
+        while self.values.len() - start < total {
+            let have = self.values.len() - start;
+            self.values
+                .extend_from_within(start..start + have.min(total - have));
+        }
+        let base = self.offsets.last().copied().unwrap_or(0) as usize;
+        // Offsets stay below 2^31: a batch is flushed after a row group of edges.
+        self.offsets
+            .extend((1..=times).map(|k| (base + k * bytes.len()) as i32));
+    }
+
+    fn finish(&mut self) -> Result<arrow_array::StringArray, arrow_schema::ArrowError> {
+        let values = std::mem::take(&mut self.values);
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        arrow_array::StringArray::try_new(
+            arrow_buffer::OffsetBuffer::new(offsets.into()),
+            values.into(),
+            None,
+        )
+    }
+}
+
 /// Row builders for the three tables, filled protein by protein.
 pub(crate) struct Batches {
     p_id: StringBuilder,
@@ -217,7 +272,7 @@ pub(crate) struct Batches {
     r_y: Float32Builder,
     r_z: Float32Builder,
     r_b: Float32Builder,
-    e_id: StringBuilder,
+    e_id: RepeatedStrings,
     e_src: Int32Builder,
     e_dst: Int32Builder,
     e_rel: Int8Builder,
@@ -264,7 +319,7 @@ impl Batches {
             r_y: Float32Builder::new(),
             r_z: Float32Builder::new(),
             r_b: Float32Builder::new(),
-            e_id: StringBuilder::new(),
+            e_id: RepeatedStrings::default(),
             e_src: Int32Builder::new(),
             e_dst: Int32Builder::new(),
             e_rel: Int8Builder::new(),
@@ -315,9 +370,7 @@ impl Batches {
         }
         self.residue_rows += r.len();
 
-        for _ in 0..edges.len() {
-            self.e_id.append_value(id);
-        }
+        self.e_id.push(id, edges.len());
         self.e_src.append_slice(&edges.src);
         self.e_dst.append_slice(&edges.dst);
         self.e_rel.append_slice(&edges.relation);
@@ -370,7 +423,10 @@ impl Batches {
         let edges = batch(
             Table::Edges,
             vec![
-                Arc::new(self.e_id.finish()),
+                Arc::new(self.e_id.finish().map_err(|source| WriteError::Arrow {
+                    table: Table::Edges.name(),
+                    source,
+                })?),
                 Arc::new(self.e_src.finish()),
                 Arc::new(self.e_dst.finish()),
                 Arc::new(self.e_rel.finish()),

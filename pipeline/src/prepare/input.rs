@@ -155,6 +155,17 @@ const MAX_PREALLOCATION: u64 = 64 << 20;
 /// checked before anything is allocated and reading stops one byte past the cap; fewer bytes than
 /// claimed is a truncated file or a lying header, also refused.
 fn read_capped(r: impl Read, claimed: u64, max_bytes: u64, what: &str) -> Result<Vec<u8>, String> {
+    read_capped_into(r, claimed, max_bytes, what, Vec::new())
+}
+
+/// [`read_capped`] into `bytes` (cleared first; its capacity is reused).
+fn read_capped_into(
+    r: impl Read,
+    claimed: u64,
+    max_bytes: u64,
+    what: &str,
+    mut bytes: Vec<u8>,
+) -> Result<Vec<u8>, String> {
     let verb = if what == "file" { "is" } else { "claims" };
     if claimed > max_bytes {
         return Err(format!(
@@ -162,7 +173,8 @@ fn read_capped(r: impl Read, claimed: u64, max_bytes: u64, what: &str) -> Result
             Size(max_bytes)
         ));
     }
-    let mut bytes = Vec::with_capacity(claimed.min(MAX_PREALLOCATION) as usize);
+    bytes.clear();
+    bytes.reserve(claimed.min(MAX_PREALLOCATION) as usize);
     r.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| format!("broken {what}: {e}"))?;
@@ -184,7 +196,18 @@ fn read_capped(r: impl Read, claimed: u64, max_bytes: u64, what: &str) -> Result
 /// Reads every item in order and hands each structure to `emit`, which returns `false` to stop.
 /// Archives are read sequentially (tar has no index); a broken archive member or archive, or one
 /// over `max_file_bytes`, is emitted as a source with an error, so it is reported like any bad file.
-pub fn read_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Source) -> bool) {
+pub fn read_all(items: &[Item], max_file_bytes: u64, emit: impl FnMut(Source) -> bool) {
+    read_all_reusing(items, max_file_bytes, Vec::new, emit);
+}
+
+/// [`read_all`], reading plain files into buffers from `buffer` (emptied ones a consumer handed
+/// back, say), so that their pages are reused instead of faulted in afresh for every file.
+pub fn read_all_reusing(
+    items: &[Item],
+    max_file_bytes: u64,
+    mut buffer: impl FnMut() -> Vec<u8>,
+    mut emit: impl FnMut(Source) -> bool,
+) {
     for (i, item) in items.iter().enumerate() {
         let mut tagged = |mut s: Source| {
             s.item = i;
@@ -194,7 +217,7 @@ pub fn read_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Source
             Kind::File => tagged(Source {
                 name: item.name.clone(),
                 path: item.path.to_string_lossy().into_owned(),
-                bytes: read_file(&item.path, max_file_bytes),
+                bytes: read_file(&item.path, max_file_bytes, buffer()),
                 item: i,
             }),
             Kind::Tar => read_tar(item, max_file_bytes, &mut tagged),
@@ -206,10 +229,10 @@ pub fn read_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Source
     }
 }
 
-fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
+fn read_file(path: &Path, max_bytes: u64, buffer: Vec<u8>) -> Result<Vec<u8>, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
-    read_capped(file, len, max_bytes, "file")
+    read_capped_into(file, len, max_bytes, "file", buffer)
 }
 
 fn member_source(item: &Item, member: &str, bytes: Result<Vec<u8>, String>) -> Source {

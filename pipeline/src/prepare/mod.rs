@@ -495,15 +495,19 @@ fn parse_all(
     jobs: usize,
     progress: &ProgressBar,
 ) -> Result<Vec<WorkerOut>, PrepareError> {
-    let abort = AtomicBool::new(false);
+    let abort_flag = AtomicBool::new(false);
+    let abort = &abort_flag;
     let (tx, rx) = mpsc::sync_channel::<(usize, input::Source)>(jobs * 2);
     let rx = Arc::new(Mutex::new(rx));
+    // Emptied file buffers go back to the reader, so their pages are reused from file to file.
+    let (spent_tx, spent_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|s| {
-        s.spawn(|| {
+        s.spawn(move || {
             // A source's order key: its unit's index in the whole plan, then its place in the
             // unit, so a shard orders its sources as the whole run would.
             let (mut unit, mut member) = (usize::MAX, 0usize);
-            input::read_all(items, guards.max_file_bytes, |src| {
+            let spare = || spent_rx.try_recv().unwrap_or_default();
+            input::read_all_reusing(items, guards.max_file_bytes, spare, |src| {
                 if abort.load(Ordering::Relaxed) {
                     return false;
                 }
@@ -519,9 +523,9 @@ fn parse_all(
         });
         let workers: Vec<_> = (0..jobs)
             .map(|w| {
-                let (rx, abort) = (Arc::clone(&rx), &abort);
+                let (rx, spent) = (Arc::clone(&rx), spent_tx.clone());
                 s.spawn(move || {
-                    let out = worker(w, cfg, guards, staging, &rx, abort, progress);
+                    let out = worker(w, cfg, guards, staging, (&rx, &spent), abort, progress);
                     if out.is_err() {
                         abort.store(true, Ordering::Relaxed);
                     }
@@ -537,15 +541,20 @@ fn parse_all(
     })
 }
 
+/// The sources the reader sends, shared by the workers: (order key, source).
+type Jobs = Mutex<mpsc::Receiver<(usize, input::Source)>>;
+
 fn worker(
     w: usize,
     cfg: &PrepareConfig,
     guards: &Safeguards,
     staging: &Path,
-    rx: &Mutex<mpsc::Receiver<(usize, input::Source)>>,
+    (rx, spent): (&Jobs, &mpsc::Sender<Vec<u8>>),
     abort: &AtomicBool,
     progress: &ProgressBar,
 ) -> Result<WorkerOut, PrepareError> {
+    // Buffers larger than this are dropped rather than handed back.
+    const REUSE_AT_MOST: usize = 64 << 20;
     let path = failpoint::spill_file().unwrap_or_else(|| spill_path(staging, w));
     let mut spill = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(io(&path))?);
     let mut offset = 0u64;
@@ -558,85 +567,95 @@ fn worker(
         let job = rx.lock().expect("channel lock").recv();
         let Ok((seq, src)) = job else { break };
         progress.inc(1);
-        let fail = |out: &mut WorkerOut, error: String| {
-            tracing::debug!(path = %src.name, %error, "skipping input");
-            out.failures.push((
+        'one: {
+            let fail = |out: &mut WorkerOut, error: String| {
+                tracing::debug!(path = %src.name, %error, "skipping input");
+                out.failures.push((
+                    seq,
+                    Failure {
+                        path: src.name.clone(),
+                        error,
+                    },
+                ));
+                if cfg.strict {
+                    abort.store(true, Ordering::Relaxed);
+                }
+            };
+            let bytes = match &src.bytes {
+                Ok(b) => b,
+                Err(e) => {
+                    fail(&mut out, e.clone());
+                    break 'one;
+                }
+            };
+            let sha = hex(&Sha256::digest(bytes));
+            let (format, st) = match structure::read_bytes_capped(bytes, guards.max_file_bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    fail(&mut out, e.to_string());
+                    break 'one;
+                }
+            };
+            let mut got =
+                protein::proteins_from_structure(&st, format, &src.name, &sha, &cfg.proteins);
+            if let Some(ids) = &cfg.only_ids {
+                let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut got.proteins)
+                    .into_iter()
+                    .partition(|p| ids.contains(&p.protein_id));
+                got.proteins = keep;
+                got.filtered.extend(
+                    drop.into_iter()
+                        .map(|p| (p.protein_id, protein::Filtered::NotListed)),
+                );
+            }
+            out.counts.non_protein_chains += got.non_protein_chains;
+            out.counts.waters += st.waters;
+            out.counts.ligands += st.ligands;
+            for (_, why) in &got.filtered {
+                *out.counts.filtered.entry(*why).or_default() += 1;
+            }
+            if got.entry_from_file_name
+                && let Some(p) = got.proteins.first()
+            {
+                out.named.push(StemNamed {
+                    seq,
+                    entry: p.entry_id.clone(),
+                    path: src.path.clone(),
+                    sha256: sha.clone(),
+                });
+            }
+            out.inputs.push((
                 seq,
-                Failure {
+                InputEntry {
                     path: src.name.clone(),
-                    error,
+                    bytes: bytes.len() as u64,
+                    sha256: sha,
+                    proteins: got.proteins.len(),
                 },
             ));
-            if cfg.strict {
-                abort.store(true, Ordering::Relaxed);
+            for (sub, p) in got.proteins.iter().enumerate() {
+                buf.clear();
+                spill::encode(p, &mut buf);
+                spill.write_all(&buf).map_err(io(&path))?;
+                out.index.push(IndexEntry {
+                    protein_id: p.protein_id.clone(),
+                    seq,
+                    sub,
+                    worker: w,
+                    offset,
+                    len: buf.len() as u32,
+                    rename: None,
+                    original_id: p.protein_id.clone(),
+                });
+                offset += buf.len() as u64;
             }
-        };
-        let bytes = match &src.bytes {
-            Ok(b) => b,
-            Err(e) => {
-                fail(&mut out, e.clone());
-                continue;
-            }
-        };
-        let sha = hex(&Sha256::digest(bytes));
-        let (format, st) = match structure::read_bytes_capped(bytes, guards.max_file_bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                fail(&mut out, e.to_string());
-                continue;
-            }
-        };
-        let mut got = protein::proteins_from_structure(&st, format, &src.name, &sha, &cfg.proteins);
-        if let Some(ids) = &cfg.only_ids {
-            let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut got.proteins)
-                .into_iter()
-                .partition(|p| ids.contains(&p.protein_id));
-            got.proteins = keep;
-            got.filtered.extend(
-                drop.into_iter()
-                    .map(|p| (p.protein_id, protein::Filtered::NotListed)),
-            );
         }
-        out.counts.non_protein_chains += got.non_protein_chains;
-        out.counts.waters += st.waters;
-        out.counts.ligands += st.ligands;
-        for (_, why) in &got.filtered {
-            *out.counts.filtered.entry(*why).or_default() += 1;
-        }
-        if got.entry_from_file_name
-            && let Some(p) = got.proteins.first()
+        if let Ok(mut bytes) = src.bytes
+            && bytes.capacity() <= REUSE_AT_MOST
         {
-            out.named.push(StemNamed {
-                seq,
-                entry: p.entry_id.clone(),
-                path: src.path.clone(),
-                sha256: sha.clone(),
-            });
-        }
-        out.inputs.push((
-            seq,
-            InputEntry {
-                path: src.name.clone(),
-                bytes: bytes.len() as u64,
-                sha256: sha,
-                proteins: got.proteins.len(),
-            },
-        ));
-        for (sub, p) in got.proteins.iter().enumerate() {
-            buf.clear();
-            spill::encode(p, &mut buf);
-            spill.write_all(&buf).map_err(io(&path))?;
-            out.index.push(IndexEntry {
-                protein_id: p.protein_id.clone(),
-                seq,
-                sub,
-                worker: w,
-                offset,
-                len: buf.len() as u32,
-                rename: None,
-                original_id: p.protein_id.clone(),
-            });
-            offset += buf.len() as u64;
+            bytes.clear();
+            // The reader may be done already; then the buffer is simply dropped.
+            let _ = spent.send(bytes);
         }
     }
     spill.flush().map_err(io(&path))?;

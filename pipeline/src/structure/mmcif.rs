@@ -112,6 +112,7 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
     Ok(st)
 }
 
+#[inline(always)]
 fn next<'a>(tok: &mut Tokenizer<'a>) -> Result<Option<Token<'a>>, ParseError> {
     tok.next_token()
         .map_err(|(line, cause)| ParseError::At { line, cause })
@@ -277,6 +278,8 @@ fn read_atom_loop<'a>(
     };
     let mut row: Vec<Token<'a>> = Vec::with_capacity(tags.len());
     let mut first_model: Option<Vec<u8>> = None;
+    // The residue columns of the row that made the builder's pending residue.
+    let mut pending: Option<ResidueKey<'a>> = None;
     let mut cur = first_value;
     let mut values = 0usize;
     while let Some(v) = cur.filter(|v| !(v.is_tag() || v.is_loop() || v.is_data())) {
@@ -291,7 +294,13 @@ fn read_atom_loop<'a>(
                 }
             };
             if keep {
-                atom_row(&row, &cols, &mut out)?;
+                let key = ResidueKey::of(&row, &cols);
+                if pending.as_ref() == Some(&key) {
+                    atom_of_pending(&row, &cols, &mut out)?;
+                } else {
+                    atom_row(&row, &cols, &mut out)?;
+                    pending = Some(key);
+                }
             }
             row.clear();
         }
@@ -310,33 +319,88 @@ fn read_atom_loop<'a>(
     Ok((out, cur))
 }
 
+/// The columns that say which residue a row's atom belongs to (chain, residue name, numbers,
+/// insertion code): two rows with the same tokens there are atoms of one residue. Missing
+/// columns are missing in every row of the loop.
+#[derive(Debug, PartialEq, Eq)]
+struct ResidueKey<'a>([Option<(&'a [u8], bool)>; 5]);
+
+impl<'a> ResidueKey<'a> {
+    fn of(row: &[Token<'a>], c: &Columns) -> Self {
+        let tok = |i: Option<usize>| i.map(|i| (row[i].text, row[i].is_quoted()));
+        Self([
+            tok(Some(c.asym)),
+            tok(Some(c.comp)),
+            tok(c.auth_seq),
+            tok(c.label_seq),
+            tok(c.icode),
+        ])
+    }
+}
+
+/// A value as text: `?` and `.` are empty; anything but ASCII is refused, naming the column.
+fn text<'r>(row: &'r [Token<'_>], i: usize, what: &'static str) -> Result<&'r str, ParseError> {
+    let t = &row[i];
+    if t.is_null() {
+        return Ok("");
+    }
+    std::str::from_utf8(t.text)
+        .ok()
+        .filter(|s| s.is_ascii())
+        .ok_or(ParseError::At {
+            line: row[0].line,
+            cause: LineError::NonAscii { what },
+        })
+}
+
+fn number(row: &[Token<'_>], i: usize, column: &'static str) -> Result<f64, ParseError> {
+    if !row[i].is_null()
+        && let Some(v) = super::number::decimal(row[i].text)
+    {
+        return Ok(v);
+    }
+    let s = text(row, i, column)?;
+    s.parse::<f64>().map_err(|_| ParseError::At {
+        line: row[0].line,
+        cause: LineError::BadValue {
+            column,
+            text: String::from_utf8_lossy(row[i].text).into_owned(),
+        },
+    })
+}
+
+/// The atom's B-factor: 0 when absent or unknown.
+fn b_factor(row: &[Token<'_>], c: &Columns) -> Result<f32, ParseError> {
+    Ok(match c.b {
+        Some(i) if !row[i].is_null() => number(row, i, "B_iso_or_equiv")? as f32,
+        _ => 0.0,
+    })
+}
+
+fn position(row: &[Token<'_>], c: &Columns) -> Result<[f32; 3], ParseError> {
+    Ok([
+        number(row, c.x, "Cartn_x")? as f32,
+        number(row, c.y, "Cartn_y")? as f32,
+        number(row, c.z, "Cartn_z")? as f32,
+    ])
+}
+
+/// A row whose residue columns equal those of the row that made the pending residue: its
+/// residue columns were read and checked there, so only the atom name and numbers are read.
+fn atom_of_pending(row: &[Token<'_>], c: &Columns, out: &mut AtomLoop) -> Result<(), ParseError> {
+    // In atom_row's order, so a row with two faults names the same one either way.
+    let b_factor = b_factor(row, c)?;
+    let name = text(row, c.atom, "label_atom_id")?;
+    let pos = position(row, c)?;
+    out.builder.atom_of_pending(name.as_bytes(), pos, b_factor);
+    out.rows += 1;
+    Ok(())
+}
+
 fn atom_row(row: &[Token<'_>], c: &Columns, out: &mut AtomLoop) -> Result<(), ParseError> {
     let line = row[0].line;
     let at = |cause| ParseError::At { line, cause };
-    let text = |i: usize, what: &'static str| -> Result<&str, ParseError> {
-        let t = &row[i];
-        if t.is_null() {
-            return Ok("");
-        }
-        std::str::from_utf8(t.text)
-            .ok()
-            .filter(|s| s.is_ascii())
-            .ok_or(at(LineError::NonAscii { what }))
-    };
-    let number = |i: usize, column: &'static str| -> Result<f64, ParseError> {
-        if !row[i].is_null()
-            && let Some(v) = super::number::decimal(row[i].text)
-        {
-            return Ok(v);
-        }
-        let s = text(i, column)?;
-        s.parse::<f64>().map_err(|_| {
-            at(LineError::BadValue {
-                column,
-                text: String::from_utf8_lossy(row[i].text).into_owned(),
-            })
-        })
-    };
+    let text = |i: usize, what: &'static str| text(row, i, what);
     let label_seq = c.label_seq.map(|i| &row[i]);
     let seq_text = c
         .auth_seq
@@ -372,25 +436,21 @@ fn atom_row(row: &[Token<'_>], c: &Columns, out: &mut AtomLoop) -> Result<(), Pa
         out.chain_entity
             .insert(chain.to_owned(), text(e, "label_entity_id")?.to_owned());
     }
-    let b_factor = match c.b {
-        Some(i) if !row[i].is_null() => number(i, "B_iso_or_equiv")?,
-        _ => 0.0,
-    };
+    let b_factor = b_factor(row, c)?;
+    let atom_name = text(c.atom, "label_atom_id")?;
+    let res_name = text(c.comp, "label_comp_id")?;
+    let pos = position(row, c)?;
     let site = AtomSite {
         hetero: c
             .group
             .is_some_and(|g| row[g].text.eq_ignore_ascii_case(b"HETATM")),
-        atom_name: text(c.atom, "label_atom_id")?,
-        res_name: text(c.comp, "label_comp_id")?,
+        atom_name,
+        res_name,
         chain,
         seq_num,
         icode,
-        pos: [
-            number(c.x, "Cartn_x")? as f32,
-            number(c.y, "Cartn_y")? as f32,
-            number(c.z, "Cartn_z")? as f32,
-        ],
-        b_factor: b_factor as f32,
+        pos,
+        b_factor,
         polymer,
     };
     out.builder.atom(&site);

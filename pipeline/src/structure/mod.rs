@@ -2,6 +2,7 @@
 
 mod cif;
 mod error;
+mod gzip;
 mod mmcif;
 mod model;
 mod number;
@@ -9,8 +10,6 @@ mod pdb;
 
 pub use error::{LineError, ParseError};
 pub use model::{AlphaCarbon, Chain, Format, Residue, Structure};
-
-use std::io::Read;
 
 /// Reads a structure from the bytes of a file: gunzips when the content is gzip, detects the
 /// format from the content (not the name), and parses the first model.
@@ -27,9 +26,27 @@ pub fn read_bytes(raw: &[u8]) -> Result<(Format, Structure), ParseError> {
 /// # Errors
 /// [`ParseError`] saying what is wrong and, for a bad line, where.
 pub fn read_bytes_capped(raw: &[u8], max_bytes: u64) -> Result<(Format, Structure), ParseError> {
-    let text = decompress(raw, max_bytes)?;
-    let format = detect(&text)?;
-    let structure = parse_text(format, &text)?;
+    // The decompressed text goes into this thread's buffer, kept from file to file (up to a
+    // bound), so its pages are not faulted in afresh for every gzipped file.
+    thread_local! {
+        static TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    const KEEP_AT_MOST: usize = 64 << 20;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return parse_checked(raw);
+    }
+    TEXT.with_borrow_mut(|text| {
+        let result = gunzip(raw, max_bytes, text).and_then(|()| parse_checked(text));
+        if text.capacity() > KEEP_AT_MOST {
+            *text = Vec::new();
+        }
+        result
+    })
+}
+
+fn parse_checked(text: &[u8]) -> Result<(Format, Structure), ParseError> {
+    let format = detect(text)?;
+    let structure = parse_text(format, text)?;
     if structure.residues_with_ca() == 0 {
         return Err(ParseError::NoProtein);
     }
@@ -50,24 +67,21 @@ pub fn parse_text(format: Format, text: &[u8]) -> Result<Structure, ParseError> 
     }
 }
 
-/// Gzip (possibly multi-member) is recognised by its magic bytes; anything else passes through.
-fn decompress(raw: &[u8], max_bytes: u64) -> Result<std::borrow::Cow<'_, [u8]>, ParseError> {
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let guess = (raw.len() as u64).saturating_mul(4).min(max_bytes);
-        let mut out = Vec::with_capacity(guess as usize);
-        flate2::read::MultiGzDecoder::new(raw)
-            .take(max_bytes.saturating_add(1))
-            .read_to_end(&mut out)
-            .map_err(ParseError::Gzip)?;
-        if out.len() as u64 > max_bytes {
-            return Err(ParseError::TooLarge {
-                max_bytes: crate::prepare::input::Size(max_bytes),
-            });
-        }
-        Ok(out.into())
-    } else {
-        Ok(raw.into())
-    }
+/// Decompresses a gzip stream (possibly multi-member; recognised by its magic bytes) into `out`.
+fn gunzip(raw: &[u8], max_bytes: u64, out: &mut Vec<u8>) -> Result<(), ParseError> {
+    gzip::gunzip_into(raw, max_bytes, out).map_err(|e| match e {
+        gzip::GunzipError::TooLarge => ParseError::TooLarge {
+            max_bytes: crate::prepare::input::Size(max_bytes),
+        },
+        gzip::GunzipError::Broken => ParseError::Gzip(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "corrupt or truncated deflate data, or a checksum or size that does not match",
+        )),
+        gzip::GunzipError::OutOfMemory => ParseError::Gzip(std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            "no memory for the decompressor",
+        )),
+    })
 }
 
 /// mmCIF starts with a `data_` block (after comments); PDB with fixed-column records.

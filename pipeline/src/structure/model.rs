@@ -136,20 +136,27 @@ impl Builder {
                 ca: None,
             });
         }
+        self.atom_of_pending(a.atom_name.as_bytes(), a.pos, a.b_factor);
+    }
+
+    /// Whether an atom of the pending residue named `atom_name` would keep its coordinates and
+    /// B-factor (the residue's first CA); for any other atom they are not used.
+    pub fn keeps_numbers_of(&self, atom_name: &[u8]) -> bool {
+        atom_name == b"CA" && self.pending.as_ref().is_some_and(|p| p.ca.is_none())
+    }
+
+    /// One more atom of the pending residue (a reader that knows the atom belongs to it skips
+    /// the residue's columns): only its name and, for the first CA, its numbers matter.
+    pub fn atom_of_pending(&mut self, atom_name: &[u8], pos: [f32; 3], b_factor: f32) {
         let p = self
             .pending
             .as_mut()
-            .expect("a pending residue was just ensured");
-        match a.atom_name {
-            "N" => p.has_n = true,
-            "C" => p.has_c = true,
+            .expect("an atom of the pending residue comes after its first");
+        match atom_name {
+            b"N" => p.has_n = true,
+            b"C" => p.has_c = true,
             // The first CA seen is the first conformer's (altlocs A, B… follow in file order).
-            "CA" if p.ca.is_none() => {
-                p.ca = Some(AlphaCarbon {
-                    pos: a.pos,
-                    b_factor: a.b_factor,
-                })
-            }
+            b"CA" if p.ca.is_none() => p.ca = Some(AlphaCarbon { pos, b_factor }),
             _ => {}
         }
     }

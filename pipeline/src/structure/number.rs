@@ -40,9 +40,138 @@ pub(crate) fn decimal(text: &[u8]) -> Option<f64> {
     Some(if negative { -v } else { v })
 }
 
+/// A fixed-column decimal as the PDB format writes it (`%8.3f`, `%6.2f`): right-aligned, `frac`
+/// (≥ 1) digits after a point at `len - frac - 1`, digits and an optional sign before it, blanks
+/// in front. This common shape is read without searching for the point; any other gives `None`
+/// and the caller goes on to [`decimal`]. Whatever it reads, [`decimal`] reads to the same bits
+/// (the same integer mantissa, one division by the same power of ten).
+#[inline]
+pub(crate) fn fixed(field: &[u8], frac: usize) -> Option<f64> {
+    let n = field.len();
+    if frac == 0 || n < frac + 1 || n > 15 {
+        return None;
+    }
+    let point = n - frac - 1;
+    if field[point] != b'.' {
+        return None;
+    }
+    let mut mantissa = 0u64;
+    for &b in &field[point + 1..] {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        mantissa = mantissa * 10 + u64::from(b - b'0');
+    }
+    let mut i = point;
+    let mut unit = POW10[frac] as u64;
+    while i > 0 && field[i - 1].is_ascii_digit() {
+        mantissa += u64::from(field[i - 1] - b'0') * unit;
+        unit *= 10;
+        i -= 1;
+    }
+    let negative = match i.checked_sub(1).map(|j| field[j]) {
+        Some(b'-') => {
+            i -= 1;
+            true
+        }
+        Some(b'+') => {
+            i -= 1;
+            false
+        }
+        _ => false,
+    };
+    if !field[..i].iter().all(|&b| b == b' ') {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[frac];
+    Some(if negative { -v } else { v })
+}
+
+/// Whether [`fixed`] reads `field`, without computing the value: the same shape test, no
+/// arithmetic. For the atoms whose numbers are only checked, not kept.
+#[inline]
+pub(crate) fn fixed_shape(field: &[u8], frac: usize) -> bool {
+    let n = field.len();
+    if frac == 0 || n < frac + 1 || n > 15 {
+        return false;
+    }
+    let point = n - frac - 1;
+    if field[point] != b'.' || !field[point + 1..].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut i = point;
+    while i > 0 && field[i - 1].is_ascii_digit() {
+        i -= 1;
+    }
+    if i > 0 && matches!(field[i - 1], b'-' | b'+') {
+        i -= 1;
+    }
+    field[..i].iter().all(|&b| b == b' ')
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decimal;
+    use super::{decimal, fixed, fixed_shape};
+
+    /// Every field `fixed` reads, `decimal` reads to the same bits: fields built from the bytes
+    /// that matter (digits, signs, blanks, points, other whitespace, junk) in every position.
+    #[test]
+    fn fixed_never_disagrees_with_decimal() {
+        let alphabet = b" 0-+.9\t5xe";
+        let mut read = 0usize;
+        for width in 1..=6usize {
+            let mut idx = vec![0usize; width];
+            loop {
+                let field: Vec<u8> = idx.iter().map(|&k| alphabet[k]).collect();
+                for frac in 1..=3 {
+                    assert_eq!(fixed_shape(&field, frac), fixed(&field, frac).is_some());
+                    if let Some(v) = fixed(&field, frac) {
+                        read += 1;
+                        assert_eq!(
+                            decimal(&field).map(f64::to_bits),
+                            Some(v.to_bits()),
+                            "{:?} frac {frac}",
+                            String::from_utf8_lossy(&field)
+                        );
+                    }
+                }
+                // Next combination (odometer).
+                let mut k = 0;
+                while k < width {
+                    idx[k] += 1;
+                    if idx[k] < alphabet.len() {
+                        break;
+                    }
+                    idx[k] = 0;
+                    k += 1;
+                }
+                if k == width {
+                    break;
+                }
+            }
+        }
+        assert!(read > 1000, "only {read} fields read");
+        for i in (-9_999_999i64..=99_999_999).step_by(997) {
+            let text = format!("{:8.3}", i as f64 / 1000.0);
+            assert_eq!(
+                fixed(text.as_bytes(), 3).map(f64::to_bits),
+                decimal(text.as_bytes()).map(f64::to_bits),
+                "{text:?}"
+            );
+        }
+        for t in ["  -0.000", "    .123", "   -.5", "+12.345", "1234.567"] {
+            if let Some(v) = fixed(t.as_bytes(), 3) {
+                assert_eq!(decimal(t.as_bytes()).map(f64::to_bits), Some(v.to_bits()));
+            }
+        }
+        assert_eq!(
+            fixed(b"  -0.000", 3).map(f64::to_bits),
+            Some((-0.0f64).to_bits())
+        );
+        assert_eq!(fixed(b"  1.2.34", 3), None);
+        assert_eq!(fixed(b"- 12.345", 3), None);
+        assert_eq!(fixed(b"********", 3), None);
+    }
 
     fn same(text: &str) {
         let std = text.trim().parse::<f64>().ok();

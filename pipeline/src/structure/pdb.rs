@@ -21,13 +21,40 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
     // SEQRES residue names per chain: a HETATM residue listed there belongs to the polymer even
     // without a full backbone (1GRM's C-terminal ethanolamine), as gemmi decides.
     let mut seqres: HashSet<[u8; 4]> = HashSet::new();
-    for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
+    // Columns 18-27 (residue name through insertion code) of the atom that made the builder's
+    // pending residue: an atom line with the same bytes there belongs to it, and only its atom
+    // name and numbers are read. `None` after a TER, which ends the residue.
+    let mut pending: Option<[u8; 10]> = None;
+    let mut start = 0usize;
+    let ends = memchr::memchr_iter(b'\n', text).chain(std::iter::once(text.len()));
+    for (n, end) in ends.enumerate() {
+        let raw = &text[start..end];
+        start = end + 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         let at = |cause| ParseError::At { line: n + 1, cause };
         let record = line.get(..6).unwrap_or(line);
         match record {
             b"ATOM  " | b"HETATM" => {
                 let hetero = record == b"HETATM";
+                if let Some(key) = &pending
+                    && line.len() >= 54
+                    && line[17..27] == key[..]
+                    && line[12..16].is_ascii()
+                {
+                    // Same residue: columns 18-27 were checked on its first atom. Only the
+                    // residue's first CA keeps its numbers; the others' are checked by shape,
+                    // and read in full (for the error, or an unusual but valid number) only when
+                    // the shape is not the usual one.
+                    let name = trim_str(&line[12..16]);
+                    if builder.keeps_numbers_of(name) || !numbers_have_usual_shape(line) {
+                        let (pos, b_factor) = numbers(line).map_err(at)?;
+                        builder.atom_of_pending(name, pos, b_factor);
+                    } else {
+                        builder.atom_of_pending(name, [0.0; 3], 0.0);
+                    }
+                    atoms += 1;
+                    continue;
+                }
                 let a = parse_atom(line, hetero).map_err(at)?;
                 let chain_id = line[21];
                 let polymer = if terminated
@@ -41,11 +68,13 @@ pub fn parse(text: &[u8]) -> Result<Structure, ParseError> {
                     Polymer::Unknown
                 };
                 builder.atom(&AtomSite { polymer, ..a });
+                pending = line[17..27].try_into().ok();
                 last_atom_chain = Some(chain_id);
                 atoms += 1;
             }
             b"TER   " | b"TER" => {
                 builder.finish_residue();
+                pending = None;
                 // TER names its chain in column 22; older files leave it blank, then the last
                 // atom's chain ends.
                 let chain = line.get(21).copied().filter(|c| *c != b' ');
@@ -125,17 +154,6 @@ fn parse_atom(line: &[u8], hetero: bool) -> Result<AtomSite<'_>, LineError> {
             .filter(|s| s.is_ascii())
             .ok_or(LineError::NonAscii { what })
     };
-    let number = |from: usize, to: usize, field: &'static str, columns: &'static str| {
-        if let Some(v) = super::number::decimal(&line[from..to.min(line.len())]) {
-            return Ok(v);
-        }
-        let s = text(from, to, field)?.trim();
-        s.parse::<f64>().map_err(|_| LineError::BadColumn {
-            field,
-            columns,
-            text: s.to_owned(),
-        })
-    };
     let atom_name = text(12, 16, "atom name")?.trim();
     let res_name = text(17, 20, "residue name")?.trim();
     let chain = text(21, 22, "chain id")?.trim();
@@ -154,15 +172,7 @@ fn parse_atom(line: &[u8], hetero: bool) -> Result<AtomSite<'_>, LineError> {
             });
         }
     };
-    let x = number(30, 38, "x", "31-38")?;
-    let y = number(38, 46, "y", "39-46")?;
-    let z = number(46, 54, "z", "47-54")?;
-    // The B-factor is optional in old and MD files; absent means unknown, stored as 0.
-    let b_factor = if line.len() > 60 && !line[60..line.len().min(66)].trim_ascii().is_empty() {
-        number(60, 66, "B-factor", "61-66")?
-    } else {
-        0.0
-    };
+    let (pos, b_factor) = numbers(line)?;
     Ok(AtomSite {
         hetero,
         atom_name,
@@ -170,10 +180,65 @@ fn parse_atom(line: &[u8], hetero: bool) -> Result<AtomSite<'_>, LineError> {
         chain,
         seq_num,
         icode,
-        pos: [x as f32, y as f32, z as f32],
-        b_factor: b_factor as f32,
+        pos,
+        b_factor,
         polymer: Polymer::Unknown,
     })
+}
+
+/// An atom line's coordinates (columns 31-54) and B-factor (61-66) of a line of at least 54
+/// columns: the fixed `%8.3f` / `%6.2f` shape first, then any decimal, then the general parser.
+fn numbers(line: &[u8]) -> Result<([f32; 3], f32), LineError> {
+    let number =
+        |from: usize, to: usize, frac: usize, field: &'static str, columns: &'static str| {
+            let bytes = &line[from..to.min(line.len())];
+            if let Some(v) =
+                super::number::fixed(bytes, frac).or_else(|| super::number::decimal(bytes))
+            {
+                return Ok(v);
+            }
+            let s = std::str::from_utf8(bytes)
+                .ok()
+                .filter(|s| s.is_ascii())
+                .ok_or(LineError::NonAscii { what: field })?
+                .trim();
+            s.parse::<f64>().map_err(|_| LineError::BadColumn {
+                field,
+                columns,
+                text: s.to_owned(),
+            })
+        };
+    let x = number(30, 38, 3, "x", "31-38")?;
+    let y = number(38, 46, 3, "y", "39-46")?;
+    let z = number(46, 54, 3, "z", "47-54")?;
+    // The B-factor is optional in old and MD files; absent means unknown, stored as 0.
+    let b_factor = if line.len() > 60 && !line[60..line.len().min(66)].trim_ascii().is_empty() {
+        number(60, 66, 2, "B-factor", "61-66")?
+    } else {
+        0.0
+    };
+    Ok(([x as f32, y as f32, z as f32], b_factor as f32))
+}
+
+/// Whether [`numbers`] reads `line` through the fixed-shape path (so it would succeed): the
+/// coordinates as `%8.3f` and the B-factor, when present, as `%6.2f`.
+fn numbers_have_usual_shape(line: &[u8]) -> bool {
+    use super::number::fixed_shape;
+    let b_factor_ok = line.len() <= 60
+        || line[60..line.len().min(66)].trim_ascii().is_empty()
+        || (line.len() >= 66 && fixed_shape(&line[60..66], 2));
+    fixed_shape(&line[30..38], 3)
+        && fixed_shape(&line[38..46], 3)
+        && fixed_shape(&line[46..54], 3)
+        && b_factor_ok
+}
+
+/// `str::trim` on ASCII bytes: the whitespace `char::is_whitespace` knows below 0x80.
+fn trim_str(b: &[u8]) -> &[u8] {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    &b[start..end]
 }
 
 /// Chain id and residue name (at most 3 characters in this format) as one set key, so that the
@@ -346,6 +411,30 @@ END
         let err = parse(text.as_bytes()).expect_err("overflow");
         let msg = err.to_string();
         assert!(msg.starts_with("line 2: x (columns 31-38)"), "{msg}");
+    }
+
+    /// Atoms after a residue's first are read by the short path (residue columns not re-read,
+    /// numbers only checked unless kept): a bad number there is still the same error, and an
+    /// unusual but valid one still reads.
+    #[test]
+    fn later_atoms_of_a_residue_are_checked_like_the_first() {
+        let bad = TWO_RESIDUES.replace("   2.438  12.049", "   2.4x8  12.049");
+        let err = parse(bad.as_bytes()).expect_err("bad x on the third atom");
+        assert_eq!(
+            err.to_string(),
+            "line 10: x (columns 31-38) is not a number: \"2.4x8\""
+        );
+        let bad_b = TWO_RESIDUES.replace("  1.00 14.00", "  1.00 14.0?");
+        let err = parse(bad_b.as_bytes()).expect_err("bad B-factor");
+        assert!(
+            err.to_string()
+                .starts_with("line 10: B-factor (columns 61-66)"),
+            "{err}"
+        );
+        // Exponents and long decimals are not the usual shape but are numbers.
+        let odd = TWO_RESIDUES.replace("   2.438  12.049", " 2438e-3 12.0490");
+        let st = parse(odd.as_bytes()).expect("valid numbers");
+        assert_eq!(st.chains[0].residues.len(), 2);
     }
 
     #[test]

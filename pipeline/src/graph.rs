@@ -60,14 +60,13 @@ pub fn build(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
     let mut radius_found: Vec<(usize, usize)> = Vec::new();
     let mut knn_found: Vec<(usize, usize)> = Vec::new();
     let mut near: Vec<usize> = Vec::new();
-    let mut order: Vec<usize> = Vec::new();
     let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
     let min_d2 = *MIN_D2;
     for centre in 0..n {
         distance_row(centre, (&xs, &ys, &zs), &mut d2);
         within(&d2, r2, &mut near);
         radius_neighbours(centre, &near, &d2, min_d2, &mut radius_found);
-        knn_neighbours(centre, &d2, &near, min_d2, &mut order, &mut knn_found);
+        knn_neighbours(centre, &d2, &near, min_d2, &mut knn_found);
     }
     for (src, dst) in radius_found {
         edges.push(src, dst, RELATION_RADIUS);
@@ -158,56 +157,42 @@ fn radius_neighbours(
 /// torch_cluster `knn_graph(k=10, loop=False)`: the k + 1 nearest including the centre itself
 /// (ties to the lower index), the centre removed, then TorchDrug's filters.
 ///
-/// In a protein the 11 nearest almost always lie within the 10 Å radius, so they are selected
-/// from that small set (`near`, in index order) by insertion into a sorted list of eleven; only
-/// when it holds fewer than 11 nodes is the whole row searched.
+/// The nearest are kept by insertion into a sorted list of eleven while candidates are read in
+/// index order (so a tie in distance keeps the lower index ahead). In a protein the 11 nearest
+/// almost always lie within the 10 Å radius, so the candidates are that small set (`near`); only
+/// when it holds fewer than 11 nodes is the whole row read.
 fn knn_neighbours(
     centre: usize,
     d2: &[f32],
     near: &[usize],
     min_d2: f32,
-    order: &mut Vec<usize>,
     out: &mut Vec<(usize, usize)>,
 ) {
     let take = (KNN_K + 1).min(d2.len());
     if take == 0 {
         return;
     }
-    let by_distance = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
     let mut best = [(0i32, 0usize); KNN_K + 1];
-    let mut kept = [0usize; KNN_K + 1];
-    let nearest: &[usize] = if near.len() >= take {
-        // Candidates come in index order, so a tie in distance keeps the earlier (lower) index
-        // ahead: the order `by_distance` gives.
-        let mut len = 0usize;
-        for &j in near {
-            let key = order_key(d2[j]);
-            if len == take && key >= best[len - 1].0 {
-                continue;
-            }
-            let mut at = len.min(take - 1);
-            while at > 0 && key < best[at - 1].0 {
-                best[at] = best[at - 1];
-                at -= 1;
-            }
-            best[at] = (key, j);
-            len = (len + 1).min(take);
+    let mut len = 0usize;
+    let mut offer = |j: usize| {
+        let key = order_key(d2[j]);
+        if len == take && key >= best[len - 1].0 {
+            return;
         }
-        for (k, (_, j)) in kept.iter_mut().zip(&best[..take]) {
-            *k = *j;
+        let mut at = len.min(take - 1);
+        while at > 0 && key < best[at - 1].0 {
+            best[at] = best[at - 1];
+            at -= 1;
         }
-        &kept[..take]
-    } else {
-        order.clear();
-        order.extend(0..d2.len());
-        if take < order.len() {
-            order.select_nth_unstable_by(take - 1, by_distance);
-        }
-        let nearest = &mut order[..take];
-        nearest.sort_unstable_by(by_distance);
-        nearest
+        best[at] = (key, j);
+        len = (len + 1).min(take);
     };
-    for &j in nearest {
+    if near.len() >= take {
+        near.iter().for_each(|&j| offer(j));
+    } else {
+        (0..d2.len()).for_each(&mut offer);
+    }
+    for &(_, j) in &best[..take] {
         if j != centre && keep(centre, j, d2[j], min_d2) {
             out.push((j, centre));
         }

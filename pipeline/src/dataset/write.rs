@@ -206,16 +206,16 @@ struct RepeatedStrings {
     offsets: Vec<i32>,
 }
 
-impl Default for RepeatedStrings {
-    fn default() -> Self {
+impl RepeatedStrings {
+    fn with_capacity(rows: usize, bytes_per_row: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
         Self {
-            values: Vec::new(),
-            offsets: vec![0],
+            values: Vec::with_capacity(rows * bytes_per_row),
+            offsets,
         }
     }
-}
 
-impl RepeatedStrings {
     fn push(&mut self, value: &str, times: usize) {
         let (bytes, start) = (value.as_bytes(), self.values.len());
         if times == 0 {
@@ -237,6 +237,7 @@ impl RepeatedStrings {
     fn finish(&mut self) -> Result<arrow_array::StringArray, arrow_schema::ArrowError> {
         let values = std::mem::take(&mut self.values);
         let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        // (The owner replaces the whole builder with a sized one after a batch.)
         arrow_array::StringArray::try_new(
             arrow_buffer::OffsetBuffer::new(offsets.into()),
             values.into(),
@@ -290,7 +291,13 @@ impl std::fmt::Debug for Batches {
 }
 
 impl Batches {
+    /// Builders sized for a row group of residues and one of edges (and a quarter more, for the
+    /// protein that crosses the threshold): growing them row by row cost a copy of every column
+    /// at each doubling.
     pub fn new() -> Self {
+        let residues = Table::Residues.row_group_rows() * 5 / 4;
+        let edges = Table::Edges.row_group_rows() * 5 / 4;
+        let strings = |rows: usize, bytes: usize| StringBuilder::with_capacity(rows, rows * bytes);
         Self {
             p_id: StringBuilder::new(),
             p_entry: StringBuilder::new(),
@@ -308,21 +315,21 @@ impl Batches {
                 arrow_schema::Field::new("item", arrow_schema::DataType::Utf8, false),
             )),
             p_title: StringBuilder::new(),
-            r_id: StringBuilder::new(),
-            r_index: Int32Builder::new(),
-            r_name: StringBuilder::new(),
-            r_type: Int8Builder::new(),
-            r_chain: StringBuilder::new(),
-            r_number: Int32Builder::new(),
-            r_icode: StringBuilder::new(),
-            r_x: Float32Builder::new(),
-            r_y: Float32Builder::new(),
-            r_z: Float32Builder::new(),
-            r_b: Float32Builder::new(),
-            e_id: RepeatedStrings::default(),
-            e_src: Int32Builder::new(),
-            e_dst: Int32Builder::new(),
-            e_rel: Int8Builder::new(),
+            r_id: strings(residues, 12),
+            r_index: Int32Builder::with_capacity(residues),
+            r_name: strings(residues, 3),
+            r_type: Int8Builder::with_capacity(residues),
+            r_chain: strings(residues, 1),
+            r_number: Int32Builder::with_capacity(residues),
+            r_icode: strings(residues, 0),
+            r_x: Float32Builder::with_capacity(residues),
+            r_y: Float32Builder::with_capacity(residues),
+            r_z: Float32Builder::with_capacity(residues),
+            r_b: Float32Builder::with_capacity(residues),
+            e_id: RepeatedStrings::with_capacity(edges, 12),
+            e_src: Int32Builder::with_capacity(edges),
+            e_dst: Int32Builder::with_capacity(edges),
+            e_rel: Int8Builder::with_capacity(edges),
             residue_rows: 0,
             edge_rows: 0,
         }
@@ -432,8 +439,8 @@ impl Batches {
                 Arc::new(self.e_rel.finish()),
             ],
         )?;
-        self.residue_rows = 0;
-        self.edge_rows = 0;
+        // Fresh builders at full size for the next batch (those taken went to the writers).
+        *self = Self::new();
         Ok([proteins, residues, edges])
     }
 }

@@ -23,6 +23,10 @@ pub(crate) enum GunzipError {
 /// member's ISIZE) beyond that is a lie, not a buffer size to reserve.
 const MAX_RATIO: u64 = 1032;
 
+/// The first try reserves at most this much, whatever the stream claims (as `prepare`'s readers
+/// pre-size buffers); the claim is trusted for the second try, once more than this came out.
+const MAX_PREALLOCATION: u64 = 64 << 20;
+
 struct Decompressor(*mut sys::libdeflate_decompressor);
 
 impl Decompressor {
@@ -89,11 +93,11 @@ fn member(
     let claimed = input.len().checked_sub(4).map_or(0, |at| {
         u64::from(u32::from_le_bytes(input[at..].try_into().expect("4 bytes")))
     });
-    let mut cap = if claimed > 0 && claimed <= bound {
-        claimed
-    } else {
-        (input.len() as u64).saturating_mul(4).min(bound)
-    };
+    let claimed = (claimed > 0 && claimed <= bound).then_some(claimed);
+    let mut cap = claimed
+        .unwrap_or_else(|| (input.len() as u64).saturating_mul(4))
+        .min(bound)
+        .min(MAX_PREALLOCATION);
     loop {
         // Reserve at least one byte: an empty member still needs a valid pointer.
         out.reserve(usize::try_from(cap.max(1)).map_err(|_| GunzipError::TooLarge)?);
@@ -126,7 +130,11 @@ fn member(
                 if cap >= room {
                     return Err(GunzipError::TooLarge);
                 }
-                cap = cap.saturating_mul(2).max(1 << 16).min(room);
+                cap = match claimed {
+                    Some(c) if c > cap => c,
+                    _ => cap.saturating_mul(2).max(1 << 16),
+                }
+                .min(room);
             }
             _ => return Err(GunzipError::Broken),
         }
@@ -214,6 +222,14 @@ mod tests {
         let n = lying.len();
         lying[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(gunzip(&lying, 1 << 30), Err(GunzipError::Broken));
+        // Larger than the first try's reservation: read whole on the second, and still capped.
+        let big = gz(&vec![7u8; (MAX_PREALLOCATION + 4096) as usize], 1);
+        let out = gunzip(&big, 1 << 30).expect("a big honest stream");
+        assert!(out.len() as u64 == MAX_PREALLOCATION + 4096 && out.iter().all(|&b| b == 7));
+        assert_eq!(
+            gunzip(&big, MAX_PREALLOCATION + 4095),
+            Err(GunzipError::TooLarge)
+        );
         // A second member pushes the total over the cap.
         let two = [gz(&vec![b'x'; 1 << 20], 6), gz(&vec![b'y'; 1 << 20], 6)].concat();
         assert_eq!(gunzip(&two, 1 << 21).map(|v| v.len()), Ok(1 << 21));

@@ -496,6 +496,19 @@ async fn committed_writes_are_announced_on_the_event_stream_coalesced() {
     );
 }
 
+/// A run in the default experiment; its id.
+async fn new_run(app: &axum::Router) -> String {
+    post(
+        app,
+        "/api/2.0/mlflow/runs/create",
+        json!({ "experiment_id": "0" }),
+    )
+    .await["run"]["info"]["run_id"]
+        .as_str()
+        .expect("run")
+        .to_owned()
+}
+
 fn app_on(store: &Store, dir: &std::path::Path) -> axum::Router {
     let guard =
         fusionprot_tracker::server::guard_for("127.0.0.1:5000".parse().expect("addr"), None);
@@ -524,15 +537,7 @@ async fn long_curves_are_cached_and_never_stale() {
         &Store::open(&db, Durability::Normal).await.expect("second"),
         dir.path(),
     );
-    let run = post(
-        &app,
-        "/api/2.0/mlflow/runs/create",
-        json!({ "experiment_id": "0" }),
-    )
-    .await["run"]["info"]["run_id"]
-        .as_str()
-        .expect("run")
-        .to_owned();
+    let run = new_run(&app).await;
     let log = |app: axum::Router, from: i64, to: i64| {
         let run = run.clone();
         async move {
@@ -644,15 +649,7 @@ async fn the_start_up_warm_up_reads_long_curves_into_the_cache() {
     let db = dir.path().join("w.db").display().to_string();
     let store = Store::open(&db, Durability::Normal).await.expect("store");
     let app = app_on(&store, dir.path());
-    let run = post(
-        &app,
-        "/api/2.0/mlflow/runs/create",
-        json!({ "experiment_id": "0" }),
-    )
-    .await["run"]["info"]["run_id"]
-        .as_str()
-        .expect("run")
-        .to_owned();
+    let run = new_run(&app).await;
     for lo in (0..25_000).step_by(500) {
         let pts: Vec<Value> = (lo..lo + 500)
             .flat_map(|s| {

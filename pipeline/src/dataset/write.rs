@@ -234,13 +234,10 @@ impl RepeatedStrings {
             .extend((1..=times).map(|k| (base + k * bytes.len()) as i32));
     }
 
-    fn finish(&mut self) -> Result<arrow_array::StringArray, arrow_schema::ArrowError> {
-        let values = std::mem::take(&mut self.values);
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
-        // (The owner replaces the whole builder with a sized one after a batch.)
+    fn finish(self) -> Result<arrow_array::StringArray, arrow_schema::ArrowError> {
         arrow_array::StringArray::try_new(
-            arrow_buffer::OffsetBuffer::new(offsets.into()),
-            values.into(),
+            arrow_buffer::OffsetBuffer::new(self.offsets.into()),
+            self.values.into(),
             None,
         )
     }
@@ -386,6 +383,8 @@ impl Batches {
 
     /// Takes the rows collected so far as one batch per table and resets the builders.
     pub fn take(&mut self) -> Result<[RecordBatch; 3], WriteError> {
+        // Fresh builders at full size for the next batch; the filled ones become the arrays.
+        let mut old = std::mem::replace(self, Self::new());
         let batch = |table: Table, cols: Vec<ArrayRef>| {
             RecordBatch::try_new(table.arrow_schema(), cols).map_err(|source| WriteError::Arrow {
                 table: table.name(),
@@ -395,52 +394,50 @@ impl Batches {
         let proteins = batch(
             Table::Proteins,
             vec![
-                Arc::new(self.p_id.finish()),
-                Arc::new(self.p_entry.finish()),
-                Arc::new(self.p_chain.finish()),
-                Arc::new(self.p_seq.finish()),
-                Arc::new(self.p_n.finish()),
-                Arc::new(self.p_n_file.finish()),
-                Arc::new(self.p_source.finish()),
-                Arc::new(self.p_sha.finish()),
-                Arc::new(self.p_format.finish()),
-                Arc::new(self.p_plddt.finish()),
-                Arc::new(self.p_method.finish()),
-                Arc::new(self.p_res.finish()),
-                Arc::new(self.p_ec.finish()),
-                Arc::new(self.p_title.finish()),
+                Arc::new(old.p_id.finish()),
+                Arc::new(old.p_entry.finish()),
+                Arc::new(old.p_chain.finish()),
+                Arc::new(old.p_seq.finish()),
+                Arc::new(old.p_n.finish()),
+                Arc::new(old.p_n_file.finish()),
+                Arc::new(old.p_source.finish()),
+                Arc::new(old.p_sha.finish()),
+                Arc::new(old.p_format.finish()),
+                Arc::new(old.p_plddt.finish()),
+                Arc::new(old.p_method.finish()),
+                Arc::new(old.p_res.finish()),
+                Arc::new(old.p_ec.finish()),
+                Arc::new(old.p_title.finish()),
             ],
         )?;
         let residues = batch(
             Table::Residues,
             vec![
-                Arc::new(self.r_id.finish()),
-                Arc::new(self.r_index.finish()),
-                Arc::new(self.r_name.finish()),
-                Arc::new(self.r_type.finish()),
-                Arc::new(self.r_chain.finish()),
-                Arc::new(self.r_number.finish()),
-                Arc::new(self.r_icode.finish()),
-                Arc::new(self.r_x.finish()),
-                Arc::new(self.r_y.finish()),
-                Arc::new(self.r_z.finish()),
-                Arc::new(self.r_b.finish()),
+                Arc::new(old.r_id.finish()),
+                Arc::new(old.r_index.finish()),
+                Arc::new(old.r_name.finish()),
+                Arc::new(old.r_type.finish()),
+                Arc::new(old.r_chain.finish()),
+                Arc::new(old.r_number.finish()),
+                Arc::new(old.r_icode.finish()),
+                Arc::new(old.r_x.finish()),
+                Arc::new(old.r_y.finish()),
+                Arc::new(old.r_z.finish()),
+                Arc::new(old.r_b.finish()),
             ],
         )?;
         let edges = batch(
             Table::Edges,
             vec![
-                Arc::new(self.e_id.finish().map_err(|source| WriteError::Arrow {
+                Arc::new(old.e_id.finish().map_err(|source| WriteError::Arrow {
                     table: Table::Edges.name(),
                     source,
                 })?),
-                Arc::new(self.e_src.finish()),
-                Arc::new(self.e_dst.finish()),
-                Arc::new(self.e_rel.finish()),
+                Arc::new(old.e_src.finish()),
+                Arc::new(old.e_dst.finish()),
+                Arc::new(old.e_rel.finish()),
             ],
         )?;
-        // Fresh builders at full size for the next batch (those taken went to the writers).
-        *self = Self::new();
         Ok([proteins, residues, edges])
     }
 }

@@ -146,6 +146,10 @@ impl std::fmt::Display for Size {
     }
 }
 
+/// A buffer kept for reuse from file to file (a read file, decompressed text) is dropped instead
+/// when it has grown past this, so one huge file does not hold its memory for the rest of a run.
+pub(crate) const MAX_KEPT_BUFFER: usize = 64 << 20;
+
 /// Buffers are sized from a header's claim up to this much; past it they grow as bytes arrive,
 /// so a lying header below the cap still allocates only what is really there.
 const MAX_PREALLOCATION: u64 = 64 << 20;
@@ -332,6 +336,37 @@ fn archive_error(item: &Item, why: &str) -> Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reused buffer holds the last file's bytes (longer, shorter, or a failed read's): each
+    /// file still reads as itself, and a file over the cap still fails.
+    #[test]
+    fn reused_buffers_never_leak_an_earlier_files_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bodies: [&[u8]; 4] = [b"a long first file\n", b"b", b"", b"ccc"];
+        for (i, body) in bodies.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("{i}.pdb")), body).expect("write");
+        }
+        let items = plan(&[dir.path().to_owned()]).expect("plan");
+        let mut read = Vec::new();
+        read_all_reusing(
+            &items,
+            10,
+            || b"stale bytes, longer than most".to_vec(),
+            |s| {
+                read.push(s.bytes);
+                true
+            },
+        );
+        let want: Vec<Result<Vec<u8>, String>> = bodies.iter().map(|b| Ok(b.to_vec())).collect();
+        assert_eq!(read[1..], want[1..]);
+        assert!(
+            read[0]
+                .as_ref()
+                .is_err_and(|e| e.contains("over the size cap")),
+            "{:?}",
+            read[0]
+        );
+    }
 
     #[test]
     fn structure_names_include_gzipped_variants() {

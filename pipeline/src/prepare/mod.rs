@@ -553,13 +553,14 @@ fn worker(
     abort: &AtomicBool,
     progress: &ProgressBar,
 ) -> Result<WorkerOut, PrepareError> {
-    // Buffers larger than this are dropped rather than handed back.
-    const REUSE_AT_MOST: usize = 64 << 20;
     let path = failpoint::spill_file().unwrap_or_else(|| spill_path(staging, w));
-    let mut spill = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(io(&path))?);
-    let mut offset = 0u64;
+    let mut spill = SpillWriter {
+        file: BufWriter::with_capacity(1 << 20, File::create(&path).map_err(io(&path))?),
+        path,
+        offset: 0,
+        buf: Vec::new(),
+    };
     let mut out = WorkerOut::default();
-    let mut buf = Vec::new();
     loop {
         if abort.load(Ordering::Relaxed) {
             break;
@@ -567,99 +568,123 @@ fn worker(
         let job = rx.lock().expect("channel lock").recv();
         let Ok((seq, src)) = job else { break };
         progress.inc(1);
-        'one: {
-            let fail = |out: &mut WorkerOut, error: String| {
-                tracing::debug!(path = %src.name, %error, "skipping input");
-                out.failures.push((
-                    seq,
-                    Failure {
-                        path: src.name.clone(),
-                        error,
-                    },
-                ));
-                if cfg.strict {
-                    abort.store(true, Ordering::Relaxed);
-                }
-            };
-            let bytes = match &src.bytes {
-                Ok(b) => b,
-                Err(e) => {
-                    fail(&mut out, e.clone());
-                    break 'one;
-                }
-            };
-            let sha = hex(&Sha256::digest(bytes));
-            let (format, st) = match structure::read_bytes_capped(bytes, guards.max_file_bytes) {
-                Ok(v) => v,
-                Err(e) => {
-                    fail(&mut out, e.to_string());
-                    break 'one;
-                }
-            };
-            let mut got =
-                protein::proteins_from_structure(&st, format, &src.name, &sha, &cfg.proteins);
-            if let Some(ids) = &cfg.only_ids {
-                let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut got.proteins)
-                    .into_iter()
-                    .partition(|p| ids.contains(&p.protein_id));
-                got.proteins = keep;
-                got.filtered.extend(
-                    drop.into_iter()
-                        .map(|p| (p.protein_id, protein::Filtered::NotListed)),
-                );
-            }
-            out.counts.non_protein_chains += got.non_protein_chains;
-            out.counts.waters += st.waters;
-            out.counts.ligands += st.ligands;
-            for (_, why) in &got.filtered {
-                *out.counts.filtered.entry(*why).or_default() += 1;
-            }
-            if got.entry_from_file_name
-                && let Some(p) = got.proteins.first()
-            {
-                out.named.push(StemNamed {
-                    seq,
-                    entry: p.entry_id.clone(),
-                    path: src.path.clone(),
-                    sha256: sha.clone(),
-                });
-            }
-            out.inputs.push((
-                seq,
-                InputEntry {
-                    path: src.name.clone(),
-                    bytes: bytes.len() as u64,
-                    sha256: sha,
-                    proteins: got.proteins.len(),
-                },
-            ));
-            for (sub, p) in got.proteins.iter().enumerate() {
-                buf.clear();
-                spill::encode(p, &mut buf);
-                spill.write_all(&buf).map_err(io(&path))?;
-                out.index.push(IndexEntry {
-                    protein_id: p.protein_id.clone(),
-                    seq,
-                    sub,
-                    worker: w,
-                    offset,
-                    len: buf.len() as u32,
-                    rename: None,
-                    original_id: p.protein_id.clone(),
-                });
-                offset += buf.len() as u64;
-            }
+        let taken = take_source(w, cfg, guards, (seq, &src), &mut spill, &mut out);
+        if matches!(taken, Ok(true)) && cfg.strict {
+            abort.store(true, Ordering::Relaxed);
         }
         if let Ok(mut bytes) = src.bytes
-            && bytes.capacity() <= REUSE_AT_MOST
+            && bytes.capacity() <= input::MAX_KEPT_BUFFER
         {
             bytes.clear();
             // The reader may be done already; then the buffer is simply dropped.
             let _ = spent.send(bytes);
         }
+        taken?;
     }
-    spill.flush().map_err(io(&path))?;
+    spill.file.flush().map_err(io(&spill.path))?;
     Ok(out)
+}
+
+/// One worker's spill file: proteins appended, each at the offset the index records.
+struct SpillWriter {
+    file: BufWriter<File>,
+    path: PathBuf,
+    offset: u64,
+    buf: Vec<u8>,
+}
+
+impl SpillWriter {
+    /// Appends `p`; returns its offset and length.
+    fn write(&mut self, p: &ProteinRecord) -> Result<(u64, u32), PrepareError> {
+        self.buf.clear();
+        spill::encode(p, &mut self.buf);
+        self.file.write_all(&self.buf).map_err(io(&self.path))?;
+        let at = self.offset;
+        self.offset += self.buf.len() as u64;
+        Ok((at, self.buf.len() as u32))
+    }
+}
+
+/// Parses one source into `out` and its proteins into the spill file. Returns whether the source
+/// failed (recorded in `out.failures`); `Err` only for a spill write that failed.
+fn take_source(
+    w: usize,
+    cfg: &PrepareConfig,
+    guards: &Safeguards,
+    (seq, src): (usize, &input::Source),
+    spill: &mut SpillWriter,
+    out: &mut WorkerOut,
+) -> Result<bool, PrepareError> {
+    let mut fail = |error: String| {
+        tracing::debug!(path = %src.name, %error, "skipping input");
+        out.failures.push((
+            seq,
+            Failure {
+                path: src.name.clone(),
+                error,
+            },
+        ));
+        Ok(true)
+    };
+    let bytes = match &src.bytes {
+        Ok(b) => b,
+        Err(e) => return fail(e.clone()),
+    };
+    let sha = hex(&Sha256::digest(bytes));
+    let (format, st) = match structure::read_bytes_capped(bytes, guards.max_file_bytes) {
+        Ok(v) => v,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut got = protein::proteins_from_structure(&st, format, &src.name, &sha, &cfg.proteins);
+    if let Some(ids) = &cfg.only_ids {
+        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut got.proteins)
+            .into_iter()
+            .partition(|p| ids.contains(&p.protein_id));
+        got.proteins = keep;
+        got.filtered.extend(
+            drop.into_iter()
+                .map(|p| (p.protein_id, protein::Filtered::NotListed)),
+        );
+    }
+    out.counts.non_protein_chains += got.non_protein_chains;
+    out.counts.waters += st.waters;
+    out.counts.ligands += st.ligands;
+    for (_, why) in &got.filtered {
+        *out.counts.filtered.entry(*why).or_default() += 1;
+    }
+    if got.entry_from_file_name
+        && let Some(p) = got.proteins.first()
+    {
+        out.named.push(StemNamed {
+            seq,
+            entry: p.entry_id.clone(),
+            path: src.path.clone(),
+            sha256: sha.clone(),
+        });
+    }
+    out.inputs.push((
+        seq,
+        InputEntry {
+            path: src.name.clone(),
+            bytes: bytes.len() as u64,
+            sha256: sha,
+            proteins: got.proteins.len(),
+        },
+    ));
+    for (sub, p) in got.proteins.iter().enumerate() {
+        let (offset, len) = spill.write(p)?;
+        out.index.push(IndexEntry {
+            protein_id: p.protein_id.clone(),
+            seq,
+            sub,
+            worker: w,
+            offset,
+            len,
+            rename: None,
+            original_id: p.protein_id.clone(),
+        });
+    }
+    Ok(false)
 }
 
 /// Proteins per parallel graph-building chunk.

@@ -1,7 +1,8 @@
 //! Whole-buffer gzip decompression with libdeflate, about twice as fast as zlib-rs on structure
 //! files (bench/prepare): every member of a multi-member stream, each checked against its CRC-32
-//! and size, the output capped. The only unsafe code of the crate: three calls into libdeflate,
-//! each given a live decompressor and buffers whose lengths it is told.
+//! and size, the output capped. Three calls into libdeflate, each given a live decompressor and
+//! buffers whose lengths it is told, are, with heed's map in `import::lmdb`, the crate's only
+//! unsafe code.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -188,6 +189,25 @@ mod tests {
             let want = flate2(raw).expect("flate2 reads it");
             assert_eq!(gunzip(raw, 1 << 30).as_deref(), Ok(&want[..]), "case {k}");
         }
+    }
+
+    /// The caller's buffer is reused from file to file: whatever it held (a longer stream's
+    /// text, a failed stream's partial output) is not part of the next result.
+    #[test]
+    fn a_reused_buffer_holds_only_the_new_stream() {
+        let (long, short) = (text(2000), text(3));
+        let mut out = Vec::new();
+        gunzip_into(&gz(&long, 6), 1 << 30, &mut out).expect("long");
+        assert_eq!(out, long);
+        gunzip_into(&gz(&short, 6), 1 << 30, &mut out).expect("short");
+        assert_eq!(out, short);
+        let broken = gz(&long, 6);
+        assert_eq!(
+            gunzip_into(&broken[..broken.len() - 9], 1 << 30, &mut out),
+            Err(GunzipError::Broken)
+        );
+        gunzip_into(&gz(&short, 6), 1 << 30, &mut out).expect("after a failure");
+        assert_eq!(out, short);
     }
 
     #[test]

@@ -211,26 +211,28 @@ fn numbers(line: &[u8]) -> Result<([f32; 3], f32), LineError> {
     let x = number(30, 38, 3, "x", "31-38")?;
     let y = number(38, 46, 3, "y", "39-46")?;
     let z = number(46, 54, 3, "z", "47-54")?;
-    // The B-factor is optional in old and MD files; absent means unknown, stored as 0.
-    let b_factor = if line.len() > 60 && !line[60..line.len().min(66)].trim_ascii().is_empty() {
-        number(60, 66, 2, "B-factor", "61-66")?
-    } else {
-        0.0
+    let b_factor = match b_factor_columns(line) {
+        Some(_) => number(60, 66, 2, "B-factor", "61-66")?,
+        None => 0.0,
     };
     Ok(([x as f32, y as f32, z as f32], b_factor as f32))
+}
+
+/// Columns 61-66 when they hold anything: the B-factor is optional in old and MD files, and
+/// absent means unknown, stored as 0.
+fn b_factor_columns(line: &[u8]) -> Option<&[u8]> {
+    let field = line.get(60..line.len().min(66))?;
+    (!field.trim_ascii().is_empty()).then_some(field)
 }
 
 /// Whether [`numbers`] reads `line` through the fixed-shape path (so it would succeed): the
 /// coordinates as `%8.3f` and the B-factor, when present, as `%6.2f`.
 fn numbers_have_usual_shape(line: &[u8]) -> bool {
     use super::number::fixed_shape;
-    let b_factor_ok = line.len() <= 60
-        || line[60..line.len().min(66)].trim_ascii().is_empty()
-        || (line.len() >= 66 && fixed_shape(&line[60..66], 2));
     fixed_shape(&line[30..38], 3)
         && fixed_shape(&line[38..46], 3)
         && fixed_shape(&line[46..54], 3)
-        && b_factor_ok
+        && b_factor_columns(line).is_none_or(|b| fixed_shape(b, 2))
 }
 
 /// `str::trim` on ASCII bytes: the whitespace `char::is_whitespace` knows below 0x80.

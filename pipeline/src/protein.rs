@@ -1,6 +1,8 @@
 //! From a parsed structure to protein records: one per polymer chain (or one per entry with
 //! `whole_entry`), nodes = residues with a CA atom, ids, header facts, filters and truncation.
 
+use compact_str::CompactString;
+
 use crate::residue;
 use crate::structure::{Format, Structure};
 
@@ -46,8 +48,9 @@ pub struct ProteinRecord {
 /// Per-node columns, in node order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResidueColumns {
-    pub name: Vec<String>,
-    pub chain: Vec<String>,
+    /// Residue and chain names are short: stored inline, not one allocation each.
+    pub name: Vec<CompactString>,
+    pub chain: Vec<CompactString>,
     pub number: Vec<i32>,
     pub insertion_code: Vec<Option<char>>,
     pub pos: Vec<[f32; 3]>,
@@ -156,10 +159,11 @@ pub fn proteins_from_structure(
         };
         let mut residues = ResidueColumns::default();
         for chain in &group {
+            let chain_id = CompactString::from(chain.id.as_str());
             for r in chain.residues.iter() {
                 let Some(ca) = r.ca else { continue };
                 residues.name.push(r.name.clone());
-                residues.chain.push(chain.id.clone());
+                residues.chain.push(chain_id.clone());
                 residues.number.push(r.number);
                 residues.insertion_code.push(r.insertion_code);
                 residues.pos.push(ca.pos);
@@ -319,7 +323,7 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, n)| Residue {
-                    name: (*n).to_owned(),
+                    name: (*n).into(),
                     number: i as i32 + 1,
                     insertion_code: None,
                     ca: (*n != "DA").then_some(AlphaCarbon {

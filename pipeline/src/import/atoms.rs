@@ -132,8 +132,8 @@ pub fn residues(frame: &Frame) -> Result<ResidueColumns, FrameError> {
             row,
             residue: res.clone(),
         })?;
-        out.name.push(rn.trim().to_owned());
-        out.chain.push(text(chain, "chain")?);
+        out.name.push(rn.trim().into());
+        out.chain.push(text(chain, "chain")?.into());
         out.number.push(number);
         out.insertion_code.push(ic.trim().chars().next());
         out.pos.push([

@@ -661,8 +661,8 @@ fn rebuild(
             col::<Float32Array>(b, 10)?,
         );
         for i in 0..b.num_rows() {
-            r.name.push(name.value(i).to_owned());
-            r.chain.push(chain.value(i).to_owned());
+            r.name.push(name.value(i).into());
+            r.chain.push(chain.value(i).into());
             r.number.push(number.value(i));
             r.insertion_code.push(
                 (!icode.is_null(i))

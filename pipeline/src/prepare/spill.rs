@@ -2,6 +2,8 @@
 //! `prepare` sort proteins by id without holding a whole dataset in memory. Private to one run:
 //! no versioning, little-endian, lengths as u32.
 
+use compact_str::CompactString;
+
 use crate::protein::{ProteinRecord, ResidueColumns};
 use crate::structure::Format;
 
@@ -67,8 +69,8 @@ pub(crate) fn decode(buf: &[u8]) -> Option<ProteinRecord> {
     let n = r.u32()? as usize;
     let mut residues = ResidueColumns::default();
     for _ in 0..n {
-        residues.name.push(r.str()?);
-        residues.chain.push(r.str()?);
+        residues.name.push(r.short()?);
+        residues.chain.push(r.short()?);
         residues.number.push(r.i32()?);
         residues
             .insertion_code
@@ -161,6 +163,16 @@ impl Reader<'_> {
         let (s, rest) = self.0.split_at(n);
         self.0 = rest;
         String::from_utf8(s.to_vec()).ok()
+    }
+    /// A string kept inline ([`CompactString`]): residue and chain names, no allocation.
+    fn short(&mut self) -> Option<CompactString> {
+        let n = self.u32()? as usize;
+        if self.0.len() < n {
+            return None;
+        }
+        let (s, rest) = self.0.split_at(n);
+        self.0 = rest;
+        CompactString::from_utf8(s).ok()
     }
     fn opt_str(&mut self) -> Option<Option<String>> {
         match self.u8()? {

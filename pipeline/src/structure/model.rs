@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use compact_str::CompactString;
+
 use crate::residue;
 
 /// The file formats we read; detected from content.
@@ -50,7 +52,8 @@ pub struct Chain {
 /// A polymer residue: its name and numbering, and its alpha carbon when it has one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Residue {
-    pub name: String,
+    /// Inline (no allocation) for names up to 24 bytes.
+    pub name: CompactString,
     pub number: i32,
     /// Insertion code, `None` when blank.
     pub insertion_code: Option<char>,
@@ -93,7 +96,7 @@ pub(crate) struct AtomSite<'a> {
 #[derive(Debug)]
 struct Pending {
     chain: usize,
-    name: String,
+    name: CompactString,
     number: i32,
     icode: Option<char>,
     hetero: bool,
@@ -126,7 +129,7 @@ impl Builder {
             let chain = self.chain_slot(a.chain);
             self.pending = Some(Pending {
                 chain,
-                name: a.res_name.to_owned(),
+                name: CompactString::from(a.res_name),
                 number: a.seq_num,
                 icode: a.icode,
                 hetero: a.hetero,

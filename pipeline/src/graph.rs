@@ -2,6 +2,8 @@
 //! `GraphConstruction` (SequentialEdge max 2, SpatialEdge 10 Å / min 5, KNNEdge k 10 / min 5)
 //! builds them with torch_cluster's GPU kernels, which the published checkpoints were trained on.
 
+use wide::{CmpLt, f32x8};
+
 /// Relations 0–4: sequential offsets −2…+2 (2 is the self-loop).
 pub const SEQUENTIAL_MAX_DISTANCE: usize = 2;
 /// Relation 5: neighbours within this radius.
@@ -10,6 +12,9 @@ pub const RADIUS_ANGSTROM: f32 = 10.0;
 pub const RADIUS_MAX_NEIGHBORS: usize = 32;
 /// Relation 6: this many nearest neighbours.
 pub const KNN_K: usize = 10;
+/// Where fewer than k + 1 nodes lie within the radius, the nearest are first looked for within
+/// this many ångström (squared); only when even that holds fewer is the whole row read.
+const KNN_FALLBACK_R2: f32 = 20.0 * 20.0;
 /// Spatial and KNN edges need |i − j| ≥ this (node indices).
 pub const MIN_SEQUENCE_DISTANCE: usize = 5;
 /// TorchDrug drops spatial pairs whose distance (the norm, not its square) is below this.
@@ -60,13 +65,19 @@ pub fn build(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
     let mut radius_found: Vec<(usize, usize)> = Vec::new();
     let mut knn_found: Vec<(usize, usize)> = Vec::new();
     let mut near: Vec<usize> = Vec::new();
+    let mut wider: Vec<usize> = Vec::new();
     let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
     let min_d2 = *MIN_D2;
     for centre in 0..n {
-        distance_row(centre, (&xs, &ys, &zs), &mut d2);
-        within(&d2, r2, &mut near);
+        distance_row(centre, (&xs, &ys, &zs), r2, &mut d2, &mut near);
         radius_neighbours(centre, &near, &d2, min_d2, &mut radius_found);
-        knn_neighbours(centre, &d2, &near, min_d2, &mut knn_found);
+        let candidates = if near.len() >= (KNN_K + 1).min(n) {
+            &near
+        } else {
+            within(&d2, KNN_FALLBACK_R2, &mut wider);
+            &wider
+        };
+        knn_neighbours(centre, &d2, candidates, min_d2, &mut knn_found);
     }
     for (src, dst) in radius_found {
         edges.push(src, dst, RELATION_RADIUS);
@@ -98,13 +109,49 @@ fn sequential(chain: &[u32], edges: &mut Edges) {
     }
 }
 
-/// Squared distances from `centre` to every node, accumulated over x, y, z in f32 in that order
-/// (`(dx² + dy²) + dz²`, no fused multiply-add), as torch_cluster's radius kernel does.
-fn distance_row(centre: usize, (xs, ys, zs): (&[f32], &[f32], &[f32]), d2: &mut [f32]) {
+/// Squared distances from `centre` to every node into `d2`, accumulated over x, y, z in f32 in
+/// that order (`(dx² + dy²) + dz²`, no fused multiply-add), as torch_cluster's radius kernel
+/// does; and the nodes with `d2 < r2`, in index order, into `near`. Eight nodes at a time: one
+/// vector compare makes a bit mask, and only its set bits are visited, so the far nodes of a
+/// large protein cost no branch each.
+fn distance_row(
+    centre: usize,
+    (xs, ys, zs): (&[f32], &[f32], &[f32]),
+    r2: f32,
+    d2: &mut [f32],
+    near: &mut Vec<usize>,
+) {
+    const LANES: usize = 8;
+    near.clear();
     let (cx, cy, cz) = (xs[centre], ys[centre], zs[centre]);
-    for (((d, &x), &y), &z) in d2.iter_mut().zip(xs).zip(ys).zip(zs) {
-        let (dx, dy, dz) = (x - cx, y - cy, z - cz);
-        *d = dx * dx + dy * dy + dz * dz;
+    let (vx, vy, vz, vr2) = (
+        f32x8::splat(cx),
+        f32x8::splat(cy),
+        f32x8::splat(cz),
+        f32x8::splat(r2),
+    );
+    let n = d2.len();
+    let full = n - n % LANES;
+    for base in (0..full).step_by(LANES) {
+        let lanes = |a: &[f32]| {
+            let a: [f32; LANES] = a[base..base + LANES].try_into().expect("eight lanes");
+            f32x8::from(a)
+        };
+        let (dx, dy, dz) = (lanes(xs) - vx, lanes(ys) - vy, lanes(zs) - vz);
+        let d = dx * dx + dy * dy + dz * dz;
+        d2[base..base + LANES].copy_from_slice(&d.to_array());
+        let mut mask = d.cmp_lt(vr2).move_mask() as u32;
+        while mask != 0 {
+            near.push(base + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
+        }
+    }
+    for j in full..n {
+        let (dx, dy, dz) = (xs[j] - cx, ys[j] - cy, zs[j] - cz);
+        d2[j] = dx * dx + dy * dy + dz * dz;
+        if d2[j] < r2 {
+            near.push(j);
+        }
     }
 }
 
@@ -158,41 +205,45 @@ fn radius_neighbours(
 /// (ties to the lower index), the centre removed, then TorchDrug's filters.
 ///
 /// The nearest are kept by insertion into a sorted list of eleven while candidates are read in
-/// index order (so a tie in distance keeps the lower index ahead). In a protein the 11 nearest
-/// almost always lie within the 10 Å radius, so the candidates are that small set (`near`); only
-/// when it holds fewer than 11 nodes is the whole row read.
+/// index order (so a tie in distance keeps the lower index ahead). Candidates are the nodes with
+/// d² below some bound, in index order: when at least 11 lie below it, every node outside ranks
+/// after all of them, so the 11 nearest are among them. In a protein the 10 Å radius set (`near`)
+/// almost always holds 11 nodes; otherwise the caller offers those within 20 Å; only when that
+/// holds fewer than 11 too is the whole row read.
 fn knn_neighbours(
     centre: usize,
     d2: &[f32],
-    near: &[usize],
+    candidates: &[usize],
     min_d2: f32,
     out: &mut Vec<(usize, usize)>,
 ) {
-    let take = (KNN_K + 1).min(d2.len());
-    if take == 0 {
-        return;
-    }
-    let mut best = [(0i32, 0usize); KNN_K + 1];
-    let mut len = 0usize;
+    let n = d2.len();
+    // (distance, index) as one integer: the order of total_cmp, ties to the lower index.
+    // Empty slots hold u64::MAX, above every key (an index is below 2^32).
+    let mut best = [u64::MAX; KNN_K + 1];
     let mut offer = |j: usize| {
-        let key = order_key(d2[j]);
-        if len == take && key >= best[len - 1].0 {
+        let key = (u64::from(order_key(d2[j]) as u32 ^ 0x8000_0000) << 32) | j as u64;
+        if key >= best[KNN_K] {
             return;
         }
-        let mut at = len.min(take - 1);
-        while at > 0 && key < best[at - 1].0 {
+        let mut at = KNN_K;
+        while at > 0 && best[at - 1] > key {
             best[at] = best[at - 1];
             at -= 1;
         }
-        best[at] = (key, j);
-        len = (len + 1).min(take);
+        best[at] = key;
     };
-    if near.len() >= take {
-        near.iter().for_each(|&j| offer(j));
+    if candidates.len() >= (KNN_K + 1).min(n) {
+        for &j in candidates {
+            offer(j);
+        }
     } else {
-        (0..d2.len()).for_each(&mut offer);
+        for j in 0..n {
+            offer(j);
+        }
     }
-    for &(_, j) in &best[..take] {
+    for &key in best.iter().take_while(|&&k| k != u64::MAX) {
+        let j = (key & u64::from(u32::MAX)) as usize;
         if j != centre && keep(centre, j, d2[j], min_d2) {
             out.push((j, centre));
         }
@@ -316,7 +367,10 @@ mod tests {
         let (mut radius_found, mut knn_found) = (Vec::new(), Vec::new());
         let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
         for centre in 0..n {
-            distance_row(centre, (&xs, &ys, &zs), &mut d2);
+            for j in 0..n {
+                let (dx, dy, dz) = (xs[j] - xs[centre], ys[j] - ys[centre], zs[j] - zs[centre]);
+                d2[j] = dx * dx + dy * dy + dz * dz;
+            }
             let near: Vec<usize> = (0..n).filter(|&j| d2[j] < r2).collect();
             let keep = |centre: usize, j: usize, d2: f32| {
                 centre.abs_diff(j) >= MIN_SEQUENCE_DISTANCE && d2.sqrt() >= ZERO_DISTANCE_EPS
@@ -407,6 +461,43 @@ mod tests {
                 "case {case}, {n} nodes"
             );
         }
+    }
+
+    /// Sparse points (a 60 Å box): most centres have fewer than 11 nodes within 10 Å, so their
+    /// nearest come from the 20 Å set or, for the loneliest, the whole row.
+    #[test]
+    fn sparse_points_find_their_nearest_beyond_the_radius() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let (mut from_wider, mut from_row) = (0, 0);
+        for n in [12, 30, 90, 200, 333] {
+            let pos: Vec<[f32; 3]> = (0..n)
+                .map(|_| [next() * 60.0, next() * 60.0, next() * 60.0])
+                .collect();
+            for c in 0..n {
+                let d2 = |j: usize| (0..3).map(|k| (pos[j][k] - pos[c][k]).powi(2)).sum::<f32>();
+                let count = |r2: f32| (0..n).filter(|&j| d2(j) < r2).count();
+                if count(RADIUS_ANGSTROM * RADIUS_ANGSTROM) <= KNN_K {
+                    if count(KNN_FALLBACK_R2) > KNN_K {
+                        from_wider += 1;
+                    } else {
+                        from_row += 1;
+                    }
+                }
+            }
+            let chain = vec![0; n];
+            assert_eq!(
+                build(&pos, &chain),
+                build_reference(&pos, &chain),
+                "{n} nodes"
+            );
+        }
+        assert!(from_wider > 100 && from_row > 10, "{from_wider} {from_row}");
     }
 
     #[test]

@@ -40,6 +40,20 @@ impl Edges {
         self.src.is_empty()
     }
 
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            src: Vec::with_capacity(n),
+            dst: Vec::with_capacity(n),
+            relation: Vec::with_capacity(n),
+        }
+    }
+
+    fn reserve(&mut self, more: usize) {
+        self.src.reserve_exact(more);
+        self.dst.reserve_exact(more);
+        self.relation.reserve_exact(more);
+    }
+
     fn push(&mut self, src: usize, dst: usize, relation: i8) {
         // Node counts come from i32 residue indices, so they fit.
         self.src.push(src as i32);
@@ -56,21 +70,23 @@ impl Edges {
 pub fn build(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
     assert_eq!(pos.len(), chain.len(), "one chain key per node");
     let n = pos.len();
-    let mut edges = Edges::default();
+    // Room for the usual count (about 19 per node on bench/prepare's corpus), so the columns
+    // rarely grow; the nearest-neighbour edges, at most k per node, wait in their own list
+    // until the radius edges are in.
+    let mut edges = Edges::with_capacity(n * 24);
+    let mut knn_found: Vec<(usize, usize)> = Vec::with_capacity(n * KNN_K);
     sequential(chain, &mut edges);
     // Coordinates by axis, so that the distance row below is computed eight lanes at a time.
     let axis = |k: usize| pos.iter().map(|p| p[k]).collect::<Vec<f32>>();
     let (xs, ys, zs) = (axis(0), axis(1), axis(2));
     let mut d2 = vec![0f32; n];
-    let mut radius_found: Vec<(usize, usize)> = Vec::new();
-    let mut knn_found: Vec<(usize, usize)> = Vec::new();
     let mut near: Vec<usize> = Vec::new();
     let mut wider: Vec<usize> = Vec::new();
     let r2 = RADIUS_ANGSTROM * RADIUS_ANGSTROM;
     let min_d2 = *MIN_D2;
     for centre in 0..n {
         distance_row(centre, (&xs, &ys, &zs), r2, &mut d2, &mut near);
-        radius_neighbours(centre, &near, &d2, min_d2, &mut radius_found);
+        radius_neighbours(centre, &near, &d2, min_d2, &mut edges);
         let candidates = if near.len() >= (KNN_K + 1).min(n) {
             &near
         } else {
@@ -79,9 +95,7 @@ pub fn build(pos: &[[f32; 3]], chain: &[u32]) -> Edges {
         };
         knn_neighbours(centre, &d2, candidates, min_d2, &mut knn_found);
     }
-    for (src, dst) in radius_found {
-        edges.push(src, dst, RELATION_RADIUS);
-    }
+    edges.reserve(knn_found.len());
     for (src, dst) in knn_found {
         edges.push(src, dst, RELATION_KNN);
     }
@@ -183,20 +197,14 @@ fn within(d2: &[f32], r2: f32, near: &mut Vec<usize>) {
 /// a dense neighbourhood can lose far neighbours even when near ones are filtered out.
 ///
 /// `near` holds the nodes with d² < r² in index order (the centre among them).
-fn radius_neighbours(
-    centre: usize,
-    near: &[usize],
-    d2: &[f32],
-    min_d2: f32,
-    out: &mut Vec<(usize, usize)>,
-) {
+fn radius_neighbours(centre: usize, near: &[usize], d2: &[f32], min_d2: f32, out: &mut Edges) {
     for &j in near
         .iter()
         .filter(|&&j| j != centre)
         .take(RADIUS_MAX_NEIGHBORS)
     {
         if keep(centre, j, d2[j], min_d2) {
-            out.push((j, centre));
+            out.push(j, centre, RELATION_RADIUS);
         }
     }
 }

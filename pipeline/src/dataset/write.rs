@@ -5,21 +5,20 @@
 use std::fs::File;
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 
-use arrow_array::builder::{Float32Builder, Int8Builder, Int32Builder, ListBuilder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
+use super::batches::{BatchError, Batches};
 use super::part::{PartInfo, TableEntry, hex};
 use crate::dataset::schema::{SCHEMA_KEY, Table};
 use crate::graph::Edges;
 use crate::protein::ProteinRecord;
-use crate::residue;
 
 /// Errors writing a table part.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +38,8 @@ pub enum WriteError {
         table: &'static str,
         source: arrow_schema::ArrowError,
     },
+    #[error(transparent)]
+    Batch(#[from] BatchError),
 }
 
 /// Writes one table as `dir/<table>/part-NNNNN.parquet`.
@@ -198,250 +199,6 @@ pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), WriteError> {
     Ok((total, hex(&h.finalize())))
 }
 
-/// A string column of runs (each protein's id once per edge), filled a run at a time: the bytes
-/// by doubling copies, the offsets by arithmetic, instead of one append per row.
-#[derive(Debug)]
-struct RepeatedStrings {
-    values: Vec<u8>,
-    offsets: Vec<i32>,
-}
-
-impl RepeatedStrings {
-    fn with_capacity(rows: usize, bytes_per_row: usize) -> Self {
-        let mut offsets = Vec::with_capacity(rows + 1);
-        offsets.push(0);
-        Self {
-            values: Vec::with_capacity(rows * bytes_per_row),
-            offsets,
-        }
-    }
-
-    fn push(&mut self, value: &str, times: usize) {
-        let (bytes, start) = (value.as_bytes(), self.values.len());
-        if times == 0 {
-            return;
-        }
-        self.values.extend_from_slice(bytes);
-        let total = bytes.len() * times;
-        while self.values.len() - start < total {
-            let have = self.values.len() - start;
-            self.values
-                .extend_from_within(start..start + have.min(total - have));
-        }
-        let base = self.offsets.last().copied().unwrap_or(0) as usize;
-        // Offsets stay below 2^31: a batch is flushed after a row group of edges.
-        self.offsets
-            .extend((1..=times).map(|k| (base + k * bytes.len()) as i32));
-    }
-
-    fn finish(self) -> Result<arrow_array::StringArray, arrow_schema::ArrowError> {
-        arrow_array::StringArray::try_new(
-            arrow_buffer::OffsetBuffer::new(self.offsets.into()),
-            self.values.into(),
-            None,
-        )
-    }
-}
-
-/// Row builders for the three tables, filled protein by protein.
-pub(crate) struct Batches {
-    p_id: StringBuilder,
-    p_entry: StringBuilder,
-    p_chain: StringBuilder,
-    p_seq: StringBuilder,
-    p_n: Int32Builder,
-    p_n_file: Int32Builder,
-    p_source: StringBuilder,
-    p_sha: StringBuilder,
-    p_format: StringBuilder,
-    p_plddt: Float32Builder,
-    p_method: StringBuilder,
-    p_res: Float32Builder,
-    p_ec: ListBuilder<StringBuilder>,
-    p_title: StringBuilder,
-    r_id: StringBuilder,
-    r_index: Int32Builder,
-    r_name: StringBuilder,
-    r_type: Int8Builder,
-    r_chain: StringBuilder,
-    r_number: Int32Builder,
-    r_icode: StringBuilder,
-    r_x: Float32Builder,
-    r_y: Float32Builder,
-    r_z: Float32Builder,
-    r_b: Float32Builder,
-    e_id: RepeatedStrings,
-    e_src: Int32Builder,
-    e_dst: Int32Builder,
-    e_rel: Int8Builder,
-    pub residue_rows: usize,
-    pub edge_rows: usize,
-}
-
-impl std::fmt::Debug for Batches {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batches")
-            .field("residue_rows", &self.residue_rows)
-            .field("edge_rows", &self.edge_rows)
-            .finish()
-    }
-}
-
-impl Batches {
-    /// Builders sized for a row group of residues and one of edges (and a quarter more, for the
-    /// protein that crosses the threshold): growing them row by row cost a copy of every column
-    /// at each doubling.
-    pub fn new() -> Self {
-        let residues = Table::Residues.row_group_rows() * 5 / 4;
-        let edges = Table::Edges.row_group_rows() * 5 / 4;
-        let strings = |rows: usize, bytes: usize| StringBuilder::with_capacity(rows, rows * bytes);
-        Self {
-            p_id: StringBuilder::new(),
-            p_entry: StringBuilder::new(),
-            p_chain: StringBuilder::new(),
-            p_seq: StringBuilder::new(),
-            p_n: Int32Builder::new(),
-            p_n_file: Int32Builder::new(),
-            p_source: StringBuilder::new(),
-            p_sha: StringBuilder::new(),
-            p_format: StringBuilder::new(),
-            p_plddt: Float32Builder::new(),
-            p_method: StringBuilder::new(),
-            p_res: Float32Builder::new(),
-            p_ec: ListBuilder::new(StringBuilder::new()).with_field(Arc::new(
-                arrow_schema::Field::new("item", arrow_schema::DataType::Utf8, false),
-            )),
-            p_title: StringBuilder::new(),
-            r_id: strings(residues, 12),
-            r_index: Int32Builder::with_capacity(residues),
-            r_name: strings(residues, 3),
-            r_type: Int8Builder::with_capacity(residues),
-            r_chain: strings(residues, 1),
-            r_number: Int32Builder::with_capacity(residues),
-            r_icode: strings(residues, 0),
-            r_x: Float32Builder::with_capacity(residues),
-            r_y: Float32Builder::with_capacity(residues),
-            r_z: Float32Builder::with_capacity(residues),
-            r_b: Float32Builder::with_capacity(residues),
-            e_id: RepeatedStrings::with_capacity(edges, 12),
-            e_src: Int32Builder::with_capacity(edges),
-            e_dst: Int32Builder::with_capacity(edges),
-            e_rel: Int8Builder::with_capacity(edges),
-            residue_rows: 0,
-            edge_rows: 0,
-        }
-    }
-
-    pub fn push(&mut self, p: &ProteinRecord, edges: &Edges) {
-        let r = &p.residues;
-        let id = p.protein_id.as_str();
-        self.p_id.append_value(id);
-        self.p_entry.append_value(&p.entry_id);
-        self.p_chain.append_value(&p.chain_id);
-        self.p_seq.append_value(&p.sequence);
-        self.p_n.append_value(r.len() as i32);
-        self.p_n_file.append_value(p.num_residues_in_file as i32);
-        self.p_source.append_value(&p.source);
-        self.p_sha.append_value(&p.source_sha256);
-        self.p_format.append_value(match p.format {
-            crate::structure::Format::Pdb => "pdb",
-            crate::structure::Format::Mmcif => "mmcif",
-            crate::structure::Format::Atom3d => "atom3d",
-        });
-        self.p_plddt.append_option(p.mean_plddt);
-        self.p_method.append_option(p.method.as_deref());
-        self.p_res.append_option(p.resolution_angstrom);
-        for ec in &p.ec_numbers {
-            self.p_ec.values().append_value(ec);
-        }
-        self.p_ec.append(true);
-        self.p_title.append_option(p.title.as_deref());
-
-        for i in 0..r.len() {
-            self.r_id.append_value(id);
-            self.r_index.append_value(i as i32);
-            self.r_name.append_value(&r.name[i]);
-            self.r_type
-                .append_value(residue::residue_type(&r.name[i]) as i8);
-            self.r_chain.append_value(&r.chain[i]);
-            self.r_number.append_value(r.number[i]);
-            self.r_icode
-                .append_option(r.insertion_code[i].map(|c| c.to_string()));
-            self.r_x.append_value(r.pos[i][0]);
-            self.r_y.append_value(r.pos[i][1]);
-            self.r_z.append_value(r.pos[i][2]);
-            self.r_b.append_value(r.b_factor[i]);
-        }
-        self.residue_rows += r.len();
-
-        self.e_id.push(id, edges.len());
-        self.e_src.append_slice(&edges.src);
-        self.e_dst.append_slice(&edges.dst);
-        self.e_rel.append_slice(&edges.relation);
-        self.edge_rows += edges.len();
-    }
-
-    /// Takes the rows collected so far as one batch per table and resets the builders.
-    pub fn take(&mut self) -> Result<[RecordBatch; 3], WriteError> {
-        // Fresh builders at full size for the next batch; the filled ones become the arrays.
-        let mut old = std::mem::replace(self, Self::new());
-        let batch = |table: Table, cols: Vec<ArrayRef>| {
-            RecordBatch::try_new(table.arrow_schema(), cols).map_err(|source| WriteError::Arrow {
-                table: table.name(),
-                source,
-            })
-        };
-        let proteins = batch(
-            Table::Proteins,
-            vec![
-                Arc::new(old.p_id.finish()),
-                Arc::new(old.p_entry.finish()),
-                Arc::new(old.p_chain.finish()),
-                Arc::new(old.p_seq.finish()),
-                Arc::new(old.p_n.finish()),
-                Arc::new(old.p_n_file.finish()),
-                Arc::new(old.p_source.finish()),
-                Arc::new(old.p_sha.finish()),
-                Arc::new(old.p_format.finish()),
-                Arc::new(old.p_plddt.finish()),
-                Arc::new(old.p_method.finish()),
-                Arc::new(old.p_res.finish()),
-                Arc::new(old.p_ec.finish()),
-                Arc::new(old.p_title.finish()),
-            ],
-        )?;
-        let residues = batch(
-            Table::Residues,
-            vec![
-                Arc::new(old.r_id.finish()),
-                Arc::new(old.r_index.finish()),
-                Arc::new(old.r_name.finish()),
-                Arc::new(old.r_type.finish()),
-                Arc::new(old.r_chain.finish()),
-                Arc::new(old.r_number.finish()),
-                Arc::new(old.r_icode.finish()),
-                Arc::new(old.r_x.finish()),
-                Arc::new(old.r_y.finish()),
-                Arc::new(old.r_z.finish()),
-                Arc::new(old.r_b.finish()),
-            ],
-        )?;
-        let edges = batch(
-            Table::Edges,
-            vec![
-                Arc::new(old.e_id.finish().map_err(|source| WriteError::Arrow {
-                    table: Table::Edges.name(),
-                    source,
-                })?),
-                Arc::new(old.e_src.finish()),
-                Arc::new(old.e_dst.finish()),
-                Arc::new(old.e_rel.finish()),
-            ],
-        )?;
-        Ok([proteins, residues, edges])
-    }
-}
-
 /// The three prepared tables (proteins, residues, edges) of a dataset, written one way by
 /// `prepare`, `merge` and the imports: each protein's rows are buffered and flushed as one batch
 /// per table once the buffered residues or edges reach a row group
@@ -453,6 +210,7 @@ impl Batches {
 pub struct PreparedWriter {
     lanes: Vec<Lane>,
     batches: Batches,
+    returned: mpsc::Receiver<(Table, RecordBatch)>,
 }
 
 /// One table's writer thread and the channel that feeds it.
@@ -461,8 +219,11 @@ struct Lane {
     handle: Option<std::thread::JoinHandle<Result<Vec<PartInfo>, WriteError>>>,
 }
 
+/// Written batches on their way back to [`Batches::recycle`].
+type Returned = mpsc::Sender<(Table, RecordBatch)>;
+
 impl Lane {
-    fn spawn(staging: &Path, table: Table) -> Result<Self, WriteError> {
+    fn spawn(staging: &Path, table: Table, returned: Returned) -> Result<Self, WriteError> {
         let mut writer = TableWriter::new(staging, table)?;
         let dataset = staging.to_owned();
         // Two batches in flight per table: enough to keep every thread busy, little memory.
@@ -472,6 +233,8 @@ impl Lane {
             .spawn(move || {
                 for batch in rx {
                     writer.write(&batch)?;
+                    // The pusher may be gone (an error, or done): the batch is then dropped.
+                    let _ = returned.send((table, batch));
                 }
                 writer.finish(&dataset)
             })
@@ -521,12 +284,14 @@ impl PreparedWriter {
     /// # Errors
     /// A table folder cannot be created.
     pub fn new(staging: &Path) -> Result<Self, WriteError> {
+        let (back, returned) = mpsc::channel();
         Ok(Self {
             lanes: Table::PREPARED
                 .iter()
-                .map(|t| Lane::spawn(staging, *t))
+                .map(|t| Lane::spawn(staging, *t, back.clone()))
                 .collect::<Result<_, _>>()?,
             batches: Batches::new(),
+            returned,
         })
     }
 
@@ -545,6 +310,9 @@ impl PreparedWriter {
     }
 
     fn flush(&mut self) -> Result<(), WriteError> {
+        for (table, batch) in self.returned.try_iter() {
+            self.batches.recycle(table, batch);
+        }
         for (lane, batch) in self.lanes.iter_mut().zip(self.batches.take()?) {
             let sent = lane.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
             if !sent {

@@ -21,7 +21,7 @@ pub fn sequences_dataset(dir: &Path, proteins: &[(String, String)]) -> Result<()
     use crate::protein::{ProteinRecord, ResidueColumns};
     let mut sorted: Vec<&(String, String)> = proteins.iter().collect();
     sorted.sort();
-    let mut batches = crate::dataset::write::Batches::new();
+    let mut batches = crate::dataset::batches::Batches::new();
     for (id, seq) in sorted {
         let record = ProteinRecord {
             protein_id: id.clone(),
@@ -41,7 +41,9 @@ pub fn sequences_dataset(dir: &Path, proteins: &[(String, String)]) -> Result<()
         };
         batches.push(&record, &crate::graph::Edges::default());
     }
-    let tables = batches.take()?;
+    let tables = batches
+        .take()
+        .map_err(crate::dataset::write::WriteError::from)?;
     for (t, b) in Table::PREPARED.iter().zip(&tables) {
         let mut w = TableWriter::new(dir, *t)?;
         w.write(b)?;

@@ -1,6 +1,7 @@
 //! Where structure files come from: files, folders (recursive), `.tar` (also gzipped) and `.zip`
 //! archives. [`plan`] lists inputs in a fixed order; [`read_all`] streams each structure's bytes
-//! with the name it is known by (`archive.tar/member.cif.gz`, or the path below its folder).
+//! with the name it is known by (`archive.tar/member.cif.gz`, or the path below its folder);
+//! [`stream_all`] leaves plain files for the consumer to read ([`Pending`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -200,28 +201,67 @@ fn read_capped_into(
 /// Reads every item in order and hands each structure to `emit`, which returns `false` to stop.
 /// Archives are read sequentially (tar has no index); a broken archive member or archive, or one
 /// over `max_file_bytes`, is emitted as a source with an error, so it is reported like any bad file.
-pub fn read_all(items: &[Item], max_file_bytes: u64, emit: impl FnMut(Source) -> bool) {
-    read_all_reusing(items, max_file_bytes, Vec::new, emit);
+pub fn read_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Source) -> bool) {
+    stream_all(items, max_file_bytes, |p| {
+        emit(p.read(max_file_bytes, Vec::new()))
+    });
 }
 
-/// [`read_all`], reading plain files into buffers from `buffer` (emptied ones a consumer handed
-/// back, say), so that their pages are reused instead of faulted in afresh for every file.
-pub fn read_all_reusing(
-    items: &[Item],
-    max_file_bytes: u64,
-    mut buffer: impl FnMut() -> Vec<u8>,
-    mut emit: impl FnMut(Source) -> bool,
-) {
+/// A structure on its way to a consumer: a plain file still to be read, so that whoever takes it
+/// reads it (parsing workers read in parallel, each into its own reused buffer), or an archive
+/// member that the archive's reader has read already.
+#[derive(Debug)]
+pub enum Pending {
+    File {
+        name: String,
+        path: String,
+        file: PathBuf,
+        item: usize,
+    },
+    Read(Source),
+}
+
+impl Pending {
+    /// Index in the plan of the input unit it comes from.
+    pub fn item(&self) -> usize {
+        match self {
+            Pending::File { item, .. } => *item,
+            Pending::Read(s) => s.item,
+        }
+    }
+
+    /// The structure's bytes; a plain file is read into `buffer` (emptied first, its capacity
+    /// reused), under the same size cap as archive members.
+    pub fn read(self, max_bytes: u64, buffer: Vec<u8>) -> Source {
+        match self {
+            Pending::File {
+                name,
+                path,
+                file,
+                item,
+            } => Source {
+                name,
+                path,
+                bytes: read_file(&file, max_bytes, buffer),
+                item,
+            },
+            Pending::Read(source) => source,
+        }
+    }
+}
+
+/// [`read_all`] without reading plain files: each is handed on as [`Pending::File`].
+pub fn stream_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Pending) -> bool) {
     for (i, item) in items.iter().enumerate() {
         let mut tagged = |mut s: Source| {
             s.item = i;
-            emit(s)
+            emit(Pending::Read(s))
         };
         let keep_going = match item.kind {
-            Kind::File => tagged(Source {
+            Kind::File => emit(Pending::File {
                 name: item.name.clone(),
                 path: item.path.to_string_lossy().into_owned(),
-                bytes: read_file(&item.path, max_file_bytes, buffer()),
+                file: item.path.clone(),
                 item: i,
             }),
             Kind::Tar => read_tar(item, max_file_bytes, &mut tagged),
@@ -348,15 +388,16 @@ mod tests {
         }
         let items = plan(&[dir.path().to_owned()]).expect("plan");
         let mut read = Vec::new();
-        read_all_reusing(
-            &items,
-            10,
-            || b"stale bytes, longer than most".to_vec(),
-            |s| {
-                read.push(s.bytes);
-                true
-            },
-        );
+        let mut buffer = b"stale bytes, longer than most".to_vec();
+        stream_all(&items, 10, |p| {
+            let s = p.read(10, std::mem::take(&mut buffer));
+            read.push(s.bytes.clone());
+            // The consumer keeps the buffer for the next file, whatever it holds now.
+            buffer = s
+                .bytes
+                .unwrap_or_else(|_| b"stale bytes after a failure".to_vec());
+            true
+        });
         let want: Vec<Result<Vec<u8>, String>> = bodies.iter().map(|b| Ok(b.to_vec())).collect();
         assert_eq!(read[1..], want[1..]);
         assert!(

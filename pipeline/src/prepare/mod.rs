@@ -481,7 +481,9 @@ fn spill_path(staging: &Path, worker: usize) -> PathBuf {
     staging.join(format!("spill-{worker}.bin"))
 }
 
-/// Phase 1: one reader thread streams sources to `jobs` parsing workers over a bounded channel.
+/// Phase 1: one thread streams sources, in order, to `jobs` parsing workers over a bounded
+/// channel; it reads archive members itself (an archive is one stream), while each plain file is
+/// read by the worker that takes it, so reading is spread over the workers too.
 ///
 /// A worker that fails (an I/O error on its spill file) stops the run: it raises `abort`, which
 /// the reader and the other workers check between sources, and the receiving end of the channel
@@ -497,24 +499,21 @@ fn parse_all(
 ) -> Result<Vec<WorkerOut>, PrepareError> {
     let abort_flag = AtomicBool::new(false);
     let abort = &abort_flag;
-    let (tx, rx) = mpsc::sync_channel::<(usize, input::Source)>(jobs * 2);
+    let (tx, rx) = mpsc::sync_channel::<(usize, input::Pending)>(jobs * 2);
     let rx = Arc::new(Mutex::new(rx));
-    // Emptied file buffers go back to the reader, so their pages are reused from file to file.
-    let (spent_tx, spent_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|s| {
         s.spawn(move || {
             // A source's order key: its unit's index in the whole plan, then its place in the
             // unit, so a shard orders its sources as the whole run would.
             let (mut unit, mut member) = (usize::MAX, 0usize);
-            let spare = || spent_rx.try_recv().unwrap_or_default();
-            input::read_all_reusing(items, guards.max_file_bytes, spare, |src| {
+            input::stream_all(items, guards.max_file_bytes, |src| {
                 if abort.load(Ordering::Relaxed) {
                     return false;
                 }
-                if src.item != unit {
-                    (unit, member) = (src.item, 0);
+                if src.item() != unit {
+                    (unit, member) = (src.item(), 0);
                 }
-                let seq = shard::order_key(units[src.item], member);
+                let seq = shard::order_key(units[src.item()], member);
                 member += 1;
                 progress.inc_length(1);
                 tx.send((seq, src)).is_ok()
@@ -523,9 +522,9 @@ fn parse_all(
         });
         let workers: Vec<_> = (0..jobs)
             .map(|w| {
-                let (rx, spent) = (Arc::clone(&rx), spent_tx.clone());
+                let rx = Arc::clone(&rx);
                 s.spawn(move || {
-                    let out = worker(w, cfg, guards, staging, (&rx, &spent), abort, progress);
+                    let out = worker(w, cfg, guards, staging, &rx, abort, progress);
                     if out.is_err() {
                         abort.store(true, Ordering::Relaxed);
                     }
@@ -542,14 +541,14 @@ fn parse_all(
 }
 
 /// The sources the reader sends, shared by the workers: (order key, source).
-type Jobs = Mutex<mpsc::Receiver<(usize, input::Source)>>;
+type Jobs = Mutex<mpsc::Receiver<(usize, input::Pending)>>;
 
 fn worker(
     w: usize,
     cfg: &PrepareConfig,
     guards: &Safeguards,
     staging: &Path,
-    (rx, spent): (&Jobs, &mpsc::Sender<Vec<u8>>),
+    rx: &Jobs,
     abort: &AtomicBool,
     progress: &ProgressBar,
 ) -> Result<WorkerOut, PrepareError> {
@@ -561,23 +560,25 @@ fn worker(
         buf: Vec::new(),
     };
     let mut out = WorkerOut::default();
+    // Plain files are read here, in parallel, into this buffer: its pages are reused from file
+    // to file instead of faulted in afresh.
+    let mut buffer = Vec::new();
     loop {
         if abort.load(Ordering::Relaxed) {
             break;
         }
         let job = rx.lock().expect("channel lock").recv();
-        let Ok((seq, src)) = job else { break };
+        let Ok((seq, pending)) = job else { break };
+        let src = pending.read(guards.max_file_bytes, std::mem::take(&mut buffer));
         progress.inc(1);
         let taken = take_source(w, cfg, guards, (seq, &src), &mut spill, &mut out);
         if matches!(taken, Ok(true)) && cfg.strict {
             abort.store(true, Ordering::Relaxed);
         }
-        if let Ok(mut bytes) = src.bytes
+        if let Ok(bytes) = src.bytes
             && bytes.capacity() <= input::MAX_KEPT_BUFFER
         {
-            bytes.clear();
-            // The reader may be done already; then the buffer is simply dropped.
-            let _ = spent.send(bytes);
+            buffer = bytes;
         }
         taken?;
     }

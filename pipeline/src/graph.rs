@@ -419,17 +419,21 @@ mod tests {
         edges
     }
 
-    /// Random chains (3.8 Å steps), dense blobs on an integer grid (many equal distances),
-    /// duplicated and non-finite positions, of every size around the 16-lane chunks.
-    #[test]
-    fn same_edges_as_the_reference_builder() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
+    /// Uniform numbers in [0, 1) from a xorshift generator: the same points on every run.
+    fn uniform(mut state: u64) -> impl FnMut() -> f32 {
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        }
+    }
+
+    /// Random chains (3.8 Å steps), dense blobs on an integer grid (many equal distances),
+    /// duplicated and non-finite positions, of every size around the eight-lane chunks.
+    #[test]
+    fn same_edges_as_the_reference_builder() {
+        let mut next = uniform(0x2545_f491_4f6c_dd1d);
         let mut sizes: Vec<usize> = (0..=40).collect();
         sizes.extend([47, 48, 49, 63, 64, 65, 200, 517, 1200]);
         for (case, &n) in sizes.iter().enumerate() {
@@ -475,13 +479,7 @@ mod tests {
     /// nearest come from the 20 Å set or, for the loneliest, the whole row.
     #[test]
     fn sparse_points_find_their_nearest_beyond_the_radius() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut next = uniform(0x9e37_79b9_7f4a_7c15);
         let (mut from_wider, mut from_row) = (0, 0);
         for n in [12, 30, 90, 200, 333] {
             let pos: Vec<[f32; 3]> = (0..n)

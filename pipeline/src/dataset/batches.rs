@@ -401,12 +401,14 @@ impl Batches {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protein::ResidueColumns;
     use crate::structure::Format;
 
-    fn protein(id: &str, n: usize, icode_at: Option<usize>) -> ProteinRecord {
+    /// A protein of `n` residues on a line, names and chains varied, one insertion code at
+    /// `icode_at`.
+    pub(crate) fn protein(id: &str, n: usize, icode_at: Option<usize>) -> ProteinRecord {
         ProteinRecord {
             protein_id: id.into(),
             entry_id: id.into(),

@@ -346,33 +346,9 @@ impl PreparedWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protein::ResidueColumns;
-    use crate::structure::Format;
 
     fn protein(id: &str, n: usize) -> ProteinRecord {
-        ProteinRecord {
-            protein_id: id.into(),
-            entry_id: id.into(),
-            chain_id: "A".into(),
-            sequence: "G".repeat(n),
-            num_residues_in_file: n as u32,
-            source: format!("{id}.pdb"),
-            source_sha256: "ab".into(),
-            format: Format::Pdb,
-            mean_plddt: None,
-            method: None,
-            resolution_angstrom: None,
-            ec_numbers: Vec::new(),
-            title: None,
-            residues: ResidueColumns {
-                name: vec!["GLY".into(); n],
-                chain: vec!["A".into(); n],
-                number: (1..=n as i32).collect(),
-                insertion_code: vec![None; n],
-                pos: (0..n).map(|i| [i as f32 * 3.8, 0.0, 0.0]).collect(),
-                b_factor: vec![0.0; n],
-            },
-        }
+        crate::dataset::batches::tests::protein(id, n, None)
     }
 
     /// Enough proteins for several row groups of edges, so batches cross the channels.

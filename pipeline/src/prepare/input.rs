@@ -1,7 +1,7 @@
 //! Where structure files come from: files, folders (recursive), `.tar` (also gzipped) and `.zip`
-//! archives. [`plan`] lists inputs in a fixed order; [`read_all`] streams each structure's bytes
-//! with the name it is known by (`archive.tar/member.cif.gz`, or the path below its folder);
-//! [`stream_all`] leaves plain files for the consumer to read ([`Pending`]).
+//! archives. [`plan`] lists inputs in a fixed order; [`stream_all`] streams each structure with the
+//! name it is known by (`archive.tar/member.cif.gz`, or the path below its folder), leaving plain
+//! files for the consumer to read ([`Pending::read`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -198,15 +198,6 @@ fn read_capped_into(
     Ok(bytes)
 }
 
-/// Reads every item in order and hands each structure to `emit`, which returns `false` to stop.
-/// Archives are read sequentially (tar has no index); a broken archive member or archive, or one
-/// over `max_file_bytes`, is emitted as a source with an error, so it is reported like any bad file.
-pub fn read_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Source) -> bool) {
-    stream_all(items, max_file_bytes, |p| {
-        emit(p.read(max_file_bytes, Vec::new()))
-    });
-}
-
 /// A structure on its way to a consumer: a plain file still to be read, so that whoever takes it
 /// reads it (parsing workers read in parallel, each into its own reused buffer), or an archive
 /// member that the archive's reader has read already.
@@ -250,7 +241,10 @@ impl Pending {
     }
 }
 
-/// [`read_all`] without reading plain files: each is handed on as [`Pending::File`].
+/// Hands every item's structures, in order, to `emit`, which returns `false` to stop. Plain files
+/// go on unread ([`Pending::File`]); archives are read here, sequentially (tar has no index), and a
+/// broken archive member or archive, or one over `max_file_bytes`, is emitted as a source with an
+/// error, so it is reported like any bad file.
 pub fn stream_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Pending) -> bool) {
     for (i, item) in items.iter().enumerate() {
         let mut tagged = |mut s: Source| {
@@ -376,6 +370,44 @@ fn archive_error(item: &Item, why: &str) -> Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every structure's source, plain files read as they come.
+    fn read_all(items: &[Item], max_file_bytes: u64, mut emit: impl FnMut(Source) -> bool) {
+        stream_all(items, max_file_bytes, |p| {
+            emit(p.read(max_file_bytes, Vec::new()))
+        });
+    }
+
+    /// A file that goes away between the plan and its reader (now a parsing worker) is that
+    /// file's error, named by the reader, and the others still read.
+    #[test]
+    fn a_file_gone_before_it_is_read_is_its_own_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["a.pdb", "b.pdb"] {
+            std::fs::write(dir.path().join(name), name).expect("write");
+        }
+        let items = plan(&[dir.path().to_owned()]).expect("plan");
+        let mut pending = Vec::new();
+        stream_all(&items, DEFAULT_MAX_FILE_BYTES, |p| {
+            pending.push(p);
+            true
+        });
+        std::fs::remove_file(dir.path().join("a.pdb")).expect("removed");
+        let read: Vec<Source> = pending
+            .into_iter()
+            .map(|p| p.read(DEFAULT_MAX_FILE_BYTES, b"stale".to_vec()))
+            .collect();
+        assert_eq!(read[0].name, "a.pdb");
+        assert!(
+            read[0]
+                .bytes
+                .as_ref()
+                .is_err_and(|e| e.contains("No such file")),
+            "{:?}",
+            read[0].bytes
+        );
+        assert_eq!(read[1].bytes.as_deref(), Ok(b"b.pdb".as_slice()));
+    }
 
     /// A reused buffer holds the last file's bytes (longer, shorter, or a failed read's): each
     /// file still reads as itself, and a file over the cap still fails.

@@ -137,7 +137,7 @@ impl Writer<'_> {
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
         let (head, rest) = self.0.split_first_chunk::<N>()?;
         self.0 = rest;
@@ -155,24 +155,22 @@ impl Reader<'_> {
     fn f32(&mut self) -> Option<f32> {
         self.take().map(f32::from_le_bytes)
     }
-    fn str(&mut self) -> Option<String> {
+    /// A length-prefixed run of bytes.
+    fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
         if self.0.len() < n {
             return None;
         }
         let (s, rest) = self.0.split_at(n);
         self.0 = rest;
-        String::from_utf8(s.to_vec()).ok()
+        Some(s)
+    }
+    fn str(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
     }
     /// A string kept inline ([`CompactString`]): residue and chain names, no allocation.
     fn short(&mut self) -> Option<CompactString> {
-        let n = self.u32()? as usize;
-        if self.0.len() < n {
-            return None;
-        }
-        let (s, rest) = self.0.split_at(n);
-        self.0 = rest;
-        CompactString::from_utf8(s).ok()
+        CompactString::from_utf8(self.bytes()?).ok()
     }
     fn opt_str(&mut self) -> Option<Option<String>> {
         match self.u8()? {

@@ -438,7 +438,7 @@ fn write_all(
         .num_threads(cfg.jobs.max(1))
         .build()
         .expect("a rayon pool with a positive thread count");
-    let mut writer = PreparedWriter::new(staging)?;
+    let mut writer = PreparedWriter::new(staging, cfg.jobs.max(1))?;
     let mut counts = Counts {
         files: envs.dirs.len(),
         proteins: read.proteins.len(),

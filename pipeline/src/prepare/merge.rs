@@ -554,7 +554,9 @@ fn write(
         })
         .collect::<Result<_, ReadError>>()?;
     progress.set_length(kept.len() as u64);
-    let mut writer = PreparedWriter::new(staging).map_err(PrepareError::from)?;
+    // Encoding threads change no byte, so merge uses the machine's cores as prepare does.
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut writer = PreparedWriter::new(staging, threads).map_err(PrepareError::from)?;
     for window in kept.chunks(WINDOW) {
         // Rows of the window's proteins, per shard and table.
         let mut rows: Vec<[HashMap<String, Vec<RecordBatch>>; 3]> = Vec::new();

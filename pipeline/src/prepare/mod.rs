@@ -709,7 +709,7 @@ fn write_tables(
         .num_threads(jobs)
         .build()
         .expect("a rayon pool with a positive thread count");
-    let mut writer = PreparedWriter::new(staging)?;
+    let mut writer = PreparedWriter::new(staging, jobs)?;
     let build = |chunk: &[IndexEntry]| -> Result<Vec<(ProteinRecord, Edges)>, PrepareError> {
         chunk
             .par_iter()

@@ -106,6 +106,60 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
+    /// The next `n` tokens appended to `row`, if they are all bare values that are neither
+    /// tags nor keywords: exactly what `n` calls of [`Tokenizer::next_token`] would give, without
+    /// handing each token back through a `Result`. Otherwise (a quoted value, a text field, a
+    /// comment, a tag, `loop_` or `data_`, the end of the text) nothing is consumed, `row` is
+    /// left as it was, and the result is `false`: the caller goes on token by token.
+    #[inline(never)]
+    pub fn bare_values(&mut self, n: usize, row: &mut Vec<Token<'a>>) -> bool {
+        let t = self.text;
+        let (mut pos, mut line, kept) = (self.pos, self.line, row.len());
+        for _ in 0..n {
+            // Comparisons, not a `match`: a match on the byte compiles to a jump table, one
+            // indirect jump per byte.
+            while pos < t.len() {
+                let c = t[pos];
+                if c == b'\n' {
+                    line += 1;
+                } else if !c.is_ascii_whitespace() {
+                    break;
+                }
+                pos += 1;
+            }
+            let Some(&first) = t.get(pos) else {
+                row.truncate(kept);
+                return false;
+            };
+            let special = first == b'#'
+                || first == b'\''
+                || first == b'"'
+                || first == b'_'
+                || (first == b';' && (pos == 0 || t[pos - 1] == b'\n'));
+            if special {
+                row.truncate(kept);
+                return false;
+            }
+            let start = pos;
+            pos += 1;
+            while pos < t.len() && !t[pos].is_ascii_whitespace() {
+                pos += 1;
+            }
+            let token = Token {
+                text: &t[start..pos],
+                quoted: 0,
+                line,
+            };
+            if matches!(first | 0x20, b'l' | b'd') && (token.is_loop() || token.is_data()) {
+                row.truncate(kept);
+                return false;
+            }
+            row.push(token);
+        }
+        (self.pos, self.line) = (pos, line);
+        true
+    }
+
     /// A `;` text field starting at `self.pos`: up to a line that starts with `;`.
     #[inline(never)]
     fn text_field(&mut self) -> Result<Option<Token<'a>>, (usize, LineError)> {
@@ -231,6 +285,70 @@ mod tests {
                 ("x".into(), false, 1)
             ]
         );
+    }
+
+    #[test]
+    fn bare_values_gives_what_next_token_gives_or_consumes_nothing() {
+        // Random texts from an alphabet of every byte the tokenizer treats specially (vertical
+        // tab included: not whitespace), read in rows of 1 to 5 values through bare_values, each
+        // row checked against next_token from the same place.
+        let alphabet = b" \t\r\n\x0b\x0c#'\";_dl.?aop";
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut rows, mut refused) = (0, 0);
+        for case in 0..20_000 {
+            let len = (random() % 120) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = random();
+                    match r % 4 {
+                        0 | 1 => b"abxy"[(r >> 8) as usize % 4],
+                        2 => b' ',
+                        _ => alphabet[(r >> 8) as usize % alphabet.len()],
+                    }
+                })
+                .collect();
+            let n = 1 + (random() % 5) as usize;
+            let mut fast = Tokenizer::new(&text);
+            let mut slow = Tokenizer::new(&text);
+            let mut row = vec![Token {
+                text: b"kept",
+                quoted: 0,
+                line: 0,
+            }];
+            loop {
+                let before = (fast.pos, fast.line);
+                if !fast.bare_values(n, &mut row) {
+                    refused += 1;
+                    assert_eq!((fast.pos, fast.line), before, "case {case}");
+                    assert_eq!(row.len(), 1, "case {case}");
+                    break;
+                }
+                rows += 1;
+                let expected: Vec<Token<'_>> = (0..n)
+                    .map(|_| slow.next_token().expect("valid").expect("a token"))
+                    .collect();
+                assert!(
+                    expected
+                        .iter()
+                        .all(|t| !(t.is_quoted() || t.is_tag() || t.is_loop() || t.is_data()))
+                );
+                assert_eq!(
+                    &row[1..],
+                    &expected[..],
+                    "case {case}: {:?}",
+                    String::from_utf8_lossy(&text)
+                );
+                assert_eq!((fast.pos, fast.line), (slow.pos, slow.line), "case {case}");
+                row.truncate(1);
+            }
+        }
+        assert!(rows > 10_000 && refused == 20_000, "{rows} rows");
     }
 
     #[test]

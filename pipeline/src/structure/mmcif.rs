@@ -280,29 +280,40 @@ fn read_atom_loop<'a>(
     let mut first_model: Option<Vec<u8>> = None;
     // The residue columns of the row that made the builder's pending residue.
     let mut pending: Option<ResidueKey<'a>> = None;
+    let mut take_row = |row: &[Token<'a>]| -> Result<(), ParseError> {
+        let keep = match cols.model {
+            None => true,
+            Some(m) => {
+                let model = row[m].text;
+                first_model.get_or_insert_with(|| model.to_vec()).as_slice() == model
+            }
+        };
+        if keep {
+            let key = ResidueKey::of(row, &cols);
+            if pending.as_ref() == Some(&key) {
+                atom_of_pending(row, &cols, &mut out)?;
+            } else {
+                atom_row(row, &cols, &mut out)?;
+                pending = Some(key);
+            }
+        }
+        Ok(())
+    };
     let mut cur = first_value;
     let mut values = 0usize;
     while let Some(v) = cur.filter(|v| !(v.is_tag() || v.is_loop() || v.is_data())) {
         row.push(v);
         values += 1;
         if row.len() == tags.len() {
-            let keep = match cols.model {
-                None => true,
-                Some(m) => {
-                    let model = row[m].text;
-                    first_model.get_or_insert_with(|| model.to_vec()).as_slice() == model
-                }
-            };
-            if keep {
-                let key = ResidueKey::of(&row, &cols);
-                if pending.as_ref() == Some(&key) {
-                    atom_of_pending(&row, &cols, &mut out)?;
-                } else {
-                    atom_row(&row, &cols, &mut out)?;
-                    pending = Some(key);
-                }
-            }
+            take_row(&row)?;
             row.clear();
+            // Rows of plain values (nearly all of them) go straight into `row`; anything else
+            // (a quote, a comment, the loop's end) is read token by token.
+            while tok.bare_values(tags.len(), &mut row) {
+                values += tags.len();
+                take_row(&row)?;
+                row.clear();
+            }
         }
         cur = next(tok)?;
     }

@@ -92,10 +92,7 @@ impl<'a> Tokenizer<'a> {
             _ => {
                 // t[pos] is not whitespace (skipped above), so the token has at least one byte.
                 let start = pos;
-                pos += 1;
-                while pos < t.len() && !t[pos].is_ascii_whitespace() {
-                    pos += 1;
-                }
+                pos = bare_end(t, pos + 1);
                 self.pos = pos;
                 Ok(Some(Token {
                     text: &t[start..pos],
@@ -141,10 +138,7 @@ impl<'a> Tokenizer<'a> {
                 return false;
             }
             let start = pos;
-            pos += 1;
-            while pos < t.len() && !t[pos].is_ascii_whitespace() {
-                pos += 1;
-            }
+            pos = bare_end(t, pos + 1);
             let token = Token {
                 text: &t[start..pos],
                 quoted: 0,
@@ -226,6 +220,15 @@ impl<'a> Tokenizer<'a> {
             }
         }
     }
+}
+
+/// Where a bare value that goes on at `pos` ends: the first whitespace from there, or the end.
+#[inline(always)]
+fn bare_end(t: &[u8], mut pos: usize) -> usize {
+    while pos < t.len() && !t[pos].is_ascii_whitespace() {
+        pos += 1;
+    }
+    pos
 }
 
 fn memchr_newline(s: &[u8]) -> Option<usize> {
